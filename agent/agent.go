@@ -1,0 +1,363 @@
+package agent
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/ocm-agent/ocm-agent/config"
+	"github.com/ocm-agent/ocm-agent/ocm"
+	"github.com/ocm-agent/ocm-agent/receiver"
+	"github.com/ocm-agent/ocm-agent/store"
+)
+
+// SecretStore keeps secrets outside the database (the OS keyring, or an
+// encrypted file on headless machines).
+type SecretStore interface {
+	Put(ctx context.Context, key string, value []byte) error
+	Get(ctx context.Context, key string) ([]byte, error)
+	Delete(ctx context.Context, key string) error
+	Backend() string
+}
+
+// Mounter is the filesystem as the agent sees it: told which shares are
+// accepted, it shows them.
+type Mounter interface {
+	SetEntries(entries []MountEntry)
+}
+
+// MountEntry is one accepted share as the mount needs it.
+type MountEntry struct {
+	ID       string
+	Name     string
+	Origin   string
+	IsDir    bool
+	URL      string
+	Writable bool
+}
+
+// Version is set by the build.
+var Version = "dev"
+
+// Agent is the running daemon's core.
+type Agent struct {
+	cfg     config.Config
+	store   *store.Store
+	secrets SecretStore
+	log     *slog.Logger
+	events  *bus
+	started time.Time
+
+	shareLocks [64]sync.Mutex // serialise receipt of the same (peer, providerId)
+
+	mu            sync.Mutex
+	mounter       Mounter
+	resolver      URLResolver
+	mountErr      string
+	errs          []string
+	trust         PeerTrust
+	secretsStatus SecretsStatus
+
+	// Published in the discovery document by the parts that implement them.
+	capabilities  []string
+	jwksURI       string
+	legacyKey     *ocm.LegacyPublicKey
+	tokenEndPoint string
+	inviteDialog  string
+}
+
+// URLResolver turns a share's webdav URI into an absolute URL, discovering
+// the sender's WebDAV root where the URI is relative.
+type URLResolver interface {
+	ResolveWebDAV(ctx context.Context, peer, uri string) (string, error)
+}
+
+// Options are the parts an Agent is built from.
+type Options struct {
+	Config  config.Config
+	Store   *store.Store
+	Secrets SecretStore
+	Logger  *slog.Logger
+}
+
+// New builds an agent over an open store and secret store.
+func New(o Options) *Agent {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return &Agent{cfg: o.Config, store: o.Store, secrets: o.Secrets, log: o.Logger, events: newBus(), started: time.Now()}
+}
+
+// Config is the configuration the agent runs with.
+func (a *Agent) Config() config.Config { return a.cfg }
+
+// Store is the agent's database.
+func (a *Agent) Store() *store.Store { return a.store }
+
+// SetMounter connects the filesystem; nil disconnects it.
+func (a *Agent) SetMounter(m Mounter, r URLResolver) {
+	a.mu.Lock()
+	a.mounter, a.resolver = m, r
+	a.mu.Unlock()
+}
+
+// SetMountError records why the mount is not available ("" when it is).
+func (a *Agent) SetMountError(msg string) {
+	a.mu.Lock()
+	a.mountErr = msg
+	a.mu.Unlock()
+	a.events.publish("status", "", "")
+}
+
+func (a *Agent) recordError(msg string) {
+	a.mu.Lock()
+	a.errs = append(a.errs, time.Now().UTC().Format(time.RFC3339)+" "+msg)
+	if len(a.errs) > 20 {
+		a.errs = a.errs[len(a.errs)-20:]
+	}
+	a.mu.Unlock()
+}
+
+func newID() string {
+	var b [12]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("crypto/rand failed: " + err.Error()) // the platform is broken; nothing safe to do
+	}
+	return hex.EncodeToString(b[:])
+}
+
+func secretKey(shareID string) string { return "share/" + shareID + "/secret" }
+
+// Peer is who sent a request, as the receiver established it.
+type Peer = receiver.Peer
+
+// ReceiveShare stores a Share Creation Notification from peer. It returns
+// only once the share and its secret are durable. The returned string is
+// the recipient display name for the 201 answer.
+func (a *Agent) ReceiveShare(ctx context.Context, ns *ocm.NewShare, peer Peer) (string, error) {
+	if !ocm.SameProvider(ns.ShareWith.Host, a.cfg.PublicHost()) || ns.ShareWith.User != a.cfg.User {
+		return "", invalid("shareWith", "NOT_FOUND: no such user on this server")
+	}
+	if !ns.Expiration.IsZero() && !ns.Expiration.After(time.Now()) {
+		return "", invalid("expiration", "the share has already expired")
+	}
+	if err := a.checkPolicy(peer.Host); err != nil {
+		return "", err
+	}
+	if ns.Secret() == "" {
+		return "", invalid("protocol.webdav.sharedSecret", "is required")
+	}
+	sh := store.Share{
+		Peer: peer.Host, ProviderID: ns.ProviderID, Name: ns.Name, Description: ns.Description,
+		ShareWith: ns.ShareWith.String(), Owner: ns.Owner.String(), Sender: ns.Sender.String(),
+		OwnerDisplayName: ns.OwnerDisplayName, SenderDisplayName: ns.SenderDisplayName,
+		ShareType: ns.ShareType, ResourceType: ns.ResourceType, Expiration: ns.Expiration,
+		Dialect: string(ns.Dialect), Protocols: ns.Protocols, Requirements: ns.Requirements,
+		LegacyCode: ns.Code != "" && (ns.WebDAV == nil || ns.WebDAV.SharedSecret == ""),
+		State:      store.StatePending,
+	}
+	if peer.Signed {
+		sh.SignedBy = peer.Profile + " " + peer.KeyID
+	}
+	if w := ns.WebDAV; w != nil {
+		sh.WebDAVURI, sh.Permissions, sh.LegacyPermissions, sh.AccessTypes, sh.Size = w.URI, w.Permissions, w.LegacyPermissions, w.AccessTypes, w.Size
+	}
+
+	lock := &a.shareLocks[stripe(peer.Host, ns.ProviderID)]
+	lock.Lock()
+	defer lock.Unlock()
+
+	existing, err := a.store.ShareByProviderID(ctx, peer.Host, ns.ProviderID)
+	isNew := errors.Is(err, store.ErrNotFound)
+	switch {
+	case isNew:
+		sh.ID = newID()
+	case err != nil:
+		return "", a.unavailable("look up share", err)
+	default:
+		sh.ID = existing.ID
+	}
+	if err := a.secrets.Put(ctx, secretKey(sh.ID), []byte(ns.Secret())); err != nil {
+		return "", a.unavailable("store share secret", err)
+	}
+	stored, _, err := a.store.PutShare(ctx, sh)
+	if err != nil {
+		if isNew {
+			if derr := a.secrets.Delete(context.WithoutCancel(ctx), secretKey(sh.ID)); derr != nil {
+				a.log.Warn("could not delete the secret of a share that was not stored", "share", sh.ID, "err", derr)
+			}
+		}
+		return "", a.unavailable("store share", err)
+	}
+	a.log.Info("share received", "share", stored.ID, "name", stored.Name, "from", stored.Sender,
+		"peer", stored.Peer, "dialect", stored.Dialect, "signed", peer.Signed, "update", !isNew)
+	a.events.publish("share", stored.ID, stored.State)
+	if stored.State == store.StateAccepted {
+		a.refreshMount(ctx)
+	}
+	return a.cfg.DisplayName, nil
+}
+
+// unavailable maps a storage failure onto 503, logging the cause.
+func (a *Agent) unavailable(what string, err error) error {
+	a.log.Error("storage failure", "op", what, "err", err)
+	a.recordError(what + ": " + err.Error())
+	return &Error{Status: http.StatusServiceUnavailable, Message: "TEMPORARILY_UNAVAILABLE"}
+}
+
+func stripe(peer, providerID string) int {
+	h := fnv.New32a()
+	h.Write([]byte(peer))
+	h.Write([]byte{0})
+	h.Write([]byte(providerID))
+	return int(h.Sum32() % 64)
+}
+
+// checkPolicy applies the allow and deny lists to a peer host.
+func (a *Agent) checkPolicy(host string) error {
+	for _, d := range a.cfg.DenyServers {
+		if ocm.SameProvider(d, host) || ocm.SameProvider(d, ocm.HostOnly(host)) {
+			return errorf(http.StatusForbidden, "this server is not allowed to share with this user")
+		}
+	}
+	if len(a.cfg.AllowServers) > 0 {
+		for _, d := range a.cfg.AllowServers {
+			if ocm.SameProvider(d, host) || ocm.SameProvider(d, ocm.HostOnly(host)) {
+				return nil
+			}
+		}
+		return errorf(http.StatusForbidden, "this server is not allowed to share with this user")
+	}
+	return nil
+}
+
+// Shares lists shares: all of them, or the live ones (pending, accepted, error).
+func (a *Agent) Shares(ctx context.Context, all bool) ([]store.Share, error) {
+	if all {
+		return a.store.Shares(ctx)
+	}
+	return a.store.Shares(ctx, store.StatePending, store.StateAccepted, store.StateError)
+}
+
+// Share returns one share by id.
+func (a *Agent) Share(ctx context.Context, id string) (store.Share, error) {
+	sh, err := a.store.Share(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return sh, fmt.Errorf("no share with id %q: %w", id, ErrNotFound)
+	}
+	return sh, err
+}
+
+// AcceptShare accepts a pending share (or retries one in error).
+func (a *Agent) AcceptShare(ctx context.Context, id string) (store.Share, error) {
+	sh, err := a.changeState(ctx, id, store.StateAccepted, store.StatePending, store.StateError)
+	if err != nil {
+		return sh, err
+	}
+	a.refreshMount(ctx)
+	return sh, nil
+}
+
+// DeclineShare declines a pending share and forgets its secret.
+func (a *Agent) DeclineShare(ctx context.Context, id string) (store.Share, error) {
+	sh, err := a.changeState(ctx, id, store.StateDeclined, store.StatePending, store.StateError)
+	if err != nil {
+		return sh, err
+	}
+	a.forgetSecret(ctx, id)
+	return sh, nil
+}
+
+// RemoveShare removes an accepted share on the user's side.
+func (a *Agent) RemoveShare(ctx context.Context, id string) (store.Share, error) {
+	sh, err := a.changeState(ctx, id, store.StateRemoved, store.StateAccepted, store.StatePending, store.StateError)
+	if err != nil {
+		return sh, err
+	}
+	a.forgetSecret(ctx, id)
+	a.refreshMount(ctx)
+	return sh, nil
+}
+
+func (a *Agent) changeState(ctx context.Context, id, to string, from ...string) (store.Share, error) {
+	sh, err := a.store.SetShareState(ctx, id, to, "", from...)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return sh, fmt.Errorf("no share with id %q: %w", id, ErrNotFound)
+	case errors.Is(err, store.ErrConflict):
+		return sh, fmt.Errorf("share %s is %s and cannot become %s: %w", id, sh.State, to, ErrConflict)
+	case err != nil:
+		return sh, err
+	}
+	a.log.Info("share state changed", "share", id, "state", to)
+	a.events.publish("share", id, to)
+	return sh, nil
+}
+
+func (a *Agent) forgetSecret(ctx context.Context, id string) {
+	if err := a.secrets.Delete(context.WithoutCancel(ctx), secretKey(id)); err != nil {
+		a.log.Warn("could not delete a share's secret", "share", id, "err", err)
+		a.recordError("delete secret of share " + id + ": " + err.Error())
+	}
+}
+
+// ShareSecret returns the stored secret of a share (for the token code).
+func (a *Agent) ShareSecret(ctx context.Context, id string) (string, error) {
+	b, err := a.secrets.Get(ctx, secretKey(id))
+	if err != nil {
+		return "", fmt.Errorf("secret of share %s: %w", id, err)
+	}
+	return string(b), nil
+}
+
+// Subscribe streams events after seq; see bus.subscribe.
+func (a *Agent) Subscribe(after uint64) ([]Event, <-chan Event, func()) {
+	return a.events.subscribe(after)
+}
+
+// refreshMount tells the mount which shares are accepted now.
+func (a *Agent) refreshMount(ctx context.Context) {
+	a.mu.Lock()
+	m, r := a.mounter, a.resolver
+	a.mu.Unlock()
+	if m == nil {
+		return
+	}
+	shares, err := a.store.Shares(ctx, store.StateAccepted)
+	if err != nil {
+		a.log.Error("cannot list accepted shares for the mount", "err", err)
+		return
+	}
+	entries := make([]MountEntry, 0, len(shares))
+	for _, sh := range shares {
+		u := sh.WebDAVURI
+		if r != nil {
+			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			u, err = r.ResolveWebDAV(rctx, sh.Peer, sh.WebDAVURI)
+			cancel()
+			if err != nil {
+				a.log.Warn("cannot find the WebDAV address of a share", "share", sh.ID, "err", err)
+				continue
+			}
+		}
+		entries = append(entries, MountEntry{ID: sh.ID, Name: sh.Name, Origin: sh.Sender,
+			IsDir: sh.ResourceType == "folder", URL: u, Writable: contains(sh.Permissions, "write")})
+	}
+	m.SetEntries(entries)
+}
+
+func contains(l []string, s string) bool {
+	for _, x := range l {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

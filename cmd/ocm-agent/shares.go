@@ -1,0 +1,188 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/ocm-agent/ocm-agent/control"
+	"github.com/spf13/cobra"
+)
+
+func newStatus() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show whether the daemon runs, its OCM address, mount and secret store",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, err := client().Status(cmd.Context())
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				return writeJSON(out, st)
+			}
+			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+			fmt.Fprintf(tw, "OCM address:\t%s\n", st.Address)
+			fmt.Fprintf(tw, "Endpoint:\t%s/ocm (listening on %s)\n", st.PublicURL, st.Listen)
+			fmt.Fprintf(tw, "Mount:\t%s (%s)\n", orDash(st.Mount), st.MountState)
+			secrets := st.SecretsBackend
+			if st.SecretsReason != "" {
+				secrets += " (" + st.SecretsReason + ")"
+			}
+			fmt.Fprintf(tw, "Secrets:\t%s\n", secrets)
+			fmt.Fprintf(tw, "Pending shares:\t%d\n", st.Pending)
+			fmt.Fprintf(tw, "Running since:\t%s (version %s)\n", st.StartedAt.Local().Format(time.RFC1123), st.Version)
+			for _, e := range st.Errors {
+				fmt.Fprintf(tw, "Recent error:\t%s\n", e)
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func newShares() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "shares",
+		Short: "List, show, accept, decline or remove received shares",
+	}
+	var asJSON, all bool
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List received shares (pending, accepted and failed; --all for every state)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			shares, err := client().Shares(cmd.Context(), all)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(cmd.OutOrStdout(), shares)
+			}
+			if len(shares) == 0 {
+				fmt.Fprintln(cmd.OutOrStdout(), "No shares yet. Your OCM address is shown by 'ocm-agent status'.")
+				return nil
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tSTATE\tTYPE\tNAME\tFROM\tRECEIVED")
+			for _, s := range shares {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.State, s.ResourceType, clean(s.Name), senderOf(s), s.CreatedAt.Local().Format("2006-01-02 15:04"))
+			}
+			return tw.Flush()
+		},
+	}
+	list.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	list.Flags().BoolVar(&all, "all", false, "include declined and removed shares")
+
+	var showJSON bool
+	show := &cobra.Command{
+		Use:   "show ID",
+		Short: "Show one share in detail",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := client().Share(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if showJSON {
+				return writeJSON(cmd.OutOrStdout(), s)
+			}
+			printShare(cmd.OutOrStdout(), s)
+			return nil
+		},
+	}
+	show.Flags().BoolVar(&showJSON, "json", false, "print JSON")
+
+	cmd.AddCommand(list, show,
+		shareAction("accept", "Accept a pending share: it appears in the mount and the sender is told"),
+		shareAction("decline", "Decline a pending share: its secret is deleted and the sender is told"),
+		shareAction("remove", "Remove a share you accepted: it leaves the mount and its secret is deleted"))
+	return cmd
+}
+
+func shareAction(action, short string) *cobra.Command {
+	return &cobra.Command{
+		Use:   action + " ID",
+		Short: short,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := client().ShareAction(cmd.Context(), args[0], action)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Share %s (%s from %s) is now %s.\n", s.ID, clean(s.Name), senderOf(s), s.State)
+			return nil
+		},
+	}
+}
+
+func printShare(w io.Writer, s control.Share) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	row := func(k, v string) {
+		if v != "" {
+			fmt.Fprintf(tw, "%s:\t%s\n", k, v)
+		}
+	}
+	row("ID", s.ID)
+	row("Name", clean(s.Name))
+	row("State", s.State)
+	row("Error", s.Error)
+	row("Type", s.ResourceType)
+	row("From", senderOf(s))
+	row("Owner", s.Owner)
+	row("Server", s.Peer)
+	row("Description", clean(s.Description))
+	row("Permissions", strings.Join(s.Permissions, ", "))
+	row("Requirements", strings.Join(s.Requirements, ", "))
+	row("Protocols", strings.Join(s.Protocols, ", "))
+	row("WebDAV URI", s.WebDAVURI)
+	if !s.Expiration.IsZero() {
+		row("Expires", s.Expiration.Local().Format(time.RFC1123))
+	}
+	signed := "no"
+	if s.SignedBy != "" {
+		signed = s.SignedBy
+	}
+	row("Signed", signed)
+	row("Received", s.CreatedAt.Local().Format(time.RFC1123))
+	row("Provider ID", s.ProviderID)
+	tw.Flush()
+}
+
+func senderOf(s control.Share) string {
+	if s.SenderDisplayName != "" {
+		return clean(s.SenderDisplayName) + " <" + s.Sender + ">"
+	}
+	return s.Sender
+}
+
+// clean keeps a peer-chosen string from moving the terminal's cursor or
+// changing its colours.
+func clean(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return '?'
+		}
+		return r
+	}, s)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

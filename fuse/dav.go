@@ -1,0 +1,371 @@
+package ocmfs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// WebDAV requests are made with plain net/http, not gowebdav, for everything on
+// the hot path: gowebdav builds requests without a context (so nothing can be
+// bounded or cancelled), asks for more properties than needed, reads whole
+// multistatus documents without a size limit, skips the "self" entry of a
+// listing by position only, buffers request bodies for its auth retry (a whole
+// upload in memory), and turns a MOVE answered 409 into MkdirAll. gowebdav is
+// used for MKCOL and DELETE only (see gowebdav.go), through the same transport.
+
+const (
+	maxPropfindBody = 128 << 20 // a multistatus for ~300k entries
+	maxErrorBody    = 64 << 10  // read (and dropped) from error answers to reuse the connection
+)
+
+// davClient sends authorized WebDAV requests for shares.
+type davClient struct {
+	hc      *http.Client
+	auth    Authorizer
+	timeout time.Duration
+	log     *slog.Logger
+}
+
+func newDavClient(base *http.Client, auth Authorizer, timeout time.Duration, log *slog.Logger) *davClient {
+	var rt http.RoundTripper
+	if base != nil && base.Transport != nil {
+		rt = base.Transport
+	} else {
+		rt = &http.Transport{
+			Proxy:                 http.ProxyFromEnvironment,
+			DialContext:           (&net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}).DialContext,
+			ForceAttemptHTTP2:     true,
+			MaxIdleConns:          64,
+			MaxIdleConnsPerHost:   16,
+			IdleConnTimeout:       90 * time.Second,
+			TLSHandshakeTimeout:   timeout,
+			ExpectContinueTimeout: time.Second,
+			ReadBufferSize:        64 << 10,
+			WriteBufferSize:       64 << 10,
+		}
+	}
+	hc := &http.Client{
+		Transport: rt,
+		// Redirects are followed for GET and HEAD only, and only on the same
+		// host (credentials are never sent elsewhere). For other methods the
+		// 3xx comes back to the caller.
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if len(via) >= 5 {
+				return errors.New("too many redirects")
+			}
+			if m := via[0].Method; m != http.MethodGet && m != http.MethodHead {
+				return http.ErrUseLastResponse
+			}
+			if req.URL.Host != via[0].URL.Host {
+				return http.ErrUseLastResponse
+			}
+			return nil
+		},
+	}
+	return &davClient{hc: hc, auth: auth, timeout: timeout, log: log}
+}
+
+// watchdog cancels a request context when no progress was made for d: no
+// answer headers, no body bytes read, no upload bytes consumed.
+type watchdog struct {
+	t      *time.Timer
+	d      time.Duration
+	cancel context.CancelCauseFunc
+	once   sync.Once
+}
+
+func newWatchdog(parent context.Context, d time.Duration) (context.Context, *watchdog) {
+	ctx, cancel := context.WithCancelCause(parent)
+	w := &watchdog{d: d, cancel: cancel}
+	w.t = time.AfterFunc(d, func() { cancel(errTimeout) })
+	return ctx, w
+}
+
+func (w *watchdog) kick() { w.t.Reset(w.d) }
+
+func (w *watchdog) stop() {
+	w.once.Do(func() {
+		w.t.Stop()
+		w.cancel(context.Canceled)
+	})
+}
+
+// wdBody is a response body that kicks the watchdog on progress and stops it
+// when closed.
+type wdBody struct {
+	rc io.ReadCloser
+	w  *watchdog
+}
+
+func (b *wdBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	if n > 0 {
+		b.w.kick()
+	}
+	return n, err
+}
+
+func (b *wdBody) Close() error {
+	err := b.rc.Close()
+	b.w.stop()
+	return err
+}
+
+// wdReader is an upload body that kicks the watchdog as the transport reads it.
+type wdReader struct {
+	r io.Reader
+	w *watchdog
+}
+
+func (r *wdReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if n > 0 {
+		r.w.kick()
+	}
+	return n, err
+}
+
+// request describes one WebDAV call; body, if set, is called for each attempt.
+type request struct {
+	method  string
+	url     string
+	header  http.Header
+	body    func() (io.Reader, int64, error)
+	shareID string
+}
+
+// do sends r with credentials from the Authorizer. A 401 invalidates the
+// credentials and the request is sent once more; a second 401 is returned as
+// a statusError. The returned body must be closed; it is bounded in time by
+// the watchdog (no progress for the client timeout cancels it).
+func (c *davClient) do(ctx context.Context, r request) (*http.Response, error) {
+	for attempt := 0; ; attempt++ {
+		resp, err := c.once(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		if resp.StatusCode == http.StatusUnauthorized && attempt == 0 {
+			drainClose(resp)
+			c.auth.Invalidate(r.shareID)
+			c.log.Debug("webdav answered 401, credentials renewed", "share", r.shareID, "method", r.method)
+			continue
+		}
+		return resp, nil
+	}
+}
+
+func (c *davClient) once(ctx context.Context, r request) (*http.Response, error) {
+	wctx, w := newWatchdog(ctx, c.timeout)
+	var body io.Reader
+	var length int64
+	if r.body != nil {
+		b, n, err := r.body()
+		if err != nil {
+			w.stop()
+			return nil, err
+		}
+		body, length = &wdReader{r: b, w: w}, n
+	}
+	req, err := http.NewRequestWithContext(wctx, r.method, r.url, body)
+	if err != nil {
+		w.stop()
+		return nil, fmt.Errorf("webdav %s: %w", r.method, err)
+	}
+	if body != nil {
+		req.ContentLength = length
+		if length == 0 {
+			req.Body = http.NoBody
+		}
+	}
+	for k, v := range r.header {
+		req.Header[k] = v
+	}
+	if err := c.auth.Authorize(wctx, r.shareID, req); err != nil {
+		w.stop()
+		return nil, &authError{err}
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		w.stop()
+		if cause := context.Cause(wctx); errors.Is(cause, errTimeout) {
+			return nil, fmt.Errorf("webdav %s: %w", r.method, errTimeout)
+		}
+		return nil, fmt.Errorf("webdav %s: %w", r.method, scrubURLError(err))
+	}
+	w.kick()
+	resp.Body = &wdBody{rc: resp.Body, w: w}
+	return resp, nil
+}
+
+// scrubURLError drops the URL from a *url.Error: share URLs can carry
+// secrets in their path with some servers, and they must not reach logs.
+func scrubURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("%s: %w", ue.Op, ue.Err)
+	}
+	return err
+}
+
+// drainClose reads a little of an unwanted body so that the connection can be
+// reused, then closes it.
+func drainClose(resp *http.Response) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody))
+	_ = resp.Body.Close()
+}
+
+// readErr maps an error from reading a body, noting a watchdog timeout.
+func readErr(method string, err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, errTimeout) {
+		return fmt.Errorf("webdav %s: read body: %w", method, errTimeout)
+	}
+	return fmt.Errorf("webdav %s: read body: %w", method, err)
+}
+
+const propfindBody = `<?xml version="1.0" encoding="utf-8"?>` +
+	`<d:propfind xmlns:d="DAV:" xmlns:oc="http://owncloud.org/ns"><d:prop>` +
+	`<d:resourcetype/><d:getcontentlength/><d:getlastmodified/><d:getetag/><oc:fileid/>` +
+	`</d:prop></d:propfind>`
+
+// propfind lists u (depth "0" or "1"). A 3xx to the same URL with a slash
+// added (a collection asked for without one) is followed once.
+func (c *davClient) propfind(ctx context.Context, shareID, u, depth string) (*listing, string, error) {
+	for hop := 0; hop < 2; hop++ {
+		resp, err := c.do(ctx, request{
+			method:  "PROPFIND",
+			url:     u,
+			shareID: shareID,
+			header: http.Header{
+				"Depth":        {depth},
+				"Content-Type": {"application/xml; charset=utf-8"},
+			},
+			body: func() (io.Reader, int64, error) {
+				return strings.NewReader(propfindBody), int64(len(propfindBody)), nil
+			},
+		})
+		if err != nil {
+			return nil, u, err
+		}
+		switch {
+		case resp.StatusCode == http.StatusMultiStatus:
+			l, err := parseMultistatus(io.LimitReader(resp.Body, maxPropfindBody), u)
+			// Stop the watchdog; a truncated document is an error from the parser.
+			_ = resp.Body.Close()
+			if err != nil {
+				return nil, u, readErr("PROPFIND", err)
+			}
+			return l, u, nil
+		case resp.StatusCode >= 300 && resp.StatusCode < 400 && hop == 0:
+			loc, lerr := resp.Location()
+			drainClose(resp)
+			if lerr != nil || loc.Host != mustHost(u) || strings.TrimSuffix(loc.Path, "/") != strings.TrimSuffix(mustPath(u), "/") {
+				return nil, u, &statusError{Method: "PROPFIND", Code: resp.StatusCode}
+			}
+			u = loc.String()
+			continue
+		default:
+			drainClose(resp)
+			return nil, u, &statusError{Method: "PROPFIND", Code: resp.StatusCode}
+		}
+	}
+	return nil, u, &statusError{Method: "PROPFIND", Code: http.StatusLoopDetected}
+}
+
+func mustHost(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return ""
+	}
+	return p.Host
+}
+
+func mustPath(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return ""
+	}
+	return p.Path
+}
+
+// head asks for the metadata of a file with HEAD, for servers that refuse
+// PROPFIND on a single-file share.
+func (c *davClient) head(ctx context.Context, shareID, u string) (info, error) {
+	resp, err := c.do(ctx, request{method: http.MethodHead, url: u, shareID: shareID})
+	if err != nil {
+		return info{}, err
+	}
+	drainClose(resp)
+	if resp.StatusCode != http.StatusOK {
+		return info{}, &statusError{Method: "HEAD", Code: resp.StatusCode}
+	}
+	in := info{size: resp.ContentLength, etag: resp.Header.Get("ETag")}
+	if in.size < 0 {
+		in.size = 0
+	}
+	if t, err := http.ParseTime(resp.Header.Get("Last-Modified")); err == nil {
+		in.mtime = t
+	}
+	return in, nil
+}
+
+// getRange fetches [off, off+n) of u into buf[:n] (buf may be filled partly
+// when the file is shorter). progress, if set, is told how many bytes of buf
+// are valid as they arrive. It returns the number of bytes read; a short count
+// with a nil error means end of file.
+func (c *davClient) getRange(ctx context.Context, shareID, u string, off int64, buf []byte, progress func(int)) (int, error) {
+	n := len(buf)
+	resp, err := c.do(ctx, request{
+		method:  http.MethodGet,
+		url:     u,
+		shareID: shareID,
+		header:  http.Header{"Range": {"bytes=" + strconv.FormatInt(off, 10) + "-" + strconv.FormatInt(off+int64(n)-1, 10)}},
+	})
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var body io.Reader = resp.Body
+	switch resp.StatusCode {
+	case http.StatusPartialContent:
+	case http.StatusOK:
+		// The server ignored Range: skip to off. This is the only case where
+		// more than asked is transferred, and only up to off+n.
+		if off > 0 {
+			if _, err := io.CopyN(io.Discard, resp.Body, off); err != nil {
+				if errors.Is(err, io.EOF) {
+					return 0, nil
+				}
+				return 0, readErr("GET", err)
+			}
+		}
+	case http.StatusRequestedRangeNotSatisfiable:
+		return 0, nil
+	default:
+		return 0, &statusError{Method: "GET", Code: resp.StatusCode}
+	}
+	got := 0
+	for got < n {
+		m, err := body.Read(buf[got:n])
+		got += m
+		if m > 0 && progress != nil {
+			progress(got)
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return got, readErr("GET", err)
+		}
+	}
+	return got, nil
+}

@@ -1,0 +1,11 @@
+// Package ocmfs is the ocm-agent filesystem: one FUSE mount (go-fuse v2) whose
+// root holds one entry per accepted share, a folder share as a directory and a
+// file share as a file, each backed by the sender's WebDAV server.
+//
+// It owns the safe naming of root entries, the metadata cache (one PROPFIND
+// Depth 1 per directory, short TTL, ETag revalidation), ranged reads with
+// sequential read-ahead, the write-back spool (local files uploaded with a
+// streamed PUT on close/fsync, kept until the server has them) and the mapping
+// of network failures to errno values within a bounded time. Credentials come
+// from an Authorizer; this package never sees how they are stored.
+package ocmfs

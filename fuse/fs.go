@@ -1,0 +1,401 @@
+package ocmfs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+)
+
+// Entry is one accepted share as the mount shows it.
+type Entry struct {
+	ID     string // stable share id
+	Name   string // share name from the sender (untrusted)
+	Origin string // sender's OCM address, used in collision suffixes, e.g. "alice@cloud.example"
+	// IsDir is the sender's word on folder vs file. It may be wrong (some
+	// Nextcloud versions call folders "file"): a PROPFIND Depth 0 (HEAD when
+	// PROPFIND is refused) decides.
+	IsDir    bool
+	URL      string // absolute WebDAV URL of the shared resource (folder root or the file)
+	Writable bool
+}
+
+// Authorizer sets credentials on WebDAV requests of a share.
+type Authorizer interface {
+	// Authorize sets the Authorization header of req.
+	Authorize(ctx context.Context, shareID string, req *http.Request) error
+	// Invalidate is called after a 401; the next Authorize renews (once).
+	Invalidate(shareID string)
+}
+
+// Options configure a mount.
+type Options struct {
+	Dir    string // mount point
+	FSName string // shown as the filesystem's source (df, file managers); default "ocm-agent"
+	// Timeout bounds every operation that waits on a peer: no progress for
+	// this long fails it with ETIMEDOUT (EIO for other failures). Default 5s.
+	Timeout time.Duration
+	// SpoolDir keeps written files until their upload succeeded; it should be
+	// in the state directory so that uploads survive a crash. Required.
+	SpoolDir string
+	// Client supplies the transport for WebDAV requests (its Transport only;
+	// redirect policy and timeouts are this package's). Optional.
+	Client *http.Client
+	Logger *slog.Logger
+	// MetadataTTL is how long a directory listing (and the kernel's entry and
+	// attribute caches) are trusted before asking the server again. Default 10s.
+	MetadataTTL time.Duration
+}
+
+// Defaults.
+const (
+	DefaultTimeout     = 5 * time.Second
+	DefaultMetadataTTL = 10 * time.Second
+	subtype            = "ocm-agent"
+)
+
+// retryInterval is how often failed uploads are tried again.
+var retryInterval = 30 * time.Second
+
+// FS is a mounted share filesystem.
+type FS struct {
+	o      Options
+	log    *slog.Logger
+	dav    *davClient
+	server *fuse.Server
+	root   *rootNode
+	spool  *spool
+	uid    uint32
+	gid    uint32
+	start  time.Time
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	kick   chan struct{}
+
+	mu      sync.Mutex
+	shares  map[string]*share // by id
+	names   map[string]*share // by root entry name
+	unmount sync.Once
+}
+
+// Mount mounts the filesystem at o.Dir, clearing a stale mount left there by
+// a killed agent first. Leftover spool files from an earlier run are uploaded
+// in the background once their shares are known (see PendingUploads). ctx
+// bounds the mounting only; the filesystem lives until Unmount.
+func Mount(ctx context.Context, o Options, auth Authorizer) (*FS, error) {
+	if o.Dir == "" {
+		return nil, errors.New("mount: no directory")
+	}
+	if o.SpoolDir == "" {
+		return nil, errors.New("mount: no spool directory")
+	}
+	if auth == nil {
+		return nil, errors.New("mount: no authorizer")
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.MetadataTTL <= 0 {
+		o.MetadataTTL = DefaultMetadataTTL
+	}
+	if o.FSName == "" {
+		o.FSName = subtype
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	dir, err := filepath.Abs(o.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("mount: %w", err)
+	}
+	o.Dir = dir
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("mount: %w", err)
+	}
+	if err := ClearStale(dir); err != nil {
+		return nil, fmt.Errorf("mount: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("mount: %w", err)
+	}
+	log := o.Logger.With("component", "mount")
+	f := &FS{
+		o:      o,
+		log:    log,
+		dav:    newDavClient(o.Client, auth, o.Timeout, log),
+		uid:    uint32(os.Getuid()),
+		gid:    uint32(os.Getgid()),
+		start:  time.Now(),
+		kick:   make(chan struct{}, 1),
+		shares: map[string]*share{},
+		names:  map[string]*share{},
+	}
+	f.ctx, f.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	sp, err := openSpool(f, o.SpoolDir)
+	if err != nil {
+		f.cancel()
+		return nil, fmt.Errorf("mount: %w", err)
+	}
+	f.spool = sp
+	f.root = &rootNode{f: f}
+
+	ttl := o.MetadataTTL
+	neg := min(ttl, time.Second)
+	opts := &fs.Options{
+		MountOptions: fuse.MountOptions{
+			FsName:        o.FSName,
+			Name:          subtype,
+			MaxWrite:      1 << 20,
+			MaxReadAhead:  128 << 10,
+			MaxBackground: 64,
+			// ls -l asks for ACL and SELinux xattrs of every entry: answer
+			// ENOSYS once so that the kernel stops asking.
+			DisableXAttrs: true,
+			// With O_TRUNC passed to OPEN, an open for rewriting does not
+			// download the old content first.
+			ExtraCapabilities: fuse.CAP_ATOMIC_O_TRUNC,
+			Logger:            slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		},
+		EntryTimeout:    &ttl,
+		AttrTimeout:     &ttl,
+		NegativeTimeout: &neg,
+		UID:             f.uid,
+		GID:             f.gid,
+		Logger:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	server, err := fs.Mount(dir, f.root, opts)
+	if err != nil {
+		f.cancel()
+		return nil, fmt.Errorf("mount %s: %w", dir, err)
+	}
+	f.server = server
+	f.wg.Add(1)
+	go f.retryLoop()
+	if n := len(f.spool.pending()); n > 0 {
+		log.Info("spooled writes from an earlier run wait for upload", "count", n)
+	}
+	log.Info("mounted", "dir", dir)
+	return f, nil
+}
+
+// Unmount unmounts the filesystem (lazily if it is busy) and stops background
+// work. Writes not uploaded yet stay in the spool for the next start.
+func (f *FS) Unmount() error {
+	var err error
+	f.unmount.Do(func() {
+		err = f.server.Unmount()
+		if err != nil {
+			f.log.Warn("unmount busy, detaching lazily", "err", err)
+			if lerr := lazyUnmount(f.o.Dir); lerr != nil {
+				err = fmt.Errorf("unmount %s: %w", f.o.Dir, errors.Join(err, lerr))
+			} else {
+				err = nil
+			}
+		}
+		f.cancel()
+		f.wg.Wait()
+		f.spool.close()
+		if err == nil {
+			f.log.Info("unmounted", "dir", f.o.Dir)
+		}
+	})
+	return err
+}
+
+// Dir is the mount point.
+func (f *FS) Dir() string { return f.o.Dir }
+
+// SetEntries makes the root show exactly these shares. Entries are matched to
+// the current ones by ID; the kernel is told about every name that appeared or
+// went away.
+func (f *FS) SetEntries(entries []Entry) {
+	sorted := append([]Entry(nil), entries...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].ID < sorted[j].ID })
+
+	type note struct {
+		name string
+		gone bool
+	}
+	var notes []note
+	var fresh []*share
+
+	f.mu.Lock()
+	want := make(map[string]Entry, len(sorted))
+	for _, e := range sorted {
+		if e.ID == "" {
+			continue
+		}
+		want[e.ID] = e
+	}
+	// Leaving (or changing in a way that needs a fresh entry) first, so that
+	// their names are free for the newcomers.
+	for id, sh := range f.shares {
+		e, ok := want[id]
+		if ok && e.URL == sh.entry.URL && e.Name == sh.entry.Name && e.Origin == sh.entry.Origin {
+			continue
+		}
+		delete(f.shares, id)
+		if f.names[sh.name] == sh {
+			delete(f.names, sh.name)
+		}
+		sh.markGone()
+		notes = append(notes, note{name: sh.name, gone: true})
+	}
+	taken := func(n string) bool { _, ok := f.names[n]; return ok }
+	for _, e := range sorted {
+		if e.ID == "" {
+			continue
+		}
+		if sh, ok := f.shares[e.ID]; ok {
+			sh.setWritable(e.Writable)
+			continue
+		}
+		sh := newShare(f, e)
+		sh.name = uniqueName(e.Name, e.Origin, e.IsDir, taken)
+		f.shares[e.ID] = sh
+		f.names[sh.name] = sh
+		fresh = append(fresh, sh)
+		notes = append(notes, note{name: sh.name})
+	}
+	f.mu.Unlock()
+
+	for _, sh := range fresh {
+		sh.startResolve()
+	}
+	// Kernel notifications are sent here, never from a FUSE handler: the
+	// kernel holds the directory lock while it waits for a handler.
+	for _, n := range notes {
+		if n.gone {
+			f.dropRootChild(n.name)
+		} else {
+			f.root.NotifyEntry(n.name)
+		}
+	}
+	if len(fresh) > 0 {
+		f.kickRetry()
+	}
+}
+
+// dropRootChild forgets the root entry name in go-fuse's tree and the kernel.
+func (f *FS) dropRootChild(name string) {
+	if child := f.root.GetChild(name); child != nil {
+		f.root.NotifyDelete(name, child)
+		f.root.RmChild(name)
+	} else {
+		f.root.NotifyEntry(name)
+	}
+}
+
+// shareByName returns the share shown under name at the root.
+func (f *FS) shareByName(name string) *share {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.names[name]
+}
+
+// shareByID returns the mounted share with id, or nil.
+func (f *FS) shareByID(id string) *share {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.shares[id]
+}
+
+// rootNames returns the root entries, sorted.
+func (f *FS) rootNames() []*share {
+	f.mu.Lock()
+	out := make([]*share, 0, len(f.names))
+	for _, sh := range f.names {
+		out = append(out, sh)
+	}
+	f.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out
+}
+
+// PendingUploads describes spooled writes that are not on their server yet
+// and are not held open by a program: after a failed upload, or left by an
+// earlier run. Each line names the share, the path inside it, the size and the
+// last error.
+func (f *FS) PendingUploads() []string {
+	return f.spool.describePending()
+}
+
+func (f *FS) kickRetry() {
+	select {
+	case f.kick <- struct{}{}:
+	default:
+	}
+}
+
+// retryLoop uploads spooled files whose upload failed or that an earlier run
+// left, until the mount ends.
+func (f *FS) retryLoop() {
+	defer f.wg.Done()
+	t := time.NewTicker(retryInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-f.ctx.Done():
+			return
+		case <-t.C:
+		case <-f.kick:
+		}
+		f.spool.retryPending(f.ctx)
+	}
+}
+
+// attrTimes fills times; a zero mtime (unknown) shows as the mount time.
+func (f *FS) attrTimes(a *fuse.Attr, mtime time.Time) {
+	if mtime.IsZero() {
+		mtime = f.start
+	}
+	a.SetTimes(&mtime, &mtime, &mtime)
+}
+
+// fillAttr describes a remote file or directory.
+func (f *FS) fillAttr(a *fuse.Attr, in info, writable bool) {
+	if in.dir {
+		a.Mode = syscall.S_IFDIR | 0o555
+		if writable {
+			a.Mode |= 0o200
+		}
+		a.Nlink = 2
+		a.Size = 4096
+	} else {
+		a.Mode = syscall.S_IFREG | 0o444
+		if writable {
+			a.Mode |= 0o200
+		}
+		a.Nlink = 1
+		a.Size = uint64(max(in.size, 0))
+		// A large block size makes cp, cat and friends read 1 MiB at a time.
+		a.Blksize = 1 << 20
+	}
+	a.Blocks = (a.Size + 511) / 512
+	a.Owner = fuse.Owner{Uid: f.uid, Gid: f.gid}
+	f.attrTimes(a, in.mtime)
+}
+
+func (f *FS) entryOut(out *fuse.EntryOut, in info, writable bool) {
+	f.fillAttr(&out.Attr, in, writable)
+	out.SetEntryTimeout(f.o.MetadataTTL)
+	out.SetAttrTimeout(f.o.MetadataTTL)
+}
+
+// refuseWrite logs a write attempt on a read-only share and returns EROFS.
+func (f *FS) refuseWrite(sh *share, op string) syscall.Errno {
+	sh.logRefusal(op)
+	return syscall.EROFS
+}

@@ -1,0 +1,117 @@
+package ocmfs
+
+import (
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// maxNameBytes is the longest file name Linux accepts (NAME_MAX).
+const maxNameBytes = 255
+
+// fallbackName stands in for a share name that sanitizes to nothing.
+const fallbackName = "Shared item"
+
+// safeName turns an untrusted share name into one path component: no '/', no
+// NUL, no control characters, valid UTF-8, not "." or "..", at most
+// maxNameBytes bytes (cut on a rune boundary).
+func safeName(s string) string {
+	var b strings.Builder
+	for len(s) > 0 {
+		r, size := utf8.DecodeRuneInString(s)
+		s = s[size:]
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b.WriteRune('\uFFFD')
+		case r == '/':
+			// U+2215 DIVISION SLASH looks like a slash but is no separator.
+			b.WriteRune('\u2215')
+		case r == 0, unicode.IsControl(r), r == '\u2028', r == '\u2029':
+			// dropped
+		default:
+			b.WriteRune(r)
+		}
+	}
+	out := strings.TrimSpace(b.String())
+	if out == "" || strings.Trim(out, ".") == "" {
+		// ".", "..", "...": all dots would be confusing at best.
+		out = fallbackName
+	}
+	return truncateName(out, maxNameBytes)
+}
+
+// truncateName cuts s to at most n bytes without splitting a rune.
+func truncateName(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return strings.TrimSpace(s[:cut])
+}
+
+// splitExt splits "Report.pdf" into "Report" and ".pdf" so that a collision
+// suffix can go before the extension of a file share. Directories, leading
+// dots and long "extensions" are not split.
+func splitExt(name string, isDir bool) (string, string) {
+	if isDir {
+		return name, ""
+	}
+	i := strings.LastIndexByte(name, '.')
+	if i <= 0 || len(name)-i > 10 || strings.ContainsRune(name[i:], ' ') {
+		return name, ""
+	}
+	return name[:i], name[i:]
+}
+
+// withSuffix returns base + " (" + tag + ")" [+ " n"] + ext, cutting the base so
+// that the whole stays within maxNameBytes.
+func withSuffix(name, tag string, n int, isDir bool) string {
+	base, ext := splitExt(name, isDir)
+	suffix := ""
+	if tag != "" {
+		suffix = " (" + safeName(tag) + ")"
+	}
+	if n > 1 {
+		suffix += " " + strconv.Itoa(n)
+	}
+	room := maxNameBytes - len(suffix) - len(ext)
+	if room < 1 {
+		// An absurd tag: keep a short base and drop the extension.
+		ext = ""
+		suffix = truncateName(suffix, maxNameBytes/2)
+		room = maxNameBytes - len(suffix)
+	}
+	return truncateName(base, room) + suffix + ext
+}
+
+// uniqueName picks the name of a new root entry: the safe share name if it is
+// free, otherwise the name with the sender's address as a suffix
+// ("Report (alice@cloud.example)"), otherwise that with a counter.
+func uniqueName(name, origin string, isDir bool, taken func(string) bool) string {
+	base := safeName(name)
+	if !taken(base) {
+		return base
+	}
+	if origin != "" {
+		if c := withSuffix(base, origin, 0, isDir); !taken(c) {
+			return c
+		}
+	}
+	for n := 2; ; n++ {
+		if c := withSuffix(base, origin, n, isDir); !taken(c) {
+			return c
+		}
+	}
+}
+
+// validRemoteName reports whether a name found in a server's listing can be a
+// local directory entry unchanged. Entries that cannot are left out of the
+// mount rather than renamed, so local and remote names always agree.
+func validRemoteName(s string) bool {
+	return s != "" && s != "." && s != ".." && len(s) <= maxNameBytes &&
+		!strings.ContainsAny(s, "/\x00") && utf8.ValidString(s)
+}

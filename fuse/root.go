@@ -1,0 +1,122 @@
+package ocmfs
+
+import (
+	"context"
+	"syscall"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+)
+
+// rootNode lists the shares. It is read-only for programs: entries come and
+// go through SetEntries only.
+type rootNode struct {
+	fs.Inode
+	f *FS
+}
+
+var (
+	_ fs.NodeLookuper  = (*rootNode)(nil)
+	_ fs.NodeReaddirer = (*rootNode)(nil)
+	_ fs.NodeGetattrer = (*rootNode)(nil)
+	_ fs.NodeStatfser  = (*rootNode)(nil)
+	_ fs.NodeMkdirer   = (*rootNode)(nil)
+	_ fs.NodeCreater   = (*rootNode)(nil)
+	_ fs.NodeUnlinker  = (*rootNode)(nil)
+	_ fs.NodeRmdirer   = (*rootNode)(nil)
+	_ fs.NodeRenamer   = (*rootNode)(nil)
+	_ fs.NodeSymlinker = (*rootNode)(nil)
+)
+
+func (r *rootNode) Getattr(ctx context.Context, _ fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	out.Mode = syscall.S_IFDIR | 0o555
+	out.Nlink = 2
+	out.Size = 4096
+	out.Owner = fuse.Owner{Uid: r.f.uid, Gid: r.f.gid}
+	r.f.attrTimes(&out.Attr, r.f.start)
+	out.SetTimeout(r.f.o.MetadataTTL)
+	return 0
+}
+
+// Statfs answers with a large free space: the servers' quotas are not known,
+// and file managers refuse to copy onto a filesystem that reports none.
+func (r *rootNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+	const total = 1 << 40 // in 4 KiB blocks: 4 PiB
+	out.Bsize = 4096
+	out.Frsize = 4096
+	out.Blocks = total
+	out.Bfree = total
+	out.Bavail = total
+	out.Files = 1 << 30
+	out.Ffree = 1 << 30
+	out.NameLen = maxNameBytes
+	return 0
+}
+
+func (r *rootNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	sh := r.f.shareByName(name)
+	if sh == nil {
+		return nil, syscall.ENOENT
+	}
+	sh.awaitResolved()
+	dir, _, in := sh.state()
+	in.dir = dir
+	if child := r.GetChild(name); child != nil {
+		switch n := child.Operations().(type) {
+		case *dirNode:
+			if dir && n.sh == sh {
+				r.f.entryOut(out, n.attrInfo(in), sh.isWritable())
+				return child, 0
+			}
+		case *fileNode:
+			if !dir && n.sh == sh {
+				r.f.entryOut(out, n.attrInfo(in), sh.isWritable())
+				return child, 0
+			}
+		}
+	}
+	r.f.entryOut(out, in, sh.isWritable())
+	if dir {
+		d := &dirNode{remote: remote{sh: sh, isRoot: true}}
+		return r.NewInode(ctx, d, fs.StableAttr{Mode: syscall.S_IFDIR}), 0
+	}
+	n := &fileNode{remote: remote{sh: sh, isRoot: true}}
+	n.setInfo(in)
+	return r.NewInode(ctx, n, fs.StableAttr{Mode: syscall.S_IFREG}), 0
+}
+
+func (r *rootNode) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
+	shares := r.f.rootNames()
+	out := make([]fuse.DirEntry, 0, len(shares))
+	for _, sh := range shares {
+		dir, _, _ := sh.state()
+		mode := uint32(syscall.S_IFREG)
+		if dir {
+			mode = syscall.S_IFDIR
+		}
+		out = append(out, fuse.DirEntry{Name: sh.name, Mode: mode})
+	}
+	return fs.NewListDirStream(out), 0
+}
+
+// The root is managed by the agent: nothing is created, removed or renamed
+// there by programs.
+
+func (r *rootNode) Mkdir(context.Context, string, uint32, *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	return nil, syscall.EACCES
+}
+
+func (r *rootNode) Create(context.Context, string, uint32, uint32, *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
+	return nil, nil, 0, syscall.EACCES
+}
+
+func (r *rootNode) Unlink(context.Context, string) syscall.Errno { return syscall.EACCES }
+func (r *rootNode) Rmdir(context.Context, string) syscall.Errno  { return syscall.EACCES }
+
+func (r *rootNode) Rename(context.Context, string, fs.InodeEmbedder, string, uint32) syscall.Errno {
+	return syscall.EACCES
+}
+
+func (r *rootNode) Symlink(context.Context, string, string, *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	return nil, syscall.EACCES
+}

@@ -1,0 +1,258 @@
+package ocmfs
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// resolveBackoff is how long a failed type check of a share is trusted before
+// a lookup tries again.
+const resolveBackoff = 2 * time.Second
+
+// refusalLogEvery limits the log lines about writes refused on a read-only share.
+const refusalLogEvery = time.Minute
+
+// share is the state of one root entry.
+type share struct {
+	f     *FS
+	id    string
+	entry Entry // immutable after newShare except Writable (under mu)
+	name  string
+
+	mu        sync.Mutex
+	writable  bool
+	gone      bool
+	known     bool          // dir/url/rootInfo come from the server
+	dir       bool          // best knowledge of folder vs file
+	url       string        // folder: ends in '/'; file: the file
+	headOnly  bool          // PROPFIND refused: metadata from HEAD
+	resolving chan struct{} // closed when the running check ends
+	lastTry   time.Time
+	lastErr   error
+	rootInfo  info
+	rootAt    time.Time
+	refusedAt time.Time
+}
+
+func newShare(f *FS, e Entry) *share {
+	sh := &share{f: f, id: e.ID, entry: e, writable: e.Writable, dir: e.IsDir, url: e.URL}
+	if sh.dir {
+		sh.url = withSlash(e.URL)
+	}
+	sh.rootInfo = info{dir: sh.dir}
+	return sh
+}
+
+func withSlash(u string) string {
+	if strings.HasSuffix(u, "/") {
+		return u
+	}
+	return u + "/"
+}
+
+func (sh *share) setWritable(w bool) {
+	sh.mu.Lock()
+	sh.writable = w
+	sh.mu.Unlock()
+}
+
+func (sh *share) isWritable() bool {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return sh.writable
+}
+
+func (sh *share) markGone() {
+	sh.mu.Lock()
+	sh.gone = true
+	sh.mu.Unlock()
+}
+
+func (sh *share) isGone() bool {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return sh.gone
+}
+
+// state returns what is known: folder or file, the URL, the root's info.
+func (sh *share) state() (dir bool, u string, in info) {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return sh.dir, sh.url, sh.rootInfo
+}
+
+func (sh *share) logRefusal(op string) {
+	sh.mu.Lock()
+	now := time.Now()
+	logIt := now.Sub(sh.refusedAt) >= refusalLogEvery
+	if logIt {
+		sh.refusedAt = now
+	}
+	sh.mu.Unlock()
+	if logIt {
+		sh.f.log.Warn("write refused: the share is read-only", "share", sh.id, "entry", sh.name, "op", op)
+	}
+}
+
+// startResolve begins a type check in the background unless one runs or one
+// failed recently. It returns a channel closed when the running check ends, or
+// nil when none runs.
+func (sh *share) startResolve() <-chan struct{} {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.known || sh.gone {
+		return nil
+	}
+	if sh.resolving != nil {
+		return sh.resolving
+	}
+	if !sh.lastTry.IsZero() && time.Since(sh.lastTry) < resolveBackoff {
+		return nil
+	}
+	ch := make(chan struct{})
+	sh.resolving = ch
+	sh.f.wg.Add(1)
+	go func() {
+		defer sh.f.wg.Done()
+		sh.resolve(sh.f.ctx)
+	}()
+	return ch
+}
+
+// awaitResolved waits (bounded) for the type check of a share that has not
+// been checked yet, starting one if needed.
+func (sh *share) awaitResolved() {
+	ch := sh.startResolve()
+	if ch == nil {
+		return
+	}
+	t := time.NewTimer(sh.f.o.Timeout + time.Second)
+	defer t.Stop()
+	select {
+	case <-ch:
+	case <-t.C:
+	}
+}
+
+// resolve asks the server what the share is: PROPFIND Depth 0, or HEAD when
+// PROPFIND is refused (a file share then). A changed type is told to the
+// kernel (this runs outside FUSE handlers).
+func (sh *share) resolve(ctx context.Context) {
+	in, dir, u, headOnly, err := sh.probe(ctx)
+	sh.mu.Lock()
+	guessed := sh.dir
+	sh.lastTry = time.Now()
+	sh.lastErr = err
+	if err == nil {
+		sh.known = true
+		sh.dir = dir
+		sh.url = u
+		sh.headOnly = headOnly
+		sh.rootInfo = in
+		sh.rootAt = time.Now()
+	}
+	ch := sh.resolving
+	sh.resolving = nil
+	name, gone := sh.name, sh.gone
+	sh.mu.Unlock()
+	close(ch)
+	if err != nil {
+		sh.f.log.Warn("share not reachable", "share", sh.id, "entry", name, "err", err)
+		return
+	}
+	if guessed != dir {
+		sh.f.log.Info("share type corrected by the server", "share", sh.id, "entry", name, "dir", dir)
+	}
+	if gone {
+		return
+	}
+	if child := sh.f.root.GetChild(name); child != nil && child.IsDir() != dir {
+		sh.f.dropRootChild(name)
+	}
+}
+
+// probe finds the type and metadata of the shared resource.
+func (sh *share) probe(ctx context.Context) (in info, dir bool, u string, headOnly bool, err error) {
+	u = sh.entry.URL
+	l, final, err := sh.f.dav.propfind(ctx, sh.id, u, "0")
+	if err == nil {
+		in = l.self
+		if in.dir {
+			return in, true, withSlash(final), false, nil
+		}
+		return in, false, strings.TrimSuffix(final, "/"), false, nil
+	}
+	var se *statusError
+	if !errors.As(err, &se) || (se.Code != http.StatusMethodNotAllowed && se.Code != http.StatusNotImplemented && se.Code != http.StatusBadRequest) {
+		return info{}, false, "", false, err
+	}
+	// Seen in the wild: a file share served by GET/HEAD only.
+	in, herr := sh.f.dav.head(ctx, sh.id, u)
+	if herr != nil {
+		return info{}, false, "", false, herr
+	}
+	return in, false, u, true, nil
+}
+
+// fileInfo refreshes the metadata of a file share's root when stale.
+func (sh *share) fileInfo(ctx context.Context, maxAge time.Duration) (info, error) {
+	sh.mu.Lock()
+	if sh.known && time.Since(sh.rootAt) < maxAge {
+		in := sh.rootInfo
+		sh.mu.Unlock()
+		return in, nil
+	}
+	u, headOnly := sh.url, sh.headOnly
+	sh.mu.Unlock()
+	var in info
+	var err error
+	if headOnly {
+		in, err = sh.f.dav.head(ctx, sh.id, u)
+	} else {
+		var l *listing
+		l, _, err = sh.f.dav.propfind(ctx, sh.id, u, "0")
+		if err == nil {
+			in = l.self
+		} else if se := (*statusError)(nil); errors.As(err, &se) && (se.Code == http.StatusMethodNotAllowed || se.Code == http.StatusNotImplemented) {
+			in, err = sh.f.dav.head(ctx, sh.id, u)
+			if err == nil {
+				sh.mu.Lock()
+				sh.headOnly = true
+				sh.mu.Unlock()
+			}
+		}
+	}
+	if err != nil {
+		return info{}, err
+	}
+	sh.mu.Lock()
+	sh.rootInfo, sh.rootAt, sh.known = in, time.Now(), true
+	sh.mu.Unlock()
+	return in, nil
+}
+
+// setFileInfo records the metadata of a file share's root after an upload.
+func (sh *share) setFileInfo(in info) {
+	sh.mu.Lock()
+	sh.rootInfo, sh.rootAt = in, time.Now()
+	sh.mu.Unlock()
+}
+
+// fileURL is the URL of the file at segs (empty for a file share's root).
+func (sh *share) fileURL(segs []string) string {
+	dir, u, _ := sh.state()
+	if !dir {
+		return u
+	}
+	return childURL(u, segs, false)
+}
+
+// dirURL is the URL of the directory at segs, ending in '/'.
+func (sh *share) dirURL(segs []string) string {
+	_, u, _ := sh.state()
+	return childURL(u, segs, true)
+}

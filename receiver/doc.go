@@ -1,0 +1,7 @@
+// Package receiver is the public OCM HTTP API of the agent, the server
+// side: the discovery document (/.well-known/ocm and the legacy
+// /ocm-provider), POST /ocm/shares, /ocm/notifications and
+// /ocm/invite-accepted, and the JWKS. It limits and decodes bodies,
+// validates them (400 with validationErrors), authenticates the sending
+// server, and hands what it accepted to its Handler. It keeps no state.
+package receiver

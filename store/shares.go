@@ -1,0 +1,265 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Share states.
+const (
+	StatePending  = "pending"
+	StateAccepted = "accepted"
+	StateDeclined = "declined"
+	StateRemoved  = "removed" // unshared by the sender, removed by the user, or expired
+	StateError    = "error"
+)
+
+// Share is one received share, without its secret.
+type Share struct {
+	ID                string    `json:"id"`
+	Peer              string    `json:"peer"` // sender's provider host[:port], the trusted origin
+	ProviderID        string    `json:"providerId"`
+	Name              string    `json:"name"`
+	Description       string    `json:"description,omitempty"`
+	ShareWith         string    `json:"shareWith"`
+	Owner             string    `json:"owner"`
+	Sender            string    `json:"sender"`
+	OwnerDisplayName  string    `json:"ownerDisplayName,omitempty"`
+	SenderDisplayName string    `json:"senderDisplayName,omitempty"`
+	ShareType         string    `json:"shareType"`
+	ResourceType      string    `json:"resourceType"`
+	Expiration        time.Time `json:"expiration,omitzero"`
+	Dialect           string    `json:"dialect,omitempty"`
+	Protocols         []string  `json:"protocols,omitempty"`
+	WebDAVURI         string    `json:"webdavUri,omitempty"`
+	Permissions       []string  `json:"permissions"`
+	LegacyPermissions string    `json:"legacyPermissions,omitempty"`
+	Requirements      []string  `json:"requirements,omitempty"`
+	AccessTypes       []string  `json:"accessTypes,omitempty"`
+	Size              int64     `json:"size,omitempty"`
+	LegacyCode        bool      `json:"legacyCode,omitempty"`
+	SignedBy          string    `json:"signedBy,omitempty"`
+	State             string    `json:"state"`
+	Error             string    `json:"error,omitempty"`
+	CreatedAt         time.Time `json:"createdAt"`
+	UpdatedAt         time.Time `json:"updatedAt"`
+}
+
+const shareColumns = `id, peer, provider_id, name, description, share_with, owner, sender,
+	owner_display_name, sender_display_name, share_type, resource_type, expiration, dialect,
+	protocols, webdav_uri, permissions, legacy_permissions, requirements, access_types, size,
+	legacy_code, signed_by, state, error, created_at, updated_at`
+
+type scanner interface{ Scan(...any) error }
+
+func scanShare(r scanner) (Share, error) {
+	var sh Share
+	var exp, created, updated int64
+	var protocols, perms, reqs, access string
+	var legacy int
+	err := r.Scan(&sh.ID, &sh.Peer, &sh.ProviderID, &sh.Name, &sh.Description, &sh.ShareWith, &sh.Owner, &sh.Sender,
+		&sh.OwnerDisplayName, &sh.SenderDisplayName, &sh.ShareType, &sh.ResourceType, &exp, &sh.Dialect,
+		&protocols, &sh.WebDAVURI, &perms, &sh.LegacyPermissions, &reqs, &access, &sh.Size,
+		&legacy, &sh.SignedBy, &sh.State, &sh.Error, &created, &updated)
+	if err != nil {
+		return sh, err
+	}
+	if exp > 0 {
+		sh.Expiration = time.Unix(exp, 0).UTC()
+	}
+	sh.CreatedAt = time.Unix(0, created).UTC()
+	sh.UpdatedAt = time.Unix(0, updated).UTC()
+	sh.LegacyCode = legacy != 0
+	for _, p := range []struct {
+		s   string
+		dst *[]string
+	}{{protocols, &sh.Protocols}, {perms, &sh.Permissions}, {reqs, &sh.Requirements}, {access, &sh.AccessTypes}} {
+		if err := json.Unmarshal([]byte(p.s), p.dst); err != nil {
+			return sh, fmt.Errorf("store: share %s has a corrupt list column: %w", sh.ID, err)
+		}
+	}
+	if sh.Permissions == nil {
+		sh.Permissions = []string{}
+	}
+	return sh, nil
+}
+
+func jsonList(l []string) string {
+	if l == nil {
+		l = []string{}
+	}
+	b, _ := json.Marshal(l)
+	return string(b)
+}
+
+// UpsertResult says what PutShare did.
+type UpsertResult int
+
+// What PutShare did with a share.
+const (
+	Inserted UpsertResult = iota
+	Updated
+)
+
+// PutShare stores a received share. A share with the same peer and
+// providerId as an existing one updates it (keeping its id and, unless it
+// had been removed or declined, its state); otherwise it is inserted with
+// sh.ID. The returned Share is what is stored.
+func (s *Store) PutShare(ctx context.Context, sh Share) (Share, UpsertResult, error) {
+	now := time.Now().UTC()
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return Share{}, 0, fmt.Errorf("store: %w", err)
+	}
+	defer tx.Rollback()
+	existing, err := scanShare(tx.QueryRowContext(ctx, `SELECT `+shareColumns+` FROM shares WHERE peer = ? AND provider_id = ?`, sh.Peer, sh.ProviderID))
+	result := Inserted
+	switch {
+	case err == nil:
+		result = Updated
+		sh.ID = existing.ID
+		sh.CreatedAt = existing.CreatedAt
+		switch existing.State {
+		case StateRemoved, StateDeclined, StateError:
+			// The sender shared it again: the user decides again.
+		default:
+			sh.State = existing.State
+		}
+	case errors.Is(err, sql.ErrNoRows):
+		sh.CreatedAt = now
+	default:
+		return Share{}, 0, fmt.Errorf("store: look up share: %w", err)
+	}
+	sh.UpdatedAt = now
+	var exp int64
+	if !sh.Expiration.IsZero() {
+		exp = sh.Expiration.Unix()
+	}
+	legacy := 0
+	if sh.LegacyCode {
+		legacy = 1
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO shares (`+shareColumns+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+		ON CONFLICT(id) DO UPDATE SET name=excluded.name, description=excluded.description,
+		share_with=excluded.share_with, owner=excluded.owner, sender=excluded.sender,
+		owner_display_name=excluded.owner_display_name, sender_display_name=excluded.sender_display_name,
+		share_type=excluded.share_type, resource_type=excluded.resource_type, expiration=excluded.expiration,
+		dialect=excluded.dialect, protocols=excluded.protocols, webdav_uri=excluded.webdav_uri,
+		permissions=excluded.permissions, legacy_permissions=excluded.legacy_permissions,
+		requirements=excluded.requirements, access_types=excluded.access_types, size=excluded.size,
+		legacy_code=excluded.legacy_code, signed_by=excluded.signed_by, state=excluded.state,
+		error=excluded.error, updated_at=excluded.updated_at`,
+		sh.ID, sh.Peer, sh.ProviderID, sh.Name, sh.Description, sh.ShareWith, sh.Owner, sh.Sender,
+		sh.OwnerDisplayName, sh.SenderDisplayName, sh.ShareType, sh.ResourceType, exp, sh.Dialect,
+		jsonList(sh.Protocols), sh.WebDAVURI, jsonList(sh.Permissions), sh.LegacyPermissions,
+		jsonList(sh.Requirements), jsonList(sh.AccessTypes), sh.Size, legacy, sh.SignedBy, sh.State,
+		sh.Error, sh.CreatedAt.UnixNano(), sh.UpdatedAt.UnixNano())
+	if err != nil {
+		return Share{}, 0, fmt.Errorf("store: write share: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return Share{}, 0, fmt.Errorf("store: commit share: %w", err)
+	}
+	if sh.Permissions == nil {
+		sh.Permissions = []string{}
+	}
+	return sh, result, nil
+}
+
+// Share returns the share with the given id.
+func (s *Store) Share(ctx context.Context, id string) (Share, error) {
+	sh, err := scanShare(s.db.QueryRowContext(ctx, `SELECT `+shareColumns+` FROM shares WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Share{}, fmt.Errorf("share %q: %w", id, ErrNotFound)
+	}
+	return sh, err
+}
+
+// ShareByProviderID finds the share a peer knows by providerId.
+func (s *Store) ShareByProviderID(ctx context.Context, peer, providerID string) (Share, error) {
+	sh, err := scanShare(s.db.QueryRowContext(ctx, `SELECT `+shareColumns+` FROM shares WHERE peer = ? AND provider_id = ?`, peer, providerID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Share{}, fmt.Errorf("share %q of %s: %w", providerID, peer, ErrNotFound)
+	}
+	return sh, err
+}
+
+// Shares lists shares, newest first; with no states given, all of them.
+func (s *Store) Shares(ctx context.Context, states ...string) ([]Share, error) {
+	q := `SELECT ` + shareColumns + ` FROM shares`
+	args := make([]any, len(states))
+	if len(states) > 0 {
+		q += ` WHERE state IN (?` + strings.Repeat(",?", len(states)-1) + `)`
+		for i, st := range states {
+			args[i] = st
+		}
+	}
+	q += ` ORDER BY created_at DESC, id`
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: list shares: %w", err)
+	}
+	defer rows.Close()
+	out := []Share{}
+	for rows.Next() {
+		sh, err := scanShare(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: list shares: %w", err)
+		}
+		out = append(out, sh)
+	}
+	return out, rows.Err()
+}
+
+// SetShareState moves a share to state, recording errText (may be empty),
+// provided it is currently in one of from (any state when from is empty).
+// It returns the updated share; ErrConflict when the state did not allow it.
+func (s *Store) SetShareState(ctx context.Context, id, state, errText string, from ...string) (Share, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return Share{}, fmt.Errorf("store: %w", err)
+	}
+	defer tx.Rollback()
+	sh, err := s.setShareStateTx(ctx, tx, id, state, errText, from...)
+	if err != nil {
+		return Share{}, err
+	}
+	if err := tx.Commit(); err != nil {
+		return Share{}, fmt.Errorf("store: commit: %w", err)
+	}
+	return sh, nil
+}
+
+// ErrConflict is returned when a state change is not allowed from the
+// current state.
+var ErrConflict = errors.New("not allowed in the current state")
+
+func (s *Store) setShareStateTx(ctx context.Context, tx *sql.Tx, id, state, errText string, from ...string) (Share, error) {
+	sh, err := scanShare(tx.QueryRowContext(ctx, `SELECT `+shareColumns+` FROM shares WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Share{}, fmt.Errorf("share %q: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Share{}, fmt.Errorf("store: %w", err)
+	}
+	if len(from) > 0 {
+		ok := false
+		for _, f := range from {
+			ok = ok || sh.State == f
+		}
+		if !ok {
+			return sh, fmt.Errorf("share %s is %s: %w", id, sh.State, ErrConflict)
+		}
+	}
+	now := time.Now().UTC()
+	if _, err := tx.ExecContext(ctx, `UPDATE shares SET state = ?, error = ?, updated_at = ? WHERE id = ?`, state, errText, now.UnixNano(), id); err != nil {
+		return Share{}, fmt.Errorf("store: update share state: %w", err)
+	}
+	sh.State, sh.Error, sh.UpdatedAt = state, errText, now
+	return sh, nil
+}

@@ -1,0 +1,138 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// ErrNotFound is returned when a row does not exist.
+var ErrNotFound = errors.New("not found")
+
+// Store is the agent's database.
+type Store struct {
+	db   *sql.DB
+	path string
+}
+
+// Open opens (creating if needed) the database at path and migrates it.
+func Open(ctx context.Context, path string) (*Store, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("store: create state directory: %w", err)
+	}
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(ON)&_txlock=immediate"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	// One writer at a time is what SQLite does anyway; a small pool lets
+	// readers proceed under WAL.
+	db.SetMaxOpenConns(4)
+	s := &Store{db: db, path: path}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: restrict %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Path is the database file.
+func (s *Store) Path() string { return s.path }
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
+
+// migrations are applied in order; each runs once, in its own transaction.
+var migrations = []string{
+	// 1: shares
+	`CREATE TABLE shares (
+		id TEXT PRIMARY KEY,
+		peer TEXT NOT NULL,
+		provider_id TEXT NOT NULL,
+		name TEXT NOT NULL,
+		description TEXT NOT NULL DEFAULT '',
+		share_with TEXT NOT NULL,
+		owner TEXT NOT NULL,
+		sender TEXT NOT NULL,
+		owner_display_name TEXT NOT NULL DEFAULT '',
+		sender_display_name TEXT NOT NULL DEFAULT '',
+		share_type TEXT NOT NULL,
+		resource_type TEXT NOT NULL,
+		expiration INTEGER NOT NULL DEFAULT 0,
+		dialect TEXT NOT NULL DEFAULT '',
+		protocols TEXT NOT NULL DEFAULT '[]',
+		webdav_uri TEXT NOT NULL DEFAULT '',
+		permissions TEXT NOT NULL DEFAULT '[]',
+		legacy_permissions TEXT NOT NULL DEFAULT '',
+		requirements TEXT NOT NULL DEFAULT '[]',
+		access_types TEXT NOT NULL DEFAULT '[]',
+		size INTEGER NOT NULL DEFAULT 0,
+		legacy_code INTEGER NOT NULL DEFAULT 0,
+		signed_by TEXT NOT NULL DEFAULT '',
+		state TEXT NOT NULL,
+		error TEXT NOT NULL DEFAULT '',
+		created_at INTEGER NOT NULL,
+		updated_at INTEGER NOT NULL,
+		UNIQUE (peer, provider_id)
+	);
+	CREATE INDEX shares_state ON shares(state);`,
+	// 2: notifications received, kept as history
+	`CREATE TABLE notifications (
+		id INTEGER PRIMARY KEY AUTOINCREMENT,
+		peer TEXT NOT NULL,
+		type TEXT NOT NULL,
+		resource_type TEXT NOT NULL,
+		provider_id TEXT NOT NULL,
+		share_id TEXT NOT NULL DEFAULT '',
+		payload TEXT NOT NULL DEFAULT '',
+		received_at INTEGER NOT NULL
+	);`,
+}
+
+func (s *Store) migrate(ctx context.Context) error {
+	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
+		return fmt.Errorf("store: migrate: %w", err)
+	}
+	var v int
+	err := s.db.QueryRowContext(ctx, `SELECT version FROM schema_version`).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		if _, err := s.db.ExecContext(ctx, `INSERT INTO schema_version (version) VALUES (0)`); err != nil {
+			return fmt.Errorf("store: migrate: %w", err)
+		}
+	} else if err != nil {
+		return fmt.Errorf("store: read schema version: %w", err)
+	}
+	if v > len(migrations) {
+		return fmt.Errorf("store: database schema version %d is newer than this program knows (%d); upgrade ocm-agent", v, len(migrations))
+	}
+	for i := v; i < len(migrations); i++ {
+		tx, err := s.db.BeginTx(ctx, nil)
+		if err != nil {
+			return fmt.Errorf("store: migrate to %d: %w", i+1, err)
+		}
+		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("store: migrate to %d: %w", i+1, err)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE schema_version SET version = ?`, i+1); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("store: migrate to %d: %w", i+1, err)
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("store: migrate to %d: %w", i+1, err)
+		}
+	}
+	return nil
+}

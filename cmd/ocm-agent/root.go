@@ -26,8 +26,15 @@ control socket.`,
 	}
 	root.PersistentFlags().StringVar(&socketFlag, "socket", "", "control socket of the daemon (default $"+control.SocketEnv+" or "+config.DefaultSocket()+")")
 	root.AddCommand(newServe(), newStatus(), newShares(), newVersion())
+	for _, f := range extraCommands {
+		root.AddCommand(f())
+	}
 	return root
 }
+
+// extraCommands are added by the files that define them (doctor, init,
+// invites, contacts, documentation generators), each in an init function.
+var extraCommands []func() *cobra.Command
 
 // client returns a control client for --socket, $OCM_AGENT_SOCKET or the default.
 func client() *control.Client {

@@ -100,7 +100,7 @@ func (s *NewShare) LogValue() slog.Value {
 		slog.String("sender", s.Sender.String()), slog.String("dialect", string(s.Dialect)),
 		slog.String("code", redacted(s.Code))}
 	if s.WebDAV != nil {
-		attrs = append(attrs, slog.Any("webdav", *s.WebDAV))
+		attrs = append(attrs, slog.Attr{Key: "webdav", Value: s.WebDAV.LogValue()})
 	}
 	return slog.GroupValue(attrs...)
 }

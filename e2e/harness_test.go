@@ -1,0 +1,139 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var agentBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "ocm-e2e-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	agentBin = filepath.Join(dir, "ocm-agent")
+	build := exec.Command("go", "build", "-o", agentBin, "../cmd/ocm-agent")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building ocm-agent: %v\n%s", err, out)
+		os.Exit(2)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// agentProc is one run of `ocm-agent serve` on a loopback port.
+type agentProc struct {
+	t      *testing.T
+	dir    string
+	listen string
+	base   string
+	socket string
+	args   []string
+	cmd    *exec.Cmd
+	log    *bytes.Buffer
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// newAgent prepares an agent for user bob with all state under a temp dir.
+func newAgent(t *testing.T, extra ...string) *agentProc {
+	dir := t.TempDir()
+	a := &agentProc{t: t, dir: dir, listen: freePort(t), socket: filepath.Join(dir, "run", "ocm-agent.sock")}
+	a.base = "http://" + a.listen
+	a.args = append([]string{"serve", "--listen", a.listen, "--user", "bob", "--display-name", "Bob",
+		"--state-dir", filepath.Join(dir, "state"), "--socket", a.socket, "--secrets", "file",
+		"--mount", "", "--allow-insecure-peers", "--log-level", "debug"}, extra...)
+	return a
+}
+
+func (a *agentProc) env() []string {
+	return append(os.Environ(), "XDG_CONFIG_HOME="+filepath.Join(a.dir, "config"),
+		"XDG_STATE_HOME="+filepath.Join(a.dir, "xdgstate"), "XDG_RUNTIME_DIR="+filepath.Join(a.dir, "run"))
+}
+
+// start runs the daemon and waits (bounded) until its endpoint answers.
+func (a *agentProc) start() {
+	a.t.Helper()
+	a.log = &bytes.Buffer{}
+	a.cmd = exec.Command(agentBin, a.args...)
+	a.cmd.Env = a.env()
+	a.cmd.Stdout, a.cmd.Stderr = a.log, a.log
+	if err := a.cmd.Start(); err != nil {
+		a.t.Fatal(err)
+	}
+	cmd := a.cmd
+	a.t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Signal(syscall.SIGTERM)
+			done := make(chan struct{})
+			go func() { cmd.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				cmd.Process.Kill()
+			}
+		}
+	})
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(a.base + "/.well-known/ocm")
+		if err == nil {
+			resp.Body.Close()
+			if _, err := os.Stat(a.socket); err == nil {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	a.t.Fatalf("agent did not start within 15 s; log:\n%s", a.log)
+}
+
+// kill ends the daemon with SIGKILL, as a crash would.
+func (a *agentProc) kill() {
+	a.cmd.Process.Kill()
+	a.cmd.Wait()
+}
+
+// cli runs an ocm-agent client command against this agent.
+func (a *agentProc) cli(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, agentBin, append([]string{"--socket", a.socket}, args...)...)
+	cmd.Env = a.env()
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func (a *agentProc) mustCLI(args ...string) string {
+	a.t.Helper()
+	out, err := a.cli(args...)
+	if err != nil {
+		a.t.Fatalf("ocm-agent %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// address is bob's OCM address at this agent.
+func (a *agentProc) address() string { return "bob@" + a.listen }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ocm-agent/ocm-agent/config"
+	"github.com/ocm-agent/ocm-agent/discovery"
 	"github.com/ocm-agent/ocm-agent/ocm"
 	"github.com/ocm-agent/ocm-agent/receiver"
 	"github.com/ocm-agent/ocm-agent/store"
@@ -71,6 +72,10 @@ type Agent struct {
 	legacyKey     *ocm.LegacyPublicKey
 	tokenEndPoint string
 	inviteDialog  string
+
+	keys       Keys
+	discovery  *discovery.Client
+	peerClient *http.Client
 }
 
 // URLResolver turns a share's webdav URI into an absolute URL, discovering

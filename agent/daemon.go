@@ -64,7 +64,12 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, e
 	a.SetSecretsStatus(SecretsStatus{Backend: sstatus.Backend, Reason: sstatus.Reason, Unlocked: sstatus.Unlocked})
 	d.Agent = a
 
-	d.Receiver = receiver.New(a, nil, log)
+	tr, jwks, err := a.setupTrust(ctx)
+	if err != nil {
+		return nil, err
+	}
+	d.Receiver = receiver.New(a, tr, log)
+	d.Receiver.SetJWKS(jwks)
 	cur, legacy := a.DiscoveryDocs()
 	if err := d.Receiver.SetDiscovery(cur, legacy); err != nil {
 		return nil, err

@@ -295,6 +295,7 @@ func tokenError(where string, status int, raw []byte, secret string) error {
 func cleanText(s string, n int, secret string) string {
 	if secret != "" {
 		s = strings.ReplaceAll(s, secret, "[redacted]")
+		s = strings.ReplaceAll(s, url.QueryEscape(secret), "[redacted]")
 	}
 	var b strings.Builder
 	for i := 0; i < len(s) && b.Len() < n; i++ {

@@ -187,6 +187,23 @@ func (k *KeyringStore) Probe(ctx context.Context) (KeyringState, error) {
 	return st, nil
 }
 
+// CheckKeyring reports whether a Secret Service is reachable on the session
+// bus and whether its default collection is unlocked, without writing
+// anything (for `ocm-agent status` and `doctor` while the agent runs).
+func CheckKeyring(ctx context.Context) (KeyringState, error) {
+	ctx, cancel := context.WithTimeout(ctx, DefaultProbeTimeout)
+	defer cancel()
+	path, locked, err := secretServiceState(ctx)
+	if err != nil {
+		return KeyringState{}, err
+	}
+	st := KeyringState{Reachable: true, Unlocked: !locked, Collection: string(path)}
+	if locked {
+		return st, fmt.Errorf("%w: collection %s", ErrKeyringLocked, path)
+	}
+	return st, nil
+}
+
 // secretServiceState finds the collection go-keyring writes to (the
 // "login" collection, else the "default" alias) and whether it is locked,
 // over a private connection to the session bus that never autolaunches one.

@@ -112,6 +112,9 @@ func TestKeyringProbeUnlocked(t *testing.T) {
 	if !st.Reachable || !st.Unlocked || st.Collection == "" {
 		t.Fatalf("probe state %+v", st)
 	}
+	if st, err := CheckKeyring(context.Background()); err != nil || !st.Unlocked {
+		t.Fatalf("CheckKeyring: %+v %v", st, err)
+	}
 }
 
 func TestOpenAutoPicksKeyring(t *testing.T) {
@@ -177,9 +180,6 @@ func TestOpenAutoWithoutBusFallsBackToFile(t *testing.T) {
 }
 
 func TestOpenWithBusButNoSecretService(t *testing.T) {
-	if err := keyringtest.Available(); err != nil {
-		keyringtest.Need(t, err)
-	}
 	env, err := keyringtest.StartBusOnly(context.Background())
 	keyringtest.Need(t, err)
 	defer env.Close()
@@ -214,6 +214,9 @@ func TestOpenLockedKeyring(t *testing.T) {
 	}
 	if st.Backend != BackendFile || st.Unlocked || !strings.Contains(st.Reason, "locked") {
 		t.Fatalf("status %+v", st)
+	}
+	if ks, err := CheckKeyring(context.Background()); !errors.Is(err, ErrKeyringLocked) || !ks.Reachable || ks.Unlocked {
+		t.Fatalf("CheckKeyring on a locked keyring: %+v %v", ks, err)
 	}
 	_, _, err = Open(context.Background(), OpenOptions{Backend: BackendKeyring, StateDir: t.TempDir(), ProbeTimeout: 3 * time.Second})
 	if !errors.Is(err, ErrKeyringLocked) || !strings.Contains(err.Error(), "--unlock") {

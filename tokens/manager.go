@@ -252,15 +252,22 @@ func (m *Manager) pruneSchemesLocked(now time.Time) {
 	}
 }
 
-// Forget drops everything known about the share: cached credentials and
-// its secrets in the store (secret, token, refresh token). For decline,
-// unshare, expiry and removal.
-func (m *Manager) Forget(ctx context.Context, shareID string) error {
+// Reset drops the cached credential of the share, keeping its secrets in
+// the store: the agent calls it when a share's access changed (the sender
+// re-sent it with a new secret, its discovery changed).
+func (m *Manager) Reset(shareID string) {
 	m.mu.Lock()
 	delete(m.creds, shareID)
 	m.gen[shareID]++
 	m.mu.Unlock()
 	m.group.Forget(shareID)
+}
+
+// Forget drops everything known about the share: cached credentials and
+// its secrets in the store (secret, token, refresh token). For decline,
+// unshare, expiry and removal.
+func (m *Manager) Forget(ctx context.Context, shareID string) error {
+	m.Reset(shareID)
 	if m.o.Store == nil {
 		return nil
 	}

@@ -238,7 +238,7 @@ func collectionLocked(ctx context.Context, conn *dbus.Conn) (bool, error) {
 	}
 	locked, ok := v.Value().(bool)
 	if !ok {
-		return false, errors.New("Locked is not a boolean")
+		return false, errors.New("the Locked property is not a boolean")
 	}
 	return locked, nil
 }

@@ -76,6 +76,7 @@ type Agent struct {
 	keys       Keys
 	discovery  *discovery.Client
 	peerClient *http.Client
+	tokenMgr   TokenManager
 }
 
 // URLResolver turns a share's webdav URI into an absolute URL, discovering
@@ -307,6 +308,14 @@ func (a *Agent) changeState(ctx context.Context, id, to string, from ...string) 
 }
 
 func (a *Agent) forgetSecret(ctx context.Context, id string) {
+	a.mu.Lock()
+	tm := a.tokenMgr
+	a.mu.Unlock()
+	if tm != nil {
+		if err := tm.Forget(context.WithoutCancel(ctx), id); err != nil {
+			a.log.Warn("could not forget a share's tokens", "share", id, "err", err)
+		}
+	}
 	if err := a.secrets.Delete(context.WithoutCancel(ctx), secretKey(id)); err != nil {
 		a.log.Warn("could not delete a share's secret", "share", id, "err", err)
 		a.recordError("delete secret of share " + id + ": " + err.Error())

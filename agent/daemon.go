@@ -29,6 +29,7 @@ type Daemon struct {
 	publicLn net.Listener
 	control  *control.Server
 	Receiver *receiver.Server
+	Tokens   *tokens.Manager
 	closers  []func(context.Context) error
 }
 
@@ -68,6 +69,19 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, e
 	if err != nil {
 		return nil, err
 	}
+	tm, err := tokens.NewManager(tokens.ManagerOptions{
+		Source: a,
+		Exchanger: &tokens.Exchanger{Client: a.Discovery().HTTPClient(), Signer: a,
+			AllowInsecure: cfg.AllowInsecurePeers, UserAgent: "ocm-agent/" + Version, Logger: log},
+		Store:        secrets,
+		OnShareError: a.shareAccessFailed,
+		Logger:       log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.SetTokenManager(tm)
+	d.Tokens = tm
 	d.Receiver = receiver.New(a, tr, log)
 	d.Receiver.SetJWKS(jwks)
 	cur, legacy := a.DiscoveryDocs()

@@ -93,7 +93,8 @@ func (a *Agent) publishKeys(k Keys) ([]byte, error) {
 	a.keys = k
 	a.jwksURI = a.cfg.PublicURL + "/ocm/jwks"
 	a.legacyKey = &ocm.LegacyPublicKey{KeyID: k.RSA.ID, PublicKeyPem: pem}
-	a.capabilities = appendUnique(a.capabilities, "http-sig")
+	a.capabilities = appendUnique(a.capabilities, "http-sig", "exchange-token")
+	a.tokenEndPoint = a.cfg.PublicURL + "/ocm/token"
 	a.mu.Unlock()
 	return jwks, nil
 }

@@ -81,6 +81,7 @@ func New(h Handler, auth Authenticator, log *slog.Logger) *Server {
 	s.mux.HandleFunc("POST /ocm/shares", s.shares)
 	s.mux.HandleFunc("POST /ocm/notifications", s.notifications)
 	s.mux.HandleFunc("POST /ocm/invite-accepted", s.inviteAccepted)
+	s.mux.HandleFunc("POST /ocm/token", s.token)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "NOT_FOUND", nil)
 	})
@@ -280,6 +281,15 @@ func (s *Server) inviteAccepted(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// token is the token endpoint. The agent only receives shares, so it
+// holds no codes and every grant is invalid; the endpoint exists because
+// some senders (opencloudmesh-go) only send must-exchange-token shares to
+// receivers that advertise exchange-token with a tokenEndPoint.
+func (s *Server) token(w http.ResponseWriter, r *http.Request) {
+	io.Copy(io.Discard, io.LimitReader(r.Body, 16<<10))
+	writeJSON(w, http.StatusBadRequest, ocm.TokenError{Error: "invalid_grant", ErrorDescription: "this agent shares nothing, so it has no codes to exchange"})
 }
 
 // fail answers err with the status it maps to.

@@ -1,0 +1,78 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/ocm-agent/ocm-agent/ocm"
+	"github.com/ocm-agent/ocm-agent/store"
+	"github.com/ocm-agent/ocm-agent/tokens"
+)
+
+// ShareAccess implements tokens.ShareAccessSource: how to reach one
+// accepted share, from its stored row, its secret and the sender's
+// discovery document.
+func (a *Agent) ShareAccess(ctx context.Context, shareID string) (tokens.Access, error) {
+	sh, err := a.store.Share(ctx, shareID)
+	if err != nil {
+		return tokens.Access{}, err
+	}
+	if sh.State != store.StateAccepted {
+		return tokens.Access{}, fmt.Errorf("share %s is %s, not accepted", shareID, sh.State)
+	}
+	secret, err := a.ShareSecret(ctx, shareID)
+	if err != nil {
+		return tokens.Access{}, err
+	}
+	acc := tokens.Access{
+		ShareID: sh.ID, Peer: sh.Peer, Secret: secret, ClientID: a.cfg.PublicHost(),
+		MustExchange:  contains(sh.Requirements, ocm.RequireExchangeToken),
+		LegacyCode:    sh.LegacyCode,
+		LegacyOptions: sh.Dialect == string(ocm.DialectLegacyOptions),
+	}
+	if dc := a.Discovery(); dc != nil {
+		res, err := dc.Discover(ctx, sh.Peer)
+		switch {
+		case err == nil:
+			acc.TokenEndpoint = res.Doc.TokenEndPoint
+			acc.PeerExchanges = res.Doc.HasCapability("exchange-token") && res.Doc.TokenEndPoint != ""
+			acc.LegacyTokenEndpoint = strings.TrimSuffix(res.Doc.EndPoint, "/") + "/token"
+		case acc.MustExchange || acc.LegacyCode:
+			return acc, fmt.Errorf("discover %s to exchange the share's code: %w", sh.Peer, err)
+		}
+	}
+	return acc, nil
+}
+
+// TokenManager is the part of tokens.Manager the agent uses.
+type TokenManager interface {
+	Forget(ctx context.Context, shareID string) error
+}
+
+// SetTokenManager connects the token cache so that removed shares forget
+// their tokens too.
+func (a *Agent) SetTokenManager(m TokenManager) {
+	a.mu.Lock()
+	a.tokenMgr = m
+	a.mu.Unlock()
+}
+
+// shareAccessFailed moves an accepted share to the error state when its
+// credentials are refused for good (a revoked code, say).
+func (a *Agent) shareAccessFailed(shareID string, err error) {
+	ctx := context.Background()
+	msg := "access refused by the sender: " + err.Error()
+	if errors.Is(err, tokens.ErrCodeRejected) {
+		msg = "the sender rejected this share's code (revoked or expired)"
+	}
+	sh, serr := a.store.SetShareState(ctx, shareID, store.StateError, msg, store.StateAccepted)
+	if serr != nil {
+		return
+	}
+	a.log.Warn("share moved to error", "share", shareID, "reason", msg)
+	a.recordError("share " + sh.Name + ": " + msg)
+	a.events.publish("share", shareID, store.StateError)
+	a.refreshMount(ctx)
+}

@@ -52,6 +52,7 @@ func startDaemon(t *testing.T, mutate func(*config.Config)) *testDaemon {
 	cfg.Secrets = "file"
 	cfg.Mount = ""
 	cfg.LogLevel = "debug"
+	cfg.DNSServer = "127.0.0.1:9" // no lookup ever leaves loopback
 	if mutate != nil {
 		mutate(&cfg)
 	}

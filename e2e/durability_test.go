@@ -16,10 +16,10 @@ import (
 	"github.com/ocm-agent/ocm-agent/tokens"
 )
 
-func shareBody(to, providerID string) []byte {
+func shareBody(to, from, providerID string) []byte {
 	b, _ := json.Marshal(map[string]any{
 		"shareWith": to, "name": "doc-" + providerID, "providerId": providerID,
-		"owner": "alice@peer.example.org", "sender": "alice@peer.example.org",
+		"owner": "alice@" + from, "sender": "alice@" + from,
 		"shareType": "user", "resourceType": "file",
 		"protocol": map[string]any{"name": "multi", "webdav": map[string]any{
 			"uri": providerID, "sharedSecret": "secret-" + providerID, "permissions": []string{"read"}}},
@@ -33,6 +33,7 @@ func shareBody(to, providerID string) []byte {
 func TestSIGKILLLosesNoAcknowledgedShare(t *testing.T) {
 	a := newAgent(t)
 	a.start()
+	peer := keylessPeer(t)
 
 	var (
 		mu    sync.Mutex
@@ -50,7 +51,7 @@ func TestSIGKILLLosesNoAcknowledgedShare(t *testing.T) {
 			for i := 0; i < 2000 && ctx.Err() == nil; i++ {
 				id := fmt.Sprintf("w%d-%d", w, i)
 				sent.Add(1)
-				resp, err := client.Post(a.base+"/ocm/shares", "application/json", bytes.NewReader(shareBody(a.address(), id)))
+				resp, err := client.Post(a.base+"/ocm/shares", "application/json", bytes.NewReader(shareBody(a.address(), peer, id)))
 				if err != nil {
 					return // the daemon is gone
 				}
@@ -89,7 +90,7 @@ func TestSIGKILLLosesNoAcknowledgedShare(t *testing.T) {
 	byProvider := map[string]int{}
 	for _, s := range listed {
 		byProvider[s.ProviderID]++
-		if s.Name != "doc-"+s.ProviderID || s.State != store.StatePending || s.Sender != "alice@peer.example.org" {
+		if s.Name != "doc-"+s.ProviderID || s.State != store.StatePending || s.Sender != "alice@"+peer {
 			t.Errorf("half-written share: %+v", s)
 		}
 	}

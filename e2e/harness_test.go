@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -64,7 +65,10 @@ func newAgent(t *testing.T, extra ...string) *agentProc {
 	a.base = "http://" + a.listen
 	a.args = append([]string{"serve", "--listen", a.listen, "--user", "bob", "--display-name", "Bob",
 		"--state-dir", filepath.Join(dir, "state"), "--socket", a.socket, "--secrets", "file",
-		"--mount", "", "--allow-insecure-peers", "--log-level", "debug"}, extra...)
+		"--mount", "", "--allow-insecure-peers", "--log-level", "debug",
+		// Any name lookup goes to a closed loopback port: tests never reach
+		// a real DNS server.
+		"--dns-server", "127.0.0.1:9"}, extra...)
 	return a
 }
 
@@ -137,3 +141,20 @@ func (a *agentProc) mustCLI(args ...string) string {
 
 // address is bob's OCM address at this agent.
 func (a *agentProc) address() string { return "bob@" + a.listen }
+
+// keylessPeer serves the discovery document of an OCM server that signs
+// nothing (as reva and oCIS), on loopback; it returns its host:port.
+func keylessPeer(t *testing.T) string {
+	t.Helper()
+	var srv *httptest.Server
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/.well-known/ocm" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"enabled":true,"apiVersion":"1.1.0","endPoint":"%s/ocm","resourceTypes":[{"name":"file","shareTypes":["user"],"protocols":{"webdav":"/webdav/"}}]}`, srv.URL)
+	}))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
+}

@@ -77,8 +77,10 @@ type Client struct {
 	flights singleflight.Group
 	newPeer *rate.Limiter
 
-	mu    sync.Mutex
-	cache map[string]*entry
+	mu            sync.Mutex
+	cache         map[string]*entry
+	refused       int       // new-peer lookups refused since refusedLogged
+	refusedLogged time.Time // when refusals were last logged
 }
 
 // New returns a Client with its own hardened HTTP client.
@@ -179,8 +181,14 @@ func (c *Client) fetch(ctx context.Context, host string, force bool) (*Result, e
 		return e.res, e.err
 	}
 	if e == nil && c.newPeer != nil && !c.newPeer.AllowN(now, 1) {
+		// Under a flood this happens for every request: log once a minute.
+		c.refused++
+		if now.Sub(c.refusedLogged) >= time.Minute {
+			c.opts.Logger.Warn("discovery: lookups of new peers refused by the rate limit",
+				"refused", c.refused, "last_peer", host, "limit_per_minute", c.opts.MaxNewPeersPerMinute)
+			c.refused, c.refusedLogged = 0, now
+		}
 		c.mu.Unlock()
-		c.opts.Logger.Warn("discovery: new-peer lookup refused by rate limit", "peer", host)
 		return nil, fmt.Errorf("%w: %s", ErrTooManyPeers, host)
 	}
 	c.mu.Unlock()

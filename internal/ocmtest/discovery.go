@@ -15,7 +15,7 @@ import (
 )
 
 // AlgEd25519 is the httpsig algorithm of the server's signing key.
-const AlgEd25519 = httpsig.Algorithm("ed25519")
+const AlgEd25519 = httpsig.AlgEd25519
 
 // KeyID is the kid of the current Ed25519 signing key, absolute:
 // "<base>/ocm#key1" (the number grows with RotateSigningKey).

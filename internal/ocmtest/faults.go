@@ -74,6 +74,13 @@ func (s *Server) withFaults(w http.ResponseWriter, r *http.Request, next http.Ha
 		case <-s.closing:
 		case <-r.Context().Done():
 		}
+		// Never answer: drop the connection instead of letting net/http
+		// send an empty 200 when the handler returns.
+		if hj, ok := w.(http.Hijacker); ok {
+			if conn, _, err := hj.Hijack(); err == nil {
+				_ = conn.Close()
+			}
+		}
 		return
 	}
 	if d := time.Duration(f.latency.Load()); d > 0 {

@@ -82,6 +82,10 @@ type Options struct {
 	// RequireSignedRequests makes /notifications and /invite-accepted
 	// refuse (401) requests without a valid signature.
 	RequireSignedRequests bool
+	// RejectReplays refuses a signature that was already accepted (within
+	// the freshness window). Off by default: an identical retry within the
+	// same second carries an identical signature.
+	RejectReplays bool
 	// NextcloudStyleErrors answers 401 instead of 400 for invalid grants.
 	NextcloudStyleErrors bool
 	// NoPropfindOnFiles answers 405 to PROPFIND on file shares, as
@@ -135,6 +139,8 @@ type Server struct {
 	hits          map[string]int64
 	davStats      map[string]MethodStats
 	tokenRequests []TokenRequest
+	seq           int64  // Nextcloud-style numeric provider ids
+	ocisUser      string // the local user's UUID in the oCIS dialect
 }
 
 type publishedKey struct {
@@ -183,8 +189,10 @@ func New(opts Options) (*Server, error) {
 		hits:          map[string]int64{},
 		davStats:      map[string]MethodStats{},
 		tokenLifetime: opts.TokenLifetime,
-		replay:        httpsig.NewReplayCache(10*time.Minute, 100000),
 		kidN:          1,
+	}
+	if opts.RejectReplays {
+		s.replay = httpsig.NewReplayCache(10*time.Minute, 100000)
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -300,11 +308,11 @@ func (s *Server) Close() error {
 	s.closed = true
 	srv := s.srv
 	s.mu.Unlock()
-	close(s.closing)
 	var err error
 	if srv != nil {
-		err = srv.Close()
+		err = srv.Close() // closes connections first, so released handlers cannot answer
 	}
+	close(s.closing)
 	s.client.CloseIdleConnections()
 	if s.ownDir {
 		if rerr := os.RemoveAll(s.dir); rerr != nil && err == nil {

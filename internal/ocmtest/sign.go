@@ -20,8 +20,8 @@ import (
 
 // Signing profiles for outbound requests.
 const (
-	SignRFC9421 = "rfc9421"
-	SignCavage  = "cavage"
+	SignRFC9421 = httpsig.ProfileRFC9421
+	SignCavage  = httpsig.ProfileCavage
 	SignNone    = "none"
 	// SignRFC9421Unpublished signs with a fresh Ed25519 key that is not in
 	// the JWK Set but claims the server's kid: a forgery a receiver must
@@ -119,51 +119,58 @@ func paramValue(h, name string) string {
 type httpKeyResolver struct{ s *Server }
 
 func (k httpKeyResolver) ResolveKey(ctx context.Context, keyID string) (crypto.PublicKey, error) {
+	pub, _, err := k.ResolveKeyAlgorithm(ctx, keyID)
+	return pub, err
+}
+
+// ResolveKeyAlgorithm also returns the algorithm the JWK names, so that
+// RFC 9421 signatures are held to it ("" for a legacy PEM key).
+func (k httpKeyResolver) ResolveKeyAlgorithm(ctx context.Context, keyID string) (crypto.PublicKey, httpsig.Algorithm, error) {
 	origins, err := keyOrigins(keyID)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	var errs []error
 	for _, origin := range origins {
-		pub, err := k.fromOrigin(ctx, origin, keyID)
+		pub, alg, err := k.fromOrigin(ctx, origin, keyID)
 		if err == nil {
-			return pub, nil
+			return pub, alg, nil
 		}
 		errs = append(errs, err)
 	}
-	return nil, fmt.Errorf("%w: %q: %w", httpsig.ErrUnknownKey, keyID, errors.Join(errs...))
+	return nil, "", fmt.Errorf("%w: %q: %w", httpsig.ErrUnknownKey, keyID, errors.Join(errs...))
 }
 
-func (k httpKeyResolver) fromOrigin(ctx context.Context, origin, keyID string) (crypto.PublicKey, error) {
+func (k httpKeyResolver) fromOrigin(ctx context.Context, origin, keyID string) (crypto.PublicKey, httpsig.Algorithm, error) {
 	body, err := k.s.get(ctx, origin+pathWellKnown)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	d, err := ocm.ParseDiscovery(body)
 	if err != nil {
-		return nil, fmt.Errorf("discovery at %s: %w", origin, err)
+		return nil, "", fmt.Errorf("discovery at %s: %w", origin, err)
 	}
 	if d.JWKSURI != "" {
 		set, err := k.s.get(ctx, d.JWKSURI)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		jwks, err := httpsig.ParseJWKS(set)
 		if err != nil {
-			return nil, fmt.Errorf("JWKS at %s: %w", d.JWKSURI, err)
+			return nil, "", fmt.Errorf("JWKS at %s: %w", d.JWKSURI, err)
 		}
-		if pub, _, err := jwks.Lookup(keyID); err == nil {
-			return pub, nil
+		if pub, alg, err := jwks.Lookup(keyID); err == nil {
+			return pub, alg, nil
 		}
 	}
 	if d.PublicKey != nil && d.PublicKey.KeyID == keyID {
 		pub, err := httpsig.ParsePublicKeyPEM(d.PublicKey.PublicKeyPem)
 		if err != nil {
-			return nil, fmt.Errorf("publicKey at %s: %w", origin, err)
+			return nil, "", fmt.Errorf("publicKey at %s: %w", origin, err)
 		}
-		return pub, nil
+		return pub, "", nil
 	}
-	return nil, fmt.Errorf("no key %q published at %s", keyID, origin)
+	return nil, "", fmt.Errorf("no key %q published at %s", keyID, origin)
 }
 
 // keyOrigins gives the origins to look a keyid up at.

@@ -20,6 +20,7 @@ type Share struct {
 	ID           string // path segment under WebDAVRoot
 	ProviderID   string
 	Name         string
+	Description  string
 	Path         string // relative to the root directory
 	LocalPath    string
 	IsDir        bool
@@ -120,6 +121,9 @@ func (s *Server) ResetStats() {
 	s.mu.Unlock()
 }
 
+// maxUpload bounds a WebDAV request body.
+const maxUpload = 1 << 30
+
 var writeMethods = map[string]bool{
 	http.MethodPut: true, "MKCOL": true, "MOVE": true, http.MethodDelete: true,
 	"PROPPATCH": true, "COPY": true, "LOCK": true,
@@ -127,7 +131,7 @@ var writeMethods = map[string]bool{
 
 func (s *Server) serveWebDAV(w http.ResponseWriter, r *http.Request) {
 	cw := &countingWriter{ResponseWriter: w}
-	cr := &countingReader{r: r.Body}
+	cr := &countingReader{r: http.MaxBytesReader(w, r.Body, maxUpload)}
 	if r.Body != nil {
 		r.Body = struct {
 			io.Reader

@@ -1,0 +1,247 @@
+package ocmtest
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/ocm-agent/ocm-agent/ocm"
+)
+
+// Notification is a notification received at /ocm/notifications.
+type Notification struct {
+	Type         string
+	ResourceType string
+	ProviderID   string
+	ShareID      string // our share with that providerId, "" when unknown
+	Payload      json.RawMessage
+	Body         []byte
+	Signature    SignatureInfo
+	Status       int // what the server answered
+	RemoteAddr   string
+	Time         time.Time
+}
+
+// Notifications returns every notification received, oldest first.
+func (s *Server) Notifications() []Notification {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.notifications)
+}
+
+// WaitNotification waits for a received notification that match accepts
+// (nil accepts any), bounded by ctx (and a minute when ctx has no deadline).
+func (s *Server) WaitNotification(ctx context.Context, match func(Notification) bool) (Notification, error) {
+	var found Notification
+	err := s.waitFor(ctx, func() bool {
+		for _, n := range s.notifications {
+			if match == nil || match(n) {
+				found = n
+				return true
+			}
+		}
+		return false
+	})
+	return found, err
+}
+
+func (s *Server) serveNotifications(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		writeJSON(w, http.StatusMethodNotAllowed, ocm.Error{Message: "use POST"})
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil || len(body) > maxBody {
+		writeJSON(w, http.StatusRequestEntityTooLarge, ocm.Error{Message: "body unreadable or too large"})
+		return
+	}
+	n := Notification{Body: body, RemoteAddr: r.RemoteAddr, Time: time.Now()}
+	n.Signature, _ = s.verify(r.Context(), r, body)
+	status, answer := s.takeNotification(&n, body)
+	n.Status = status
+	s.mu.Lock()
+	s.notifications = append(s.notifications, n)
+	s.broadcast()
+	s.mu.Unlock()
+	writeJSON(w, status, answer)
+}
+
+func (s *Server) takeNotification(n *Notification, body []byte) (int, any) {
+	if n.Signature.Present && !n.Signature.Verified {
+		return http.StatusUnauthorized, ocm.Error{Message: "the request signature does not verify"}
+	}
+	if !n.Signature.Present && s.opts.RequireSignedRequests {
+		return http.StatusUnauthorized, ocm.Error{Message: "requests must be signed"}
+	}
+	parsed, err := ocm.ParseNotification(body)
+	if err != nil {
+		var ve ocm.ValidationErrors
+		if errors.As(err, &ve) {
+			return http.StatusBadRequest, ocm.Error{Message: "invalid notification", ValidationErrors: ve}
+		}
+		return http.StatusBadRequest, ocm.Error{Message: err.Error()}
+	}
+	n.Type, n.ResourceType, n.ProviderID, n.Payload = parsed.NotificationType, parsed.ResourceType, parsed.ProviderID, parsed.Notification
+	if !ocm.KnownNotification(n.Type) {
+		return http.StatusNotImplemented, ocm.Error{Message: "notification type " + n.Type + " is not supported"}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, rec := range s.shares {
+		if rec.ProviderID != n.ProviderID {
+			continue
+		}
+		n.ShareID = rec.ID
+		switch n.Type {
+		case ocm.ShareAccepted:
+			if rec.State == ShareStatePending {
+				rec.State = ShareStateAccepted
+			}
+		case ocm.ShareDeclined:
+			if rec.State == ShareStatePending || rec.State == ShareStateAccepted {
+				rec.State = ShareStateDeclined
+				s.dropTokensLocked(rec.ID)
+			}
+		}
+		break
+	}
+	return http.StatusCreated, struct{}{}
+}
+
+type inviteRec struct {
+	token   string
+	user    string
+	expires time.Time
+	used    bool
+}
+
+// InviteOptions configure CreateInvite.
+type InviteOptions struct {
+	// TTL is how long the invite can be accepted, default a day; a
+	// negative TTL makes an invite that has already expired.
+	TTL time.Duration
+}
+
+// InviteAcceptance records one call of /ocm/invite-accepted.
+type InviteAcceptance struct {
+	Token             string // the invite token presented; String redacts it
+	RecipientProvider string
+	UserID            string
+	Email             string
+	Name              string
+	Signature         SignatureInfo
+	Status            int // 200, 400 (unknown or expired), 409 (used), ...
+	Time              time.Time
+}
+
+// String describes the acceptance without its token.
+func (a InviteAcceptance) String() string {
+	return "invite acceptance by " + a.UserID + "@" + a.RecipientProvider + " (" + http.StatusText(a.Status) + ")"
+}
+
+// CreateInvite makes a single-use invite token for the server's user and
+// returns it with its OCM 1.4 invite string, base64url("<token>@<host:port>")
+// without padding.
+func (s *Server) CreateInvite(opts InviteOptions) (token, inviteString string) {
+	ttl := opts.TTL
+	if ttl == 0 {
+		ttl = 24 * time.Hour
+	}
+	token = newUUID()
+	s.mu.Lock()
+	s.invites[token] = &inviteRec{token: token, user: s.opts.User, expires: time.Now().Add(ttl)}
+	s.mu.Unlock()
+	return token, base64.RawURLEncoding.EncodeToString([]byte(token + "@" + s.host))
+}
+
+// InviteAcceptances returns every invite acceptance request received.
+func (s *Server) InviteAcceptances() []InviteAcceptance {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.acceptances)
+}
+
+// WaitInviteAcceptance waits for a recorded acceptance that match accepts
+// (nil accepts any), bounded by ctx.
+func (s *Server) WaitInviteAcceptance(ctx context.Context, match func(InviteAcceptance) bool) (InviteAcceptance, error) {
+	var found InviteAcceptance
+	err := s.waitFor(ctx, func() bool {
+		for _, a := range s.acceptances {
+			if match == nil || match(a) {
+				found = a
+				return true
+			}
+		}
+		return false
+	})
+	return found, err
+}
+
+func (s *Server) serveInviteAccepted(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		writeJSON(w, http.StatusMethodNotAllowed, ocm.Error{Message: "use POST"})
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil || len(body) > maxBody {
+		writeJSON(w, http.StatusRequestEntityTooLarge, ocm.Error{Message: "body unreadable or too large"})
+		return
+	}
+	a := InviteAcceptance{Time: time.Now()}
+	a.Signature, _ = s.verify(r.Context(), r, body)
+	status, answer := s.acceptInvite(&a, body)
+	a.Status = status
+	s.mu.Lock()
+	s.acceptances = append(s.acceptances, a)
+	s.broadcast()
+	s.mu.Unlock()
+	writeJSON(w, status, answer)
+}
+
+func (s *Server) acceptInvite(a *InviteAcceptance, body []byte) (int, any) {
+	if a.Signature.Present && !a.Signature.Verified {
+		return http.StatusUnauthorized, ocm.Error{Message: "the request signature does not verify"}
+	}
+	if !a.Signature.Present && s.opts.RequireSignedRequests {
+		return http.StatusUnauthorized, ocm.Error{Message: "requests must be signed"}
+	}
+	var req ocm.InviteAccepted
+	if err := ocm.CheckJSON(body); err != nil {
+		return http.StatusBadRequest, ocm.Error{Message: err.Error()}
+	}
+	if err := json.Unmarshal(body, &req); err != nil {
+		return http.StatusBadRequest, ocm.Error{Message: "invalid JSON: " + err.Error()}
+	}
+	a.Token, a.RecipientProvider, a.UserID, a.Email, a.Name = req.Token, req.RecipientProvider, req.UserID, req.Email, req.Name
+	var ve ocm.ValidationErrors
+	for k, v := range map[string]string{"recipientProvider": req.RecipientProvider, "token": req.Token, "userID": req.UserID} {
+		if v == "" {
+			ve.Add(k, "is required")
+		}
+	}
+	if len(ve) > 0 {
+		return http.StatusBadRequest, ocm.Error{Message: "invalid invite acceptance", ValidationErrors: ve}
+	}
+	if _, err := ocm.NormalizeHost(req.RecipientProvider); err != nil {
+		return http.StatusBadRequest, ocm.Error{Message: "invalid invite acceptance",
+			ValidationErrors: []ocm.ValidationError{{Name: "recipientProvider", Message: err.Error()}}}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	inv, ok := s.invites[req.Token]
+	switch {
+	case !ok:
+		return http.StatusBadRequest, ocm.Error{Message: "invalid or unknown invite token"}
+	case inv.used:
+		return http.StatusConflict, ocm.Error{Message: "invite already accepted"}
+	case !time.Now().Before(inv.expires):
+		return http.StatusBadRequest, ocm.Error{Message: "invite token expired"}
+	}
+	inv.used = true
+	return http.StatusOK, ocm.InviteAcceptedResponse{UserID: s.opts.User, Email: s.opts.Email, Name: s.opts.DisplayName}
+}

@@ -157,8 +157,7 @@ func (t *trust) UnsignedAllowed(ctx context.Context, host string) (bool, error) 
 	return !publishes, nil
 }
 
-// signingTransport signs every outbound request: RFC 9421 always, and
-// draft-cavage as well when the peer only publishes a cavage key.
+// signingTransport signs every outbound request.
 type signingTransport struct {
 	base      http.RoundTripper
 	keys      func() Keys
@@ -181,19 +180,28 @@ func (s *signingTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	k := s.keys()
 	now := time.Now()
-	if err := httpsig.SignRFC9421(r, body, k.Ed25519, now); err != nil {
+	// One Signature header per request: RFC 9421, unless the peer only
+	// publishes a draft-cavage key (older Nextcloud), which then gets that.
+	if s.cavageOnly(req.Context(), r.URL.Host) {
+		priv, ok := k.RSA.Private.(*rsa.PrivateKey)
+		if !ok {
+			return nil, errors.New("the agent has no RSA key for draft-cavage signatures")
+		}
+		if err := httpsig.SignCavage(r, body, k.RSA.ID, priv, now); err != nil {
+			return nil, fmt.Errorf("sign request (draft-cavage): %w", err)
+		}
+	} else if err := httpsig.SignRFC9421(r, body, k.Ed25519, now); err != nil {
 		return nil, fmt.Errorf("sign request: %w", err)
 	}
-	if s.discovery != nil {
-		if res, err := s.discovery.Discover(req.Context(), r.URL.Host); err == nil && res.Doc.JWKSURI == "" && res.Doc.PublicKey != nil {
-			if priv, ok := k.RSA.Private.(*rsa.PrivateKey); ok {
-				if err := httpsig.SignCavage(r, body, k.RSA.ID, priv, now); err != nil {
-					return nil, fmt.Errorf("sign request (cavage): %w", err)
-				}
-			}
-		}
-	}
 	return s.base.RoundTrip(r)
+}
+
+func (s *signingTransport) cavageOnly(ctx context.Context, host string) bool {
+	if s.discovery == nil {
+		return false
+	}
+	res, err := s.discovery.Discover(ctx, host)
+	return err == nil && res.Doc.JWKSURI == "" && res.Doc.PublicKey != nil && res.Doc.PublicKey.PublicKeyPem != ""
 }
 
 // PeerClient is the HTTP client for requests to peers: safe dialing,

@@ -362,7 +362,7 @@ func verifyCavage(ctx context.Context, req *http.Request, body []byte, r KeyReso
 	if err != nil {
 		return nil, err
 	}
-	if o.Replay != nil && o.Replay.seen(cs.signature, now, date.Add(o.MaxSkew)) {
+	if o.Replay != nil && o.Replay.seen(replayID(ProfileCavage, cs.keyID, signing), now, date.Add(o.MaxSkew)) {
 		return nil, fmt.Errorf("%w: draft-cavage signature by %q", ErrReplay, cs.keyID)
 	}
 	return &Verified{KeyID: cs.keyID, Profile: ProfileCavage, Alg: alg, Created: date}, nil

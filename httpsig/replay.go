@@ -7,9 +7,12 @@ import (
 )
 
 // ReplayCache remembers the signatures accepted recently so that the same
-// signature is accepted only once. It is safe for concurrent use. Only
-// signatures that verified are recorded, so filling it costs an attacker
-// valid signatures; when it is full the oldest entries go first.
+// signature is accepted only once. A signature is identified by its key id
+// and the exact content it signs (signature base or signing string), so a
+// re-encoded copy of the same signature (ECDSA's s and n-s) is caught too.
+// It is safe for concurrent use. Only signatures that verified are
+// recorded, so filling it costs an attacker valid signatures; when it is
+// full the oldest entries go first.
 type ReplayCache struct {
 	window time.Duration
 	max    int
@@ -33,10 +36,16 @@ func NewReplayCache(window time.Duration, max int) *ReplayCache {
 	return &ReplayCache{window: window, max: max, until: make(map[[sha256.Size]byte]time.Time)}
 }
 
-// seen records sig at now, to be remembered at least until acceptableUntil,
-// and reports whether it was already recorded and still remembered.
-func (c *ReplayCache) seen(sig []byte, now, acceptableUntil time.Time) bool {
-	id := sha256.Sum256(sig)
+// replayID identifies a signature for the cache.
+func replayID(profile, keyID, signed string) []byte {
+	return []byte(profile + "\x00" + keyID + "\x00" + signed)
+}
+
+// seen records a signature at now, to be remembered at least until
+// acceptableUntil, and reports whether it was already recorded and still
+// remembered.
+func (c *ReplayCache) seen(key []byte, now, acceptableUntil time.Time) bool {
+	id := sha256.Sum256(key)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.prune(now)

@@ -27,7 +27,8 @@ func component(name string) sfItem { return sfItem{bare: sfStr(name)} }
 // request with a body (or a POST, PUT or PATCH), the Content-Digest
 // (sha-256) and Content-Length fields; then Signature-Input and Signature
 // covering "@method", "@target-uri", "content-digest" and "content-length"
-// with created, keyid, alg and tag="ocm". req.URL must be absolute. A
+// with created, keyid, alg and tag="ocm". req.URL must be absolute; the
+// "@target-uri" is req.URL with req.Host, when set, as its authority. A
 // previous RFC 9421 signature is replaced; a request already signed with
 // the draft-cavage profile is refused, since both use the Signature field.
 func SignRFC9421(req *http.Request, body []byte, k Key, now time.Time) error {
@@ -261,7 +262,7 @@ func verifyRFC9421(ctx context.Context, req *http.Request, body []byte, r KeyRes
 	if err != nil {
 		return nil, err
 	}
-	if o.Replay != nil && o.Replay.seen(s.sig, now, created.Add(o.MaxSkew)) {
+	if o.Replay != nil && o.Replay.seen(replayID(ProfileRFC9421, s.keyID, base), now, created.Add(o.MaxSkew)) {
 		return nil, fmt.Errorf("%w: signature %q by %q", ErrReplay, s.label, s.keyID)
 	}
 	return &Verified{KeyID: s.keyID, Profile: ProfileRFC9421, Alg: alg, Created: created}, nil

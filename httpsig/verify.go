@@ -40,8 +40,9 @@ const DefaultMaxSkew = 5 * time.Minute
 type VerifyOptions struct {
 	// TargetURI is the absolute public URL of the request (scheme, host,
 	// path and query), used for "@target-uri", "(request-target)" and
-	// "host" when the server sits behind a proxy. Empty: rebuilt from the
-	// request (req.TLS, req.Host, req.URL).
+	// "host" when the server sits behind a proxy; typically the configured
+	// public base URL joined with the public path and req.URL.RawQuery.
+	// Empty: rebuilt from the request (req.TLS, req.Host, req.URL).
 	TargetURI string
 	// MaxSkew bounds how old, or how far in the future, "created" (RFC
 	// 9421) or Date (draft-cavage) may be. Zero means DefaultMaxSkew.

@@ -116,6 +116,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, e
 	if err := d.control.Listen(cfg.Socket); err != nil {
 		return nil, err
 	}
+	d.mount(ctx, tm)
 	ok = true
 	return d, nil
 }

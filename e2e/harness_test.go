@@ -46,6 +46,8 @@ type agentProc struct {
 	args   []string
 	cmd    *exec.Cmd
 	log    *bytes.Buffer
+	// extraEnv is added to the daemon's and the CLI's environment.
+	extraEnv []string
 }
 
 func freePort(t *testing.T) string {
@@ -73,7 +75,7 @@ func newAgent(t *testing.T, extra ...string) *agentProc {
 }
 
 func (a *agentProc) env() []string {
-	return append(os.Environ(), "XDG_CONFIG_HOME="+filepath.Join(a.dir, "config"),
+	return append(append(os.Environ(), a.extraEnv...), "XDG_CONFIG_HOME="+filepath.Join(a.dir, "config"),
 		"XDG_STATE_HOME="+filepath.Join(a.dir, "xdgstate"), "XDG_RUNTIME_DIR="+filepath.Join(a.dir, "run"))
 }
 

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	sddaemon "github.com/coreos/go-systemd/v22/daemon"
 	"log/slog"
 	"net"
 	"net/http"
@@ -123,9 +124,15 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, e
 
 // Serve runs the servers until ctx ends, then stops them.
 func (d *Daemon) Serve(ctx context.Context) error {
+	d.EnableLifecycle(ctx) // invites, contacts, notification outbox, expiry (lifecycle.go)
 	errc := make(chan error, 2)
 	go func() { errc <- d.public.Serve(d.publicLn) }()
 	go func() { errc <- d.control.Serve() }()
+	// Under systemd (Type=notify): ready once the endpoint listens and the
+	// mount is up, which Start has already done. Outside systemd this is a no-op.
+	if _, err := sddaemon.SdNotify(false, sddaemon.SdNotifyReady); err != nil {
+		d.log.Warn("could not tell systemd the agent is ready", "err", err)
+	}
 	d.log.Info("ocm-agent running", "version", Version, "address", d.cfg.Address(), "endpoint", d.cfg.PublicURL+"/ocm",
 		"listen", d.publicLn.Addr().String(), "socket", d.cfg.Socket, "secrets", d.Agent.secrets.Backend())
 	var err error
@@ -136,6 +143,7 @@ func (d *Daemon) Serve(ctx context.Context) error {
 			err = nil
 		}
 	}
+	sddaemon.SdNotify(false, sddaemon.SdNotifyStopping)
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	d.Stop(sctx)

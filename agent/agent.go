@@ -77,6 +77,8 @@ type Agent struct {
 	discovery  *discovery.Client
 	peerClient *http.Client
 	tokenMgr   TokenManager
+
+	lifecycle lifecycleState // outbox worker and expiry timer (lifecycle.go)
 }
 
 // URLResolver turns a share's webdav URI into an absolute URL, discovering
@@ -157,6 +159,10 @@ func (a *Agent) ReceiveShare(ctx context.Context, ns *ocm.NewShare, peer Peer) (
 	if err := a.checkPolicy(peer.Host); err != nil {
 		return "", err
 	}
+	fromContact := a.isContact(ctx, shareSender(ns))
+	if a.cfg.AcceptFrom == "contacts" && !fromContact {
+		return "", errorf(http.StatusForbidden, "this user only accepts shares from contacts: ask them for an invite, or send them one")
+	}
 	if ns.Secret() == "" {
 		return "", invalid("protocol.webdav.sharedSecret", "is required")
 	}
@@ -167,7 +173,7 @@ func (a *Agent) ReceiveShare(ctx context.Context, ns *ocm.NewShare, peer Peer) (
 		ShareType: ns.ShareType, ResourceType: ns.ResourceType, Expiration: ns.Expiration,
 		Dialect: string(ns.Dialect), Protocols: ns.Protocols, Requirements: ns.Requirements,
 		LegacyCode: ns.Code != "" && (ns.WebDAV == nil || ns.WebDAV.SharedSecret == ""),
-		State:      store.StatePending,
+		State:      store.StatePending, FromContact: fromContact,
 	}
 	if peer.Signed {
 		sh.SignedBy = peer.Profile + " " + peer.KeyID
@@ -205,6 +211,15 @@ func (a *Agent) ReceiveShare(ctx context.Context, ns *ocm.NewShare, peer Peer) (
 	a.log.Info("share received", "share", stored.ID, "name", stored.Name, "from", stored.Sender,
 		"peer", stored.Peer, "dialect", stored.Dialect, "signed", peer.Signed, "update", !isNew)
 	a.events.publish("share", stored.ID, stored.State)
+	if !stored.Expiration.IsZero() {
+		a.kickExpiry()
+	}
+	if fromContact && a.cfg.AutoAcceptContacts && stored.State == store.StatePending {
+		if _, err := a.AcceptShare(ctx, stored.ID); err != nil {
+			a.log.Warn("could not accept a contact's share automatically", "share", stored.ID, "err", err)
+		}
+		return a.cfg.DisplayName, nil // AcceptShare refreshed the mount
+	}
 	if stored.State == store.StateAccepted {
 		a.refreshMount(ctx)
 	}
@@ -228,20 +243,29 @@ func stripe(peer, providerID string) int {
 
 // checkPolicy applies the allow and deny lists to a peer host.
 func (a *Agent) checkPolicy(host string) error {
+	if !a.serverAllowed(host) {
+		return errorf(http.StatusForbidden, "this server is not allowed to share with this user")
+	}
+	return nil
+}
+
+// serverAllowed applies the allow and deny lists to a peer host (an entry
+// without a port matches every port of its host).
+func (a *Agent) serverAllowed(host string) bool {
 	for _, d := range a.cfg.DenyServers {
 		if ocm.SameProvider(d, host) || ocm.SameProvider(d, ocm.HostOnly(host)) {
-			return errorf(http.StatusForbidden, "this server is not allowed to share with this user")
+			return false
 		}
 	}
 	if len(a.cfg.AllowServers) > 0 {
 		for _, d := range a.cfg.AllowServers {
 			if ocm.SameProvider(d, host) || ocm.SameProvider(d, ocm.HostOnly(host)) {
-				return nil
+				return true
 			}
 		}
-		return errorf(http.StatusForbidden, "this server is not allowed to share with this user")
+		return false
 	}
-	return nil
+	return true
 }
 
 // Shares lists shares: all of them, or the live ones (pending, accepted, error).
@@ -292,8 +316,12 @@ func (a *Agent) RemoveShare(ctx context.Context, id string) (store.Share, error)
 	return sh, nil
 }
 
+// changeState moves a share to state to on the user's decision, queueing
+// the notification that tells its sender in the same transaction.
 func (a *Agent) changeState(ctx context.Context, id, to string, from ...string) (store.Share, error) {
-	sh, err := a.store.SetShareState(ctx, id, to, "", from...)
+	n := a.notificationFor(ctx, id, to)
+	sh, queued, err := a.store.SetShareStateNotify(ctx, id, to, "", n, from...)
+	a.notificationQueued(ctx, n, sh, queued)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return sh, fmt.Errorf("no share with id %q: %w", id, ErrNotFound)

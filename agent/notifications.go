@@ -54,7 +54,9 @@ func (a *Agent) ReceiveNotification(ctx context.Context, n *ocm.Notification, pe
 	}
 	if n.ResourceType == "user" || n.NotificationType == ocm.UserRemoved {
 		a.record(ctx, peer.Host, n, "")
-		a.events.publish("contact", n.ProviderID, "removed-by-peer")
+		if n.NotificationType == ocm.UserRemoved {
+			a.contactRemovedByPeer(ctx, n, peer)
+		}
 		return nil
 	}
 	sh, err := a.shareForNotification(ctx, n, peer, payload.SharedSecret)

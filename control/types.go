@@ -42,6 +42,13 @@ type Share struct {
 	Error             string    `json:"error,omitempty"`
 	CreatedAt         time.Time `json:"createdAt"`
 	UpdatedAt         time.Time `json:"updatedAt"`
+	// FromContact says the sender is in the address book; a share without
+	// it comes from a stranger and the UI says so.
+	FromContact bool `json:"fromContact"`
+	// NotifyState says whether the sender was told about the user's
+	// decision: "" (nothing to tell), "queued", "sent", "unsupported: ..."
+	// (the sender takes no notifications) or "failed: ...".
+	NotifyState string `json:"notifyState,omitempty"`
 }
 
 // Status is the daemon's state at a glance.

@@ -70,15 +70,15 @@ func ParseInvite(s string) (Invite, error) {
 	if strings.HasPrefix(lower, "https://") || strings.HasPrefix(lower, "http://") {
 		return parseInviteLink(s)
 	}
-	if strings.Contains(s, "://") {
-		return Invite{}, fmt.Errorf("%w: a link must start with https:// or http://; %s", ErrBadInvite, inviteForms)
-	}
 	if strings.Contains(s, "@") {
 		inv, err := splitInvite(s)
 		if err != nil {
 			return Invite{}, fmt.Errorf("%w: token@provider form: %v", ErrBadInvite, err)
 		}
 		return inv, nil
+	}
+	if strings.Contains(s, "://") {
+		return Invite{}, fmt.Errorf("%w: a link must start with https:// or http://; %s", ErrBadInvite, inviteForms)
 	}
 	raw, err := decodeInviteString(s)
 	if err != nil {

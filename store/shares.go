@@ -48,12 +48,19 @@ type Share struct {
 	Error             string    `json:"error,omitempty"`
 	CreatedAt         time.Time `json:"createdAt"`
 	UpdatedAt         time.Time `json:"updatedAt"`
+	// FromContact says the sender is in the address book; shares from
+	// strangers are flagged for the UI by its absence.
+	FromContact bool `json:"fromContact"`
+	// NotifyState is how telling the sender about the user's decision went:
+	// "" (nothing to tell), NotifyQueued, NotifySent, NotifyUnsupported or
+	// NotifyFailed, the last two with a reason after ": ".
+	NotifyState string `json:"notifyState,omitempty"`
 }
 
 const shareColumns = `id, peer, provider_id, name, description, share_with, owner, sender,
 	owner_display_name, sender_display_name, share_type, resource_type, expiration, dialect,
 	protocols, webdav_uri, permissions, legacy_permissions, requirements, access_types, size,
-	legacy_code, signed_by, state, error, created_at, updated_at`
+	legacy_code, signed_by, state, error, created_at, updated_at, from_contact, notify_state`
 
 type scanner interface{ Scan(...any) error }
 
@@ -61,11 +68,11 @@ func scanShare(r scanner) (Share, error) {
 	var sh Share
 	var exp, created, updated int64
 	var protocols, perms, reqs, access string
-	var legacy int
+	var legacy, fromContact int
 	err := r.Scan(&sh.ID, &sh.Peer, &sh.ProviderID, &sh.Name, &sh.Description, &sh.ShareWith, &sh.Owner, &sh.Sender,
 		&sh.OwnerDisplayName, &sh.SenderDisplayName, &sh.ShareType, &sh.ResourceType, &exp, &sh.Dialect,
 		&protocols, &sh.WebDAVURI, &perms, &sh.LegacyPermissions, &reqs, &access, &sh.Size,
-		&legacy, &sh.SignedBy, &sh.State, &sh.Error, &created, &updated)
+		&legacy, &sh.SignedBy, &sh.State, &sh.Error, &created, &updated, &fromContact, &sh.NotifyState)
 	if err != nil {
 		return sh, err
 	}
@@ -75,6 +82,7 @@ func scanShare(r scanner) (Share, error) {
 	sh.CreatedAt = time.Unix(0, created).UTC()
 	sh.UpdatedAt = time.Unix(0, updated).UTC()
 	sh.LegacyCode = legacy != 0
+	sh.FromContact = fromContact != 0
 	for _, p := range []struct {
 		s   string
 		dst *[]string
@@ -87,6 +95,13 @@ func scanShare(r scanner) (Share, error) {
 		sh.Permissions = []string{}
 	}
 	return sh, nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func jsonList(l []string) string {
@@ -140,11 +155,11 @@ func (s *Store) PutShare(ctx context.Context, sh Share) (Share, UpsertResult, er
 	if !sh.Expiration.IsZero() {
 		exp = sh.Expiration.Unix()
 	}
-	legacy := 0
-	if sh.LegacyCode {
-		legacy = 1
+	legacy, fromContact := boolInt(sh.LegacyCode), boolInt(sh.FromContact)
+	if result == Updated && sh.State == existing.State {
+		sh.NotifyState = existing.NotifyState
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO shares (`+shareColumns+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+	_, err = tx.ExecContext(ctx, `INSERT INTO shares (`+shareColumns+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
 		ON CONFLICT(id) DO UPDATE SET name=excluded.name, description=excluded.description,
 		share_with=excluded.share_with, owner=excluded.owner, sender=excluded.sender,
 		owner_display_name=excluded.owner_display_name, sender_display_name=excluded.sender_display_name,
@@ -153,12 +168,13 @@ func (s *Store) PutShare(ctx context.Context, sh Share) (Share, UpsertResult, er
 		permissions=excluded.permissions, legacy_permissions=excluded.legacy_permissions,
 		requirements=excluded.requirements, access_types=excluded.access_types, size=excluded.size,
 		legacy_code=excluded.legacy_code, signed_by=excluded.signed_by, state=excluded.state,
-		error=excluded.error, updated_at=excluded.updated_at`,
+		error=excluded.error, updated_at=excluded.updated_at, from_contact=excluded.from_contact,
+		notify_state=excluded.notify_state`,
 		sh.ID, sh.Peer, sh.ProviderID, sh.Name, sh.Description, sh.ShareWith, sh.Owner, sh.Sender,
 		sh.OwnerDisplayName, sh.SenderDisplayName, sh.ShareType, sh.ResourceType, exp, sh.Dialect,
 		jsonList(sh.Protocols), sh.WebDAVURI, jsonList(sh.Permissions), sh.LegacyPermissions,
 		jsonList(sh.Requirements), jsonList(sh.AccessTypes), sh.Size, legacy, sh.SignedBy, sh.State,
-		sh.Error, sh.CreatedAt.UnixNano(), sh.UpdatedAt.UnixNano())
+		sh.Error, sh.CreatedAt.UnixNano(), sh.UpdatedAt.UnixNano(), fromContact, sh.NotifyState)
 	if err != nil {
 		return Share{}, 0, fmt.Errorf("store: write share: %w", err)
 	}

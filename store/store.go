@@ -99,6 +99,57 @@ var migrations = []string{
 		payload TEXT NOT NULL DEFAULT '',
 		received_at INTEGER NOT NULL
 	);`,
+	// 3: the address book, invites we issued (token kept only as its
+	// SHA-256), the outbox of notifications to peers, and the share columns
+	// the policy and the outbox fill in.
+	`CREATE TABLE contacts (
+		id TEXT PRIMARY KEY,
+		address TEXT NOT NULL UNIQUE,
+		user_id TEXT NOT NULL,
+		server TEXT NOT NULL,
+		name TEXT NOT NULL DEFAULT '',
+		email TEXT NOT NULL DEFAULT '',
+		source TEXT NOT NULL,
+		invite_id TEXT NOT NULL DEFAULT '',
+		state TEXT NOT NULL,
+		created_at INTEGER NOT NULL,
+		updated_at INTEGER NOT NULL
+	);
+	CREATE INDEX contacts_server ON contacts(server);
+	CREATE TABLE invites (
+		id TEXT PRIMARY KEY,
+		token_hash BLOB NOT NULL UNIQUE,
+		note TEXT NOT NULL DEFAULT '',
+		state TEXT NOT NULL,
+		created_at INTEGER NOT NULL,
+		expires_at INTEGER NOT NULL,
+		accepted_at INTEGER NOT NULL DEFAULT 0,
+		accepted_by TEXT NOT NULL DEFAULT '',
+		contact_id TEXT NOT NULL DEFAULT ''
+	);
+	CREATE TABLE outbox (
+		id TEXT PRIMARY KEY,
+		seq INTEGER NOT NULL,
+		share_id TEXT NOT NULL,
+		peer TEXT NOT NULL,
+		type TEXT NOT NULL,
+		provider_id TEXT NOT NULL,
+		resource_type TEXT NOT NULL,
+		with_secret INTEGER NOT NULL DEFAULT 0,
+		state TEXT NOT NULL,
+		attempts INTEGER NOT NULL DEFAULT 0,
+		next_attempt INTEGER NOT NULL,
+		last_status INTEGER NOT NULL DEFAULT 0,
+		last_error TEXT NOT NULL DEFAULT '',
+		created_at INTEGER NOT NULL,
+		updated_at INTEGER NOT NULL,
+		done_at INTEGER NOT NULL DEFAULT 0
+	);
+	CREATE INDEX outbox_due ON outbox(state, next_attempt);
+	CREATE INDEX outbox_share ON outbox(share_id);
+	ALTER TABLE shares ADD COLUMN from_contact INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE shares ADD COLUMN notify_state TEXT NOT NULL DEFAULT '';
+	CREATE INDEX shares_expiration ON shares(expiration) WHERE expiration > 0;`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

@@ -1,0 +1,350 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ocm-agent/ocm-agent/control"
+	"github.com/ocm-agent/ocm-agent/ocm"
+	"github.com/ocm-agent/ocm-agent/store"
+)
+
+// lifecycleState is the agent's share lifecycle machinery: the wake-up
+// channels of the outbox worker and the expiry timer, and the retry policy.
+// Its zero value is ready to use.
+type lifecycleState struct {
+	once       sync.Once
+	outboxKick chan struct{}
+	expiryKick chan struct{}
+
+	mu       sync.Mutex
+	retry    RetryPolicy
+	retrySet bool
+}
+
+func (a *Agent) life() *lifecycleState {
+	l := &a.lifecycle
+	l.once.Do(func() {
+		l.outboxKick = make(chan struct{}, 1)
+		l.expiryKick = make(chan struct{}, 1)
+	})
+	return l
+}
+
+func kick(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// kickOutbox wakes the outbox worker (something was queued).
+func (a *Agent) kickOutbox() { kick(a.life().outboxKick) }
+
+// kickExpiry re-arms the expiry timer (a share with an expiration arrived).
+func (a *Agent) kickExpiry() { kick(a.life().expiryKick) }
+
+// RunBackground runs the outbox worker and the expiry timer until ctx
+// ends. The retry policy is RetryPolicyFromEnv unless SetNotifyRetry set
+// one.
+func (a *Agent) RunBackground(ctx context.Context) {
+	l := a.life()
+	l.mu.Lock()
+	if !l.retrySet {
+		l.retry, l.retrySet = RetryPolicyFromEnv(), true
+	}
+	l.mu.Unlock()
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); a.runOutbox(ctx) }()
+	go func() { defer wg.Done(); a.runExpiry(ctx) }()
+	wg.Wait()
+}
+
+// notificationFor decides what the sender is told when the user moves a
+// share to state: SHARE_ACCEPTED on accepting a pending share,
+// SHARE_DECLINED on declining or removing one (the spec's equivalent of a
+// removal by the recipient). For senders that verify the share's secret
+// in notifications (the OCM 1.0 options form Nextcloud sends), the secret
+// is copied to the secret store under the outbox item's key, since the
+// share's own is deleted with the decision.
+func (a *Agent) notificationFor(ctx context.Context, id, to string) *store.Notify {
+	n := &store.Notify{ID: newID()}
+	switch to {
+	case store.StateAccepted:
+		n.Type, n.OnlyFrom = ocm.ShareAccepted, []string{store.StatePending}
+	case store.StateDeclined, store.StateRemoved:
+		n.Type, n.Supersede = ocm.ShareDeclined, []string{ocm.ShareAccepted}
+	default:
+		return nil
+	}
+	sh, err := a.store.Share(ctx, id)
+	if err != nil {
+		return n // the state change reports the problem
+	}
+	if sh.Dialect == string(ocm.DialectLegacyOptions) {
+		if secret, err := a.secrets.Get(ctx, secretKey(id)); err == nil {
+			if err := a.secrets.Put(ctx, outboxSecretKey(n.ID), secret); err == nil {
+				n.WithSecret = true
+			} else {
+				a.log.Warn("could not keep the share's secret for the notification", "share", id, "err", err)
+			}
+		}
+	}
+	return n
+}
+
+// notificationQueued finishes a state change that queued n (or did not):
+// it drops the copied secrets nobody will send and wakes the worker.
+func (a *Agent) notificationQueued(ctx context.Context, n *store.Notify, sh store.Share, queued bool) {
+	if n == nil {
+		return
+	}
+	if !queued {
+		if n.WithSecret {
+			a.deleteSecret(ctx, outboxSecretKey(n.ID))
+		}
+		return
+	}
+	items, lerr := a.store.OutboxForShare(ctx, sh.ID)
+	if lerr == nil {
+		for _, it := range items {
+			if it.State == store.OutboxSuperseded && it.WithSecret {
+				a.deleteSecret(ctx, outboxSecretKey(it.ID))
+			}
+		}
+	}
+	a.kickOutbox()
+}
+
+// runExpiry removes shares when their expiration passes: a timer set to
+// the next expiration, re-armed when a share arrives.
+func (a *Agent) runExpiry(ctx context.Context) {
+	l := a.life()
+	for ctx.Err() == nil {
+		troubled := a.expireShares(ctx)
+		wait := time.Hour
+		if next, ok, err := a.store.NextExpiry(ctx); err != nil {
+			troubled = true
+		} else if ok {
+			wait = min(wait, time.Until(next)+10*time.Millisecond)
+		}
+		if troubled {
+			wait = max(wait, time.Second)
+		}
+		wait = max(wait, 5*time.Millisecond)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+		case <-l.expiryKick:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// expireShares removes every live share whose expiration has passed:
+// state removed, secret and tokens forgotten, mount refreshed. It reports
+// whether the database failed.
+func (a *Agent) expireShares(ctx context.Context) (troubled bool) {
+	shares, err := a.store.ExpiredShares(ctx, time.Now())
+	if err != nil {
+		if ctx.Err() == nil {
+			a.log.Error("cannot look for expired shares", "err", err)
+		}
+		return true
+	}
+	mounted := false
+	for _, sh := range shares {
+		_, err := a.store.SetShareState(ctx, sh.ID, store.StateRemoved, "expired", store.StatePending, store.StateAccepted, store.StateError)
+		if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
+			continue // decided meanwhile
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				a.log.Error("cannot remove an expired share", "share", sh.ID, "err", err)
+			}
+			troubled = true
+			continue
+		}
+		a.forgetSecret(ctx, sh.ID)
+		a.log.Info("share expired", "share", sh.ID, "name", sh.Name, "expiration", sh.Expiration)
+		a.events.publish("share", sh.ID, store.StateRemoved)
+		mounted = mounted || sh.State == store.StateAccepted
+	}
+	if mounted {
+		a.refreshMount(ctx)
+	}
+	return troubled
+}
+
+// EnableLifecycle switches on invites, contacts and the share lifecycle
+// in a started daemon: it advertises the invites capability (publishing
+// the discovery documents again), serves the invite dialog page at
+// InviteDialogPath, adds the control routes, and runs the
+// outbox worker and the expiry timer until ctx ends. Serve calls it
+// before it starts serving.
+func (d *Daemon) EnableLifecycle(ctx context.Context) {
+	d.Agent.EnableInvites()
+	if d.Receiver != nil {
+		cur, legacy := d.Agent.DiscoveryDocs()
+		if err := d.Receiver.SetDiscovery(cur, legacy); err != nil {
+			d.log.Error("cannot publish the discovery document with invites", "err", err)
+		}
+	}
+	if d.public != nil && d.public.Handler != nil {
+		// The invite dialog page sits next to the OCM API on the public
+		// endpoint (the receiver serves only the API).
+		api, dialog := d.public.Handler, d.Agent.InviteDialogHandler()
+		d.public.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == InviteDialogPath {
+				dialog.ServeHTTP(w, r)
+				return
+			}
+			api.ServeHTTP(w, r)
+		})
+	}
+	if d.control != nil {
+		d.Agent.RegisterControlRoutes(d.control)
+	}
+	go d.Agent.RunBackground(ctx)
+}
+
+// Control request bodies are small.
+const maxControlBody = 64 << 10
+
+func readControlJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxControlBody))
+	if err != nil {
+		return errorf(http.StatusBadRequest, "the request body cannot be read or is too large")
+	}
+	if len(strings.TrimSpace(string(data))) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return errorf(http.StatusBadRequest, "the request body is not the expected JSON")
+	}
+	return nil
+}
+
+// InviteRequest is the body of POST /v1/invites.
+type InviteRequest struct {
+	Note string `json:"note,omitempty"`
+	// Expires is how long the invite stays valid: a Go duration or a
+	// number of days ("7d"); empty means DefaultInviteTTL.
+	Expires string `json:"expires,omitempty"`
+}
+
+// AcceptInviteRequest is the body of POST /v1/invites/accept: an invite
+// in any pasted form, or its token and provider apart.
+type AcceptInviteRequest struct {
+	Invite   string `json:"invite,omitempty"`
+	Token    string `json:"token,omitempty"`
+	Provider string `json:"provider,omitempty"`
+}
+
+// String keeps the invite out of logs.
+func (r AcceptInviteRequest) String() string { return "accept invite request" }
+
+// ParseTTL reads an invite lifetime: a Go duration ("36h", "90m") or a
+// number of days ("7d").
+func ParseTTL(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0, nil
+	}
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n <= 0 || n > 365 {
+			return 0, fmt.Errorf("%q: expected a number of days from 1 to 365, like 7d", s)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("%q: expected a duration like 7d, 36h or 90m", s)
+	}
+	return d, nil
+}
+
+// RegisterControlRoutes adds the invite and contact routes to the
+// control API:
+//
+//	GET    /v1/invites            invites issued ([]store.Invite)
+//	POST   /v1/invites            InviteRequest -> CreatedInvite
+//	DELETE /v1/invites/{id}       revoke -> store.Invite
+//	POST   /v1/invites/accept     AcceptInviteRequest -> store.Contact
+//	GET    /v1/contacts           []store.Contact
+//	DELETE /v1/contacts/{id}      -> the removed store.Contact
+func (a *Agent) RegisterControlRoutes(s *control.Server) {
+	reply := func(w http.ResponseWriter, v any, err error) {
+		if err != nil {
+			control.WriteError(w, err)
+			return
+		}
+		control.WriteJSON(w, http.StatusOK, v)
+	}
+	s.Handle("GET /v1/invites", func(w http.ResponseWriter, r *http.Request) {
+		l, err := a.Invites(r.Context())
+		reply(w, l, err)
+	})
+	s.Handle("POST /v1/invites", func(w http.ResponseWriter, r *http.Request) {
+		var req InviteRequest
+		if err := readControlJSON(w, r, &req); err != nil {
+			control.WriteError(w, err)
+			return
+		}
+		ttl, err := ParseTTL(req.Expires)
+		if err != nil {
+			control.WriteError(w, errorf(http.StatusBadRequest, "expires "+err.Error()))
+			return
+		}
+		ci, err := a.CreateInvite(r.Context(), req.Note, ttl)
+		reply(w, ci, err)
+	})
+	s.Handle("DELETE /v1/invites/{id}", func(w http.ResponseWriter, r *http.Request) {
+		inv, err := a.RevokeInvite(r.Context(), r.PathValue("id"))
+		reply(w, inv, err)
+	})
+	s.Handle("POST /v1/invites/accept", func(w http.ResponseWriter, r *http.Request) {
+		var req AcceptInviteRequest
+		if err := readControlJSON(w, r, &req); err != nil {
+			control.WriteError(w, err)
+			return
+		}
+		var inv ocm.Invite
+		var err error
+		switch {
+		case req.Invite != "" && (req.Token != "" || req.Provider != ""):
+			err = errors.New("give either an invite or a token and a provider, not both")
+		case req.Invite != "":
+			inv, err = ocm.ParseInvite(req.Invite)
+		case req.Token != "" || req.Provider != "":
+			inv, err = ocm.ParseInviteParts(req.Token, req.Provider)
+		default:
+			err = errors.New("no invite given: paste the invite code or link you received")
+		}
+		if err != nil {
+			control.WriteError(w, errorf(http.StatusBadRequest, err.Error()))
+			return
+		}
+		c, err := a.AcceptInvite(r.Context(), inv)
+		reply(w, c, err)
+	})
+	s.Handle("GET /v1/contacts", func(w http.ResponseWriter, r *http.Request) {
+		l, err := a.Contacts(r.Context())
+		reply(w, l, err)
+	})
+	s.Handle("DELETE /v1/contacts/{id}", func(w http.ResponseWriter, r *http.Request) {
+		c, err := a.RemoveContact(r.Context(), r.PathValue("id"))
+		reply(w, c, err)
+	})
+}

@@ -121,16 +121,25 @@ func (b *wdBody) Close() error {
 	return err
 }
 
-// wdReader is an upload body that kicks the watchdog as the transport reads it.
+// wdReader is an upload body that kicks the watchdog as the transport reads
+// it. Once the whole body is sent, the server gets longer to answer: storing
+// a large file (Nextcloud assembles, scans, moves it) takes time.
 type wdReader struct {
 	r io.Reader
 	w *watchdog
 }
 
+// answerFactor is how many timeouts a server may take to answer an upload
+// it has received completely.
+const answerFactor = 6
+
 func (r *wdReader) Read(p []byte) (int, error) {
 	n, err := r.r.Read(p)
 	if n > 0 {
 		r.w.kick()
+	}
+	if err == io.EOF {
+		r.w.t.Reset(r.w.d * answerFactor)
 	}
 	return n, err
 }
@@ -237,9 +246,10 @@ const propfindBody = `<?xml version="1.0" encoding="utf-8"?>` +
 	`<d:resourcetype/><d:getcontentlength/><d:getlastmodified/><d:getetag/><oc:fileid/>` +
 	`</d:prop></d:propfind>`
 
-// propfind lists u (depth "0" or "1"). A 3xx to the same URL with a slash
-// added (a collection asked for without one) is followed once.
-func (c *davClient) propfind(ctx context.Context, shareID, u, depth string) (*listing, string, error) {
+// propfind lists u (depth "0" or "1"), telling onChild (if set) of each child
+// as it arrives. A 3xx to the same URL with a slash added (a collection asked
+// for without one) is followed once.
+func (c *davClient) propfind(ctx context.Context, shareID, u, depth string, onChild func(string, info)) (*listing, string, error) {
 	for hop := 0; hop < 2; hop++ {
 		resp, err := c.do(ctx, request{
 			method:  "PROPFIND",
@@ -258,8 +268,7 @@ func (c *davClient) propfind(ctx context.Context, shareID, u, depth string) (*li
 		}
 		switch {
 		case resp.StatusCode == http.StatusMultiStatus:
-			l, err := parseMultistatus(io.LimitReader(resp.Body, maxPropfindBody), u)
-			// Stop the watchdog; a truncated document is an error from the parser.
+			l, err := parseStream(resp.Body, u, onChild)
 			_ = resp.Body.Close()
 			if err != nil {
 				return nil, u, readErr("PROPFIND", err)
@@ -368,4 +377,32 @@ func (c *davClient) getRange(ctx context.Context, shareID, u string, off int64, 
 		}
 	}
 	return got, nil
+}
+
+// move renames a file or directory with MOVE (never creating missing
+// parents, unlike gowebdav's Rename).
+func (f *FS) move(ctx context.Context, sh *share, from, to []string, dir, overwrite bool) error {
+	src, dst := sh.fileURL(from), sh.fileURL(to)
+	if dir {
+		src, dst = sh.dirURL(from), sh.dirURL(to)
+	}
+	ow := "F"
+	if overwrite {
+		ow = "T"
+	}
+	resp, err := f.dav.do(f.ctx, request{
+		method:  "MOVE",
+		url:     src,
+		shareID: sh.id,
+		header:  http.Header{"Destination": {dst}, "Overwrite": {ow}},
+	})
+	if err != nil {
+		return err
+	}
+	drainClose(resp)
+	switch resp.StatusCode {
+	case http.StatusCreated, http.StatusNoContent, http.StatusOK:
+		return nil
+	}
+	return &statusError{Method: "MOVE", Code: resp.StatusCode}
 }

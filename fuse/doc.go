@@ -8,4 +8,9 @@
 // streamed PUT on close/fsync, kept until the server has them) and the mapping
 // of network failures to errno values within a bounded time. Credentials come
 // from an Authorizer; this package never sees how they are stored.
+//
+// Requests to a peer are bounded by Options.Timeout (no progress for that
+// long fails them), not by the kernel's interrupts: a signal to one program
+// (the Go runtime's preemption signals among them) must not abort a listing
+// or a read-ahead that others share.
 package ocmfs

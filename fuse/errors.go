@@ -40,8 +40,9 @@ func toErrno(err error) syscall.Errno {
 	if err == nil {
 		return 0
 	}
-	var errno syscall.Errno
-	if errors.As(err, &errno) {
+	// Only errno values of this package's own making pass through; those
+	// found deeper (ECONNREFUSED from a dial) are network failures.
+	if errno, ok := err.(syscall.Errno); ok {
 		return errno
 	}
 	if errors.Is(err, errTimeout) || errors.Is(err, context.DeadlineExceeded) {

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"strings"
 
 	"github.com/studio-b12/gowebdav"
 )
@@ -100,7 +99,7 @@ func (c *davClient) mkcol(ctx context.Context, shareID, target string) error {
 func (c *davClient) remove(ctx context.Context, shareID, target string) error {
 	ctx, cancel := context.WithTimeoutCause(ctx, c.timeout, errTimeout)
 	defer cancel()
-	gc, p, err := c.gowebdavFor(ctx, shareID, strings.TrimSuffix(target, "/"))
+	gc, p, err := c.gowebdavFor(ctx, shareID, target)
 	if err != nil {
 		return err
 	}

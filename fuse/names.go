@@ -13,10 +13,10 @@ const maxNameBytes = 255
 // fallbackName stands in for a share name that sanitizes to nothing.
 const fallbackName = "Shared item"
 
-// safeName turns an untrusted share name into one path component: no '/', no
-// NUL, no control characters, valid UTF-8, not "." or "..", at most
-// maxNameBytes bytes (cut on a rune boundary).
-func safeName(s string) string {
+// cleanName turns an untrusted share name into one path component: no '/', no
+// NUL, no control characters, valid UTF-8, not "." or "..". Length is left to
+// safeName and withSuffix.
+func cleanName(s string) string {
 	var b strings.Builder
 	for len(s) > 0 {
 		r, size := utf8.DecodeRuneInString(s)
@@ -38,7 +38,12 @@ func safeName(s string) string {
 		// ".", "..", "...": all dots would be confusing at best.
 		out = fallbackName
 	}
-	return truncateName(out, maxNameBytes)
+	return out
+}
+
+// safeName is cleanName cut to maxNameBytes, keeping a file's extension.
+func safeName(s string, isDir bool) string {
+	return withSuffix(cleanName(s), "", 0, isDir)
 }
 
 // truncateName cuts s to at most n bytes without splitting a rune.
@@ -73,28 +78,32 @@ func withSuffix(name, tag string, n int, isDir bool) string {
 	base, ext := splitExt(name, isDir)
 	suffix := ""
 	if tag != "" {
-		suffix = " (" + safeName(tag) + ")"
+		suffix = " (" + cleanName(tag) + ")"
 	}
 	if n > 1 {
 		suffix += " " + strconv.Itoa(n)
 	}
 	room := maxNameBytes - len(suffix) - len(ext)
-	if room < 1 {
-		// An absurd tag: keep a short base and drop the extension.
-		ext = ""
-		suffix = truncateName(suffix, maxNameBytes/2)
-		room = maxNameBytes - len(suffix)
+	if room < maxNameBytes/4 {
+		// An absurd tag or extension: keep a readable base.
+		ext = truncateName(ext, maxNameBytes/4)
+		suffix = truncateName(suffix, maxNameBytes/4)
+		room = maxNameBytes - len(suffix) - len(ext)
 	}
-	return truncateName(base, room) + suffix + ext
+	out := truncateName(base, room) + suffix + ext
+	if strings.Trim(out, ".") == "" {
+		return fallbackName
+	}
+	return out
 }
 
 // uniqueName picks the name of a new root entry: the safe share name if it is
 // free, otherwise the name with the sender's address as a suffix
 // ("Report (alice@cloud.example)"), otherwise that with a counter.
 func uniqueName(name, origin string, isDir bool, taken func(string) bool) string {
-	base := safeName(name)
-	if !taken(base) {
-		return base
+	base := cleanName(name)
+	if first := withSuffix(base, "", 0, isDir); !taken(first) {
+		return first
 	}
 	if origin != "" {
 		if c := withSuffix(base, origin, 0, isDir); !taken(c) {

@@ -74,4 +74,3 @@ func validator(in info) string {
 	}
 	return "s" + time.Unix(0, in.mtime.UnixNano()).UTC().Format(time.RFC3339Nano) + "/" + strconv.FormatInt(in.size, 10)
 }
-

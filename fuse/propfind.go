@@ -2,7 +2,6 @@ package ocmfs
 
 import (
 	"bytes"
-	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // info is what the mount knows about one remote file or directory.
@@ -30,6 +30,7 @@ type listing struct {
 	names    []string // sorted
 	items    map[string]info
 	fileID   bool // the server sent oc:fileid: ownCloud-lineage, folder ETags change with their content
+	streamed bool // the children were handed out as they arrived
 	accepted int  // children found in the document (before dropping unusable names)
 }
 
@@ -43,132 +44,217 @@ type davResponse struct {
 	id   bool
 }
 
-// parseMultistatus reads a PROPFIND answer for reqURL. The entry whose href
-// names reqURL is the resource itself (matched by decoded path, not by
-// position); children are the entries one segment below it. If no href
-// matches reqURL (a server rewriting paths), the first entry is taken as the
-// resource and the last segment of every other href as a child name. Names
-// that cannot be local file names are dropped.
-func parseMultistatus(r io.Reader, reqURL string) (*listing, error) {
+// parseMultistatus reads a whole PROPFIND answer for reqURL; see parseStream.
+func parseMultistatus(body []byte, reqURL string) (*listing, error) {
+	return parseStream(bytes.NewReader(body), reqURL, nil)
+}
+
+// parseStream reads a PROPFIND answer for reqURL (at most maxPropfindBody
+// bytes) as it arrives, calling onChild (if set) for each child entry as soon
+// as its response element is complete, in the server's order. The entry
+// whose href names reqURL is the resource itself (matched by decoded path,
+// not by position); children are the entries one segment below it. If no
+// href matches reqURL (a server rewriting paths), the first entry is taken as
+// the resource and the last segment of every other href as a child name
+// (onChild then hears of none: the caller uses the listing). Names that
+// cannot be local file names are dropped, and so are repeated names.
+func parseStream(r io.Reader, reqURL string, onChild func(name string, in info)) (*listing, error) {
 	reqSegs, err := urlSegments(reqURL)
 	if err != nil {
 		return nil, err
 	}
-	dec := xml.NewDecoder(r)
-	dec.Strict = false
-	var (
-		resps   []davResponse
-		cur     *davResponse
-		stack   []string
-		text    bytes.Buffer
-		ps      info // props of the current propstat
-		psID    bool
-		psColl  bool
-		psOK    bool
-		inProp  bool
-		hrefRaw string
-	)
-	for {
-		tok, err := dec.RawToken()
-		if err == io.EOF {
-			break
+	b := msBuilder{resps: make([]davResponse, 0, 64)}
+	if onChild != nil {
+		// Children are told once the resource itself has been seen (servers
+		// send it first): without it the listing falls back to other rules.
+		seen := map[string]bool{}
+		selfSeen := false
+		var early []davResponse
+		tell := func(rsp *davResponse) {
+			if !rsp.ok || len(rsp.segs) != len(reqSegs)+1 || !equalSegs(rsp.segs[:len(reqSegs)], reqSegs) {
+				return
+			}
+			name := rsp.segs[len(reqSegs)]
+			if !validRemoteName(name) || seen[name] {
+				return
+			}
+			seen[name] = true
+			in := rsp.in
+			if in.dir {
+				in.size = 0
+			}
+			onChild(name, in)
 		}
-		if err != nil {
-			return nil, fmt.Errorf("parse multistatus: %w", err)
-		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			name := t.Name.Local
-			stack = append(stack, name)
-			text.Reset()
-			switch name {
-			case "response":
-				resps = append(resps, davResponse{})
-				cur = &resps[len(resps)-1]
-				hrefRaw = ""
-			case "propstat":
-				ps, psID, psColl, psOK = info{}, false, false, false
-			case "prop":
-				inProp = true
-			case "collection":
-				if inProp && len(stack) >= 2 && stack[len(stack)-2] == "resourcetype" {
-					psColl = true
+		b.onResponse = func(rsp *davResponse) {
+			switch {
+			case selfSeen:
+				tell(rsp)
+			case equalSegs(rsp.segs, reqSegs):
+				selfSeen = true
+				for i := range early {
+					tell(&early[i])
 				}
-			}
-		case xml.EndElement:
-			if len(stack) == 0 {
-				return nil, errors.New("parse multistatus: unbalanced document")
-			}
-			name := stack[len(stack)-1]
-			stack = stack[:len(stack)-1]
-			val := strings.TrimSpace(text.String())
-			text.Reset()
-			if cur == nil {
-				continue
-			}
-			switch name {
-			case "href":
-				if !inProp && hrefRaw == "" {
-					hrefRaw = val
-					segs, err := urlSegments(val)
-					if err == nil {
-						cur.segs = segs
-					}
-				}
-			case "status":
-				if !inProp {
-					psOK = statusOK(val)
-				}
-			case "prop":
-				inProp = false
-			case "getcontentlength":
-				if inProp {
-					ps.size, _ = strconv.ParseInt(val, 10, 64)
-				}
-			case "getlastmodified":
-				if inProp {
-					ps.mtime, _ = http.ParseTime(val)
-				}
-			case "getetag":
-				if inProp {
-					ps.etag = val
-				}
-			case "fileid":
-				if inProp && val != "" {
-					psID = true
-				}
-			case "propstat":
-				if psOK {
-					cur.ok = true
-					if ps.size > 0 {
-						cur.in.size = ps.size
-					}
-					if !ps.mtime.IsZero() {
-						cur.in.mtime = ps.mtime
-					}
-					if ps.etag != "" {
-						cur.in.etag = ps.etag
-					}
-					if psColl {
-						cur.in.dir = true
-					}
-					if psID {
-						cur.id = true
-					}
-				}
-			case "response":
-				if cur.segs == nil {
-					// No usable href: drop it.
-					resps = resps[:len(resps)-1]
-				}
-				cur = nil
-			}
-		case xml.CharData:
-			if len(stack) > 0 {
-				text.Write(t)
+				early = nil
+			default:
+				early = append(early, *rsp)
 			}
 		}
 	}
+	sc := xmlScanner{h: &b}
+	buf := make([]byte, 0, 64<<10)
+	var total int64
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, make([]byte, cap(buf))...)[:len(buf)]
+		}
+		n, rerr := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		total += int64(n)
+		if total > maxPropfindBody {
+			return nil, errors.New("multistatus larger than the limit")
+		}
+		eof := rerr == io.EOF
+		if rerr != nil && !eof {
+			return nil, rerr
+		}
+		used, err := sc.feed(buf, eof)
+		if err != nil {
+			return nil, fmt.Errorf("parse multistatus: %w", err)
+		}
+		buf = buf[:copy(buf, buf[used:])]
+		if eof {
+			break
+		}
+	}
+	return b.listing(reqSegs)
+}
+
+// msBuilder collects the responses of a multistatus from element events,
+// matching elements by local name (namespace prefixes vary by server).
+type msBuilder struct {
+	onResponse func(*davResponse)
+	resps      []davResponse
+	cur        *davResponse
+	stack      []string
+	ps         info // props of the current propstat
+	psID       bool
+	psColl     bool
+	psOK       bool
+	inProp     bool
+	href       bool
+}
+
+func (b *msBuilder) start(name string) {
+	b.stack = append(b.stack, name)
+	switch name {
+	case "response":
+		b.resps = append(b.resps, davResponse{})
+		b.cur = &b.resps[len(b.resps)-1]
+		b.href = false
+	case "propstat":
+		b.ps, b.psID, b.psColl, b.psOK = info{}, false, false, false
+	case "prop":
+		b.inProp = true
+	case "collection":
+		if b.inProp && len(b.stack) >= 2 && b.stack[len(b.stack)-2] == "resourcetype" {
+			b.psColl = true
+		}
+	}
+}
+
+// wantText reports whether the text of the innermost element matters.
+func (b *msBuilder) wantText() bool {
+	if b.cur == nil || len(b.stack) == 0 {
+		return false
+	}
+	switch b.stack[len(b.stack)-1] {
+	case "href", "status", "getcontentlength", "getlastmodified", "getetag", "fileid":
+		return true
+	}
+	return false
+}
+
+func (b *msBuilder) end(text []byte) error {
+	if len(b.stack) == 0 {
+		return errors.New("unbalanced document")
+	}
+	name := b.stack[len(b.stack)-1]
+	b.stack = b.stack[:len(b.stack)-1]
+	cur := b.cur
+	if cur == nil {
+		return nil
+	}
+	var val string
+	switch name {
+	case "href", "status", "getcontentlength", "getlastmodified", "getetag", "fileid":
+		val = string(bytes.TrimSpace(text))
+	}
+	switch name {
+	case "href":
+		if !b.inProp && !b.href {
+			b.href = true
+			if segs, err := urlSegments(val); err == nil {
+				cur.segs = segs
+			}
+		}
+	case "status":
+		if !b.inProp {
+			b.psOK = statusOK(val)
+		}
+	case "prop":
+		b.inProp = false
+	case "getcontentlength":
+		if b.inProp {
+			b.ps.size, _ = strconv.ParseInt(val, 10, 64)
+		}
+	case "getlastmodified":
+		if b.inProp {
+			b.ps.mtime, _ = http.ParseTime(val)
+		}
+	case "getetag":
+		if b.inProp {
+			b.ps.etag = val
+		}
+	case "fileid":
+		if b.inProp && val != "" {
+			b.psID = true
+		}
+	case "propstat":
+		if b.psOK {
+			cur.ok = true
+			if b.ps.size > 0 {
+				cur.in.size = b.ps.size
+			}
+			if !b.ps.mtime.IsZero() {
+				cur.in.mtime = b.ps.mtime
+			}
+			if b.ps.etag != "" {
+				cur.in.etag = b.ps.etag
+			}
+			if b.psColl {
+				cur.in.dir = true
+			}
+			if b.psID {
+				cur.id = true
+			}
+		}
+	case "response":
+		if cur.segs == nil {
+			// No usable href: drop it.
+			b.resps = b.resps[:len(b.resps)-1]
+		} else if b.onResponse != nil {
+			b.onResponse(cur)
+		}
+		b.cur = nil
+	}
+	return nil
+}
+
+func (b *msBuilder) listing(reqSegs []string) (*listing, error) {
+	if len(b.stack) != 0 {
+		return nil, fmt.Errorf("parse multistatus: %w", io.ErrUnexpectedEOF)
+	}
+	resps := b.resps
 	if len(resps) == 0 {
 		return nil, errNoResponse
 	}
@@ -219,6 +305,225 @@ func parseMultistatus(r io.Reader, reqURL string) (*listing, error) {
 	return l, nil
 }
 
+// xmlScanner is a small XML tokenizer for multistatus documents, about ten
+// times faster than encoding/xml on the listings of large folders (which is
+// what a cold ls -l waits for), fed as the body arrives. It reports elements
+// by local name, decodes the predefined and numeric character references in
+// text, reads CDATA, and skips the declaration, processing instructions,
+// comments and a DOCTYPE without an internal subset. Anything else malformed
+// is an error.
+type xmlScanner struct {
+	h    *msBuilder
+	text []byte
+}
+
+// feed scans the complete tokens at the start of b and returns how many bytes
+// it consumed; an incomplete token at the end waits for more input, unless
+// eof.
+func (s *xmlScanner) feed(b []byte, eof bool) (int, error) {
+	h := s.h
+	i := 0
+	incomplete := func() (int, error) {
+		if eof {
+			return i, io.ErrUnexpectedEOF
+		}
+		return i, nil
+	}
+	for i < len(b) {
+		lt := bytes.IndexByte(b[i:], '<')
+		if lt < 0 {
+			if !eof {
+				return i, nil // the text may go on
+			}
+			if len(bytes.TrimSpace(b[i:])) > 0 {
+				return i, errors.New("text outside the root element")
+			}
+			return len(b), nil
+		}
+		if lt > 0 && h.wantText() {
+			t, err := unescapeXML(b[i : i+lt])
+			if err != nil {
+				return i, err
+			}
+			s.text = append(s.text, t...)
+		}
+		i += lt
+		rest := b[i:]
+		switch {
+		case bytes.HasPrefix(rest, []byte("<?")):
+			k := bytes.Index(rest, []byte("?>"))
+			if k < 0 {
+				return incomplete()
+			}
+			i += k + 2
+		case bytes.HasPrefix(rest, []byte("<!--")):
+			k := bytes.Index(rest[4:], []byte("-->"))
+			if k < 0 {
+				return incomplete()
+			}
+			i += 4 + k + 3
+		case bytes.HasPrefix(rest, []byte("<![CDATA[")):
+			k := bytes.Index(rest[9:], []byte("]]>"))
+			if k < 0 {
+				return incomplete()
+			}
+			if h.wantText() {
+				s.text = append(s.text, rest[9:9+k]...)
+			}
+			i += 9 + k + 3
+		case bytes.HasPrefix(rest, []byte("<!")):
+			if len(rest) < 9 && (bytes.HasPrefix([]byte("<![CDATA["), rest) || bytes.HasPrefix([]byte("<!--"), rest)) {
+				return incomplete()
+			}
+			k := bytes.IndexByte(rest, '>')
+			if k < 0 {
+				return incomplete()
+			}
+			if bytes.IndexByte(rest[:k], '[') >= 0 {
+				return i, errors.New("DOCTYPE with an internal subset")
+			}
+			i += k + 1
+		case bytes.HasPrefix(rest, []byte("</")):
+			k := bytes.IndexByte(rest, '>')
+			if k < 0 {
+				return incomplete()
+			}
+			name := localName(bytes.TrimSpace(rest[2:k]))
+			if len(h.stack) == 0 || h.stack[len(h.stack)-1] != name {
+				return i, fmt.Errorf("unexpected end element %q", name)
+			}
+			if err := h.end(s.text); err != nil {
+				return i, err
+			}
+			s.text = s.text[:0]
+			i += k + 1
+		case len(rest) < 2:
+			return incomplete()
+		default:
+			k, self, err := tagEnd(rest)
+			if err == io.ErrUnexpectedEOF {
+				return incomplete()
+			}
+			if err != nil {
+				return i, err
+			}
+			nameEnd := 1
+			for nameEnd < k && !isSpace(rest[nameEnd]) && rest[nameEnd] != '/' && rest[nameEnd] != '>' {
+				nameEnd++
+			}
+			if nameEnd == 1 {
+				return i, errors.New("element without a name")
+			}
+			h.start(localName(rest[1:nameEnd]))
+			s.text = s.text[:0]
+			if self {
+				if err := h.end(nil); err != nil {
+					return i, err
+				}
+			}
+			i += k + 1
+		}
+	}
+	return i, nil
+}
+
+// tagEnd finds the '>' closing a start tag, skipping quoted attribute values.
+func tagEnd(b []byte) (int, bool, error) {
+	var quote byte
+	for k := 1; k < len(b); k++ {
+		c := b[k]
+		switch {
+		case quote != 0:
+			if c == quote {
+				quote = 0
+			}
+		case c == '"' || c == '\'':
+			quote = c
+		case c == '<':
+			return 0, false, errors.New("'<' inside a tag")
+		case c == '>':
+			return k, b[k-1] == '/', nil
+		}
+	}
+	return 0, false, io.ErrUnexpectedEOF
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+// knownNames are element names seen in multistatus documents, so that
+// scanning them allocates nothing.
+var knownNames = func() map[string]string {
+	m := map[string]string{}
+	for _, n := range []string{"multistatus", "response", "href", "propstat", "prop", "status", "resourcetype",
+		"collection", "getcontentlength", "getlastmodified", "getetag", "fileid", "displayname", "getcontenttype",
+		"lockdiscovery", "supportedlock", "lockentry", "lockscope", "locktype", "exclusive", "shared", "write",
+		"creationdate", "quota-used-bytes", "quota-available-bytes", "permissions", "size", "id", "responsedescription"} {
+		m[n] = n
+	}
+	return m
+}()
+
+func localName(b []byte) string {
+	if k := bytes.LastIndexByte(b, ':'); k >= 0 {
+		b = b[k+1:]
+	}
+	if s, ok := knownNames[string(b)]; ok {
+		return s
+	}
+	return string(b)
+}
+
+// unescapeXML decodes character references in text.
+func unescapeXML(b []byte) ([]byte, error) {
+	if bytes.IndexByte(b, '&') < 0 {
+		return b, nil
+	}
+	out := make([]byte, 0, len(b))
+	for len(b) > 0 {
+		amp := bytes.IndexByte(b, '&')
+		if amp < 0 {
+			out = append(out, b...)
+			break
+		}
+		out = append(out, b[:amp]...)
+		b = b[amp:]
+		semi := bytes.IndexByte(b, ';')
+		if semi < 0 || semi > 12 {
+			return nil, errors.New("bad character reference")
+		}
+		ref := string(b[1:semi])
+		b = b[semi+1:]
+		switch ref {
+		case "amp":
+			out = append(out, '&')
+		case "lt":
+			out = append(out, '<')
+		case "gt":
+			out = append(out, '>')
+		case "quot":
+			out = append(out, '"')
+		case "apos":
+			out = append(out, '\'')
+		default:
+			var n uint64
+			var err error
+			switch {
+			case strings.HasPrefix(ref, "#x"):
+				n, err = strconv.ParseUint(ref[2:], 16, 32)
+			case strings.HasPrefix(ref, "#"):
+				n, err = strconv.ParseUint(ref[1:], 10, 32)
+			default:
+				err = errors.New("unknown entity")
+			}
+			if err != nil || n == 0 || n > utf8.MaxRune {
+				return nil, fmt.Errorf("bad character reference &%s;", ref)
+			}
+			out = utf8.AppendRune(out, rune(n))
+		}
+	}
+	return out, nil
+}
+
 func statusOK(s string) bool {
 	// "HTTP/1.1 200 OK"
 	f := strings.Fields(s)
@@ -229,22 +534,27 @@ func statusOK(s string) bool {
 // decoded segments, ignoring empty ones. An encoded slash stays inside its
 // segment (and makes it an unusable name).
 func urlSegments(s string) ([]string, error) {
-	u, err := url.Parse(s)
-	if err != nil {
-		return nil, fmt.Errorf("parse href: %w", err)
-	}
-	raw := u.EscapedPath()
-	parts := strings.Split(raw, "/")
-	segs := make([]string, 0, len(parts))
-	for _, p := range parts {
-		if p == "" {
-			continue
-		}
-		d, err := url.PathUnescape(p)
+	raw := s
+	if !strings.HasPrefix(s, "/") || strings.HasPrefix(s, "//") || strings.ContainsAny(s, "?#") {
+		u, err := url.Parse(s)
 		if err != nil {
 			return nil, fmt.Errorf("parse href: %w", err)
 		}
-		segs = append(segs, d)
+		raw = u.EscapedPath()
+	}
+	segs := make([]string, 0, strings.Count(raw, "/")+1)
+	for p := range strings.SplitSeq(raw, "/") {
+		if p == "" {
+			continue
+		}
+		if strings.IndexByte(p, '%') >= 0 {
+			d, err := url.PathUnescape(p)
+			if err != nil {
+				return nil, fmt.Errorf("parse href: %w", err)
+			}
+			p = d
+		}
+		segs = append(segs, p)
 	}
 	return segs, nil
 }

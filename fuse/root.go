@@ -65,7 +65,7 @@ func (r *rootNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) 
 		switch n := child.Operations().(type) {
 		case *dirNode:
 			if dir && n.sh == sh {
-				r.f.entryOut(out, n.attrInfo(in), sh.isWritable())
+				r.f.entryOut(out, n.selfInfo(), sh.isWritable())
 				return child, 0
 			}
 		case *fileNode:

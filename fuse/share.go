@@ -3,6 +3,7 @@ package ocmfs
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -145,6 +146,7 @@ func (sh *share) resolve(ctx context.Context) {
 	in, dir, u, headOnly, err := sh.probe(ctx)
 	sh.mu.Lock()
 	guessed := sh.dir
+	failedBefore := sh.lastErr != nil
 	sh.lastTry = time.Now()
 	sh.lastErr = err
 	if err == nil {
@@ -161,7 +163,12 @@ func (sh *share) resolve(ctx context.Context) {
 	sh.mu.Unlock()
 	close(ch)
 	if err != nil {
-		sh.f.log.Warn("share not reachable", "share", sh.id, "entry", name, "err", err)
+		// Said once until it works again: lookups retry every few seconds.
+		level := slog.LevelDebug
+		if !failedBefore {
+			level = slog.LevelWarn
+		}
+		sh.f.log.Log(ctx, level, "share not reachable", "share", sh.id, "entry", name, "err", err)
 		return
 	}
 	if guessed != dir {
@@ -178,7 +185,7 @@ func (sh *share) resolve(ctx context.Context) {
 // probe finds the type and metadata of the shared resource.
 func (sh *share) probe(ctx context.Context) (in info, dir bool, u string, headOnly bool, err error) {
 	u = sh.entry.URL
-	l, final, err := sh.f.dav.propfind(ctx, sh.id, u, "0")
+	l, final, err := sh.f.dav.propfind(ctx, sh.id, u, "0", nil)
 	if err == nil {
 		in = l.self
 		if in.dir {
@@ -214,7 +221,7 @@ func (sh *share) fileInfo(ctx context.Context, maxAge time.Duration) (info, erro
 		in, err = sh.f.dav.head(ctx, sh.id, u)
 	} else {
 		var l *listing
-		l, _, err = sh.f.dav.propfind(ctx, sh.id, u, "0")
+		l, _, err = sh.f.dav.propfind(ctx, sh.id, u, "0", nil)
 		if err == nil {
 			in = l.self
 		} else if se := (*statusError)(nil); errors.As(err, &se) && (se.Code == http.StatusMethodNotAllowed || se.Code == http.StatusNotImplemented) {

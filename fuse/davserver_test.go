@@ -1,0 +1,278 @@
+package ocmfs
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/net/webdav"
+)
+
+// davServer is a real WebDAV server on 127.0.0.1 (golang.org/x/net/webdav over
+// a temporary directory) with a bearer-token check, a log of every request
+// with the bytes it sent, and switches for the failures the mount must
+// survive.
+type davServer struct {
+	t    *testing.T
+	dir  string
+	addr string
+
+	mu         sync.Mutex
+	srv        *http.Server
+	token      string
+	reqs       []davReq
+	putStatus  int             // answer PUTs with this status
+	putReset   bool            // drop the connection in the middle of PUT bodies
+	putBlock   chan struct{}   // PUTs read a little, then wait for this to close
+	putStarted chan struct{}   // closed when a blocked PUT started
+	refuse     map[string]bool // method+" "+path answered 405
+	hang       chan struct{}   // requests wait for this to close (or the client to go)
+}
+
+type davReq struct {
+	Method string
+	Path   string
+	Depth  string
+	Range  string
+	Status int
+	Sent   int64 // body bytes sent
+	Mtime  string
+}
+
+func newDAVServer(t *testing.T) *davServer {
+	t.Helper()
+	s := &davServer{t: t, dir: t.TempDir(), token: "test-token", refuse: map[string]bool{}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.addr = ln.Addr().String()
+	s.serve(ln)
+	t.Cleanup(s.stop)
+	return s
+}
+
+func (s *davServer) serve(ln net.Listener) {
+	h := &webdav.Handler{FileSystem: webdav.Dir(s.dir), LockSystem: webdav.NewMemLS()}
+	srv := &http.Server{Handler: s.wrap(h), ReadHeaderTimeout: 10 * time.Second}
+	s.mu.Lock()
+	s.srv = srv
+	s.mu.Unlock()
+	go func() { _ = srv.Serve(ln) }()
+}
+
+// stop closes the listener and every connection: the peer is down.
+func (s *davServer) stop() {
+	s.mu.Lock()
+	srv := s.srv
+	s.srv = nil
+	s.mu.Unlock()
+	if srv != nil {
+		_ = srv.Close()
+	}
+}
+
+// start listens again on the same address.
+func (s *davServer) start() {
+	s.t.Helper()
+	var ln net.Listener
+	var err error
+	for range 50 {
+		ln, err = net.Listen("tcp", s.addr)
+		if err == nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
+		s.t.Fatalf("listen again on %s: %v", s.addr, err)
+	}
+	s.serve(ln)
+}
+
+func (s *davServer) url(p string) string { return "http://" + s.addr + p }
+
+func (s *davServer) set(fn func(s *davServer)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fn(s)
+}
+
+// write puts a file into the served tree.
+func (s *davServer) write(p string, data []byte) {
+	s.t.Helper()
+	full := filepath.Join(s.dir, filepath.FromSlash(p))
+	if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+		s.t.Fatal(err)
+	}
+	if err := os.WriteFile(full, data, 0o644); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+func (s *davServer) read(p string) ([]byte, error) {
+	return os.ReadFile(filepath.Join(s.dir, filepath.FromSlash(p)))
+}
+
+func (s *davServer) log() []davReq {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]davReq(nil), s.reqs...)
+}
+
+func (s *davServer) resetLog() {
+	s.mu.Lock()
+	s.reqs = nil
+	s.mu.Unlock()
+}
+
+// count returns how many requests matched method and (if set) path, and the
+// body bytes they sent.
+func (s *davServer) count(method, path string) (int, int64) {
+	n, b := 0, int64(0)
+	for _, r := range s.log() {
+		if r.Method == method && (path == "" || r.Path == path) {
+			n++
+			b += r.Sent
+		}
+	}
+	return n, b
+}
+
+type countingWriter struct {
+	http.ResponseWriter
+	status int
+	sent   int64
+}
+
+func (w *countingWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(p)
+	w.sent += int64(n)
+	return n, err
+}
+
+func (w *countingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	hj, ok := w.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, errors.New("no hijacker")
+	}
+	return hj.Hijack()
+}
+
+func (s *davServer) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cw := &countingWriter{ResponseWriter: w}
+		defer func() {
+			s.mu.Lock()
+			s.reqs = append(s.reqs, davReq{
+				Method: r.Method, Path: r.URL.Path, Depth: r.Header.Get("Depth"), Range: r.Header.Get("Range"),
+				Status: cw.status, Sent: cw.sent, Mtime: r.Header.Get("X-OC-Mtime"),
+			})
+			s.mu.Unlock()
+		}()
+		s.mu.Lock()
+		token, hang, refuse := s.token, s.hang, s.refuse[r.Method+" "+r.URL.Path]
+		putStatus, putReset, putBlock, putStarted := s.putStatus, s.putReset, s.putBlock, s.putStarted
+		s.mu.Unlock()
+		if hang != nil {
+			select {
+			case <-hang:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		if r.Header.Get("Authorization") != "Bearer "+token {
+			cw.Header().Set("WWW-Authenticate", `Bearer realm="test"`)
+			http.Error(cw, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		if refuse {
+			http.Error(cw, "not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		if r.Method == http.MethodPut {
+			switch {
+			case putStatus != 0:
+				_, _ = io.Copy(io.Discard, r.Body)
+				http.Error(cw, "refused", putStatus)
+				return
+			case putReset:
+				_, _ = io.CopyN(io.Discard, r.Body, 1)
+				if conn, _, err := cw.Hijack(); err == nil {
+					if tc, ok := conn.(*net.TCPConn); ok {
+						_ = tc.SetLinger(0)
+					}
+					_ = conn.Close()
+				}
+				return
+			case putBlock != nil:
+				_, _ = io.CopyN(io.Discard, r.Body, 1)
+				if putStarted != nil {
+					s.mu.Lock()
+					if s.putStarted != nil {
+						close(s.putStarted)
+						s.putStarted = nil
+					}
+					s.mu.Unlock()
+				}
+				select {
+				case <-putBlock:
+				case <-r.Context().Done():
+				}
+				return
+			}
+		}
+		h.ServeHTTP(cw, r)
+	})
+}
+
+// testAuth is an Authorizer handing out bearer tokens; after Invalidate it
+// hands out next (when set).
+type testAuth struct {
+	mu          sync.Mutex
+	token       string
+	next        string
+	invalidated int
+	authorized  int
+}
+
+func (a *testAuth) Authorize(ctx context.Context, shareID string, req *http.Request) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.authorized++
+	req.Header.Set("Authorization", "Bearer "+a.token)
+	return nil
+}
+
+func (a *testAuth) Invalidate(shareID string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.invalidated++
+	if a.next != "" {
+		a.token = a.next
+	}
+}
+
+func (a *testAuth) invalidations() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.invalidated
+}

@@ -1,0 +1,330 @@
+package ocmfs
+
+import (
+	"context"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+)
+
+// fileNode is a remote file: a file inside a folder share, or a file share.
+type fileNode struct {
+	fs.Inode
+	remote
+
+	omu       sync.Mutex
+	opened    bool
+	lastValid string // validator at the last open, for FOPEN_KEEP_CACHE
+}
+
+var (
+	_ fs.NodeGetattrer = (*fileNode)(nil)
+	_ fs.NodeSetattrer = (*fileNode)(nil)
+	_ fs.NodeOpener    = (*fileNode)(nil)
+)
+
+// where returns the share-relative path of the file.
+func (n *fileNode) where() ([]string, syscall.Errno) {
+	if n.sh.isGone() {
+		return nil, syscall.ESTALE
+	}
+	segs, ok := location(&n.Inode)
+	if !ok {
+		return nil, syscall.ENOENT
+	}
+	return segs, 0
+}
+
+// attrInfo is the info to show: the spool's size while a local copy differs.
+func (n *fileNode) attrInfo(in info) info {
+	if n.sh.f.spool.count.Load() == 0 {
+		in.dir = false
+		return in
+	}
+	if segs, ok := location(&n.Inode); ok {
+		if ws := n.sh.f.spool.lookup(n.sh.id, segs); ws != nil {
+			st := ws.stat()
+			in.size, in.mtime = st.size, st.mtime
+		}
+	}
+	in.dir = false
+	return in
+}
+
+// freshInfo returns the file's metadata, asking the server (through the
+// parent's listing, or the share's root) when older than the TTL.
+func (n *fileNode) freshInfo(ctx context.Context) (info, syscall.Errno) {
+	f := n.sh.f
+	in, at := n.getInfo()
+	if time.Since(at) < f.o.MetadataTTL {
+		return in, 0
+	}
+	if n.isRoot {
+		fi, err := n.sh.fileInfo(f.ctx, f.o.MetadataTTL)
+		if err != nil {
+			return info{}, toErrno(err)
+		}
+		n.setInfo(fi)
+		return fi, 0
+	}
+	name, parent := n.Parent()
+	if parent == nil {
+		return in, 0 // unlinked but open: what we had
+	}
+	pd, ok := parent.Operations().(*dirNode)
+	if !ok {
+		return in, 0
+	}
+	fi, ok, errno := pd.child(name)
+	if errno != 0 {
+		return info{}, errno
+	}
+	if !ok {
+		return info{}, syscall.ENOENT
+	}
+	n.setInfo(fi)
+	return fi, 0
+}
+
+func (n *fileNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	f := n.sh.f
+	if wh, ok := fh.(*writeHandle); ok {
+		f.fillAttr(&out.Attr, wh.ws.stat(), n.sh.isWritable())
+		return 0
+	}
+	in, errno := n.freshInfo(ctx)
+	if errno != 0 {
+		return errno
+	}
+	f.fillAttr(&out.Attr, n.attrInfo(in), n.sh.isWritable())
+	out.SetTimeout(f.o.MetadataTTL)
+	return 0
+}
+
+func (n *fileNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	f := n.sh.f
+	size, hasSize := in.GetSize()
+	mtime, hasMtime := in.GetMTime()
+	_, hasMode := in.GetMode()
+	if (hasMtime || hasMode) && !n.sh.isWritable() {
+		return f.refuseWrite(n.sh, "setattr")
+	}
+	if hasSize {
+		if !n.sh.isWritable() {
+			return f.refuseWrite(n.sh, "truncate")
+		}
+		if wh, ok := fh.(*writeHandle); ok && !wh.readOnly {
+			if err := wh.ws.truncate(int64(size)); err != nil {
+				return toErrno(err)
+			}
+		} else {
+			// truncate(2) on a path: through a session of its own, uploaded now.
+			segs, errno := n.where()
+			if errno != 0 {
+				return errno
+			}
+			cur, _ := n.getInfo()
+			ws, err := f.spool.acquire(f.ctx, n.sh, segs, size == 0, false, cur.size)
+			if err != nil {
+				return toErrno(err)
+			}
+			err = ws.truncate(int64(size))
+			var up info
+			if err == nil {
+				up, err = ws.flush(f.ctx)
+			}
+			f.spool.release(ws)
+			if err != nil {
+				f.log.Warn("truncate failed", "share", n.sh.id, "err", err)
+				return toErrno(err)
+			}
+			n.uploaded(up)
+		}
+	}
+	if hasMtime {
+		if segs, ok := location(&n.Inode); ok {
+			if ws := f.spool.lookup(n.sh.id, segs); ws != nil {
+				ws.setMtime(mtime)
+			}
+		}
+		cur, at := n.getInfo()
+		cur.mtime = mtime
+		n.imu.Lock()
+		n.in, n.inAt = cur, at
+		n.imu.Unlock()
+	}
+	var cur info
+	if wh, ok := fh.(*writeHandle); ok {
+		cur = wh.ws.stat()
+	} else {
+		c, _ := n.getInfo()
+		cur = n.attrInfo(c)
+	}
+	f.fillAttr(&out.Attr, cur, n.sh.isWritable())
+	return 0
+}
+
+// uploaded records what the server now has after an upload from this node.
+func (n *fileNode) uploaded(in info) {
+	in.dir = false
+	n.setInfo(in)
+	if n.isRoot {
+		n.sh.setFileInfo(in)
+		return
+	}
+	name, parent := n.Parent()
+	if parent == nil {
+		return
+	}
+	if pd, ok := parent.Operations().(*dirNode); ok {
+		pd.patch(name, &in)
+	}
+}
+
+func (n *fileNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	f := n.sh.f
+	segs, errno := n.where()
+	if errno != 0 {
+		return nil, 0, errno
+	}
+	write := flags&syscall.O_ACCMODE != syscall.O_RDONLY || flags&syscall.O_TRUNC != 0
+	if write {
+		if !n.sh.isWritable() {
+			return nil, 0, f.refuseWrite(n.sh, "open for writing")
+		}
+		cur, _ := n.getInfo()
+		ws, err := f.spool.acquire(f.ctx, n.sh, segs, flags&syscall.O_TRUNC != 0, false, cur.size)
+		if err != nil {
+			f.log.Warn("open for writing failed", "share", n.sh.id, "err", err)
+			return nil, 0, toErrno(err)
+		}
+		return &writeHandle{n: n, ws: ws}, 0, 0
+	}
+	// A local copy newer than the server's is what must be read.
+	if ws := f.spool.lookup(n.sh.id, segs); ws != nil {
+		f.spool.hold(ws)
+		return &writeHandle{n: n, ws: ws, readOnly: true}, 0, 0
+	}
+	in, errno := n.freshInfo(ctx)
+	if errno != 0 {
+		return nil, 0, errno
+	}
+	v := validator(in)
+	n.omu.Lock()
+	keep := n.opened && n.lastValid == v
+	n.opened, n.lastValid = true, v
+	n.omu.Unlock()
+	var fuseFlags uint32
+	if keep {
+		fuseFlags |= fuse.FOPEN_KEEP_CACHE
+	}
+	return &readHandle{r: newReader(f, n.sh, n.sh.fileURL(segs), in.size)}, fuseFlags, 0
+}
+
+// readHandle reads a remote file.
+type readHandle struct {
+	r *reader
+}
+
+var (
+	_ fs.FileReader   = (*readHandle)(nil)
+	_ fs.FileReleaser = (*readHandle)(nil)
+)
+
+func (h *readHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	return h.r.read(dest, off)
+}
+
+func (h *readHandle) Release(ctx context.Context) syscall.Errno {
+	h.r.release()
+	return 0
+}
+
+// writeHandle reads and writes the spooled copy of a file. Flush (close),
+// Fsync and the last Release upload it.
+type writeHandle struct {
+	n        *fileNode
+	ws       *writeSession
+	readOnly bool
+}
+
+var (
+	_ fs.FileReader    = (*writeHandle)(nil)
+	_ fs.FileWriter    = (*writeHandle)(nil)
+	_ fs.FileFlusher   = (*writeHandle)(nil)
+	_ fs.FileFsyncer   = (*writeHandle)(nil)
+	_ fs.FileReleaser  = (*writeHandle)(nil)
+	_ fs.FileGetattrer = (*writeHandle)(nil)
+)
+
+func (h *writeHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	n, err := h.ws.readAt(dest, off)
+	if err != nil {
+		return nil, toErrno(err)
+	}
+	return fuse.ReadResultData(dest[:n]), 0
+}
+
+func (h *writeHandle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
+	if h.readOnly {
+		return 0, syscall.EBADF
+	}
+	n, err := h.ws.writeAt(data, off)
+	if err != nil {
+		h.n.sh.f.log.Warn("spool write failed", "share", h.n.sh.id, "err", err)
+		return uint32(n), syscall.EIO
+	}
+	return uint32(n), 0
+}
+
+func (h *writeHandle) Getattr(ctx context.Context, out *fuse.AttrOut) syscall.Errno {
+	h.n.sh.f.fillAttr(&out.Attr, h.ws.stat(), h.n.sh.isWritable())
+	return 0
+}
+
+// upload sends the local copy; its error is what close(2) or fsync(2) return.
+func (h *writeHandle) upload() syscall.Errno {
+	if h.readOnly {
+		return 0
+	}
+	f := h.n.sh.f
+	// Writes racing with an upload leave the copy dirty: send again (bounded).
+	for range 3 {
+		in, err := h.ws.flush(f.ctx)
+		if err != nil {
+			errno := toErrno(err)
+			f.log.Warn("upload failed; the data stays in the spool", "share", h.n.sh.id, "err", err, "errno", errno.Error())
+			return errno
+		}
+		h.n.uploaded(in)
+		h.ws.mu.Lock()
+		dirty := h.ws.dirty && !h.ws.unlinked
+		h.ws.mu.Unlock()
+		if !dirty {
+			return 0
+		}
+	}
+	return 0
+}
+
+func (h *writeHandle) Flush(ctx context.Context) syscall.Errno {
+	return h.upload()
+}
+
+func (h *writeHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
+	if h.readOnly {
+		return 0
+	}
+	if err := h.ws.sync(); err != nil {
+		return toErrno(err)
+	}
+	return h.upload()
+}
+
+func (h *writeHandle) Release(ctx context.Context) syscall.Errno {
+	h.n.sh.f.spool.release(h.ws)
+	return 0
+}

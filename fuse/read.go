@@ -1,0 +1,364 @@
+package ocmfs
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/hanwen/go-fuse/v2/fuse"
+)
+
+// Reads are served with HTTP Range requests: a read at a random offset asks
+// for exactly what the kernel asked for, so a program reading the first 64 KiB
+// of a large file transfers about that much. Reads that follow each other are
+// detected as sequential and a read-ahead window opens and doubles as the
+// program keeps going (up to raMax), fetched as several ranged GETs in
+// parallel over the transport's pool of keep-alive connections.
+
+const (
+	raInitial   = 256 << 10
+	raMax       = 32 << 20
+	chunkMin    = 128 << 10
+	chunkMax    = 8 << 20
+	maxInflight = 4
+	keepBehind  = 2 << 20 // kernel reads may arrive slightly out of order
+	// raBudget bounds the memory of all read-ahead buffers of the mount.
+	raBudget = 512 << 20
+)
+
+var raInUse atomic.Int64
+
+// chunk is one ranged GET, filled as bytes arrive. buf is written only by
+// the fetching goroutine and only beyond avail. Its buffer goes back to the
+// pool when the reader dropped it, the fetch ended and the kernel has every
+// reply that pointed into it (refs).
+type chunk struct {
+	off    int64
+	n      int64
+	buf    []byte
+	ahead  bool // counted in raInUse
+	cancel context.CancelFunc
+	refs   atomic.Int32
+
+	mu    sync.Mutex
+	cond  *sync.Cond
+	avail int64
+	done  bool
+	eof   bool // the file ended before off+n
+	err   error
+}
+
+func (c *chunk) end() int64 { return c.off + c.n }
+
+func (c *chunk) unref() {
+	if c.refs.Add(-1) == 0 {
+		putBuf(c.buf)
+		c.buf = nil
+	}
+}
+
+// chunkReply is a READ reply pointing into a chunk.
+type chunkReply struct {
+	c    *chunk
+	data []byte
+}
+
+func (r *chunkReply) Bytes([]byte) ([]byte, fuse.Status) { return r.data, fuse.OK }
+func (r *chunkReply) Size() int                          { return len(r.data) }
+func (r *chunkReply) Done()                              { r.c.unref() }
+
+// Chunk buffers come from pools by power-of-two size, so that sequential
+// reads do not allocate (and clear) megabytes per request.
+const minBufShift, maxBufShift = 16, 23 // 64 KiB .. 8 MiB
+
+var bufPools [maxBufShift + 1]sync.Pool
+
+func bufClass(n int64) int {
+	for s := minBufShift; s <= maxBufShift; s++ {
+		if n <= 1<<s {
+			return s
+		}
+	}
+	return -1
+}
+
+func getBuf(n int64) []byte {
+	s := bufClass(n)
+	if s < 0 {
+		return make([]byte, n)
+	}
+	if b, ok := bufPools[s].Get().(*[]byte); ok {
+		return (*b)[:n]
+	}
+	return make([]byte, n, 1<<s)
+}
+
+func putBuf(b []byte) {
+	s := bufClass(int64(cap(b)))
+	if s < 0 || cap(b) != 1<<s {
+		return
+	}
+	b = b[:cap(b)]
+	bufPools[s].Put(&b)
+}
+
+// wait blocks until the chunk holds want bytes (from its start) or is done.
+// A short count with a nil error is the end of the file.
+func (c *chunk) wait(want int64) (int64, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for c.avail < want && !c.done {
+		c.cond.Wait()
+	}
+	if c.avail >= want {
+		return want, nil
+	}
+	return c.avail, c.err
+}
+
+func (c *chunk) state() (done, eof, failed bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.done, c.eof, c.err != nil
+}
+
+// reader is the read side of one open file.
+type reader struct {
+	f      *FS
+	sh     *share
+	url    string
+	size   int64
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu      sync.Mutex
+	chunks  []*chunk // sorted by offset, not overlapping
+	lastEnd int64
+	window  int64
+	seqRun  int64
+}
+
+func newReader(f *FS, sh *share, u string, size int64) *reader {
+	ctx, cancel := context.WithCancel(f.ctx)
+	return &reader{f: f, sh: sh, url: u, size: size, ctx: ctx, cancel: cancel, lastEnd: -1}
+}
+
+func (r *reader) release() {
+	r.cancel()
+	r.mu.Lock()
+	for _, c := range r.chunks {
+		r.dropChunk(c)
+	}
+	r.chunks = nil
+	r.mu.Unlock()
+}
+
+func (r *reader) dropChunk(c *chunk) {
+	c.cancel()
+	if c.ahead {
+		raInUse.Add(-c.n)
+		c.ahead = false
+	}
+	c.unref()
+}
+
+func (r *reader) start(off, n int64, ahead bool) *chunk {
+	ctx, cancel := context.WithCancel(r.ctx)
+	c := &chunk{off: off, n: n, buf: getBuf(n), ahead: ahead, cancel: cancel}
+	c.cond = sync.NewCond(&c.mu)
+	c.refs.Store(2) // the reader's, the fetch's
+	if ahead {
+		raInUse.Add(n)
+	}
+	r.f.wg.Add(1)
+	go func() {
+		defer r.f.wg.Done()
+		defer c.unref()
+		defer cancel()
+		var err error
+		var got int
+		if r.sh.isGone() {
+			err = errShareGone
+		} else {
+			got, err = r.f.dav.getRange(ctx, r.sh.id, r.url, off, c.buf, func(k int) {
+				c.mu.Lock()
+				c.avail = int64(k)
+				c.mu.Unlock()
+				c.cond.Broadcast()
+			})
+		}
+		c.mu.Lock()
+		c.avail = int64(got)
+		c.err = err
+		c.eof = err == nil && int64(got) < n
+		c.done = true
+		c.mu.Unlock()
+		c.cond.Broadcast()
+	}()
+	return c
+}
+
+// plan decides the access pattern, starts the fetches needed for [off, end)
+// plus read-ahead, and returns the chunks covering [off, end) in order.
+func (r *reader) plan(off, end int64) []*chunk {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	// A read starting where the last one ended makes the pattern
+	// sequential; once it is, reads arriving a little out of order (the
+	// kernel's asynchronous read-ahead) keep it so.
+	seq := r.lastEnd >= 0 && (off == r.lastEnd ||
+		(r.window > 0 && off >= r.lastEnd-r.window && off <= r.lastEnd+r.window))
+	if seq {
+		r.seqRun += end - off
+		switch {
+		case r.window == 0:
+			r.window = raInitial
+		case r.seqRun >= r.window/2 && r.window < raMax:
+			r.window *= 2
+			r.seqRun = 0
+		}
+		r.lastEnd = max(r.lastEnd, end)
+	} else {
+		r.window, r.seqRun = 0, 0
+		r.lastEnd = end
+	}
+
+	kept := r.chunks[:0]
+	inflight := 0
+	for _, c := range r.chunks {
+		done, _, failed := c.state()
+		var drop bool
+		if seq {
+			drop = c.end() <= off-keepBehind
+		} else {
+			drop = c.end() <= off || c.off >= end
+		}
+		if failed || drop {
+			r.dropChunk(c)
+			continue
+		}
+		if !done {
+			inflight++
+		}
+		kept = append(kept, c)
+	}
+	clear(r.chunks[len(kept):])
+	r.chunks = kept
+
+	target := end
+	if seq {
+		target = max(end, min(end+r.window, r.size))
+	}
+	chunkLen := min(max(r.window/2, chunkMin), chunkMax)
+	pos := off
+	i := 0
+	for pos < target {
+		for i < len(r.chunks) && r.chunks[i].end() <= pos {
+			i++
+		}
+		if i < len(r.chunks) && r.chunks[i].off <= pos {
+			if _, eof, _ := r.chunks[i].state(); eof {
+				break
+			}
+			pos = r.chunks[i].end()
+			continue
+		}
+		next := target
+		if i < len(r.chunks) {
+			next = min(next, r.chunks[i].off)
+		}
+		n := next - pos
+		if pos < end {
+			// Needed now: what the kernel asked for, rounded up to a chunk
+			// when reading sequentially.
+			if seq {
+				n = min(max(end-pos, chunkLen), next-pos)
+			} else {
+				n = min(n, end-pos)
+			}
+		} else {
+			if inflight >= maxInflight || raInUse.Load()+chunkLen > raBudget {
+				break
+			}
+			n = min(n, chunkLen)
+		}
+		if n <= 0 {
+			break
+		}
+		c := r.start(pos, n, pos+n > end)
+		inflight++
+		r.chunks = append(r.chunks, nil)
+		copy(r.chunks[i+1:], r.chunks[i:])
+		r.chunks[i] = c
+		pos += n
+	}
+	var cover []*chunk
+	for _, c := range r.chunks {
+		if c.end() > off && c.off < end {
+			c.refs.Add(1) // released by read
+			cover = append(cover, c)
+		}
+	}
+	return cover
+}
+
+// read serves a kernel READ.
+func (r *reader) read(dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	if off >= r.size || len(dest) == 0 {
+		return fuse.ReadResultData(nil), 0
+	}
+	end := min(off+int64(len(dest)), r.size)
+	cover := r.plan(off, end)
+	if len(cover) == 1 && cover[0].off <= off {
+		c := cover[0]
+		want := min(end, c.end()) - c.off
+		avail, err := c.wait(want)
+		if err != nil {
+			c.unref()
+			return nil, r.fail(err)
+		}
+		if avail <= off-c.off {
+			c.unref()
+			return fuse.ReadResultData(nil), 0
+		}
+		// Bytes below avail are never written again: the reply points into
+		// the chunk, whose reference it keeps until the kernel has it.
+		return &chunkReply{c: c, data: c.buf[off-c.off : avail]}, 0
+	}
+	defer func() {
+		for _, c := range cover {
+			c.unref()
+		}
+	}()
+	n := int64(0)
+	pos := off
+	for _, c := range cover {
+		if c.off > pos {
+			break // a gap after a chunk that met the end of the file
+		}
+		want := min(end, c.end()) - c.off
+		avail, err := c.wait(want)
+		if err != nil {
+			return nil, r.fail(err)
+		}
+		if avail > pos-c.off {
+			k := int64(copy(dest[n:end-off], c.buf[pos-c.off:avail]))
+			n += k
+			pos += k
+		}
+		if avail < want {
+			break // end of file
+		}
+	}
+	return fuse.ReadResultData(dest[:n]), 0
+}
+
+func (r *reader) fail(err error) syscall.Errno {
+	if errors.Is(err, errShareGone) {
+		return syscall.ESTALE
+	}
+	r.f.log.Debug("read failed", "share", r.sh.id, "err", err)
+	return toErrno(err)
+}

@@ -1,0 +1,188 @@
+package ocmfs
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"testing"
+	"time"
+)
+
+// A file manager opening a folder: readdir, stat every entry, read the first
+// 64 KiB of every file (thumbnails). One PROPFIND for the folder, and about
+// 64 KiB transferred per file, never whole files.
+func TestFileManagerPattern(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.MetadataTTL = time.Minute })
+	const files, size = 24, 2 << 20
+	for i := range files {
+		e.srv.write(fmt.Sprintf("/shares/pics/img%02d.jpg", i), pattern(size, byte(i)))
+	}
+	e.srv.write("/shares/pics/album/x.jpg", []byte("x"))
+	e.fs.SetEntries([]Entry{e.folder("s1", "Pics", "/shares/pics", false)})
+	if _, err := os.Stat(e.path("Pics")); err != nil {
+		t.Fatal(err)
+	}
+	e.srv.resetLog()
+
+	dir := e.path("Pics")
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ents) != files+1 {
+		t.Fatalf("%d entries", len(ents))
+	}
+	for _, ent := range ents {
+		st, err := os.Stat(dir + "/" + ent.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.IsDir() {
+			continue
+		}
+		if st.Size() != size {
+			t.Fatalf("%s: size %d", ent.Name(), st.Size())
+		}
+	}
+	buf := make([]byte, 64<<10)
+	for i := range files {
+		fh, err := os.Open(fmt.Sprintf("%s/img%02d.jpg", dir, i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(fh, buf); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(buf, pattern(size, byte(i))[:len(buf)]) {
+			t.Fatalf("img%02d: wrong bytes", i)
+		}
+		fh.Close()
+	}
+	if n, _ := e.srv.count("PROPFIND", "/shares/pics/"); n != 1 {
+		t.Errorf("%d PROPFINDs of the folder, want 1 (log: %+v)", n, e.srv.log())
+	}
+	if n, _ := e.srv.count("PROPFIND", ""); n != 1 {
+		t.Errorf("%d PROPFINDs in all, want 1", n)
+	}
+	gets, sent := e.srv.count("GET", "")
+	perFile := sent / files
+	t.Logf("thumbnail pattern: %d GETs, %d bytes per file for 65536 asked", gets, perFile)
+	// The kernel rounds the first read up to its read-ahead (set to 96 KiB
+	// so that this stays under twice what was asked).
+	if perFile >= 2*64<<10 {
+		t.Errorf("%d bytes transferred per file for a 64 KiB read", perFile)
+	}
+}
+
+// Random small reads use Range requests for about what was asked.
+func TestRandomReads(t *testing.T) {
+	e := newEnv(t)
+	const size = 16 << 20
+	data := pattern(size, 9)
+	e.srv.write("/shares/big.bin", data)
+	e.fs.SetEntries([]Entry{e.file("s1", "big.bin", "/shares/big.bin", false)})
+	fh, err := os.Open(e.path("big.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
+	e.srv.resetLog()
+	rng := rand.New(rand.NewPCG(1, 2))
+	buf := make([]byte, 4096)
+	const reads = 40
+	for range reads {
+		off := rng.Int64N(size/4096) * 4096
+		if _, err := fh.ReadAt(buf, off); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(buf, data[off:off+4096]) {
+			t.Fatalf("wrong bytes at %d", off)
+		}
+	}
+	_, sent := e.srv.count("GET", "")
+	t.Logf("%d random 4 KiB reads transferred %d bytes", reads, sent)
+	if sent > reads*256<<10 {
+		t.Errorf("random reads transferred %d bytes", sent)
+	}
+}
+
+// A sequential read is served by fewer, larger requests than the kernel's
+// reads (read-ahead) and returns the right bytes.
+func TestSequentialRead(t *testing.T) {
+	e := newEnv(t)
+	const size = 24<<20 + 12345
+	data := pattern(size, 4)
+	e.srv.write("/shares/seq.bin", data)
+	e.fs.SetEntries([]Entry{e.file("s1", "seq.bin", "/shares/seq.bin", false)})
+	e.srv.resetLog()
+	fh, err := os.Open(e.path("seq.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
+	var got bytes.Buffer
+	buf := make([]byte, 128<<10)
+	reads := 0
+	for {
+		n, err := fh.Read(buf)
+		got.Write(buf[:n])
+		if n > 0 {
+			reads++
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !bytes.Equal(got.Bytes(), data) {
+		t.Fatalf("content differs (%d bytes read)", got.Len())
+	}
+	gets, sent := e.srv.count("GET", "")
+	t.Logf("%d reads of 128 KiB, %d GETs, %d bytes sent", reads, gets, sent)
+	if gets >= reads/3 {
+		t.Errorf("%d GETs for %d reads: no read-ahead", gets, reads)
+	}
+	if sent > size+size/4 {
+		t.Errorf("%d bytes sent for a %d byte file", sent, size)
+	}
+}
+
+// The page cache is kept across opens while the ETag is unchanged, and
+// dropped when the file changed on the server.
+func TestETagChangeDropsCache(t *testing.T) {
+	ttl := 300 * time.Millisecond
+	e := newEnv(t, func(o *Options) { o.MetadataTTL = ttl })
+	a, b := pattern(200<<10, 1), pattern(200<<10, 2)
+	e.srv.write("/shares/f/doc.bin", a)
+	e.fs.SetEntries([]Entry{e.folder("s1", "F", "/shares/f", false)})
+	p := e.path("F", "doc.bin")
+	if got, err := os.ReadFile(p); err != nil || !bytes.Equal(got, a) {
+		t.Fatalf("first read: %v", err)
+	}
+	// Unchanged: after the TTL the metadata is checked again, the cache kept.
+	time.Sleep(2 * ttl)
+	e.srv.resetLog()
+	if got, err := os.ReadFile(p); err != nil || !bytes.Equal(got, a) {
+		t.Fatalf("second read: %v", err)
+	}
+	if n, _ := e.srv.count("GET", ""); n != 0 {
+		t.Errorf("%d GETs for an unchanged file (cache dropped)", n)
+	}
+	if n, _ := e.srv.count("PROPFIND", ""); n == 0 {
+		t.Errorf("metadata not checked again after the TTL")
+	}
+	// Changed on the server (same size): new bytes after the TTL.
+	e.srv.write("/shares/f/doc.bin", b)
+	later := time.Now().Add(time.Minute)
+	if err := os.Chtimes(e.srv.dir+"/shares/f/doc.bin", later, later); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "new content", func() bool {
+		got, err := os.ReadFile(p)
+		return err == nil && bytes.Equal(got, b)
+	})
+}

@@ -57,6 +57,9 @@ type Agent struct {
 	started time.Time
 
 	shareLocks [64]sync.Mutex // serialise receipt of the same (peer, providerId)
+	// mountMu orders refreshes of the mount, so that an older list never
+	// lands after a newer one.
+	mountMu sync.Mutex
 
 	mu            sync.Mutex
 	mounter       Mounter
@@ -366,6 +369,8 @@ func (a *Agent) Subscribe(after uint64) ([]Event, <-chan Event, func()) {
 
 // refreshMount tells the mount which shares are accepted now.
 func (a *Agent) refreshMount(ctx context.Context) {
+	a.mountMu.Lock()
+	defer a.mountMu.Unlock()
 	a.mu.Lock()
 	m, r := a.mounter, a.resolver
 	a.mu.Unlock()

@@ -53,13 +53,14 @@ func (a *Agent) kickOutbox() { kick(a.life().outboxKick) }
 func (a *Agent) kickExpiry() { kick(a.life().expiryKick) }
 
 // RunBackground runs the outbox worker and the expiry timer until ctx
-// ends. The retry policy is RetryPolicyFromEnv unless SetNotifyRetry set
-// one.
+// ends. The retry policy is the one SetNotifyRetry set (the daemon sets
+// it from notify-retry, notify-retry-max and notify-give-up), else the
+// default.
 func (a *Agent) RunBackground(ctx context.Context) {
 	l := a.life()
 	l.mu.Lock()
 	if !l.retrySet {
-		l.retry, l.retrySet = RetryPolicyFromEnv(), true
+		l.retry, l.retrySet = DefaultRetryPolicy(), true
 	}
 	l.mu.Unlock()
 	var wg sync.WaitGroup
@@ -193,6 +194,8 @@ func (a *Agent) expireShares(ctx context.Context) (troubled bool) {
 // outbox worker and the expiry timer until ctx ends. Serve calls it
 // before it starts serving.
 func (d *Daemon) EnableLifecycle(ctx context.Context) {
+	// The configuration's policy, unless one was set already (tests).
+	d.Agent.setNotifyRetry(RetryPolicy{First: d.cfg.NotifyRetry.Duration, Max: d.cfg.NotifyRetryMax.Duration, GiveUp: d.cfg.NotifyGiveUp.Duration}, false)
 	d.Agent.EnableInvites()
 	if d.Receiver != nil {
 		cur, legacy := d.Agent.DiscoveryDocs()

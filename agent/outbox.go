@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -34,30 +33,12 @@ func DefaultRetryPolicy() RetryPolicy {
 	return RetryPolicy{First: 10 * time.Second, Max: time.Hour, GiveUp: 48 * time.Hour}
 }
 
-// Environment variables that shorten the retry policy (tests and labs);
-// each is a Go duration.
-const (
-	EnvNotifyBackoff = "OCM_AGENT_NOTIFY_BACKOFF" // RetryPolicy.First
-	EnvNotifyGiveUp  = "OCM_AGENT_NOTIFY_GIVE_UP" // RetryPolicy.GiveUp
-)
-
-// RetryPolicyFromEnv is DefaultRetryPolicy with the environment's
-// overrides; malformed values are ignored.
-func RetryPolicyFromEnv() RetryPolicy {
-	p := DefaultRetryPolicy()
-	if d, err := time.ParseDuration(os.Getenv(EnvNotifyBackoff)); err == nil && d > 0 {
-		p.First = d
-		p.Max = min(p.Max, max(d, 64*d))
-	}
-	if d, err := time.ParseDuration(os.Getenv(EnvNotifyGiveUp)); err == nil && d > 0 {
-		p.GiveUp = d
-	}
-	return p
-}
-
 // SetNotifyRetry replaces the outbox's retry policy (zero fields keep
 // their defaults).
-func (a *Agent) SetNotifyRetry(p RetryPolicy) {
+func (a *Agent) SetNotifyRetry(p RetryPolicy) { a.setNotifyRetry(p, true) }
+
+// setNotifyRetry sets the policy; without replace, only when none was set.
+func (a *Agent) setNotifyRetry(p RetryPolicy, replace bool) {
 	d := DefaultRetryPolicy()
 	if p.First <= 0 {
 		p.First = d.First
@@ -70,7 +51,9 @@ func (a *Agent) SetNotifyRetry(p RetryPolicy) {
 	}
 	l := a.life()
 	l.mu.Lock()
-	l.retry, l.retrySet = p, true
+	if replace || !l.retrySet {
+		l.retry, l.retrySet = p, true
+	}
 	l.mu.Unlock()
 }
 

@@ -64,6 +64,9 @@ type Config struct {
 	RateLimit          float64  `toml:"rate-limit" help:"requests per second allowed per client address on the public OCM routes"`
 	RateBurst          int      `toml:"rate-burst" help:"burst of requests allowed per client address above rate-limit"`
 	MaxConcurrent      int      `toml:"max-concurrent" help:"requests handled at once on the public OCM routes"`
+	NotifyRetry        Duration `toml:"notify-retry" help:"first wait before resending a notification the sender did not take (doubles each time)"`
+	NotifyRetryMax     Duration `toml:"notify-retry-max" help:"longest wait between resends of a notification"`
+	NotifyGiveUp       Duration `toml:"notify-give-up" help:"how long to keep resending a notification before giving up (shown on the share)"`
 }
 
 // Default returns the configuration used when neither file nor flag says
@@ -76,20 +79,23 @@ func Default() Config {
 		}
 	}
 	return Config{
-		Listen:        "127.0.0.1:9200",
-		User:          user,
-		StateDir:      filepath.Join(xdgDir("XDG_STATE_HOME", ".local/state"), "ocm-agent"),
-		Socket:        DefaultSocket(),
-		Secrets:       "auto",
-		Mount:         filepath.Join(homeDir(), "OCM"),
-		MountTimeout:  Duration{5 * time.Second},
-		LogFormat:     "text",
-		LogLevel:      "info",
-		AcceptFrom:    "anyone",
-		MaxClockSkew:  Duration{5 * time.Minute},
-		RateLimit:     20,
-		RateBurst:     40,
-		MaxConcurrent: 64,
+		Listen:         "127.0.0.1:9200",
+		User:           user,
+		StateDir:       filepath.Join(xdgDir("XDG_STATE_HOME", ".local/state"), "ocm-agent"),
+		Socket:         DefaultSocket(),
+		Secrets:        "auto",
+		Mount:          filepath.Join(homeDir(), "OCM"),
+		MountTimeout:   Duration{5 * time.Second},
+		LogFormat:      "text",
+		LogLevel:       "info",
+		AcceptFrom:     "anyone",
+		MaxClockSkew:   Duration{5 * time.Minute},
+		RateLimit:      20,
+		RateBurst:      40,
+		MaxConcurrent:  64,
+		NotifyRetry:    Duration{10 * time.Second},
+		NotifyRetryMax: Duration{time.Hour},
+		NotifyGiveUp:   Duration{48 * time.Hour},
 	}
 }
 
@@ -291,6 +297,9 @@ func (c *Config) Finish() error {
 	}
 	if c.MaxClockSkew.Duration <= 0 {
 		bad("max-clock-skew must be positive")
+	}
+	if c.NotifyRetry.Duration <= 0 || c.NotifyRetryMax.Duration < c.NotifyRetry.Duration || c.NotifyGiveUp.Duration <= 0 {
+		bad("notify-retry must be positive, notify-retry-max at least notify-retry, notify-give-up positive")
 	}
 	if c.RateLimit <= 0 || c.RateBurst <= 0 || c.MaxConcurrent <= 0 {
 		bad("rate-limit, rate-burst and max-concurrent must be positive")

@@ -154,7 +154,7 @@ func TestOutboxSurvivesSIGKILL(t *testing.T) {
 // with backoff and delivers once the server is back on the same address.
 func TestNotificationWaitsForPeerToComeBack(t *testing.T) {
 	a := newAgent(t)
-	a.extraEnv = []string{agent.EnvNotifyBackoff + "=50ms"}
+	a.args = append(a.args, "--notify-retry", "50ms")
 	a.start()
 	p := newPeer(t, ocmtest.Options{})
 	writeFile(t, p, "doc.txt", []byte("hello"))

@@ -135,7 +135,11 @@ func printShare(w io.Writer, s control.Share) {
 	row("State", s.State)
 	row("Error", s.Error)
 	row("Type", s.ResourceType)
-	row("From", senderOf(s))
+	from := senderOf(s)
+	if !s.FromContact {
+		from += " (not in your contacts)"
+	}
+	row("From", from)
 	row("Owner", s.Owner)
 	row("Server", s.Peer)
 	row("Description", clean(s.Description))
@@ -152,6 +156,7 @@ func printShare(w io.Writer, s control.Share) {
 	}
 	row("Signed", signed)
 	row("Received", s.CreatedAt.Local().Format(time.RFC1123))
+	row("Sender notified", s.NotifyState)
 	row("Provider ID", s.ProviderID)
 	tw.Flush()
 }

@@ -95,8 +95,19 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, e
 		return nil, fmt.Errorf("listen on %s: %w (is another agent or program using it? change 'listen')", cfg.Listen, err)
 	}
 	d.publicLn = ln
+	// The limits sit in front of the request log: refusals under a flood
+	// are counted and logged once a minute, not once per request.
+	limiter, err := receiver.NewLimiter(receiver.Limits{
+		Rate: cfg.RateLimit, Burst: cfg.RateBurst, MaxConcurrent: cfg.MaxConcurrent,
+		TrustedProxies: cfg.TrustedProxies, Logger: log,
+	})
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("trusted-proxies: %w", err)
+	}
 	d.public = &http.Server{
-		Handler:           receiver.LogRequests(d.Receiver, log),
+		Handler:           receiver.Public(d.Receiver, limiter, log),
+		ConnState:         limiter.ConnState,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		WriteTimeout:      30 * time.Second,

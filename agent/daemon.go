@@ -128,7 +128,6 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, e
 	if err := d.control.Listen(cfg.Socket); err != nil {
 		return nil, err
 	}
-	d.mount(ctx, tm)
 	ok = true
 	return d, nil
 }
@@ -139,6 +138,9 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	errc := make(chan error, 2)
 	go func() { errc <- d.public.Serve(d.publicLn) }()
 	go func() { errc <- d.control.Serve() }()
+	// Mount only once the endpoint serves: showing the shares may exchange
+	// codes, and the peer then fetches our keys from this endpoint.
+	d.mount(ctx, d.Tokens)
 	// Under systemd (Type=notify): ready once the endpoint listens and the
 	// mount is up, which Start has already done. Outside systemd this is a no-op.
 	if _, err := sddaemon.SdNotify(false, sddaemon.SdNotifyReady); err != nil {

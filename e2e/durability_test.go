@@ -31,7 +31,8 @@ func shareBody(to, from, providerID string) []byte {
 // kills the daemon with SIGKILL in the middle, restarts it, and checks that
 // every share that got a 201 is there, whole, with its secret.
 func TestSIGKILLLosesNoAcknowledgedShare(t *testing.T) {
-	a := newAgent(t)
+	// One client address sends everything: lift the per-client limit.
+	a := newAgent(t, "--rate-limit", "100000", "--rate-burst", "100000")
 	a.start()
 	peer := keylessPeer(t)
 

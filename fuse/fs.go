@@ -183,6 +183,7 @@ func Mount(ctx context.Context, o Options, auth Authorizer) (*FS, error) {
 	server, err := fs.Mount(dir, f.root, opts)
 	if err != nil {
 		f.cancel()
+		f.spool.close()
 		return nil, fmt.Errorf("mount %s: %w", dir, err)
 	}
 	f.server = server
@@ -224,7 +225,8 @@ func (f *FS) Dir() string { return f.o.Dir }
 
 // SetEntries makes the root show exactly these shares. Entries are matched to
 // the current ones by ID; the kernel is told about every name that appeared or
-// went away.
+// went away before it returns (which can wait, at most about Timeout, for a
+// lookup at the root in progress). Call it from outside FUSE handlers.
 func (f *FS) SetEntries(entries []Entry) {
 	sorted := append([]Entry(nil), entries...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].ID < sorted[j].ID })

@@ -83,6 +83,9 @@ func (a *Agent) Status(ctx context.Context) control.Status {
 		st.MountState = "error: " + a.mountErr
 	case a.mounter != nil:
 		st.MountState = "mounted"
+		if p, ok := a.mounter.(interface{ PendingUploads() []string }); ok {
+			st.PendingUploads = p.PendingUploads()
+		}
 	default:
 		st.MountState = "not mounted"
 	}

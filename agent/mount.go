@@ -21,6 +21,8 @@ func (m fsMounter) SetEntries(entries []MountEntry) {
 	m.fs.SetEntries(out)
 }
 
+func (m fsMounter) PendingUploads() []string { return m.fs.PendingUploads() }
+
 // mount mounts the shares filesystem at the configured directory and
 // shows the accepted shares in it. A failure is reported in the status,
 // not fatal: the agent still receives shares without a mount.

@@ -53,20 +53,23 @@ type Share struct {
 
 // Status is the daemon's state at a glance.
 type Status struct {
-	Version         string    `json:"version"`
-	User            string    `json:"user"`
-	Address         string    `json:"address"`
-	PublicURL       string    `json:"publicUrl"`
-	Listen          string    `json:"listen"`
-	Mount           string    `json:"mount"`
-	MountState      string    `json:"mountState"` // mounted, disabled, error: ...
-	SecretsBackend  string    `json:"secretsBackend"`
-	SecretsReason   string    `json:"secretsReason,omitempty"`
-	KeyringUnlocked bool      `json:"keyringUnlocked"`
-	Pending         int       `json:"pending"`
-	PendingInvites  int       `json:"pendingInvites"`
-	Errors          []string  `json:"errors,omitempty"`
-	StartedAt       time.Time `json:"startedAt"`
+	Version         string   `json:"version"`
+	User            string   `json:"user"`
+	Address         string   `json:"address"`
+	PublicURL       string   `json:"publicUrl"`
+	Listen          string   `json:"listen"`
+	Mount           string   `json:"mount"`
+	MountState      string   `json:"mountState"` // mounted, disabled, error: ...
+	SecretsBackend  string   `json:"secretsBackend"`
+	SecretsReason   string   `json:"secretsReason,omitempty"`
+	KeyringUnlocked bool     `json:"keyringUnlocked"`
+	Pending         int      `json:"pending"`
+	PendingInvites  int      `json:"pendingInvites"`
+	Errors          []string `json:"errors,omitempty"`
+	// PendingUploads are files written through the mount that the server
+	// does not have yet ("Share/path (N bytes): last error").
+	PendingUploads []string  `json:"pendingUploads,omitempty"`
+	StartedAt      time.Time `json:"startedAt"`
 }
 
 // Event is one change on the feed.

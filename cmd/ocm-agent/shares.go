@@ -38,6 +38,9 @@ func newStatus() *cobra.Command {
 			fmt.Fprintf(tw, "Secrets:\t%s\n", secrets)
 			fmt.Fprintf(tw, "Pending shares:\t%d\n", st.Pending)
 			fmt.Fprintf(tw, "Running since:\t%s (version %s)\n", st.StartedAt.Local().Format(time.RFC1123), st.Version)
+			for _, u := range st.PendingUploads {
+				fmt.Fprintf(tw, "Not uploaded yet:\t%s\n", u)
+			}
 			for _, e := range st.Errors {
 				fmt.Fprintf(tw, "Recent error:\t%s\n", e)
 			}

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -56,7 +55,7 @@ type Agent struct {
 	events  *bus
 	started time.Time
 
-	shareLocks [64]sync.Mutex // serialise receipt of the same (peer, providerId)
+	receipts receiptQueue // group commit of received shares
 	// mountMu orders refreshes of the mount, so that an older list never
 	// lands after a newer one.
 	mountMu sync.Mutex
@@ -185,31 +184,9 @@ func (a *Agent) ReceiveShare(ctx context.Context, ns *ocm.NewShare, peer Peer) (
 		sh.WebDAVURI, sh.Permissions, sh.LegacyPermissions, sh.AccessTypes, sh.Size = w.URI, w.Permissions, w.LegacyPermissions, w.AccessTypes, w.Size
 	}
 
-	lock := &a.shareLocks[stripe(peer.Host, ns.ProviderID)]
-	lock.Lock()
-	defer lock.Unlock()
-
-	existing, err := a.store.ShareByProviderID(ctx, peer.Host, ns.ProviderID)
-	isNew := errors.Is(err, store.ErrNotFound)
-	switch {
-	case isNew:
-		sh.ID = newID()
-	case err != nil:
-		return "", a.unavailable("look up share", err)
-	default:
-		sh.ID = existing.ID
-	}
-	if err := a.secrets.Put(ctx, secretKey(sh.ID), []byte(ns.Secret())); err != nil {
-		return "", a.unavailable("store share secret", err)
-	}
-	stored, _, err := a.store.PutShare(ctx, sh)
+	stored, isNew, err := a.storeReceipt(ctx, sh, []byte(ns.Secret()))
 	if err != nil {
-		if isNew {
-			if derr := a.secrets.Delete(context.WithoutCancel(ctx), secretKey(sh.ID)); derr != nil {
-				a.log.Warn("could not delete the secret of a share that was not stored", "share", sh.ID, "err", derr)
-			}
-		}
-		return "", a.unavailable("store share", err)
+		return "", err
 	}
 	a.log.Info("share received", "share", stored.ID, "name", stored.Name, "from", stored.Sender,
 		"peer", stored.Peer, "dialect", stored.Dialect, "signed", peer.Signed, "update", !isNew)
@@ -234,14 +211,6 @@ func (a *Agent) unavailable(what string, err error) error {
 	a.log.Error("storage failure", "op", what, "err", err)
 	a.recordError(what + ": " + err.Error())
 	return &Error{Status: http.StatusServiceUnavailable, Message: "TEMPORARILY_UNAVAILABLE"}
-}
-
-func stripe(peer, providerID string) int {
-	h := fnv.New32a()
-	h.Write([]byte(peer))
-	h.Write([]byte{0})
-	h.Write([]byte(providerID))
-	return int(h.Sum32() % 64)
 }
 
 // checkPolicy applies the allow and deny lists to a peer host.

@@ -126,13 +126,77 @@ const (
 // had been removed or declined, its state); otherwise it is inserted with
 // sh.ID. The returned Share is what is stored.
 func (s *Store) PutShare(ctx context.Context, sh Share) (Share, UpsertResult, error) {
-	now := time.Now().UTC()
+	out, res, err := s.PutShares(ctx, []Share{sh})
+	if err != nil {
+		return Share{}, 0, err
+	}
+	return out[0], res[0], nil
+}
+
+// PutShares stores several received shares in one transaction (one
+// fsync for all), each as PutShare would. Later entries with the same peer
+// and providerId as earlier ones update them. Either all are stored or
+// none.
+func (s *Store) PutShares(ctx context.Context, shares []Share) ([]Share, []UpsertResult, error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return Share{}, 0, fmt.Errorf("store: %w", err)
+		return nil, nil, fmt.Errorf("store: %w", err)
 	}
 	defer tx.Rollback()
-	existing, err := scanShare(tx.QueryRowContext(ctx, `SELECT `+shareColumns+` FROM shares WHERE peer = ? AND provider_id = ?`, sh.Peer, sh.ProviderID))
+	// Prepared once per batch: parsing SQL is a good part of a write's CPU.
+	stmts, err := prepareShareWrites(ctx, tx)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer stmts.close()
+	out := make([]Share, len(shares))
+	results := make([]UpsertResult, len(shares))
+	for i, sh := range shares {
+		if out[i], results[i], err = putShareTx(ctx, stmts, sh); err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, nil, fmt.Errorf("store: commit shares: %w", err)
+	}
+	return out, results, nil
+}
+
+const upsertShareSQL = `INSERT INTO shares (` + shareColumns + `) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+		ON CONFLICT(id) DO UPDATE SET name=excluded.name, description=excluded.description,
+		share_with=excluded.share_with, owner=excluded.owner, sender=excluded.sender,
+		owner_display_name=excluded.owner_display_name, sender_display_name=excluded.sender_display_name,
+		share_type=excluded.share_type, resource_type=excluded.resource_type, expiration=excluded.expiration,
+		dialect=excluded.dialect, protocols=excluded.protocols, webdav_uri=excluded.webdav_uri,
+		permissions=excluded.permissions, legacy_permissions=excluded.legacy_permissions,
+		requirements=excluded.requirements, access_types=excluded.access_types, size=excluded.size,
+		legacy_code=excluded.legacy_code, signed_by=excluded.signed_by, state=excluded.state,
+		error=excluded.error, updated_at=excluded.updated_at, from_contact=excluded.from_contact,
+		notify_state=excluded.notify_state`
+
+type shareWrites struct{ find, upsert *sql.Stmt }
+
+func (w shareWrites) close() {
+	w.find.Close()
+	w.upsert.Close()
+}
+
+func prepareShareWrites(ctx context.Context, tx *sql.Tx) (shareWrites, error) {
+	find, err := tx.PrepareContext(ctx, `SELECT `+shareColumns+` FROM shares WHERE peer = ? AND provider_id = ?`)
+	if err != nil {
+		return shareWrites{}, fmt.Errorf("store: prepare: %w", err)
+	}
+	upsert, err := tx.PrepareContext(ctx, upsertShareSQL)
+	if err != nil {
+		find.Close()
+		return shareWrites{}, fmt.Errorf("store: prepare: %w", err)
+	}
+	return shareWrites{find, upsert}, nil
+}
+
+func putShareTx(ctx context.Context, w shareWrites, sh Share) (Share, UpsertResult, error) {
+	now := time.Now().UTC()
+	existing, err := scanShare(w.find.QueryRowContext(ctx, sh.Peer, sh.ProviderID))
 	result := Inserted
 	switch {
 	case err == nil:
@@ -159,17 +223,7 @@ func (s *Store) PutShare(ctx context.Context, sh Share) (Share, UpsertResult, er
 	if result == Updated && sh.State == existing.State {
 		sh.NotifyState = existing.NotifyState
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO shares (`+shareColumns+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
-		ON CONFLICT(id) DO UPDATE SET name=excluded.name, description=excluded.description,
-		share_with=excluded.share_with, owner=excluded.owner, sender=excluded.sender,
-		owner_display_name=excluded.owner_display_name, sender_display_name=excluded.sender_display_name,
-		share_type=excluded.share_type, resource_type=excluded.resource_type, expiration=excluded.expiration,
-		dialect=excluded.dialect, protocols=excluded.protocols, webdav_uri=excluded.webdav_uri,
-		permissions=excluded.permissions, legacy_permissions=excluded.legacy_permissions,
-		requirements=excluded.requirements, access_types=excluded.access_types, size=excluded.size,
-		legacy_code=excluded.legacy_code, signed_by=excluded.signed_by, state=excluded.state,
-		error=excluded.error, updated_at=excluded.updated_at, from_contact=excluded.from_contact,
-		notify_state=excluded.notify_state`,
+	_, err = w.upsert.ExecContext(ctx,
 		sh.ID, sh.Peer, sh.ProviderID, sh.Name, sh.Description, sh.ShareWith, sh.Owner, sh.Sender,
 		sh.OwnerDisplayName, sh.SenderDisplayName, sh.ShareType, sh.ResourceType, exp, sh.Dialect,
 		jsonList(sh.Protocols), sh.WebDAVURI, jsonList(sh.Permissions), sh.LegacyPermissions,
@@ -177,9 +231,6 @@ func (s *Store) PutShare(ctx context.Context, sh Share) (Share, UpsertResult, er
 		sh.Error, sh.CreatedAt.UnixNano(), sh.UpdatedAt.UnixNano(), fromContact, sh.NotifyState)
 	if err != nil {
 		return Share{}, 0, fmt.Errorf("store: write share: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return Share{}, 0, fmt.Errorf("store: commit share: %w", err)
 	}
 	if sh.Permissions == nil {
 		sh.Permissions = []string{}
@@ -278,4 +329,28 @@ func (s *Store) setShareStateTx(ctx context.Context, tx *sql.Tx, id, state, errT
 	}
 	sh.State, sh.Error, sh.UpdatedAt = state, errText, now
 	return sh, nil
+}
+
+// ShareIDs finds the ids of shares by (peer, providerId), with one
+// prepared statement for all; absent pairs are absent from the map, whose
+// keys are peer + "\x00" + providerId.
+func (s *Store) ShareIDs(ctx context.Context, pairs [][2]string) (map[string]string, error) {
+	stmt, err := s.db.PrepareContext(ctx, `SELECT id FROM shares WHERE peer = ? AND provider_id = ?`)
+	if err != nil {
+		return nil, fmt.Errorf("store: prepare: %w", err)
+	}
+	defer stmt.Close()
+	out := make(map[string]string, len(pairs))
+	for _, p := range pairs {
+		var id string
+		err := stmt.QueryRowContext(ctx, p[0], p[1]).Scan(&id)
+		switch {
+		case err == nil:
+			out[p[0]+"\x00"+p[1]] = id
+		case errors.Is(err, sql.ErrNoRows):
+		default:
+			return nil, fmt.Errorf("store: look up shares: %w", err)
+		}
+	}
+	return out, nil
 }

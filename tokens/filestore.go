@@ -146,6 +146,39 @@ func (f *FileStore) Put(ctx context.Context, key string, value []byte) error {
 	return nil
 }
 
+// PutMany stores several values with one rewrite of the file: the cost
+// of a write is the file's size, so a burst of shares is stored at once.
+func (f *FileStore) PutMany(ctx context.Context, items map[string][]byte) error {
+	for k, v := range items {
+		if err := checkKey(k); err != nil {
+			return err
+		}
+		if err := checkValue(v); err != nil {
+			return fmt.Errorf("file store: put %q: %w", k, err)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.refreshLocked(); err != nil {
+		return err
+	}
+	next := make(map[string][]byte, len(f.data)+len(items))
+	for k, v := range f.data {
+		next[k] = v
+	}
+	for k, v := range items {
+		next[k] = bytes.Clone(v)
+	}
+	if err := f.writeLocked(next); err != nil {
+		return fmt.Errorf("file store: put %d secrets: %w", len(items), err)
+	}
+	f.data = next
+	return nil
+}
+
 // Get returns the value stored under key.
 func (f *FileStore) Get(ctx context.Context, key string) ([]byte, error) {
 	if err := checkKey(key); err != nil {

@@ -288,3 +288,34 @@ func TestOpenFileBackend(t *testing.T) {
 		t.Fatalf("status %+v", st)
 	}
 }
+
+func TestFileStorePutMany(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	f, err := OpenFileStore(ctx, FileOptions{StateDir: filepath.Join(dir, "state"), ConfigDir: filepath.Join(dir, "config")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Put(ctx, "share/0/secret", []byte("zero")); err != nil {
+		t.Fatal(err)
+	}
+	items := map[string][]byte{"share/1/secret": []byte("one"), "share/2/secret": []byte("two")}
+	if err := PutMany(ctx, f, items); err != nil {
+		t.Fatal(err)
+	}
+	reopened, err := OpenFileStore(ctx, FileOptions{StateDir: filepath.Join(dir, "state"), ConfigDir: filepath.Join(dir, "config")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[string]string{"share/0/secret": "zero", "share/1/secret": "one", "share/2/secret": "two"} {
+		if v, err := reopened.Get(ctx, k); err != nil || string(v) != want {
+			t.Errorf("%s = %q, %v after PutMany and reopen", k, v, err)
+		}
+	}
+	if err := PutMany(ctx, f, map[string][]byte{"bad key with spaces": []byte("x")}); err == nil {
+		t.Error("PutMany accepted an invalid key")
+	}
+	if v, _ := f.Get(ctx, "share/1/secret"); string(v) != "one" {
+		t.Error("a refused PutMany changed stored secrets")
+	}
+}

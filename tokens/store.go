@@ -93,6 +93,17 @@ func (l *layeredStore) Put(ctx context.Context, key string, value []byte) error 
 	return l.legacy.Delete(ctx, key)
 }
 
+func (l *layeredStore) PutMany(ctx context.Context, items map[string][]byte) error {
+	if err := PutMany(ctx, l.primary, items); err != nil {
+		return err
+	}
+	var errs []error
+	for k := range items {
+		errs = append(errs, l.legacy.Delete(ctx, k))
+	}
+	return errors.Join(errs...)
+}
+
 func (l *layeredStore) Get(ctx context.Context, key string) ([]byte, error) {
 	v, err := l.primary.Get(ctx, key)
 	if errors.Is(err, ErrSecretNotFound) {
@@ -106,3 +117,19 @@ func (l *layeredStore) Delete(ctx context.Context, key string) error {
 }
 
 func (l *layeredStore) Backend() string { return l.primary.Backend() }
+
+// PutMany stores several secrets: at once where the store can (the file
+// store rewrites its file once), else one by one.
+func PutMany(ctx context.Context, s Store, items map[string][]byte) error {
+	if b, ok := s.(interface {
+		PutMany(context.Context, map[string][]byte) error
+	}); ok {
+		return b.PutMany(ctx, items)
+	}
+	for k, v := range items {
+		if err := s.Put(ctx, k, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}

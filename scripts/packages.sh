@@ -7,8 +7,7 @@
 #   scripts/packages.sh ocm-agent        # only the daemon (no cgo needed)
 #   FORMATS=deb scripts/packages.sh      # only .deb
 #
-# Environment: VERSION (default: git describe), MAINTAINER, LICENSE (SPDX
-# id), GO, DIST (output directory, default dist), SOURCE_DATE_EPOCH
+# Environment: VERSION (default: git describe), MAINTAINER, GO, DIST (output directory, default dist), SOURCE_DATE_EPOCH
 # (default: time of the last commit, so rebuilds are identical).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,8 +51,9 @@ pkg_version() {
 PKG_VERSION=$(pkg_version "$VERSION")
 ARCH=$($GO env GOARCH)
 MAINTAINER=${MAINTAINER:-ocm-agent maintainers <ocm-agent@users.noreply.github.com>}
-# The SPDX id of the project's licence (also written to the copyright file).
-LICENSE=${LICENSE:-Apache-2.0}
+# The SPDX id of the project's licence, as the nfpm configuration names it.
+LICENSE=$(sed -n 's/^license: *//p' packaging/nfpm/ocm-agent.yaml)
+[ -n "$LICENSE" ] || die "packaging/nfpm/ocm-agent.yaml names no license"
 STAGE="$DIST/stage"
 export PKG_VERSION ARCH MAINTAINER LICENSE STAGE
 
@@ -90,7 +90,7 @@ rm -rf "$STAGE/man/gen"
 	echo "Source: https://github.com/ocm-agent/ocm-agent"
 	echo
 	echo "Files: *"
-	echo "Copyright: The ocm-agent authors"
+	echo "Copyright: $(date -u -d "@$SOURCE_DATE_EPOCH" +%Y) The ocm-agent authors"
 	echo "License: $LICENSE"
 	if [ -f LICENSE ]; then
 		sed -e 's/^[[:space:]]*$/./' -e 's/^/ /' LICENSE
@@ -103,14 +103,14 @@ rm -rf "$STAGE/man/gen"
 } >"$STAGE/copyright"
 changelog_date=$(LC_ALL=C date -u -R -d "@$SOURCE_DATE_EPOCH")
 for p in ocm-agent ocm-agent-tray; do
-	mkdir -p "$STAGE/$p"
+	mkdir -p "$STAGE/doc/$p"
 	{
 		echo "$p ($PKG_VERSION-1) unstable; urgency=medium"
 		echo
 		echo "  * Build of ocm-agent $VERSION."
 		echo
 		echo " -- $MAINTAINER  $changelog_date"
-	} | gzip -9n >"$STAGE/$p/changelog.Debian.gz"
+	} | gzip -9n >"$STAGE/doc/$p/changelog.Debian.gz"
 done
 
 want() { local p; for p in "${PACKAGES[@]}"; do [ "$p" = "$1" ] && return 0; done; return 1; }
@@ -118,7 +118,11 @@ want() { local p; for p in "${PACKAGES[@]}"; do [ "$p" = "$1" ] && return 0; don
 if want ocm-agent-tray; then
 	echo "==> ocm-agent-tray"
 	[ -d cmd/ocm-agent-tray ] || die "cmd/ocm-agent-tray does not exist yet; build only the daemon with: scripts/packages.sh ocm-agent"
-	if ! CGO_ENABLED=1 $GO build -trimpath -ldflags "$LDFLAGS" -o "$STAGE/ocm-agent-tray" ./cmd/ocm-agent-tray; then
+	# A position-independent executable with the usual C hardening for
+	# the cgo parts (what Debian's build flags give a C program).
+	if ! CGO_ENABLED=1 CGO_CPPFLAGS="-D_FORTIFY_SOURCE=2" CGO_CFLAGS="-O2 -fstack-protector-strong" \
+		CGO_LDFLAGS="-Wl,-z,relro,-z,now" \
+		$GO build -buildmode=pie -trimpath -ldflags "$LDFLAGS" -o "$STAGE/ocm-agent-tray" ./cmd/ocm-agent-tray; then
 		die "the tray does not build (it needs cgo and the GL/X development packages: libgl1-mesa-dev xorg-dev libwayland-dev libxkbcommon-dev); build only the daemon with: scripts/packages.sh ocm-agent"
 	fi
 
@@ -129,19 +133,21 @@ if want ocm-agent-tray; then
 	cp -R packaging/icons/hicolor "$STAGE/icons/"
 	find "$STAGE/icons" -type d -exec chmod 755 {} + -o -type f -exec chmod 644 {} +
 
-	# Dependencies: one per shared library the tray links against, found
+	# Dependencies: one per shared library the tray links against, and
+	# the ones GLFW opens at run time (dlopen) for X11 and Wayland, named
 	# with dpkg (for .deb) and as sonames (for .rpm).
 	needed=$(readelf -d "$STAGE/ocm-agent-tray" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | sort -u)
 	[ -n "$needed" ] || die "the tray binary links against no shared library; expected a cgo build"
+	dlopened="libX11.so.6 libX11-xcb.so.1 libXcursor.so.1 libXext.so.6 libXi.so.6 libXinerama.so.1
+		libXrandr.so.2 libXrender.so.1 libXxf86vm.so.1 libxkbcommon.so.0 libwayland-cursor.so.0 libwayland-egl.so.1"
 	case "$ARCH" in amd64 | arm64 | ppc64le | s390x | riscv64 | loong64) bits="()(64bit)" ;; *) bits="" ;; esac
 	deb_deps=() rpm_reqs=()
-	for so in $needed; do
-		rpm_reqs+=("$so$bits")
+	for so in $needed $dlopened; do
+		[[ " ${rpm_reqs[*]} " == *" $so$bits "* ]] || rpm_reqs+=("$so$bits")
 		if [[ " $FORMATS " == *" deb "* ]]; then
-			path=$(ldconfig -p | awk -v so="$so" '$1 == so { print $NF; exit }')
-			[ -n "$path" ] || die "cannot find $so on this machine to name the package that provides it"
-			real=$(readlink -f "$path")
-			owner=$(dpkg -S "$path" 2>/dev/null || dpkg -S "$real" 2>/dev/null || true)
+			path=$(ldconfig -p | awk -v so="$so" '!found && $1 == so { print $NF; found = 1 }')
+			[ -n "$path" ] || die "$so is not installed here, so the Debian package that provides it cannot be named (install the tray's build dependencies)"
+			owner=$(dpkg -S "$path" 2>/dev/null || dpkg -S "$(readlink -f "$path")" 2>/dev/null || true)
 			[ -n "$owner" ] || die "no installed Debian package provides $so ($path)"
 			pkg=${owner%%:*}
 			[[ " ${deb_deps[*]} " == *" $pkg "* ]] || deb_deps+=("$pkg")
@@ -150,10 +156,11 @@ if want ocm-agent-tray; then
 	TRAY_DEB_DEPENDS=$(IFS=,; echo "${deb_deps[*]}" | sed 's/,/, /g')
 	TRAY_RPM_REQUIRES="($(printf '%s and ' "${rpm_reqs[@]}" | sed 's/ and $//'))"
 	export TRAY_DEB_DEPENDS TRAY_RPM_REQUIRES
-	echo "    links: $(echo $needed)"
+	echo "    depends (deb): $TRAY_DEB_DEPENDS"
 fi
 
 mkdir -p "$DIST"
+for p in "${PACKAGES[@]}"; do rm -f "$DIST/${p}"_*.deb "$DIST/${p}"-[0-9]*.rpm; done
 for p in "${PACKAGES[@]}"; do
 	for f in $FORMATS; do
 		echo "==> $p ($f)"

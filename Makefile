@@ -6,7 +6,7 @@ LDFLAGS   := -s -w -X github.com/ocm-agent/ocm-agent/agent.Version=$(VERSION)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME  ?= 10s
 
-.PHONY: all build run test unit lint fuzz bench demo clean
+.PHONY: all build run test unit lint fuzz bench demo clean packages check-packages
 
 all: build
 
@@ -40,5 +40,13 @@ bench: build
 demo: build
 	./scripts/demo.sh
 
+# .deb and .rpm of ocm-agent and ocm-agent-tray in dist/ (nfpm v2.45.0 through the module proxy)
+packages:
+	VERSION=$(VERSION) ./scripts/packages.sh
+
+# lintian, desktop/AppStream validation, scratch install of what `make packages` built
+check-packages: packages
+	./scripts/check-packages.sh dist
+
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) dist

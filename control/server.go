@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -35,6 +36,10 @@ type Server struct {
 	ln   net.Listener
 	// Heartbeat is how often an idle event stream gets a comment line.
 	Heartbeat time.Duration
+	// closing ends event streams on Shutdown, which would otherwise wait
+	// for their clients (the tray keeps one open) until its deadline.
+	closing     chan struct{}
+	closingOnce sync.Once
 }
 
 // NewServer builds the API over b.
@@ -42,7 +47,7 @@ func NewServer(b Backend, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{b: b, log: log, mux: http.NewServeMux(), Heartbeat: 15 * time.Second}
+	s := &Server{b: b, log: log, mux: http.NewServeMux(), Heartbeat: 15 * time.Second, closing: make(chan struct{})}
 	s.mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, b.Status(r.Context()))
 	})
@@ -119,6 +124,7 @@ func (s *Server) Serve() error {
 
 // Shutdown stops the server and removes the socket.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.closingOnce.Do(func() { close(s.closing) })
 	if s.http == nil {
 		return nil
 	}
@@ -161,6 +167,8 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	for {
 		select {
 		case <-r.Context().Done():
+			return
+		case <-s.closing:
 			return
 		case ev, ok := <-next:
 			if !ok || !send(ev) {

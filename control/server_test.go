@@ -1,0 +1,47 @@
+package control
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// idleBackend has no events ever: a stream on it only ends when the
+// server ends it.
+type idleBackend struct{ Backend }
+
+func (idleBackend) Subscribe(uint64) ([]Event, <-chan Event, func()) {
+	return nil, make(chan Event), func() {}
+}
+
+func (idleBackend) Status(context.Context) Status { return Status{User: "bob"} }
+
+func TestShutdownEndsEventStreams(t *testing.T) {
+	s := NewServer(idleBackend{}, nil)
+	sock := filepath.Join(t.TempDir(), "c.sock")
+	if err := s.Listen(sock); err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve()
+	c := NewClient(sock)
+	if st, err := c.Status(context.Background()); err != nil || st.User != "bob" {
+		t.Fatalf("status over the socket: %+v %v", st, err)
+	}
+	streamDone := make(chan error, 1)
+	go func() { streamDone <- c.Events(context.Background(), 0, func(Event) {}) }()
+	time.Sleep(200 * time.Millisecond) // let the stream open
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown with an open event stream: %v", err)
+	}
+	select {
+	case <-streamDone:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the event stream was not ended by shutdown")
+	}
+	if _, err := c.Status(context.Background()); err == nil {
+		t.Fatal("the socket still answers after shutdown")
+	}
+}

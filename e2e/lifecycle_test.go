@@ -194,10 +194,7 @@ func TestNotificationWaitsForPeerToComeBack(t *testing.T) {
 // expiration (enforced by a timer: nobody touches the share) take the
 // entry out of the mount and the secret out of the secret store.
 func TestUnshareAndExpiryRemoveShares(t *testing.T) {
-	needFUSE(t)
-	a := newAgent(t)
-	mnt := filepath.Join(a.dir, "OCM")
-	a.args = append(a.args, "--mount", mnt)
+	a, mnt := mountedAgent(t)
 	a.start()
 	p := newPeer(t, ocmtest.Options{})
 	writeFile(t, p, "unshared.txt", []byte("one"))

@@ -28,6 +28,17 @@ func needFUSE(t *testing.T) {
 	}
 }
 
+// mountedAgent prepares (does not start) an agent whose shares are
+// mounted in a temp dir, and returns the mount point.
+func mountedAgent(t *testing.T, extra ...string) (*agentProc, string) {
+	t.Helper()
+	needFUSE(t)
+	a := newAgent(t, extra...)
+	mnt := filepath.Join(a.dir, "OCM")
+	a.args = append(a.args, "--mount", mnt)
+	return a, mnt
+}
+
 // eventually polls cond for up to d; it reports whether cond held.
 func eventually(d time.Duration, cond func() bool) bool {
 	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(25 * time.Millisecond) {
@@ -55,10 +66,7 @@ func ls(dir string) []string {
 // out again: accept makes it usable within a second, SHARE_UNSHARED
 // removes it.
 func TestAcceptedShareInMount(t *testing.T) {
-	needFUSE(t)
-	a := newAgent(t)
-	mnt := filepath.Join(a.dir, "OCM")
-	a.args = append(a.args, "--mount", mnt)
+	a, mnt := mountedAgent(t)
 	a.start()
 	p := newPeer(t, ocmtest.Options{})
 	writeFile(t, p, "Project/readme.txt", []byte("hello from alice"))

@@ -18,16 +18,13 @@ import (
 // private session bus, with the mount on.
 func keyringAgent(t *testing.T) (*agentProc, string) {
 	t.Helper()
-	needFUSE(t)
 	keyringtest.Need(t, keyringtest.Available())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	env, err := keyringtest.Start(ctx)
 	keyringtest.Need(t, err)
 	t.Cleanup(env.Close)
-	a := newAgent(t)
-	mnt := filepath.Join(a.dir, "OCM")
-	a.args = append(a.args, "--secrets", "keyring", "--mount", mnt)
+	a, mnt := mountedAgent(t, "--secrets", "keyring")
 	a.extraEnv = []string{"DBUS_SESSION_BUS_ADDRESS=" + env.Address}
 	return a, mnt
 }

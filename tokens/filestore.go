@@ -120,30 +120,7 @@ func (f *FileStore) KeySource() string { return f.keySource }
 
 // Put stores value under key.
 func (f *FileStore) Put(ctx context.Context, key string, value []byte) error {
-	if err := checkKey(key); err != nil {
-		return err
-	}
-	if err := checkValue(value); err != nil {
-		return fmt.Errorf("file store: put %q: %w", key, err)
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if err := f.refreshLocked(); err != nil {
-		return err
-	}
-	next := make(map[string][]byte, len(f.data)+1)
-	for k, v := range f.data {
-		next[k] = v
-	}
-	next[key] = bytes.Clone(value)
-	if err := f.writeLocked(next); err != nil {
-		return fmt.Errorf("file store: put %q: %w", key, err)
-	}
-	f.data = next
-	return nil
+	return f.PutMany(ctx, map[string][]byte{key: value})
 }
 
 // PutMany stores several values with one rewrite of the file: the cost
@@ -173,7 +150,7 @@ func (f *FileStore) PutMany(ctx context.Context, items map[string][]byte) error 
 		next[k] = bytes.Clone(v)
 	}
 	if err := f.writeLocked(next); err != nil {
-		return fmt.Errorf("file store: put %d secrets: %w", len(items), err)
+		return fmt.Errorf("file store: put %d secret(s): %w", len(items), err)
 	}
 	f.data = next
 	return nil

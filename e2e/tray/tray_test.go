@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"image"
 	"image/png"
 	"io"
@@ -207,6 +208,9 @@ func TestTrayAcceptsAShareFromItsMenu(t *testing.T) {
 		t.Skip("end-to-end test: builds and runs the daemon and the tray")
 	}
 	needProgram(t, "import", "imagemagick")
+	needProgram(t, "fusermount3", "fuse3")
+	_, fuseErr := os.Stat("/dev/fuse")
+	need(t, "/dev/fuse", fuseErr == nil)
 	display := startXvfb(t)
 	busAddr := startBus(t)
 
@@ -242,7 +246,11 @@ func TestTrayAcceptsAShareFromItsMenu(t *testing.T) {
 	port := freePort(t)
 	listen := "127.0.0.1:" + strconv.Itoa(port)
 	socket := filepath.Join(home, "run", "ocm-agent.sock")
-	agentArgs := []string{"serve", "--listen", listen, "--user", "alice", "--mount", "",
+	mnt := filepath.Join(home, "OCM")
+	// Registered before the daemon starts, so it runs after the daemon's
+	// own clean-up has killed it: a killed daemon leaves its mount behind.
+	t.Cleanup(func() { exec.Command("fusermount3", "-uz", mnt).Run() })
+	agentArgs := []string{"serve", "--listen", listen, "--user", "alice", "--mount", mnt,
 		"--secrets", "file", "--state-dir", filepath.Join(home, "state", "ocm-agent"), "--socket", socket,
 		"--allow-insecure-peers"}
 	agent := start(t, agentBin, env, nil, agentArgs...)
@@ -332,6 +340,17 @@ func TestTrayAcceptsAShareFromItsMenu(t *testing.T) {
 		}
 		if sh.State != "accepted" {
 			return errors.New("state " + sh.State)
+		}
+		return nil
+	})
+	// ... and makes it usable in the mount.
+	poll(t, 30*time.Second, "the accepted share readable in the mount", func() error {
+		b, err := os.ReadFile(filepath.Join(mnt, "Holiday photos", "beach.txt"))
+		if err != nil {
+			return err
+		}
+		if string(b) != "sand\n" {
+			return fmt.Errorf("read %q", b)
 		}
 		return nil
 	})

@@ -1,0 +1,43 @@
+package tokens
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+// FuzzParseToken: whatever a token endpoint answers, the parser either
+// refuses it with ErrBadTokenResponse, without echoing the token, or
+// returns a token that is safe to put in an Authorization header.
+func FuzzParseToken(f *testing.F) {
+	for _, seed := range []string{
+		`{"access_token":"abc","token_type":"Bearer","expires_in":3600}`,
+		`{"access_token":"abc","token_type":"bearer","expires_in":60,"refresh_token":"r"}`,
+		`{"access_token":"abc","expires_in":60}`,
+		`{"access_token":"a b","token_type":"Bearer"}`,
+		`{"access_token":"abc","token_type":"Bearer","access_token":"x"}`,
+		`{"access_token":7}`,
+		`[]`,
+	} {
+		f.Add([]byte(seed), false)
+		f.Add([]byte(seed), true)
+	}
+	f.Fuzz(func(t *testing.T, raw []byte, legacy bool) {
+		tok, err := parseToken(raw, legacy)
+		if err != nil {
+			if !errors.Is(err, ErrBadTokenResponse) {
+				t.Fatalf("error %v does not wrap ErrBadTokenResponse", err)
+			}
+			return
+		}
+		if !headerSafe(tok.AccessToken) || tok.TokenType != "Bearer" || tok.ExpiresIn < 0 {
+			t.Fatalf("accepted an unusable token: type %q, lifetime %v, token safe %v", tok.TokenType, tok.ExpiresIn, headerSafe(tok.AccessToken))
+		}
+		if tok.RefreshToken != "" && (!legacy || !headerSafe(tok.RefreshToken)) {
+			t.Fatal("kept a refresh token that must be dropped")
+		}
+		if strings.Contains(tok.String(), tok.AccessToken) && len(tok.AccessToken) > 3 {
+			t.Fatal("the token's String shows the token")
+		}
+	})
+}

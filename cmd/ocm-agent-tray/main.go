@@ -131,6 +131,7 @@ func run(args []string, stdin io.Reader, stderr io.Writer) int {
 	}
 	t := tray.New(tray.Options{
 		App: a, Client: control.NewClient(o.socket), Host: host, Log: log,
+		Quit: func() { boundedQuit(a, log) },
 		NewShortcut: func(key fyne.KeyName, mod fyne.KeyModifier) fyne.KeyboardShortcut {
 			return &desktop.CustomShortcut{KeyName: key, Modifier: mod}
 		},
@@ -151,6 +152,21 @@ func run(args []string, stdin io.Reader, stderr io.Writer) int {
 	log.Info("ocm-agent-tray running", "socket", o.socket, "tray", host != nil)
 	a.Run()
 	return 0
+}
+
+// quitGrace is how long fyne gets to stop once asked to.
+const quitGrace = 3 * time.Second
+
+// boundedQuit asks fyne to quit and exits after quitGrace if it has not:
+// stopping the status notifier item while its D-Bus connection closes can
+// leave fyne's Run waiting for good. The tray keeps nothing unsaved (the
+// record of notifications is written as it changes), so exiting is safe.
+func boundedQuit(a fyne.App, log *slog.Logger) {
+	time.AfterFunc(quitGrace, func() {
+		log.Warn("the tray did not stop within the grace period; exiting", "grace", quitGrace)
+		os.Exit(0)
+	})
+	a.Quit()
 }
 
 // trayHost is fyne's desktop tray plus the tooltip fyne does not expose.

@@ -2,7 +2,6 @@ package tokens
 
 import (
 	"errors"
-	"strings"
 	"testing"
 )
 
@@ -36,8 +35,14 @@ func FuzzParseToken(f *testing.F) {
 		if tok.RefreshToken != "" && (!legacy || !headerSafe(tok.RefreshToken)) {
 			t.Fatal("kept a refresh token that must be dropped")
 		}
-		if strings.Contains(tok.String(), tok.AccessToken) && len(tok.AccessToken) > 3 {
-			t.Fatal("the token's String shows the token")
+		// String must not depend on the secret parts at all.
+		other := tok
+		other.AccessToken, other.RefreshToken = "x", ""
+		if tok.RefreshToken != "" {
+			other.RefreshToken = "y"
+		}
+		if tok.String() != other.String() {
+			t.Fatal("the token's String depends on the token")
 		}
 	})
 }

@@ -37,11 +37,17 @@ func (s *Server) Notifications() []Notification {
 // WaitNotification waits for a received notification that match accepts
 // (nil accepts any), bounded by ctx (and a minute when ctx has no deadline).
 func (s *Server) WaitNotification(ctx context.Context, match func(Notification) bool) (Notification, error) {
-	var found Notification
+	return waitMatch(ctx, s, func() []Notification { return s.notifications }, match)
+}
+
+// waitMatch waits until list (read under the server's lock) holds an item
+// that match accepts (nil accepts any), and returns the first such item.
+func waitMatch[T any](ctx context.Context, s *Server, list func() []T, match func(T) bool) (T, error) {
+	var found T
 	err := s.waitFor(ctx, func() bool {
-		for _, n := range s.notifications {
-			if match == nil || match(n) {
-				found = n
+		for _, x := range list() {
+			if match == nil || match(x) {
+				found = x
 				return true
 			}
 		}
@@ -169,17 +175,7 @@ func (s *Server) InviteAcceptances() []InviteAcceptance {
 // WaitInviteAcceptance waits for a recorded acceptance that match accepts
 // (nil accepts any), bounded by ctx.
 func (s *Server) WaitInviteAcceptance(ctx context.Context, match func(InviteAcceptance) bool) (InviteAcceptance, error) {
-	var found InviteAcceptance
-	err := s.waitFor(ctx, func() bool {
-		for _, a := range s.acceptances {
-			if match == nil || match(a) {
-				found = a
-				return true
-			}
-		}
-		return false
-	})
-	return found, err
+	return waitMatch(ctx, s, func() []InviteAcceptance { return s.acceptances }, match)
 }
 
 func (s *Server) serveInviteAccepted(w http.ResponseWriter, r *http.Request) {

@@ -57,13 +57,8 @@ func waitMatch[T any](ctx context.Context, s *Server, list func() []T, match fun
 }
 
 func (s *Server) serveNotifications(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		writeJSON(w, http.StatusMethodNotAllowed, ocm.Error{Message: "use POST"})
-		return
-	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
-	if err != nil || len(body) > maxBody {
-		writeJSON(w, http.StatusRequestEntityTooLarge, ocm.Error{Message: "body unreadable or too large"})
+	body, ok := readPost(w, r)
+	if !ok {
 		return
 	}
 	n := Notification{Body: body, RemoteAddr: r.RemoteAddr, Time: time.Now()}
@@ -78,11 +73,8 @@ func (s *Server) serveNotifications(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) takeNotification(n *Notification, body []byte) (int, any) {
-	if n.Signature.Present && !n.Signature.Verified {
-		return http.StatusUnauthorized, ocm.Error{Message: "the request signature does not verify"}
-	}
-	if !n.Signature.Present && s.opts.RequireSignedRequests {
-		return http.StatusUnauthorized, ocm.Error{Message: "requests must be signed"}
+	if msg := s.signatureRefusal(n.Signature); msg != "" {
+		return http.StatusUnauthorized, ocm.Error{Message: msg}
 	}
 	parsed, err := ocm.ParseNotification(body)
 	if err != nil {
@@ -179,13 +171,8 @@ func (s *Server) WaitInviteAcceptance(ctx context.Context, match func(InviteAcce
 }
 
 func (s *Server) serveInviteAccepted(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		writeJSON(w, http.StatusMethodNotAllowed, ocm.Error{Message: "use POST"})
-		return
-	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
-	if err != nil || len(body) > maxBody {
-		writeJSON(w, http.StatusRequestEntityTooLarge, ocm.Error{Message: "body unreadable or too large"})
+	body, ok := readPost(w, r)
+	if !ok {
 		return
 	}
 	a := InviteAcceptance{Time: time.Now()}
@@ -200,11 +187,8 @@ func (s *Server) serveInviteAccepted(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) acceptInvite(a *InviteAcceptance, body []byte) (int, any) {
-	if a.Signature.Present && !a.Signature.Verified {
-		return http.StatusUnauthorized, ocm.Error{Message: "the request signature does not verify"}
-	}
-	if !a.Signature.Present && s.opts.RequireSignedRequests {
-		return http.StatusUnauthorized, ocm.Error{Message: "requests must be signed"}
+	if msg := s.signatureRefusal(a.Signature); msg != "" {
+		return http.StatusUnauthorized, ocm.Error{Message: msg}
 	}
 	var req ocm.InviteAccepted
 	if err := ocm.CheckJSON(body); err != nil {
@@ -240,4 +224,31 @@ func (s *Server) acceptInvite(a *InviteAcceptance, body []byte) (int, any) {
 	}
 	inv.used = true
 	return http.StatusOK, ocm.InviteAcceptedResponse{UserID: s.opts.User, Email: s.opts.Email, Name: s.opts.DisplayName}
+}
+
+// readPost reads the body of a POST, bounded by maxBody; it answers the
+// request itself when it cannot.
+func readPost(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	if r.Method != http.MethodPost {
+		writeJSON(w, http.StatusMethodNotAllowed, ocm.Error{Message: "use POST"})
+		return nil, false
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil || len(body) > maxBody {
+		writeJSON(w, http.StatusRequestEntityTooLarge, ocm.Error{Message: "body unreadable or too large"})
+		return nil, false
+	}
+	return body, true
+}
+
+// signatureRefusal says why a request with this signature is refused
+// ("" when it is not): a bad signature always, none when required.
+func (s *Server) signatureRefusal(sig SignatureInfo) string {
+	switch {
+	case sig.Present && !sig.Verified:
+		return "the request signature does not verify"
+	case !sig.Present && s.opts.RequireSignedRequests:
+		return "requests must be signed"
+	}
+	return ""
 }

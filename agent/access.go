@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/ocm-agent/ocm-agent/ocm"
@@ -28,7 +29,7 @@ func (a *Agent) ShareAccess(ctx context.Context, shareID string) (tokens.Access,
 	}
 	acc := tokens.Access{
 		ShareID: sh.ID, Peer: sh.Peer, Secret: secret, ClientID: a.cfg.PublicHost(),
-		MustExchange:  contains(sh.Requirements, ocm.RequireExchangeToken),
+		MustExchange:  slices.Contains(sh.Requirements, ocm.RequireExchangeToken),
 		LegacyCode:    sh.LegacyCode,
 		LegacyOptions: sh.Dialect == string(ocm.DialectLegacyOptions),
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -364,16 +365,7 @@ func (a *Agent) refreshMount(ctx context.Context) {
 			}
 		}
 		entries = append(entries, MountEntry{ID: sh.ID, Name: sh.Name, Origin: sh.Sender,
-			IsDir: sh.ResourceType == "folder", URL: u, Writable: contains(sh.Permissions, "write")})
+			IsDir: sh.ResourceType == "folder", URL: u, Writable: slices.Contains(sh.Permissions, "write")})
 	}
 	m.SetEntries(entries)
-}
-
-func contains(l []string, s string) bool {
-	for _, x := range l {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

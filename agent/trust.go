@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -101,7 +102,7 @@ func (a *Agent) publishKeys(k Keys) ([]byte, error) {
 
 func appendUnique(l []string, s ...string) []string {
 	for _, x := range s {
-		if !contains(l, x) {
+		if !slices.Contains(l, x) {
 			l = append(l, x)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -402,7 +403,7 @@ func parseProtocol(s *NewShare, p fields) error {
 	if o, ok := p.object("options"); ok {
 		if s.WebDAV == nil {
 			s.WebDAV = &WebDAVAccess{}
-			if !contains(s.Protocols, "webdav") {
+			if !slices.Contains(s.Protocols, "webdav") {
 				s.Protocols = append(s.Protocols, "webdav")
 			}
 		}
@@ -515,7 +516,7 @@ func normalisePermissions(in []string, errs *ValidationErrors, name string) []st
 			errs.Add(name, fmt.Sprintf("unknown permission %q (expected read, write or share)", p))
 			continue
 		}
-		if !contains(out, q) {
+		if !slices.Contains(out, q) {
 			out = append(out, q)
 		}
 	}
@@ -531,7 +532,7 @@ func normaliseRequirements(in []string) []string {
 		case "":
 			continue
 		}
-		if !contains(out, r) {
+		if !slices.Contains(out, r) {
 			out = append(out, r)
 		}
 	}
@@ -540,20 +541,11 @@ func normaliseRequirements(in []string) []string {
 
 func mergeRequirements(a, b []string) []string {
 	for _, r := range b {
-		if !contains(a, r) {
+		if !slices.Contains(a, r) {
 			a = append(a, r)
 		}
 	}
 	return a
-}
-
-func contains(l []string, s string) bool {
-	for _, x := range l {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func firstNonEmpty(s ...string) string {
@@ -566,7 +558,7 @@ func firstNonEmpty(s ...string) string {
 }
 
 // Writable reports whether the share grants write access.
-func (w *WebDAVAccess) Writable() bool { return w != nil && contains(w.Permissions, "write") }
+func (w *WebDAVAccess) Writable() bool { return w != nil && slices.Contains(w.Permissions, "write") }
 
 // IsAbsolute reports whether URI is an absolute http(s) URL.
 func (w *WebDAVAccess) IsAbsolute() bool {

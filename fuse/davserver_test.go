@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -35,6 +36,8 @@ type davServer struct {
 	putStarted chan struct{}   // closed when a blocked PUT started
 	refuse     map[string]bool // method+" "+path answered 405
 	hang       chan struct{}   // requests wait for this to close (or the client to go)
+
+	putMu sync.Mutex // a conditional PUT checks and writes as one step
 }
 
 type davReq struct {
@@ -45,6 +48,7 @@ type davReq struct {
 	Status int
 	Sent   int64 // body bytes sent
 	Mtime  string
+	Cond   string // If-Match or If-None-Match sent with a PUT
 }
 
 func newDAVServer(t *testing.T) *davServer {
@@ -185,6 +189,7 @@ func (s *davServer) wrap(h http.Handler) http.Handler {
 			s.reqs = append(s.reqs, davReq{
 				Method: r.Method, Path: r.URL.Path, Depth: r.Header.Get("Depth"), Range: r.Header.Get("Range"),
 				Status: cw.status, Sent: cw.sent, Mtime: r.Header.Get("X-OC-Mtime"),
+				Cond: r.Header.Get("If-Match") + r.Header.Get("If-None-Match"),
 			})
 			s.mu.Unlock()
 		}()
@@ -240,8 +245,40 @@ func (s *davServer) wrap(h http.Handler) http.Handler {
 				return
 			}
 		}
+		if r.Method == http.MethodPut {
+			// golang.org/x/net/webdav ignores If-Match and If-None-Match on
+			// PUT; real servers (Nextcloud, reva) honour them.
+			s.putMu.Lock()
+			defer s.putMu.Unlock()
+			if !s.preconditionHolds(r) {
+				_, _ = io.Copy(io.Discard, r.Body)
+				http.Error(cw, "precondition failed", http.StatusPreconditionFailed)
+				return
+			}
+		}
 		h.ServeHTTP(cw, r)
 	})
+}
+
+// preconditionHolds checks If-Match and If-None-Match: * against the file's
+// ETag as golang.org/x/net/webdav computes it.
+func (s *davServer) preconditionHolds(r *http.Request) bool {
+	im, inm := r.Header.Get("If-Match"), r.Header.Get("If-None-Match")
+	if im == "" && inm == "" {
+		return true
+	}
+	fi, err := os.Stat(filepath.Join(s.dir, filepath.FromSlash(r.URL.Path)))
+	if inm == "*" {
+		return err != nil
+	}
+	if err != nil {
+		return false
+	}
+	return im == "*" || im == s.etagOf(fi)
+}
+
+func (s *davServer) etagOf(fi os.FileInfo) string {
+	return fmt.Sprintf(`"%x%x"`, fi.ModTime().UnixNano(), fi.Size())
 }
 
 // testAuth is an Authorizer handing out bearer tokens; after Invalidate it

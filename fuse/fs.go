@@ -48,6 +48,9 @@ type Options struct {
 	// SpoolDir keeps written files until their upload succeeded; it should be
 	// in the state directory so that uploads survive a crash. Required.
 	SpoolDir string
+	// LostFoundDir keeps spooled data that no record accounts for after a
+	// crash (see LostFound). Default: "lost+found" beside SpoolDir.
+	LostFoundDir string
 	// Client supplies the transport for WebDAV requests (its Transport only;
 	// redirect policy and timeouts are this package's). Optional.
 	Client *http.Client
@@ -110,6 +113,9 @@ func Mount(ctx context.Context, o Options, auth Authorizer) (*FS, error) {
 	if o.MetadataTTL <= 0 {
 		o.MetadataTTL = DefaultMetadataTTL
 	}
+	if o.LostFoundDir == "" {
+		o.LostFoundDir = filepath.Join(filepath.Dir(filepath.Clean(o.SpoolDir)), "lost+found")
+	}
 	if o.FSName == "" {
 		o.FSName = subtype
 	}
@@ -143,7 +149,7 @@ func Mount(ctx context.Context, o Options, auth Authorizer) (*FS, error) {
 		names:  map[string]*share{},
 	}
 	f.ctx, f.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	sp, err := openSpool(f, o.SpoolDir)
+	sp, err := openSpool(f, o.SpoolDir, o.LostFoundDir)
 	if err != nil {
 		f.cancel()
 		return nil, fmt.Errorf("mount: %w", err)
@@ -337,6 +343,19 @@ func (f *FS) rootNames() []*share {
 // last error.
 func (f *FS) PendingUploads() []string {
 	return f.spool.describePending()
+}
+
+// LostFound describes files kept in the lost+found directory: spooled data
+// that no record accounted for on a start (after a power cut, say). They stay
+// until the person deletes them.
+func (f *FS) LostFound() []string {
+	return f.spool.lostFound()
+}
+
+// Conflicts describes the latest files that changed on the server while they
+// were written here, and the name the local version was saved under.
+func (f *FS) Conflicts() []string {
+	return f.spool.describeConflicts()
 }
 
 func (f *FS) kickRetry() {

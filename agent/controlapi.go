@@ -86,6 +86,12 @@ func (a *Agent) Status(ctx context.Context) control.Status {
 		if p, ok := a.mounter.(interface{ PendingUploads() []string }); ok {
 			st.PendingUploads = p.PendingUploads()
 		}
+		if p, ok := a.mounter.(interface {
+			LostFound() []string
+			Conflicts() []string
+		}); ok {
+			st.LostFound, st.Conflicts = p.LostFound(), p.Conflicts()
+		}
 	default:
 		st.MountState = "not mounted"
 	}

@@ -22,6 +22,8 @@ func (m fsMounter) SetEntries(entries []MountEntry) {
 }
 
 func (m fsMounter) PendingUploads() []string { return m.fs.PendingUploads() }
+func (m fsMounter) LostFound() []string      { return m.fs.LostFound() }
+func (m fsMounter) Conflicts() []string      { return m.fs.Conflicts() }
 
 // mount mounts the shares filesystem at the configured directory and
 // shows the accepted shares in it. A failure is reported in the status,

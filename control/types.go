@@ -68,8 +68,14 @@ type Status struct {
 	Errors          []string `json:"errors,omitempty"`
 	// PendingUploads are files written through the mount that the server
 	// does not have yet ("Share/path (N bytes): last error").
-	PendingUploads []string  `json:"pendingUploads,omitempty"`
-	StartedAt      time.Time `json:"startedAt"`
+	PendingUploads []string `json:"pendingUploads,omitempty"`
+	// LostFound are files kept in the state directory's lost+found: data
+	// written through the mount that a crash left without its record.
+	LostFound []string `json:"lostFound,omitempty"`
+	// Conflicts are recent files that changed on the server while written
+	// here; the local version was saved beside them as a conflicted copy.
+	Conflicts []string  `json:"conflicts,omitempty"`
+	StartedAt time.Time `json:"startedAt"`
 }
 
 // Event is one change on the feed.

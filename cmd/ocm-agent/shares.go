@@ -41,6 +41,12 @@ func newStatus() *cobra.Command {
 			for _, u := range st.PendingUploads {
 				fmt.Fprintf(tw, "Not uploaded yet:\t%s\n", u)
 			}
+			for _, c := range st.Conflicts {
+				fmt.Fprintf(tw, "Conflict:\t%s\n", c)
+			}
+			for _, l := range st.LostFound {
+				fmt.Fprintf(tw, "Lost+found (crash leftover, yours to check):\t%s\n", l)
+			}
 			for _, e := range st.Errors {
 				fmt.Fprintf(tw, "Recent error:\t%s\n", e)
 			}

@@ -58,8 +58,9 @@ type Agent struct {
 
 	receipts receiptQueue // group commit of received shares
 	// mountMu orders refreshes of the mount, so that an older list never
-	// lands after a newer one.
+	// lands after a newer one. It is never held across a network call.
 	mountMu sync.Mutex
+	urls    webdavURLs // shares' WebDAV URLs, resolved in the background (mount.go)
 
 	mu            sync.Mutex
 	mounter       Mounter
@@ -337,7 +338,9 @@ func (a *Agent) Subscribe(after uint64) ([]Event, <-chan Event, func()) {
 	return a.events.subscribe(after)
 }
 
-// refreshMount tells the mount which shares are accepted now.
+// refreshMount tells the mount which shares are accepted now. It does not
+// wait on any peer: a share whose WebDAV URL is not known yet is shown
+// anyway (its reads fail until it is found, see webdavURL).
 func (a *Agent) refreshMount(ctx context.Context) {
 	a.mountMu.Lock()
 	defer a.mountMu.Unlock()
@@ -353,19 +356,12 @@ func (a *Agent) refreshMount(ctx context.Context) {
 		return
 	}
 	entries := make([]MountEntry, 0, len(shares))
+	ids := make(map[string]bool, len(shares))
 	for _, sh := range shares {
-		u := sh.WebDAVURI
-		if r != nil {
-			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			u, err = r.ResolveWebDAV(rctx, sh.Peer, sh.WebDAVURI)
-			cancel()
-			if err != nil {
-				a.log.Warn("cannot find the WebDAV address of a share", "share", sh.ID, "err", err)
-				continue
-			}
-		}
+		ids[sh.ID] = true
 		entries = append(entries, MountEntry{ID: sh.ID, Name: sh.Name, Origin: sh.Sender,
-			IsDir: sh.ResourceType == "folder", URL: u, Writable: slices.Contains(sh.Permissions, "write")})
+			IsDir: sh.ResourceType == "folder", URL: a.webdavURL(sh, r), Writable: slices.Contains(sh.Permissions, "write")})
 	}
+	a.keepURLs(ids)
 	m.SetEntries(entries)
 }

@@ -96,6 +96,7 @@ func (a *Agent) Status(ctx context.Context) control.Status {
 		st.MountState = "not mounted"
 	}
 	a.mu.Unlock()
+	st.Unreachable = a.unreachableShares()
 	if pending, err := a.store.Shares(ctx, store.StatePending); err == nil {
 		st.Pending = len(pending)
 	}

@@ -1,14 +1,23 @@
 package agent
 
 import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ocm-agent/ocm-agent/config"
+	"github.com/ocm-agent/ocm-agent/control"
+	"github.com/ocm-agent/ocm-agent/internal/ocmtest"
 )
 
 // needFUSE stops a test that needs a real mount: fatal under CI=true.
@@ -56,4 +65,183 @@ func TestStatusReportsLostFound(t *testing.T) {
 	if b, err := os.ReadFile(p); err != nil || string(b) != "precious" {
 		t.Fatalf("kept data = %q, %v", b, err)
 	}
+}
+
+// entry returns the mount entry of a share, if shown.
+func (m *recordingMounter) entry(id string) (MountEntry, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, e := range m.entries {
+		if e.ID == id {
+			return e, true
+		}
+	}
+	return MountEntry{}, false
+}
+
+// restartDaemon stops td and starts a new daemon on the same configuration
+// and state.
+func restartDaemon(t *testing.T, td *testDaemon) *testDaemon {
+	t.Helper()
+	td.cancel()
+	select {
+	case err := <-td.done:
+		td.done <- err // for the first daemon's cleanup
+	case <-time.After(15 * time.Second):
+		t.Fatal("daemon did not stop within 15 s")
+	}
+	logs := &bytes.Buffer{}
+	log := slog.New(slog.NewTextHandler(&lockedWriter{w: logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	ctx, cancel := context.WithCancel(context.Background())
+	d, err := Start(ctx, td.cfg, log)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	d.Agent.SetTrust(nil)
+	nd := &testDaemon{Daemon: d, cfg: td.cfg, base: td.base, client: control.NewClient(td.cfg.Socket), logs: logs, cancel: cancel, done: make(chan error, 1)}
+	go func() { nd.done <- d.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-nd.done:
+		case <-time.After(15 * time.Second):
+			t.Error("daemon did not stop within 15 s")
+		}
+	})
+	return nd
+}
+
+// The agent starts while a share's server is down: the share is in the
+// mount all along (its reads fail with a clear error) and status says
+// since when it is unreachable; once the server is back, the share is read
+// without any other event. The old agent left the share out until some
+// unrelated share event or a restart.
+func TestOfflineStartShareComesBack(t *testing.T) {
+	needFUSE(t)
+	var down atomic.Bool
+	peer := startPeer(t, ocmtest.Options{DiscoveryHook: func(map[string]any) {
+		if down.Load() {
+			panic(http.ErrAbortHandler) // the connection drops: as good as down
+		}
+	}})
+	mnt := filepath.Join(t.TempDir(), "OCM")
+	td := startDaemon(t, insecurePeers(func(c *config.Config) { c.Mount = mnt }))
+	ctx := waitCtx(t)
+	_, sh := td.share(t, peer, ocmtest.ShareRequest{})
+	if _, err := td.client.ShareAction(ctx, sh.ID, "accept"); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(mnt, "doc.txt")
+	eventually(t, 15*time.Second, "the share readable in the mount", func() bool {
+		b, err := os.ReadFile(p)
+		return err == nil && string(b) == "hello"
+	})
+
+	down.Store(true)
+	td = restartDaemon(t, td)
+	eventually(t, 15*time.Second, "the mount after the restart", func() bool {
+		st, err := td.client.Status(ctx)
+		return err == nil && st.MountState == "mounted"
+	})
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("the share left the mount while its server is down: %v", err)
+	}
+	if _, err := os.ReadFile(p); err == nil {
+		t.Fatal("read the share while its server is down")
+	} else if !errors.Is(err, syscall.EHOSTUNREACH) {
+		t.Errorf("read while down: %v, want EHOSTUNREACH", err)
+	}
+	st, err := td.client.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Unreachable) != 1 || st.Unreachable[0].ID != sh.ID || st.Unreachable[0].Since.IsZero() || st.Unreachable[0].Error == "" {
+		t.Fatalf("status unreachable = %+v", st.Unreachable)
+	}
+
+	down.Store(false)
+	eventually(t, 30*time.Second, "the share readable once its server is back", func() bool {
+		b, err := os.ReadFile(p)
+		return err == nil && string(b) == "hello"
+	})
+	if st, err := td.client.Status(ctx); err != nil || len(st.Unreachable) != 0 {
+		t.Errorf("status unreachable after recovery = %+v, %v", st.Unreachable, err)
+	}
+}
+
+// A peer that takes 10 s to answer discovery does not slow down accepting
+// a share of another peer (nor its own acceptance): the mount is told
+// without waiting on any network. The old agent resolved every share's
+// URL under one lock at each accept.
+func TestSlowPeerDoesNotSlowAccept(t *testing.T) {
+	var slow atomic.Bool
+	entered := make(chan struct{}, 1)
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	slowPeer := startPeer(t, ocmtest.Options{DiscoveryHook: func(map[string]any) {
+		if !slow.Load() {
+			return
+		}
+		select {
+		case entered <- struct{}{}:
+		default:
+		}
+		select {
+		case <-release:
+		case <-time.After(10 * time.Second):
+		}
+	}})
+	fastPeer := startPeer(t, ocmtest.Options{})
+	td := startDaemon(t, insecurePeers())
+	m := &recordingMounter{}
+	td.Agent.SetMounter(m, td.Agent)
+	ctx := waitCtx(t)
+	_, s1 := td.share(t, slowPeer, ocmtest.ShareRequest{})
+	_, s2 := td.share(t, fastPeer, ocmtest.ShareRequest{})
+	slow.Store(true)
+	// As after a restart or once the cached document expired: the next
+	// look-up asks the slow peer.
+	td.Agent.Discovery().Forget(slowPeer.Host())
+
+	slowDone := make(chan time.Duration, 1)
+	go func() {
+		start := time.Now()
+		_, err := td.client.ShareAction(ctx, s1.ID, "accept")
+		if err != nil {
+			t.Error(err)
+		}
+		slowDone <- time.Since(start)
+	}()
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("nobody asked the slow peer")
+	}
+	start := time.Now()
+	if _, err := td.client.ShareAction(ctx, s2.ID, "accept"); err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+	t.Logf("accept of the other peer's share took %v", took)
+	if took > time.Second {
+		t.Errorf("accept took %v while a peer was slow, want well under 1 s", took)
+	}
+	select {
+	case d := <-slowDone:
+		t.Logf("accept of the slow peer's share took %v", d)
+		if d > time.Second {
+			t.Errorf("accept of the slow peer's share took %v", d)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("accept of the slow peer's share did not return")
+	}
+	// Both are in the mount; the slow one without a URL while unresolved.
+	if e, ok := m.entry(s1.ID); !ok || e.URL != "" {
+		t.Errorf("slow peer's share in the mount: %+v, %v", e, ok)
+	}
+	eventually(t, 10*time.Second, "the other share's URL in the mount", func() bool {
+		e, ok := m.entry(s2.ID)
+		return ok && e.URL != ""
+	})
 }

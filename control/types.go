@@ -74,8 +74,19 @@ type Status struct {
 	LostFound []string `json:"lostFound,omitempty"`
 	// Conflicts are recent files that changed on the server while written
 	// here; the local version was saved beside them as a conflicted copy.
-	Conflicts []string  `json:"conflicts,omitempty"`
-	StartedAt time.Time `json:"startedAt"`
+	Conflicts []string `json:"conflicts,omitempty"`
+	// Unreachable are accepted shares whose server could not be reached;
+	// they stay in the mount and are tried again in the background.
+	Unreachable []UnreachableShare `json:"unreachable,omitempty"`
+	StartedAt   time.Time          `json:"startedAt"`
+}
+
+// UnreachableShare is an accepted share whose server has not answered.
+type UnreachableShare struct {
+	ID    string    `json:"id"`
+	Name  string    `json:"name"`
+	Since time.Time `json:"since"`
+	Error string    `json:"error,omitempty"`
 }
 
 // Event is one change on the feed.

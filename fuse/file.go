@@ -211,6 +211,10 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 	if errno != 0 {
 		return nil, 0, errno
 	}
+	if n.sh.unresolved() {
+		f.log.Debug("open refused: the share's server has not been reached", "share", n.sh.id)
+		return nil, 0, toErrno(errShareUnreachable)
+	}
 	write := flags&syscall.O_ACCMODE != syscall.O_RDONLY || flags&syscall.O_TRUNC != 0
 	if write {
 		if !n.sh.isWritable() {

@@ -25,8 +25,11 @@ type Entry struct {
 	// IsDir is the sender's word on folder vs file. It may be wrong (some
 	// Nextcloud versions call folders "file"): a PROPFIND Depth 0 (HEAD when
 	// PROPFIND is refused) decides.
-	IsDir    bool
-	URL      string // absolute WebDAV URL of the shared resource (folder root or the file)
+	IsDir bool
+	// URL is the absolute WebDAV URL of the shared resource (folder root or
+	// the file); empty while the server has not been reached: the entry is
+	// shown, and its operations fail with EHOSTUNREACH until it is set.
+	URL      string
 	Writable bool
 }
 
@@ -246,7 +249,11 @@ func (f *FS) SetEntries(entries []Entry) {
 
 	f.mu.Lock()
 	want := make(map[string]Entry, len(sorted))
-	for _, e := range sorted {
+	for i, e := range sorted {
+		if e.URL == "" {
+			sorted[i].URL = unresolvedURL
+			e.URL = unresolvedURL
+		}
 		if e.ID == "" {
 			continue
 		}

@@ -41,6 +41,9 @@ func newStatus() *cobra.Command {
 			for _, u := range st.PendingUploads {
 				fmt.Fprintf(tw, "Not uploaded yet:\t%s\n", u)
 			}
+			for _, u := range st.Unreachable {
+				fmt.Fprintf(tw, "Unreachable:\t%s (%s) since %s: %s\n", clean(u.Name), u.ID, u.Since.Local().Format("2006-01-02 15:04:05"), u.Error)
+			}
 			for _, c := range st.Conflicts {
 				fmt.Fprintf(tw, "Conflict:\t%s\n", c)
 			}
@@ -79,10 +82,20 @@ func newShares() *cobra.Command {
 				fmt.Fprintln(cmd.OutOrStdout(), "No shares yet. Your OCM address is shown by 'ocm-agent status'.")
 				return nil
 			}
+			unreachable := map[string]time.Time{}
+			if st, err := client().Status(cmd.Context()); err == nil {
+				for _, u := range st.Unreachable {
+					unreachable[u.ID] = u.Since
+				}
+			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tSTATE\tTYPE\tNAME\tFROM\tRECEIVED")
 			for _, s := range shares {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.State, s.ResourceType, clean(s.Name), senderOf(s), s.CreatedAt.Local().Format("2006-01-02 15:04"))
+				state := s.State
+				if since, ok := unreachable[s.ID]; ok {
+					state += " (unreachable since " + since.Local().Format("2006-01-02 15:04") + ")"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, state, s.ResourceType, clean(s.Name), senderOf(s), s.CreatedAt.Local().Format("2006-01-02 15:04"))
 			}
 			return tw.Flush()
 		},

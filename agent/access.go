@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/ocm-agent/ocm-agent/ocm"
 	"github.com/ocm-agent/ocm-agent/store"
@@ -58,6 +59,51 @@ func (a *Agent) SetTokenManager(m TokenManager) {
 	a.mu.Lock()
 	a.tokenMgr = m
 	a.mu.Unlock()
+}
+
+// shareErrors hands the mount's reports of shares that cannot be accessed
+// to a worker: they arrive from inside filesystem operations (a lookup
+// renewing a token), and what they cause (a state change, a mount refresh
+// that notifies the kernel) must not run there.
+type shareErrors struct {
+	mu      sync.Mutex
+	pending map[string]error // by share id; the latest report wins
+	running bool
+}
+
+// ShareErrorLater records that a share's access failed for good and returns
+// at once; a worker moves the share to error (see shareAccessFailed).
+func (a *Agent) ShareErrorLater(shareID string, err error) {
+	q := &a.shareErrs
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.pending == nil {
+		q.pending = map[string]error{}
+	}
+	q.pending[shareID] = err
+	if !q.running {
+		q.running = true
+		go a.shareErrorWorker()
+	}
+}
+
+// shareErrorWorker handles reported share errors until none is left.
+func (a *Agent) shareErrorWorker() {
+	q := &a.shareErrs
+	for {
+		q.mu.Lock()
+		batch := q.pending
+		q.pending = nil
+		if len(batch) == 0 {
+			q.running = false
+			q.mu.Unlock()
+			return
+		}
+		q.mu.Unlock()
+		for id, err := range batch {
+			a.shareAccessFailed(id, err)
+		}
+	}
 }
 
 // shareAccessFailed moves an accepted share to the error state when its

@@ -75,7 +75,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, e
 		Exchanger: &tokens.Exchanger{Client: a.Discovery().HTTPClient(), Signer: a,
 			AllowInsecure: cfg.AllowInsecurePeers, UserAgent: "ocm-agent/" + Version, Logger: log},
 		Store:        secrets,
-		OnShareError: a.shareAccessFailed,
+		OnShareError: a.ShareErrorLater, // called inside filesystem operations
 		Logger:       log,
 	})
 	if err != nil {

@@ -18,6 +18,8 @@ import (
 	"github.com/ocm-agent/ocm-agent/config"
 	"github.com/ocm-agent/ocm-agent/control"
 	"github.com/ocm-agent/ocm-agent/internal/ocmtest"
+	"github.com/ocm-agent/ocm-agent/store"
+	"github.com/ocm-agent/ocm-agent/tokens"
 )
 
 // needFUSE stops a test that needs a real mount: fatal under CI=true.
@@ -243,5 +245,69 @@ func TestSlowPeerDoesNotSlowAccept(t *testing.T) {
 	eventually(t, 10*time.Second, "the other share's URL in the mount", func() bool {
 		e, ok := m.entry(s2.ID)
 		return ok && e.URL != ""
+	})
+}
+
+// blockingMounter is a mount whose SetEntries blocks until released, as a
+// kernel notification does while the kernel waits on the very filesystem
+// operation that reported the error.
+type blockingMounter struct {
+	recordingMounter
+	release chan struct{}
+	calls   atomic.Int32
+}
+
+func (m *blockingMounter) SetEntries(e []MountEntry) {
+	m.calls.Add(1)
+	<-m.release
+	m.recordingMounter.SetEntries(e)
+}
+
+// The mount's credentials for a share are refused for good (its code was
+// revoked) inside a filesystem operation: Authorize returns at once, and the
+// state change and the mount refresh happen on a worker. The old wiring ran
+// them inside the operation, which then waited on its own kernel
+// notification (here: a SetEntries that blocks).
+func TestShareErrorFromMountHandedToWorker(t *testing.T) {
+	td := startDaemon(t, insecurePeers())
+	peer := startPeer(t, ocmtest.Options{})
+	ctx := waitCtx(t)
+	ps, sh := td.share(t, peer, ocmtest.ShareRequest{MustExchangeToken: true})
+	if _, err := td.client.ShareAction(ctx, sh.ID, "accept"); err != nil {
+		t.Fatal(err)
+	}
+	if !peer.RevokeShare(ps.ID) {
+		t.Fatal("revoke at the peer")
+	}
+	m := &blockingMounter{release: make(chan struct{})}
+	released := false
+	defer func() {
+		if !released {
+			close(m.release)
+		}
+	}()
+	td.Agent.SetMounter(m, nil)
+
+	// What the mount does before a WebDAV request.
+	returned := make(chan error, 1)
+	go func() {
+		req, _ := http.NewRequest(http.MethodGet, "http://127.0.0.1:9/x", nil)
+		returned <- td.Tokens.Authorize(ctx, sh.ID, req)
+	}()
+	select {
+	case err := <-returned:
+		if !errors.Is(err, tokens.ErrCodeRejected) {
+			t.Fatalf("Authorize: %v, want ErrCodeRejected", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Authorize waited for the mount refresh")
+	}
+	eventually(t, 10*time.Second, "the worker refreshing the mount", func() bool { return m.calls.Load() > 0 })
+	close(m.release)
+	released = true
+	eventually(t, 10*time.Second, "the share in error and out of the mount", func() bool {
+		s, err := td.client.Share(ctx, sh.ID)
+		_, shown := m.entry(sh.ID)
+		return err == nil && s.State == store.StateError && !shown
 	})
 }

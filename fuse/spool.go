@@ -685,9 +685,10 @@ func (ws *writeSession) markDirty() error {
 	if ws.dirty && !ws.metaStale {
 		return nil
 	}
+	was := ws.dirty
 	ws.dirty = true
 	if err := ws.sp.writeMetaLocked(ws); err != nil {
-		ws.dirty = false
+		ws.dirty = was
 		return err
 	}
 	return nil

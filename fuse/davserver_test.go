@@ -37,7 +37,8 @@ type davServer struct {
 	refuse     map[string]bool // method+" "+path answered 405
 	hang       chan struct{}   // requests wait for this to close (or the client to go)
 
-	putMu sync.Mutex // a conditional PUT checks and writes as one step
+	putMu     sync.Mutex          // a conditional PUT checks and writes as one step
+	onRequest func(*http.Request) // called as each request arrives
 }
 
 type davReq struct {
@@ -194,9 +195,12 @@ func (s *davServer) wrap(h http.Handler) http.Handler {
 			s.mu.Unlock()
 		}()
 		s.mu.Lock()
-		token, hang, refuse := s.token, s.hang, s.refuse[r.Method+" "+r.URL.Path]
+		token, hang, refuse, onRequest := s.token, s.hang, s.refuse[r.Method+" "+r.URL.Path], s.onRequest
 		putStatus, putReset, putBlock, putStarted := s.putStatus, s.putReset, s.putBlock, s.putStarted
 		s.mu.Unlock()
+		if onRequest != nil {
+			onRequest(r)
+		}
 		if hang != nil {
 			select {
 			case <-hang:

@@ -630,6 +630,12 @@ func (s *spool) close() {
 	for _, ws := range s.byPath {
 		ws.mu.Lock()
 		if ws.file != nil {
+			if ws.dirty {
+				// Still open in a program: what it wrote so far is kept.
+				if err := ws.syncLocked(); err != nil {
+					s.f.log.Warn("spooled data not synced at unmount", "share", ws.shareID, "err", err)
+				}
+			}
 			_ = ws.file.Close()
 			ws.file = nil
 		}

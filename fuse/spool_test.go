@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -323,5 +325,52 @@ func TestConditionalUploadsNoConflict(t *testing.T) {
 	}
 	if c := e.fs.Conflicts(); len(c) != 0 {
 		t.Errorf("Conflicts = %q", c)
+	}
+}
+
+// The record of a pending file cannot be rewritten when it is renamed: the
+// rename says so, and the record naming the old path is gone, so that no
+// later start uploads the data under the old name; the data is kept (in
+// the spool or lost+found), never lost.
+func TestSpoolRenameRecordWriteFails(t *testing.T) {
+	var failRecords atomic.Bool
+	old := syncFile
+	syncFile = func(f *os.File) error {
+		if failRecords.Load() && strings.HasSuffix(f.Name(), ".json.tmp") {
+			return syscall.EIO
+		}
+		return old(f)
+	}
+	t.Cleanup(func() { syncFile = old })
+	e := newEnv(t)
+	e.srv.write("/shares/rw/.keep", nil)
+	e.fs.SetEntries([]Entry{e.folder("s1", "RW", "/shares/rw", true)})
+	e.srv.set(func(s *davServer) { s.putStatus = http.StatusServiceUnavailable })
+	data := []byte("pending, then renamed while the disk fails")
+	if err := os.WriteFile(e.path("RW", "a.txt"), data, 0o644); err == nil {
+		t.Fatal("write succeeded although the server refused the upload")
+	}
+	failRecords.Store(true)
+	if err := os.Rename(e.path("RW", "a.txt"), e.path("RW", "b.txt")); err == nil {
+		t.Error("rename succeeded although its record could not be written")
+	}
+	if err := e.fs.Unmount(); err != nil {
+		t.Fatal(err)
+	}
+	failRecords.Store(false)
+	e.srv.set(func(s *davServer) { s.putStatus = 0 })
+	e.mount()
+	e.fs.SetEntries([]Entry{e.folder("s1", "RW", "/shares/rw", true)})
+	eventually(t, 20*time.Second, "the data uploaded as b.txt or kept in lost+found", func() bool {
+		got, err := e.srv.read("/shares/rw/b.txt")
+		return (err == nil && bytes.Equal(got, data)) || len(e.fs.LostFound()) == 1
+	})
+	if _, err := e.srv.read("/shares/rw/a.txt"); err == nil {
+		t.Errorf("uploaded under the old name")
+	}
+	if lost := e.fs.LostFound(); len(lost) == 1 {
+		if got, err := os.ReadFile(strings.Fields(lost[0])[0]); err != nil || !bytes.Equal(got, data) {
+			t.Errorf("lost+found: %q, %v", got, err)
+		}
 	}
 }

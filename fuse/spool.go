@@ -144,11 +144,11 @@ func (s *spool) load() error {
 			datas[strings.TrimSuffix(name, ".data")] = true
 		}
 	}
-	// A record cut off between its write and its rename: the complete
-	// temporary file is the newest word.
+	// A record cut off between its write (fsync'd) and its rename: a
+	// complete temporary file is the newest word; a torn one is dropped.
 	for key := range tmps {
 		tmp := s.metaPath(key) + ".tmp"
-		if _, ok := readMeta(tmp); ok && !metas[key] {
+		if _, ok := readMeta(tmp); ok {
 			if err := os.Rename(tmp, s.metaPath(key)); err == nil {
 				metas[key] = true
 				continue

@@ -2,6 +2,7 @@ package ocmfs
 
 import (
 	"bytes"
+	"encoding/json"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -372,5 +373,34 @@ func TestSpoolRenameRecordWriteFails(t *testing.T) {
 		if got, err := os.ReadFile(strings.Fields(lost[0])[0]); err != nil || !bytes.Equal(got, data) {
 			t.Errorf("lost+found: %q, %v", got, err)
 		}
+	}
+}
+
+// A power cut during a rename, after the new record was written (and
+// fsync'd) but before it replaced the old one: the new one wins.
+func TestSpoolPowerLossDuringRecordRename(t *testing.T) {
+	e := newEnv(t)
+	data := pattern(10<<10, 23)
+	_, record := spoolOneFailedWrite(t, e, "old-name.txt", data)
+	m, ok := readMeta(record)
+	if !ok {
+		t.Fatal("unreadable record")
+	}
+	m.Path = []string{"new-name.txt"}
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(record+".tmp", b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.mount()
+	e.fs.SetEntries([]Entry{e.folder("s1", "RW", "/shares/rw", true)})
+	eventually(t, 20*time.Second, "upload under the new name", func() bool {
+		got, err := e.srv.read("/shares/rw/new-name.txt")
+		return err == nil && bytes.Equal(got, data)
+	})
+	if _, err := e.srv.read("/shares/rw/old-name.txt"); err == nil {
+		t.Errorf("uploaded under the old name")
 	}
 }

@@ -239,29 +239,50 @@ func readMeta(p string) (spoolMeta, bool) {
 
 // keepLost moves the data of key (and its record, if any) to lost+found.
 // An empty data file held nothing and is removed.
-func (s *spool) keepLost(key, why string) {
+// It returns where the data went ("" when it stayed or was empty).
+func (s *spool) keepLost(key, why string) string {
 	dp, mp := s.dataPath(key), s.metaPath(key)
 	if st, err := os.Stat(dp); err == nil && st.Size() == 0 {
 		_ = os.Remove(dp)
 		_ = os.Remove(mp)
-		return
+		return ""
 	}
 	if err := os.MkdirAll(s.lostDir, 0o700); err != nil {
-		s.f.log.Error("spooled data that no record accounts for stays in the spool", "file", dp, "why", why, "err", err)
-		return
+		s.f.log.Error("spooled data could not be moved to lost+found; it stays in the spool", "file", dp, "why", why, "err", err)
+		return ""
 	}
 	stem := time.Now().UTC().Format("20060102T150405Z") + "-" + key
 	dst := filepath.Join(s.lostDir, stem+".data")
 	if err := os.Rename(dp, dst); err != nil {
-		s.f.log.Error("spooled data that no record accounts for stays in the spool", "file", dp, "why", why, "err", err)
-		return
+		s.f.log.Error("spooled data could not be moved to lost+found; it stays in the spool", "file", dp, "why", why, "err", err)
+		return ""
 	}
 	if _, err := os.Stat(mp); err == nil {
 		_ = os.Rename(mp, filepath.Join(s.lostDir, stem+".json"))
 	}
 	_ = syncDir(s.lostDir)
 	_ = syncDir(s.dir)
-	s.f.log.Warn("spooled data without a usable record kept in lost+found", "file", dst, "why", why)
+	s.f.log.Warn("spooled data kept in lost+found", "file", dst, "why", why)
+	return dst
+}
+
+// setAside keeps the local version of a file share that changed on the
+// server meanwhile: a file share has no folder for a conflicted copy, so it
+// goes to lost+found, and the person is told.
+func (s *spool) setAside(ws *writeSession, name string) {
+	s.mu.Lock()
+	s.dropLocked(ws)
+	s.mu.Unlock()
+	ws.mu.Lock()
+	ws.unlinked = true // nothing to upload any more
+	ws.mu.Unlock()
+	dst := s.keepLost(ws.key, "changed on the server")
+	if dst == "" {
+		return
+	}
+	s.f.log.Warn("the file changed on the server while it was written here: the local version is kept in lost+found",
+		"share", ws.shareID, "file", name, "local version", dst)
+	s.noteConflict(name + ": changed on the server while written here; this version was kept in " + dst)
 }
 
 // lostFound describes the files in lost+found: path, size and, when its
@@ -842,7 +863,11 @@ func (ws *writeSession) flushAt(ctx context.Context) (in info, moved []string, e
 		err = errShareGone
 	} else {
 		in, err = sp.f.upload(ctx, sh, segs, file, size, mtime, cond)
-		if errors.Is(err, errRemoteChanged) && len(segs) > 0 {
+		if errors.Is(err, errRemoteChanged) {
+			if len(segs) == 0 {
+				sp.setAside(ws, sh.name)
+				return info{}, nil, err
+			}
 			moved, in, err = sp.f.uploadConflicted(ctx, sh, segs, file, size, mtime)
 		}
 	}

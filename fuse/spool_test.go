@@ -404,3 +404,40 @@ func TestSpoolPowerLossDuringRecordRename(t *testing.T) {
 		t.Errorf("uploaded under the old name")
 	}
 }
+
+// A file share changes on the server while it is written here: there is no
+// folder for a conflicted copy, so the local version is kept in lost+found,
+// close reports the failure, and the server's version stays.
+func TestFileShareConflictKeptAside(t *testing.T) {
+	e := newEnv(t)
+	e.srv.write("/shares/report.txt", []byte("version 1"))
+	e.fs.SetEntries([]Entry{e.file("s1", "report.txt", "/shares/report.txt", true)})
+	fh, err := os.OpenFile(e.path("report.txt"), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fh.WriteAt([]byte("local edit"), 0); err != nil {
+		t.Fatal(err)
+	}
+	remote := []byte("remote version 2")
+	e.srv.write("/shares/report.txt", remote)
+	if err := fh.Close(); err == nil {
+		t.Error("close succeeded although the local version did not reach the share")
+	}
+	if got, _ := e.srv.read("/shares/report.txt"); !bytes.Equal(got, remote) {
+		t.Fatalf("server's file = %q: overwritten", got)
+	}
+	lost := e.fs.LostFound()
+	if len(lost) != 1 || !strings.Contains(lost[0], "was report.txt") {
+		t.Fatalf("LostFound = %q", lost)
+	}
+	if got, err := os.ReadFile(strings.Fields(lost[0])[0]); err != nil || string(got) != "local edit" {
+		t.Fatalf("kept local version = %q, %v", got, err)
+	}
+	if c := e.fs.Conflicts(); len(c) != 1 || !strings.Contains(c[0], "lost+found") {
+		t.Errorf("Conflicts = %q", c)
+	}
+	if p := e.fs.PendingUploads(); len(p) != 0 {
+		t.Errorf("pending uploads: %q", p)
+	}
+}

@@ -61,49 +61,60 @@ func (a *Agent) SetTokenManager(m TokenManager) {
 	a.mu.Unlock()
 }
 
-// shareErrors hands the mount's reports of shares that cannot be accessed
-// to a worker: they arrive from inside filesystem operations (a lookup
-// renewing a token), and what they cause (a state change, a mount refresh
-// that notifies the kernel) must not run there.
-type shareErrors struct {
+// mountReports hands what the mount reports to the agent (a share that
+// cannot be accessed, say) to a worker: reports arrive from inside
+// filesystem operations (a lookup renewing a token), and what they cause (a
+// state change, a mount refresh that notifies the kernel) must not run
+// there. Reports are coalesced by key; the latest one wins.
+type mountReports struct {
 	mu      sync.Mutex
-	pending map[string]error // by share id; the latest report wins
+	pending map[string]func()
+	order   []string
 	running bool
 }
 
-// ShareErrorLater records that a share's access failed for good and returns
-// at once; a worker moves the share to error (see shareAccessFailed).
-func (a *Agent) ShareErrorLater(shareID string, err error) {
-	q := &a.shareErrs
+// fromMount runs fn on the mount-report worker and returns at once.
+func (a *Agent) fromMount(key string, fn func()) {
+	q := &a.mountReports
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.pending == nil {
-		q.pending = map[string]error{}
+		q.pending = map[string]func(){}
 	}
-	q.pending[shareID] = err
+	if _, ok := q.pending[key]; !ok {
+		q.order = append(q.order, key)
+	}
+	q.pending[key] = fn
 	if !q.running {
 		q.running = true
-		go a.shareErrorWorker()
+		go a.mountReportWorker()
 	}
 }
 
-// shareErrorWorker handles reported share errors until none is left.
-func (a *Agent) shareErrorWorker() {
-	q := &a.shareErrs
+// mountReportWorker runs queued reports, oldest first, until none is left.
+func (a *Agent) mountReportWorker() {
+	q := &a.mountReports
 	for {
 		q.mu.Lock()
-		batch := q.pending
-		q.pending = nil
-		if len(batch) == 0 {
+		if len(q.order) == 0 {
 			q.running = false
 			q.mu.Unlock()
 			return
 		}
+		key := q.order[0]
+		q.order = q.order[1:]
+		fn := q.pending[key]
+		delete(q.pending, key)
 		q.mu.Unlock()
-		for id, err := range batch {
-			a.shareAccessFailed(id, err)
-		}
+		fn()
 	}
+}
+
+// ShareErrorLater records that a share's access failed for good and returns
+// at once (it is called inside filesystem operations); a worker moves the
+// share to error (see shareAccessFailed).
+func (a *Agent) ShareErrorLater(shareID string, err error) {
+	a.fromMount("error/"+shareID, func() { a.shareAccessFailed(shareID, err) })
 }
 
 // shareAccessFailed moves an accepted share to the error state when its

@@ -61,8 +61,8 @@ type Agent struct {
 	// lands after a newer one. It is never held across a network call.
 	mountMu sync.Mutex
 	urls    webdavURLs // shares' WebDAV URLs, resolved in the background (mount.go)
-	// shareErrs queues the mount's reports of inaccessible shares (access.go).
-	shareErrs shareErrors
+	// mountReports runs what the mount reports outside its operations (access.go).
+	mountReports mountReports
 
 	mu            sync.Mutex
 	mounter       Mounter

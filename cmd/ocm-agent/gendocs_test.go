@@ -64,7 +64,7 @@ func documentedCommands(root *cobra.Command) map[string]*cobra.Command {
 // gone, and ocm-agent.toml(5) and the example name every key.
 func TestGendocsCoversEveryCommandAndKey(t *testing.T) {
 	man, compl, example := genDocs(t, someEnv)
-	cmds := documentedCommands(newRoot())
+	cmds := documentedCommands(docRoot())
 	for _, name := range []string{"ocm-agent.1", "ocm-agent-serve.1", "ocm-agent-doctor.1", "ocm-agent-init.1", "ocm-agent-shares-accept.1"} {
 		if cmds[name] == nil {
 			t.Errorf("command of %s is missing from the tree", name)

@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/ocm-agent/ocm-agent/internal/testenv"
 )
 
 func openFDs(t *testing.T) int { return len(fdTargets(t)) }
@@ -31,7 +33,7 @@ func fdTargets(t *testing.T) []string {
 // checks that the process is back to the goroutines and file descriptors
 // it had before the mount.
 func TestNoLeaksAfterPeerFaults(t *testing.T) {
-	requireFUSE(t)
+	testenv.FUSE(t)
 	srv := newDAVServer(t)
 	srv.write("/shares/l/f.bin", pattern(256<<10, 7))
 	srv.write("/shares/l/sub/g.txt", []byte("g"))

@@ -18,19 +18,6 @@ import (
 	"github.com/ocm-agent/ocm-agent/control"
 )
 
-// need stops a test whose real part (a program) is missing: a failure on
-// CI, a skip elsewhere.
-func need(t *testing.T, what string, ok bool) {
-	t.Helper()
-	if ok {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s is missing (required on CI)", what)
-	}
-	t.Skipf("%s is missing", what)
-}
-
 // fakeBackend is a control.Backend held in memory. The daemon's own
 // backend needs the whole agent (store, secrets, receiver); the tray only
 // sees the API, which control.Server serves over a real unix socket.

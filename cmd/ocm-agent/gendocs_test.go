@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/ocm-agent/ocm-agent/config"
+	"github.com/ocm-agent/ocm-agent/internal/testenv"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -174,7 +175,7 @@ func TestGendocsIsReproducible(t *testing.T) {
 // does, over each page.
 func TestManPagesFormatCleanly(t *testing.T) {
 	groff, err := exec.LookPath("groff")
-	requirePart(t, "groff (apt-get install groff-base)", err)
+	testenv.Need(t, "groff (apt-get install groff-base)", err)
 	man, _, _ := genDocs(t, someEnv)
 	entries, err := os.ReadDir(man)
 	if err != nil {

@@ -23,6 +23,7 @@ import (
 	"github.com/BurntSushi/toml"
 	"github.com/ocm-agent/ocm-agent/control"
 	"github.com/ocm-agent/ocm-agent/doctor"
+	"github.com/ocm-agent/ocm-agent/internal/testenv"
 )
 
 // runInit runs 'ocm-agent init args...' for the test user with stdin.
@@ -206,7 +207,7 @@ func TestInitNginxSnippetServesTheAgent(t *testing.T) {
 	if err != nil {
 		nginx, err = exec.LookPath("/usr/sbin/nginx")
 	}
-	requirePart(t, "nginx (apt-get install nginx-light)", err)
+	testenv.Need(t, "nginx (apt-get install nginx-light)", err)
 	bin := buildAgent(t)
 	u := newUserEnv(t)
 	u.linkTool(t, "fusermount3")

@@ -26,7 +26,7 @@ func mountedAgent(t *testing.T, extra ...string) (*agentProc, string) {
 
 // eventually polls cond for up to d; it reports whether cond held.
 func eventually(d time.Duration, cond func() bool) bool {
-	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(25 * time.Millisecond) {
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(25 * time.Millisecond) { // polling, bounded by d
 		if cond() {
 			return true
 		}

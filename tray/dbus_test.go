@@ -101,7 +101,7 @@ func TestTrayHostAvailable(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the watcher name was not released: %v %v", reply, err)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // polling, bounded by deadline
 	}
 	if ok, _, err := TrayHostAvailable(ctx, client); err != nil || !ok {
 		t.Fatalf("watcher without the property: %v %v", ok, err)

@@ -138,7 +138,7 @@ func startAgent(t *testing.T, bin string, u *userEnv, args ...string) *agentProc
 		if time.Now().After(deadline) || i > 400 {
 			t.Fatalf("the agent did not answer on %s: %v\n%s", u.socket(), err, p.stderr)
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond) // polling, bounded by deadline
 	}
 }
 

@@ -265,7 +265,7 @@ func TestInitNginxSnippetServesTheAgent(t *testing.T) {
 		if i > 100 {
 			t.Fatalf("nginx does not listen on %s: %v\n%s", proxyAddr, err, ngErr.String())
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond) // polling, at most 100 times
 	}
 	rep, code, dstderr := runDoctor(t, bin, u)
 	checkReport(t, rep, map[string]want{

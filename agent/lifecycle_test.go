@@ -348,7 +348,7 @@ func TestContactsOnlyPolicy(t *testing.T) {
 	}
 
 	_, inviteString := peer.CreateInvite(ocmtest.InviteOptions{})
-	if err := td.client.Do(ctx, http.MethodPost, "/v1/invites/accept", AcceptInviteRequest{Invite: inviteString}, nil); err != nil {
+	if err := td.client.Do(ctx, http.MethodPost, "/v1/invites/accept", control.AcceptInviteRequest{Invite: inviteString}, nil); err != nil {
 		t.Fatal(err)
 	}
 	ps, sh := td.share(t, peer, ocmtest.ShareRequest{})

@@ -152,15 +152,19 @@ func TestAcceptPeerInviteEveryForm(t *testing.T) {
 	peer := startPeer(t, ocmtest.Options{DisplayName: "Alice Sender"})
 	ctx := context.Background()
 	forms := map[string]func(token, str string) control.AcceptInviteRequest{
-		"invite string":  func(_, s string) control.AcceptInviteRequest { return control.AcceptInviteRequest{Invite: s} },
-		"token@provider": func(tok, _ string) control.AcceptInviteRequest { return control.AcceptInviteRequest{Invite: tok + "@" + peer.Host()} },
+		"invite string": func(_, s string) control.AcceptInviteRequest { return control.AcceptInviteRequest{Invite: s} },
+		"token@provider": func(tok, _ string) control.AcceptInviteRequest {
+			return control.AcceptInviteRequest{Invite: tok + "@" + peer.Host()}
+		},
 		"dialog link": func(tok, _ string) control.AcceptInviteRequest {
 			return control.AcceptInviteRequest{Invite: td.base + InviteDialogPath + "?token=" + url.QueryEscape(tok) + "&providerDomain=" + peer.Host()}
 		},
 		"WAYF link": func(tok, _ string) control.AcceptInviteRequest {
 			return control.AcceptInviteRequest{Invite: peer.URL() + "/wayf?token=" + tok}
 		},
-		"token + provider": func(tok, _ string) control.AcceptInviteRequest { return control.AcceptInviteRequest{Token: tok, Provider: peer.Host()} },
+		"token + provider": func(tok, _ string) control.AcceptInviteRequest {
+			return control.AcceptInviteRequest{Token: tok, Provider: peer.Host()}
+		},
 	}
 	for name, form := range forms {
 		t.Run(name, func(t *testing.T) {

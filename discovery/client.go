@@ -80,6 +80,10 @@ type Client struct {
 	cache         map[string]*entry
 	refused       int       // new-peer lookups refused since refusedLogged
 	refusedLogged time.Time // when refusals were last logged
+
+	// joinedFlight, set only by tests, is told each time a caller waits
+	// on the lookup in flight for key.
+	joinedFlight func(key string)
 }
 
 // New returns a Client with its own hardened HTTP client.
@@ -148,6 +152,9 @@ func (c *Client) discover(ctx context.Context, hostport string, force bool) (*Re
 	ch := c.flights.DoChan(key, func() (any, error) {
 		return c.fetch(context.WithoutCancel(ctx), host, force)
 	})
+	if c.joinedFlight != nil {
+		c.joinedFlight(key)
+	}
 	select {
 	case r := <-ch:
 		if r.Err != nil {

@@ -112,7 +112,7 @@ func (a *agentProc) start() {
 				return
 			}
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond) // polling, bounded by deadline
 	}
 	a.t.Fatalf("agent did not start within 15 s; log:\n%s", a.log)
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ocm-agent/ocm-agent/internal/ocmtest"
+	"github.com/ocm-agent/ocm-agent/internal/testenv"
 	"github.com/ocm-agent/ocm-agent/tokens/keyringtest"
 )
 
@@ -18,11 +19,11 @@ import (
 // private session bus, with the mount on.
 func keyringAgent(t *testing.T) (*agentProc, string) {
 	t.Helper()
-	keyringtest.Need(t, keyringtest.Available())
+	testenv.Need(t, "a keyring", keyringtest.Available())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	env, err := keyringtest.Start(ctx)
-	keyringtest.Need(t, err)
+	testenv.Need(t, "a keyring", err)
 	t.Cleanup(env.Close)
 	a, mnt := mountedAgent(t, "--secrets", "keyring")
 	a.extraEnv = []string{"DBUS_SESSION_BUS_ADDRESS=" + env.Address}

@@ -115,6 +115,7 @@ type trust struct {
 	publicURL string
 	skew      time.Duration
 	replay    *httpsig.ReplayCache
+	now       func() time.Time // nil: time.Now; tests replaying captured requests fix it
 }
 
 // Authenticate implements receiver.Authenticator.
@@ -127,7 +128,7 @@ func (t *trust) Authenticate(ctx context.Context, r *http.Request, body []byte, 
 		resolver = t.keys.For(expectHost)
 	}
 	v, err := httpsig.Verify(ctx, r, body, resolver, httpsig.VerifyOptions{
-		TargetURI: t.publicURL + r.URL.RequestURI(), MaxSkew: t.skew, Replay: t.replay,
+		TargetURI: t.publicURL + r.URL.RequestURI(), MaxSkew: t.skew, Replay: t.replay, Now: t.now,
 	})
 	if errors.Is(err, httpsig.ErrNoSignature) {
 		return receiver.Peer{}, receiver.ErrNoSignature

@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"golang.org/x/net/webdav"
-
-	"github.com/ocm-agent/ocm-agent/ocm"
 )
 
 // Share is a share this server made: what it sent and how it may be read.
@@ -27,7 +25,7 @@ type Share struct {
 	ResourceType string // as sent ("file" for Nextcloud folders)
 	Dialect      string
 	Signing      string
-	To           ocm.Address
+	To           Address
 	// ReceiverBase is the receiver's origin ("http://127.0.0.1:9200");
 	// ReceiverEndPoint its OCM end point from discovery.
 	ReceiverBase     string
@@ -174,6 +172,10 @@ func (s *Server) serveWebDAV(w http.ResponseWriter, r *http.Request) {
 	if r.Method == "PROPFIND" && !sh.IsDir && s.opts.NoPropfindOnFiles {
 		cw.Header().Set("Allow", "OPTIONS, GET, HEAD")
 		http.Error(cw, "PROPFIND is not supported on file shares", http.StatusMethodNotAllowed)
+		return
+	}
+	if r.Method == http.MethodGet && r.Header.Get("Range") != "" && s.opts.RefuseRanges {
+		cw.WriteHeader(http.StatusRequestedRangeNotSatisfiable) // reva: empty body, no Content-Range
 		return
 	}
 	h := &webdav.Handler{Prefix: prefix, FileSystem: webdav.Dir(sh.LocalPath), LockSystem: sh.ls}

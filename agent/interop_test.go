@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/ocm-agent/ocm-agent/config"
+	"github.com/ocm-agent/ocm-agent/internal/ocmtest"
+	"github.com/ocm-agent/ocm-agent/store"
 )
 
 // Captured real traffic (testdata/captures, recorded from Nextcloud 34.0.1),
@@ -217,4 +219,50 @@ func forgeSignature(t *testing.T, raw []byte) []byte {
 	sig[len(sig)/2] ^= 0x01
 	out := append(bytes.Clone(raw[:start]), base64.StdEncoding.EncodeToString(sig)...)
 	return append(out, raw[end:]...)
+}
+
+// TestNotifyNextcloudAfterItTurnedSigningOn: the agent discovered a
+// Nextcloud while its signing was off (publicKey null), then Nextcloud
+// turned signing on. The cached document says nothing about keys, so the
+// agent signs RFC 9421, which Nextcloud reads as draft-cavage and answers
+// 400 "Invalid signature". The agent must try draft-cavage at once, and
+// the notification is delivered in its first attempt.
+func TestNotifyNextcloudAfterItTurnedSigningOn(t *testing.T) {
+	var signing atomic.Bool
+	peer := startPeer(t, ocmtest.Options{
+		ReadSignaturesAsCavage: true,
+		DiscoveryHook: func(doc map[string]any) {
+			delete(doc, "jwksUri") // Nextcloud publishes no JWK Set
+			if !signing.Load() {
+				doc["publicKey"] = nil
+			}
+		},
+	})
+	td := startDaemon(t, insecurePeers())
+	ctx := waitCtx(t)
+	ps, sh := td.share(t, peer, ocmtest.ShareRequest{Dialect: ocmtest.DialectNextcloudSender, Signing: ocmtest.SignNone})
+	if _, err := td.Agent.Discovery().Discover(ctx, peer.Host()); err != nil {
+		t.Fatal(err)
+	}
+	signing.Store(true)
+
+	if _, err := td.client.ShareAction(ctx, sh.ID, "accept"); err != nil {
+		t.Fatal(err)
+	}
+	n, err := peer.WaitNotification(ctx, func(n ocmtest.Notification) bool {
+		return n.ProviderID == ps.ProviderID && n.Status == http.StatusCreated
+	})
+	if err != nil {
+		t.Fatalf("Nextcloud never took SHARE_ACCEPTED: %v (%d notifications arrived)", err, len(peer.Notifications()))
+	}
+	if n.Type != ocmtest.ShareAccepted || !n.Signature.Verified || n.Signature.Profile != ocmtest.SignCavage {
+		t.Fatalf("delivered as %+v", n)
+	}
+	eventually(t, 10*time.Second, "the outbox recording the delivery", func() bool {
+		l := td.outbox(t, sh.ID)
+		return len(l) == 1 && l[0].State == store.OutboxSent
+	})
+	if l := td.outbox(t, sh.ID); l[0].Attempts != 1 {
+		t.Fatalf("delivered after %d attempts, want the first", l[0].Attempts)
+	}
 }

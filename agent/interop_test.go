@@ -266,3 +266,81 @@ func TestNotifyNextcloudAfterItTurnedSigningOn(t *testing.T) {
 		t.Fatalf("delivered after %d attempts, want the first", l[0].Attempts)
 	}
 }
+
+// TestRemoveAcceptedTellsOCMGoUnshared: opencloudmesh-go refuses a
+// SHARE_DECLINED for a share it saw accepted (409 SHARE_STATUS_CONFLICT).
+// Removing an accepted share sends SHARE_UNSHARED, delivered at once.
+func TestRemoveAcceptedTellsOCMGoUnshared(t *testing.T) {
+	peer := startPeer(t, ocmtest.Options{OCMGoNotifications: true})
+	td := startDaemon(t, insecurePeers())
+	ctx := waitCtx(t)
+	ps, sh := td.share(t, peer, ocmtest.ShareRequest{Dialect: ocmtest.DialectOCMGo})
+	if _, err := td.client.ShareAction(ctx, sh.ID, "accept"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the acceptance delivered", func() bool {
+		s, _ := td.client.Share(ctx, sh.ID)
+		return s.NotifyState == store.NotifySent
+	})
+	if _, err := td.client.ShareAction(ctx, sh.ID, "remove"); err != nil {
+		t.Fatal(err)
+	}
+	n, err := peer.WaitNotification(ctx, notificationAbout(ps.ProviderID, ocmtest.ShareUnshared))
+	if err != nil || n.Status != http.StatusOK {
+		t.Fatalf("SHARE_UNSHARED: %+v %v (all: %d)", n, err, len(peer.Notifications()))
+	}
+	eventually(t, 10*time.Second, "the removal's notification recorded as sent", func() bool {
+		s, _ := td.client.Share(ctx, sh.ID)
+		return s.NotifyState == store.NotifySent
+	})
+	for _, n := range peer.Notifications() {
+		if n.Type == ocmtest.ShareDeclined {
+			t.Fatalf("sent SHARE_DECLINED (answered %d) for an accepted share", n.Status)
+		}
+	}
+}
+
+// TestDeclinePendingAndFinalRefusal: declining a pending share sends
+// SHARE_DECLINED; a 4xx answer (here opencloudmesh-go's 409) is final:
+// one attempt, the reason on the share and in status. While a 5xx is
+// retried, the share says how many attempts failed and why.
+func TestDeclinePendingAndFinalRefusal(t *testing.T) {
+	peer := startPeer(t, ocmtest.Options{OCMGoNotifications: true})
+	td := startDaemon(t, insecurePeers())
+	td.Agent.SetNotifyRetry(RetryPolicy{First: 50 * time.Millisecond, Max: 100 * time.Millisecond})
+	ctx := waitCtx(t)
+
+	// While failing with 503: retried, and the share says so.
+	ps1, s1 := td.share(t, peer, ocmtest.ShareRequest{Dialect: ocmtest.DialectOCMGo})
+	peer.SetFaultPrefix("/ocm/notifications")
+	peer.SetFailRate(1)
+	if _, err := td.client.ShareAction(ctx, s1.ID, "decline"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "two failed attempts shown on the share", func() bool {
+		s, _ := td.client.Share(ctx, s1.ID)
+		return strings.Contains(s.NotifyState, "attempt 2 failed") && strings.Contains(s.NotifyState, "503")
+	})
+	peer.ClearFaults()
+	if n, err := peer.WaitNotification(ctx, notificationAbout(ps1.ProviderID, ocmtest.ShareDeclined)); err != nil || n.Status != http.StatusOK {
+		t.Fatalf("SHARE_DECLINED after the 503s: %+v %v", n, err)
+	}
+
+	// A 409: final.
+	_, s2 := td.share(t, peer, ocmtest.ShareRequest{Dialect: ocmtest.DialectOCMGo})
+	peer.RefuseNotifications(http.StatusConflict)
+	if _, err := td.client.ShareAction(ctx, s2.ID, "decline"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the refusal shown on the share", func() bool {
+		s, _ := td.client.Share(ctx, s2.ID)
+		return strings.HasPrefix(s.NotifyState, store.NotifyFailed+":") && strings.Contains(s.NotifyState, "409")
+	})
+	l := td.outbox(t, s2.ID)
+	if len(l) != 1 || l[0].Attempts != 1 || l[0].State != store.OutboxFailed {
+		t.Fatalf("outbox %+v", l)
+	}
+	if st := td.Agent.Status(ctx); !strings.Contains(strings.Join(st.Errors, "\n"), "409") {
+		t.Fatalf("status errors %v", st.Errors)
+	}
+}

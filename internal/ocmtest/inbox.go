@@ -84,6 +84,9 @@ func (s *Server) takeNotification(n *Notification, body []byte) (int, any) {
 	if !slices.Contains(knownNotifications, n.Type) {
 		return http.StatusNotImplemented, errorBody{Message: "notification type " + n.Type + " is not supported"}
 	}
+	if st := s.faults.refuseNotify.Load(); st != 0 {
+		return int(st), errorBody{Message: "refused: " + http.StatusText(int(st))}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, rec := range s.shares {

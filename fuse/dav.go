@@ -165,7 +165,7 @@ func (c *davClient) do(ctx context.Context, r request) (*http.Response, error) {
 		}
 		if resp.StatusCode == http.StatusUnauthorized && attempt == 0 {
 			drainClose(resp)
-			c.auth.Invalidate(r.shareID)
+			invalidate(c.auth, r.shareID, resp)
 			c.log.Debug("webdav answered 401, credentials renewed", "share", r.shareID, "method", r.method)
 			continue
 		}

@@ -42,6 +42,9 @@ type MountEntry struct {
 	IsDir    bool
 	URL      string
 	Writable bool
+	// RightsFromServer: the share body gave no list of permissions
+	// (Nextcloud's property name): the server's WebDAV says.
+	RightsFromServer bool
 }
 
 // Version is set by the build.
@@ -365,7 +368,8 @@ func (a *Agent) refreshMount(ctx context.Context) {
 			}
 		}
 		entries = append(entries, MountEntry{ID: sh.ID, Name: sh.Name, Origin: sh.Sender,
-			IsDir: sh.ResourceType == "folder", URL: u, Writable: slices.Contains(sh.Permissions, "write")})
+			IsDir: sh.ResourceType == "folder", URL: u, Writable: slices.Contains(sh.Permissions, "write"),
+			RightsFromServer: len(sh.Permissions) == 0 && sh.LegacyPermissions != ""})
 	}
 	m.SetEntries(entries)
 }

@@ -33,3 +33,36 @@ func TestTokenForgottenRightAfterIssue(t *testing.T) {
 		t.Fatalf("%d token requests after the 401, want exactly one renewal", n)
 	}
 }
+
+// TestNextcloudRightsFromWebDAV: Nextcloud sends the property name
+// "{http://open-cloud-mesh.org/ns}share-permissions" instead of rights;
+// the share root's oc:permissions tell them. A folder shared with edit
+// rights takes writes through the mount; a read-only one stays read-only.
+func TestNextcloudRightsFromWebDAV(t *testing.T) {
+	a, mnt := mountedAgent(t)
+	a.start()
+	p := newPeer(t, ocmtest.Options{})
+	writeFile(t, p, "team/a.txt", []byte("a"))
+	writeFile(t, p, "readonly/b.txt", []byte("b"))
+	a.share(t, p, ocmtest.ShareRequest{Path: "team", Dialect: ocmtest.DialectNextcloudSender, Permissions: []string{"read", "write"}})
+	a.share(t, p, ocmtest.ShareRequest{Path: "readonly", Dialect: ocmtest.DialectNextcloudSender})
+	acceptAll(t, a)
+	readMount(t, a, filepath.Join(mnt, "team", "a.txt"), "a")
+	readMount(t, a, filepath.Join(mnt, "readonly", "b.txt"), "b")
+
+	if err := os.WriteFile(filepath.Join(mnt, "team", "new.txt"), []byte("from the receiver"), 0o644); err != nil {
+		t.Fatalf("write into a Nextcloud folder shared with edit rights: %v\n%s", err, a.log)
+	}
+	if !eventually(20*time.Second, func() bool {
+		b, err := os.ReadFile(filepath.Join(p.Dir(), "team", "new.txt"))
+		return err == nil && string(b) == "from the receiver"
+	}) {
+		t.Fatalf("the written file never reached the sender\n%s", a.log)
+	}
+	if err := os.WriteFile(filepath.Join(mnt, "readonly", "new.txt"), []byte("x"), 0o644); err == nil {
+		t.Fatal("wrote into a read-only Nextcloud share")
+	}
+	if _, err := os.Stat(filepath.Join(p.Dir(), "readonly", "new.txt")); err == nil {
+		t.Fatal("a write reached a read-only share")
+	}
+}

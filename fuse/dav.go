@@ -243,7 +243,7 @@ func readErr(method string, err error) error {
 
 const propfindBody = `<?xml version="1.0" encoding="utf-8"?>` +
 	`<d:propfind xmlns:d="DAV:" xmlns:oc="http://owncloud.org/ns"><d:prop>` +
-	`<d:resourcetype/><d:getcontentlength/><d:getlastmodified/><d:getetag/><oc:fileid/>` +
+	`<d:resourcetype/><d:getcontentlength/><d:getlastmodified/><d:getetag/><oc:fileid/><oc:permissions/>` +
 	`</d:prop></d:propfind>`
 
 // propfind lists u (depth "0" or "1"), telling onChild (if set) of each child

@@ -28,6 +28,10 @@ type Entry struct {
 	IsDir    bool
 	URL      string // absolute WebDAV URL of the shared resource (folder root or the file)
 	Writable bool
+	// RightsFromServer: the sender did not say what the share allows
+	// (Nextcloud sends a property name instead of a list); the server's
+	// oc:permissions on the share root decide, read-only until known.
+	RightsFromServer bool
 }
 
 // Authorizer sets credentials on WebDAV requests of a share.
@@ -266,7 +270,7 @@ func (f *FS) SetEntries(entries []Entry) {
 			continue
 		}
 		if sh, ok := f.shares[e.ID]; ok {
-			sh.setWritable(e.Writable)
+			sh.setRights(e.Writable, e.RightsFromServer)
 			continue
 		}
 		sh := newShare(f, e)

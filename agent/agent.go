@@ -244,12 +244,13 @@ func (a *Agent) serverAllowed(host string) bool {
 	return true
 }
 
-// Shares lists shares: all of them, or the live ones (pending, accepted, error).
+// Shares lists shares: all of them, or the live ones (pending, accepted,
+// error, revoked).
 func (a *Agent) Shares(ctx context.Context, all bool) ([]store.Share, error) {
 	if all {
 		return a.store.Shares(ctx)
 	}
-	return a.store.Shares(ctx, store.StatePending, store.StateAccepted, store.StateError)
+	return a.store.Shares(ctx, store.StatePending, store.StateAccepted, store.StateError, store.StateRevoked)
 }
 
 // Share returns one share by id.
@@ -261,9 +262,10 @@ func (a *Agent) Share(ctx context.Context, id string) (store.Share, error) {
 	return sh, err
 }
 
-// AcceptShare accepts a pending share (or retries one in error).
+// AcceptShare accepts a pending share (or retries one in error or
+// revoked: only a pending share's acceptance is told to the sender).
 func (a *Agent) AcceptShare(ctx context.Context, id string) (store.Share, error) {
-	sh, err := a.changeState(ctx, id, store.StateAccepted, store.StatePending, store.StateError)
+	sh, err := a.changeState(ctx, id, store.StateAccepted, store.StatePending, store.StateError, store.StateRevoked)
 	if err != nil {
 		return sh, err
 	}
@@ -283,7 +285,7 @@ func (a *Agent) DeclineShare(ctx context.Context, id string) (store.Share, error
 
 // RemoveShare removes an accepted share on the user's side.
 func (a *Agent) RemoveShare(ctx context.Context, id string) (store.Share, error) {
-	sh, err := a.changeState(ctx, id, store.StateRemoved, store.StateAccepted, store.StatePending, store.StateError)
+	sh, err := a.changeState(ctx, id, store.StateRemoved, store.StateAccepted, store.StatePending, store.StateError, store.StateRevoked)
 	if err != nil {
 		return sh, err
 	}

@@ -62,6 +62,7 @@ func NewServer(b Backend, log *slog.Logger) *Server {
 	})
 	for action, f := range map[string]func(context.Context, string) (Share, error){
 		"accept": b.AcceptShare, "decline": b.DeclineShare, "remove": b.RemoveShare,
+		"retry": b.AcceptShare, // a revoked or failed share, tried again (the sender is not told)
 	} {
 		s.mux.HandleFunc("POST /v1/shares/{id}/"+action, func(w http.ResponseWriter, r *http.Request) {
 			sh, err := f(r.Context(), r.PathValue("id"))

@@ -3,6 +3,8 @@ package e2e
 import (
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -64,5 +66,60 @@ func TestNextcloudRightsFromWebDAV(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(p.Dir(), "readonly", "new.txt")); err == nil {
 		t.Fatal("a write reached a read-only share")
+	}
+}
+
+// keylessHook makes a reference peer publish no keys, as reva does.
+func keylessHook(doc map[string]any) {
+	delete(doc, "jwksUri")
+	delete(doc, "publicKey")
+	var caps []string
+	if l, ok := doc["capabilities"].([]string); ok {
+		for _, c := range l {
+			if c != "http-sig" {
+				caps = append(caps, c)
+			}
+		}
+	}
+	doc["capabilities"] = caps
+}
+
+// TestRevokedWithoutNotice: reva ends a share by no longer serving it
+// (401), without SHARE_UNSHARED. The agent sees fresh credentials refused,
+// moves the share to revoked (shares list and status say so) and takes it
+// out of the mount; once the server serves it again, `shares retry`
+// brings it back.
+func TestRevokedWithoutNotice(t *testing.T) {
+	a, mnt := mountedAgent(t)
+	a.start()
+	p := newPeer(t, ocmtest.Options{DiscoveryHook: keylessHook})
+	writeFile(t, p, "proj/a.txt", []byte("a"))
+	writeFile(t, p, "proj/b.txt", []byte("b"))
+	ps := a.share(t, p, ocmtest.ShareRequest{Path: "proj", Dialect: ocmtest.DialectReva, Signing: ocmtest.SignNone})
+	acceptAll(t, a)
+	readMount(t, a, filepath.Join(mnt, "proj", "a.txt"), "a")
+
+	p.RevokeShare(ps.ID)
+	if _, err := os.ReadFile(filepath.Join(mnt, "proj", "b.txt")); err == nil {
+		t.Fatal("read a revoked share")
+	}
+	if !eventually(10*time.Second, func() bool { return a.showShare(t, ps.ProviderID).State == "revoked" }) {
+		t.Fatalf("share is %q after its server refused fresh credentials\n%s", a.showShare(t, ps.ProviderID).State, a.log)
+	}
+	if !eventually(10*time.Second, func() bool { return !slices.Contains(ls(mnt), "proj") }) {
+		t.Fatalf("the revoked share is still mounted: %v", ls(mnt))
+	}
+	if out := a.mustCLI("shares", "list"); !strings.Contains(out, "revoked") {
+		t.Fatalf("shares list does not show the revocation:\n%s", out)
+	}
+	if out := a.mustCLI("status"); !strings.Contains(out, "refuses the share") {
+		t.Fatalf("status does not tell:\n%s", out)
+	}
+
+	p.RestoreShare(ps.ID)
+	a.mustCLI("shares", "retry", a.showShare(t, ps.ProviderID).ID)
+	readMount(t, a, filepath.Join(mnt, "proj", "b.txt"), "b")
+	if st := a.showShare(t, ps.ProviderID).State; st != "accepted" {
+		t.Fatalf("after retry the share is %q", st)
 	}
 }

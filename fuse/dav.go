@@ -34,6 +34,7 @@ type davClient struct {
 	auth    Authorizer
 	timeout time.Duration
 	log     *slog.Logger
+	refused func(shareID, url string, status int) // see noteRefusal
 }
 
 func newDavClient(base *http.Client, auth Authorizer, timeout time.Duration, log *slog.Logger) *davClient {
@@ -169,6 +170,7 @@ func (c *davClient) do(ctx context.Context, r request) (*http.Response, error) {
 			c.log.Debug("webdav answered 401, credentials renewed", "share", r.shareID, "method", r.method)
 			continue
 		}
+		c.noteRefusal(r, resp.StatusCode, attempt)
 		return resp, nil
 	}
 }

@@ -106,7 +106,8 @@ func newShares() *cobra.Command {
 	cmd.AddCommand(list, show,
 		shareAction("accept", "Accept a pending share: it appears in the mount and the sender is told"),
 		shareAction("decline", "Decline a pending share: its secret is deleted and the sender is told"),
-		shareAction("remove", "Remove a share you accepted: it leaves the mount and its secret is deleted"))
+		shareAction("remove", "Remove a share you accepted: it leaves the mount and its secret is deleted"),
+		shareAction("retry", "Try a revoked or failed share again: it returns to the mount if its server serves it"))
 	return cmd
 }
 

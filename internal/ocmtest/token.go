@@ -74,6 +74,20 @@ func (s *Server) RevokeShare(id string) bool {
 	return true
 }
 
+// RestoreShare serves a revoked share again (its secret and code work
+// again; tokens issued before stay gone).
+func (s *Server) RestoreShare(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rec, ok := s.shares[id]
+	if !ok || rec.State != ShareStateRevoked {
+		return false
+	}
+	rec.State = ShareStateAccepted
+	s.broadcast()
+	return true
+}
+
 func (s *Server) dropTokensLocked(shareID string) {
 	for k, t := range s.tokens {
 		if t.shareID == shareID {

@@ -344,3 +344,14 @@ func TestDeclinePendingAndFinalRefusal(t *testing.T) {
 		t.Fatalf("status errors %v", st.Errors)
 	}
 }
+
+// TestStatusAddressCarriesHTTPScheme: an agent served over plain http
+// tells its address with the scheme, the form Nextcloud needs (it puts
+// https:// in front of a bare address and never falls back to http).
+func TestStatusAddressCarriesHTTPScheme(t *testing.T) {
+	td := startDaemon(t, nil)
+	st := td.Agent.Status(waitCtx(t))
+	if want := "bob@http://" + td.cfg.PublicHost(); st.Address != want {
+		t.Fatalf("status address %q, want %q", st.Address, want)
+	}
+}

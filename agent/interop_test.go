@@ -200,6 +200,17 @@ func TestNextcloudSignedShareAccepted(t *testing.T) {
 			}
 		})
 	}
+
+	// Its signed SHARE_UNSHARED (for a share this receiver never had):
+	// the signature is accepted; the unknown share is answered as such.
+	clock.Store(time.Date(2026, 12, 3, 10, 33, 57, 0, time.UTC).Unix())
+	c := loadExchange(t, "13-notification-share-unshared-signed-rsa-sha512.json")
+	if code, body := replay(t, td.cfg.Listen, forgeSignature(t, c.rawRequest(t))); code != http.StatusUnauthorized {
+		t.Fatalf("a forged SHARE_UNSHARED got %d: %s", code, body)
+	}
+	if code, body := replay(t, td.cfg.Listen, c.rawRequest(t)); code == http.StatusUnauthorized || code >= 500 {
+		t.Fatalf("Nextcloud's signed SHARE_UNSHARED got %d: %s", code, body)
+	}
 }
 
 // forgeSignature flips one bit of the draft-cavage signature in raw.

@@ -276,6 +276,21 @@ func TestNotifyNextcloudAfterItTurnedSigningOn(t *testing.T) {
 	if l := td.outbox(t, sh.ID); l[0].Attempts != 1 {
 		t.Fatalf("delivered after %d attempts, want the first", l[0].Attempts)
 	}
+
+	// Now that its document is known to publish only a draft-cavage key,
+	// Nextcloud gets draft-cavage at once.
+	ps2, sh2 := td.share(t, peer, ocmtest.ShareRequest{Dialect: ocmtest.DialectNextcloudSender})
+	if _, err := td.client.ShareAction(ctx, sh2.ID, "decline"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := peer.WaitNotification(ctx, notificationAbout(ps2.ProviderID, ocmtest.ShareDeclined)); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range peer.Notifications() {
+		if n.ProviderID == ps2.ProviderID && (n.Status != http.StatusCreated || n.Signature.Profile != ocmtest.SignCavage) {
+			t.Fatalf("SHARE_DECLINED to a Nextcloud publishing a draft-cavage key arrived as %d, %+v", n.Status, n.Signature)
+		}
+	}
 }
 
 // TestRemoveAcceptedTellsOCMGoUnshared: opencloudmesh-go refuses a

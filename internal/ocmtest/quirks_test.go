@@ -221,3 +221,19 @@ func TestNextcloudQuirks(t *testing.T) {
 		t.Fatalf("an RFC 9421 signed notification got %d %s", st, b)
 	}
 }
+
+func TestEmulate(t *testing.T) {
+	var o Options
+	if err := Emulate(&o, "reva"); err != nil || !o.RefuseRanges {
+		t.Fatalf("reva: %v %+v", err, o)
+	}
+	if err := Emulate(&o, "ocmgo"); err != nil || !o.NoPropfindOnFiles || !o.OCMGoNotifications || !o.RequireSignedTokenRequests {
+		t.Fatalf("ocmgo: %v %+v", err, o)
+	}
+	if err := Emulate(&o, "nextcloud"); err != nil || !o.ReadSignaturesAsCavage {
+		t.Fatalf("nextcloud: %v", err)
+	}
+	if err := Emulate(&o, "seafile"); err == nil {
+		t.Fatal("an unknown server was accepted")
+	}
+}

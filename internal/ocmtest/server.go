@@ -110,6 +110,26 @@ type Options struct {
 	Logger *slog.Logger
 }
 
+// Emulate sets the options that make the server behave as one real
+// server does on the wire: "nextcloud" (signature reading), "reva" (416 to
+// every Range), "ocmgo" (PROPFIND 405, 200/409 notification answers,
+// signed token requests); "" changes nothing. Share bodies follow the
+// ShareRequest's Dialect.
+func Emulate(o *Options, server string) error {
+	switch server {
+	case "":
+	case "nextcloud":
+		o.ReadSignaturesAsCavage = true
+	case "reva":
+		o.RefuseRanges = true
+	case "ocmgo":
+		o.NoPropfindOnFiles, o.OCMGoNotifications, o.RequireSignedTokenRequests = true, true, true
+	default:
+		return fmt.Errorf("ocmtest: cannot emulate %q (nextcloud, reva or ocmgo)", server)
+	}
+	return nil
+}
+
 // Server is a reference OCM sending server. Create it with New, then Start.
 type Server struct {
 	opts   Options

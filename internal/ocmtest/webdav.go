@@ -148,11 +148,14 @@ func (s *Server) serveWebDAV(w http.ResponseWriter, r *http.Request) {
 		s.davStats[r.Method] = st
 		s.mu.Unlock()
 	}()
-	sh := s.authenticate(r)
-	if sh == nil {
+	rec := s.authenticate(r)
+	if rec == nil {
 		s.unauthorized(cw)
 		return
 	}
+	s.mu.Lock()
+	sh := rec.Share // a snapshot: notifications change the record meanwhile
+	s.mu.Unlock()
 	rest := strings.TrimPrefix(r.URL.Path, WebDAVRoot)
 	seg, _, _ := strings.Cut(rest, "/")
 	var prefix string
@@ -185,7 +188,7 @@ func (s *Server) serveWebDAV(w http.ResponseWriter, r *http.Request) {
 	if sh.Dialect == DialectNextcloud || sh.Dialect == DialectNextcloudSender {
 		fsys = ocPermsFS{FileSystem: fsys, perms: sh.ocPermissions()}
 	}
-	h := &webdav.Handler{Prefix: prefix, FileSystem: fsys, LockSystem: sh.ls}
+	h := &webdav.Handler{Prefix: prefix, FileSystem: fsys, LockSystem: rec.ls}
 	h.ServeHTTP(cw, r)
 }
 

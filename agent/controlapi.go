@@ -147,7 +147,7 @@ func (a *Agent) SetSecretsStatus(s SecretsStatus) {
 func (a *Agent) Status(ctx context.Context) control.Status {
 	a.mu.Lock()
 	st := control.Status{
-		Version: Version, User: a.cfg.User, Address: a.cfg.Address(), PublicURL: a.cfg.PublicURL,
+		Version: Version, User: a.cfg.User, Address: a.cfg.PeerAddress(), PublicURL: a.cfg.PublicURL,
 		Listen: a.cfg.Listen, Mount: a.cfg.Mount, SecretsBackend: a.secrets.Backend(),
 		SecretsReason: a.secretsStatus.Reason, KeyringUnlocked: a.secretsStatus.Unlocked,
 		Errors: append([]string(nil), a.errs...), StartedAt: a.started.UTC(),

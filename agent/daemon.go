@@ -33,6 +33,7 @@ type Daemon struct {
 	Receiver *receiver.Server
 	Tokens   *tokens.Manager
 	closers  []func(context.Context) error
+	trust    *trust
 }
 
 // Start opens the state, listens on the public address and the control
@@ -71,6 +72,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, e
 	if err != nil {
 		return nil, err
 	}
+	d.trust = tr
 	tm, err := tokens.NewManager(tokens.ManagerOptions{
 		Source: a,
 		Exchanger: &tokens.Exchanger{Client: a.Discovery().HTTPClient(), Signer: a,

@@ -69,8 +69,9 @@ func (a *Agent) RunBackground(ctx context.Context) {
 
 // notificationFor decides what the sender is told when the user moves a
 // share to state: SHARE_ACCEPTED on accepting a pending share,
-// SHARE_DECLINED on declining or removing one (the spec's equivalent of a
-// removal by the recipient). For senders that verify the share's secret
+// SHARE_DECLINED on declining or removing a pending one (or an accepted
+// one whose acceptance was never sent: it is superseded), SHARE_UNSHARED
+// on removing an accepted one. For senders that verify the share's secret
 // in notifications (the OCM 1.0 options form Nextcloud sends), the secret
 // is copied to the secret store under the outbox item's key, since the
 // share's own is deleted with the decision.
@@ -88,6 +89,9 @@ func (a *Agent) notificationFor(ctx context.Context, id, to string) *store.Notif
 	if err != nil {
 		return n // the state change reports the problem
 	}
+	if to == store.StateRemoved && sh.State != store.StatePending && a.acceptanceWentOut(ctx, id) {
+		n.Type, n.Supersede = ocm.ShareUnshared, nil
+	}
 	if sh.Dialect == string(ocm.DialectLegacyOptions) {
 		if secret, err := a.secrets.Get(ctx, secretKey(id)); err == nil {
 			if err := a.secrets.Put(ctx, outboxSecretKey(n.ID), secret); err == nil {
@@ -98,6 +102,22 @@ func (a *Agent) notificationFor(ctx context.Context, id, to string) *store.Notif
 		}
 	}
 	return n
+}
+
+// acceptanceWentOut reports whether a SHARE_ACCEPTED for the share left
+// the outbox (delivered, or refused or given up on: the sender may have
+// taken it all the same); a pending one is superseded by a decline.
+func (a *Agent) acceptanceWentOut(ctx context.Context, id string) bool {
+	items, err := a.store.OutboxForShare(ctx, id)
+	if err != nil {
+		return true
+	}
+	for _, it := range items {
+		if it.Type == ocm.ShareAccepted && it.State == store.OutboxPending {
+			return false
+		}
+	}
+	return true
 }
 
 // notificationQueued finishes a state change that queued n (or did not):

@@ -107,15 +107,28 @@ func TestDecisionsNotifySenderSigned(t *testing.T) {
 		t.Fatalf("the sender's share is %s", st.State)
 	}
 
-	// Accept then remove: the sender ends up told SHARE_DECLINED.
+	// Accept, and once the sender knows, remove: the sender is told
+	// SHARE_UNSHARED (draft-06), not SHARE_DECLINED.
 	if _, err := td.client.ShareAction(ctx, s3.ID, "accept"); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := peer.WaitNotification(ctx, notificationAbout(p3.ProviderID, ocm.ShareAccepted)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the acceptance recorded as sent", func() bool {
+		sh, _ := td.client.Share(ctx, s3.ID)
+		return sh.NotifyState == store.NotifySent
+	})
 	if _, err := td.client.ShareAction(ctx, s3.ID, "remove"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := peer.WaitNotification(ctx, notificationAbout(p3.ProviderID, ocm.ShareDeclined)); err != nil {
-		t.Fatal(err)
+	if n, err := peer.WaitNotification(ctx, notificationAbout(p3.ProviderID, ocm.ShareUnshared)); err != nil || n.Status != 201 || !n.Signature.Verified {
+		t.Fatalf("SHARE_UNSHARED: %+v %v", n, err)
+	}
+	for _, n := range peer.Notifications() {
+		if n.ProviderID == p3.ProviderID && n.Type == ocm.ShareDeclined {
+			t.Fatal("an accepted share's removal was sent as SHARE_DECLINED")
+		}
 	}
 	if _, err := td.Agent.ShareSecret(ctx, s3.ID); !errors.Is(err, tokens.ErrSecretNotFound) {
 		t.Fatalf("removed share kept its secret: %v", err)

@@ -254,6 +254,12 @@ func TestEveryRouteThroughTheSocket(t *testing.T) {
 			}
 			want(t, nil, "RemoveShare(nope)")
 		},
+		"POST /v1/shares/{id}/retry": func(t *testing.T) {
+			if _, err := c.ShareAction(ctx, "nope", "retry"); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("retrying an unknown share: %v", err)
+			}
+			want(t, nil, "AcceptShare(nope)")
+		},
 		"GET /v1/invites": func(t *testing.T) {
 			l, err := c.Invites(ctx)
 			want(t, err, "Invites")

@@ -59,6 +59,8 @@ func Routes() []Route {
 			func(b Backend, r *http.Request) (any, error) { return b.DeclineShare(r.Context(), r.PathValue("id")) }},
 		{"POST", "/v1/shares/{id}/remove", "", nil, Share{}, "remove an accepted share: it leaves the mount and its secret is deleted",
 			func(b Backend, r *http.Request) (any, error) { return b.RemoveShare(r.Context(), r.PathValue("id")) }},
+		{"POST", "/v1/shares/{id}/retry", "", nil, Share{}, "try a revoked or failed share again: it returns to the mount if its server serves it (the sender is not told)",
+			func(b Backend, r *http.Request) (any, error) { return b.AcceptShare(r.Context(), r.PathValue("id")) }},
 
 		{"GET", "/v1/invites", "", nil, []Invite{}, "the invites the user made, in every state",
 			func(b Backend, r *http.Request) (any, error) { return b.Invites(r.Context()) }},

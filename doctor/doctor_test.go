@@ -621,7 +621,9 @@ func TestSystemd(t *testing.T) {
 
 func TestConfigCheck(t *testing.T) {
 	cfg := baseConfig(t, "http://127.0.0.1:9")
-	expect(t, runOne(t, Options{Config: cfg, ConfigSource: "/x/config.toml", Status: daemonDown}, CheckConfig), Pass, "alice@127.0.0.1:9")
+	// Served over http: the address carries the scheme, or Nextcloud
+	// would put https:// in front of it and never reach the agent.
+	expect(t, runOne(t, Options{Config: cfg, ConfigSource: "/x/config.toml", Status: daemonDown}, CheckConfig), Pass, "alice@http://127.0.0.1:9")
 	bad := errors.New("unknown key(s) lisen")
 	expect(t, runOne(t, Options{Config: cfg, ConfigSource: "/x/config.toml", ConfigErr: bad, Status: daemonDown}, CheckConfig), Fail, "lisen")
 }

@@ -105,8 +105,8 @@ func TestTokenFlowsThroughTheMount(t *testing.T) {
 	if d := time.Since(start); d > 30*time.Second {
 		t.Fatalf("reading a revoked share took %v", d)
 	}
-	// A 401 within a second of a renewal is taken as a straggler of the
-	// same burst, so the user's next access is the one that renews.
+	// The 401 invalidates the token that got it; the renewal then finds
+	// the code refused, which moves the share to error.
 	if !eventually(5*time.Second, func() bool {
 		os.ReadFile(filepath.Join(mnt, "ex", "f3.txt"))
 		for _, s := range a.shares(false) {

@@ -327,10 +327,23 @@ func (c *davClient) head(ctx context.Context, shareID, u string) (info, error) {
 	return in, nil
 }
 
+// errRangeRefused means the server answered a Range request inside the
+// file with 416: reva does so for every range although its HEAD says
+// "Accept-Ranges: bytes".
+var errRangeRefused = errors.New("webdav GET: the server refused a byte range")
+
+// rangeIgnored is returned by getRange when the server answered with the
+// whole file (200). resp is that answer, body unread, for the caller to use
+// or close.
+type rangeIgnored struct{ resp *http.Response }
+
+func (e *rangeIgnored) Error() string { return "webdav GET: the server ignored a byte range" }
+
 // getRange fetches [off, off+n) of u into buf[:n] (buf may be filled partly
 // when the file is shorter). progress, if set, is told how many bytes of buf
 // are valid as they arrive. It returns the number of bytes read; a short count
-// with a nil error means end of file.
+// with a nil error means the file ended early. A server that will not serve
+// the range gives errRangeRefused or a *rangeIgnored.
 func (c *davClient) getRange(ctx context.Context, shareID, u string, off int64, buf []byte, progress func(int)) (int, error) {
 	n := len(buf)
 	resp, err := c.do(ctx, request{
@@ -342,29 +355,25 @@ func (c *davClient) getRange(ctx context.Context, shareID, u string, off int64, 
 	if err != nil {
 		return 0, err
 	}
-	defer resp.Body.Close()
-	var body io.Reader = resp.Body
 	switch resp.StatusCode {
 	case http.StatusPartialContent:
-	case http.StatusOK:
-		// The server ignored Range: skip to off. This is the only case where
-		// more than asked is transferred, and only up to off+n.
-		if off > 0 {
-			if _, err := io.CopyN(io.Discard, resp.Body, off); err != nil {
-				if errors.Is(err, io.EOF) {
-					return 0, nil
-				}
-				return 0, readErr("GET", err)
-			}
+		if !rangeStartsAt(resp.Header.Get("Content-Range"), off) {
+			drainClose(resp)
+			return 0, errRangeRefused
 		}
+	case http.StatusOK:
+		return 0, &rangeIgnored{resp: resp}
 	case http.StatusRequestedRangeNotSatisfiable:
-		return 0, nil
+		drainClose(resp)
+		return 0, errRangeRefused
 	default:
+		drainClose(resp)
 		return 0, &statusError{Method: "GET", Code: resp.StatusCode}
 	}
+	defer resp.Body.Close()
 	got := 0
 	for got < n {
-		m, err := body.Read(buf[got:n])
+		m, err := resp.Body.Read(buf[got:n])
 		got += m
 		if m > 0 && progress != nil {
 			progress(got)
@@ -377,6 +386,37 @@ func (c *davClient) getRange(ctx context.Context, shareID, u string, off int64, 
 		}
 	}
 	return got, nil
+}
+
+// rangeStartsAt reports whether a Content-Range header ("bytes 10-19/100")
+// starts at off. A missing header is taken as the range asked for.
+func rangeStartsAt(cr string, off int64) bool {
+	if cr == "" {
+		return true
+	}
+	rest, ok := strings.CutPrefix(cr, "bytes ")
+	if !ok {
+		return false
+	}
+	first, _, ok := strings.Cut(rest, "-")
+	if !ok {
+		return false
+	}
+	v, err := strconv.ParseInt(strings.TrimSpace(first), 10, 64)
+	return err == nil && v == off
+}
+
+// getWhole starts a plain GET of u, for servers that do not serve ranges.
+func (c *davClient) getWhole(ctx context.Context, shareID, u string) (*http.Response, error) {
+	resp, err := c.do(ctx, request{method: http.MethodGet, url: u, shareID: shareID})
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		drainClose(resp)
+		return nil, &statusError{Method: "GET", Code: resp.StatusCode}
+	}
+	return resp, nil
 }
 
 // move renames a file or directory with MOVE (never creating missing

@@ -3,6 +3,7 @@ package ocmfs
 import (
 	"context"
 	"errors"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -138,6 +139,8 @@ type reader struct {
 	lastEnd int64
 	window  int64
 	seqRun  int64
+	whole   *wholeFile // set once the server would not serve a range
+	logged  bool       // a failed read was logged
 }
 
 func newReader(f *FS, sh *share, u string, size int64) *reader {
@@ -152,6 +155,10 @@ func (r *reader) release() {
 		r.dropChunk(c)
 	}
 	r.chunks = nil
+	if r.whole != nil {
+		r.whole.unuse()
+		r.whole = nil
+	}
 	r.mu.Unlock()
 }
 
@@ -182,12 +189,17 @@ func (r *reader) start(off, n int64, ahead bool) *chunk {
 		if r.sh.isGone() {
 			err = errShareGone
 		} else {
-			got, err = r.f.dav.getRange(ctx, r.sh.id, r.url, off, c.buf, func(k int) {
+			got, err = r.fetch(ctx, off, c.buf, func(k int) {
 				c.mu.Lock()
 				c.avail = int64(k)
 				c.mu.Unlock()
 				c.cond.Broadcast()
 			})
+			if err == nil && int64(got) < n {
+				// Chunks never reach beyond the size the file had at
+				// open: less is data that cannot be had, not the end.
+				err = errShortBody
+			}
 		}
 		c.mu.Lock()
 		c.avail = int64(got)
@@ -198,6 +210,89 @@ func (r *reader) start(off, n int64, ahead bool) *chunk {
 		c.cond.Broadcast()
 	}()
 	return c
+}
+
+// fetch fills buf with the file from off: with a ranged GET, or from the
+// plain GET of the whole file once the server would not serve a range.
+func (r *reader) fetch(ctx context.Context, off int64, buf []byte, progress func(int)) (int, error) {
+	r.mu.Lock()
+	w := r.whole
+	r.mu.Unlock()
+	if w != nil && !w.failed() {
+		return w.readInto(ctx, off, buf, progress)
+	}
+	// The request's context follows the chunk's, unless its answer is
+	// adopted as the stream of the whole file, which lives as long as the
+	// open file.
+	reqCtx, reqCancel := context.WithCancel(r.ctx)
+	detach := context.AfterFunc(ctx, reqCancel)
+	got, err := r.f.dav.getRange(reqCtx, r.sh.id, r.url, off, buf, progress)
+	var ign *rangeIgnored
+	switch {
+	case errors.As(err, &ign):
+		resp := ign.resp
+		if !detach() {
+			_ = resp.Body.Close()
+			resp = nil
+		}
+		w, err = r.fallback(resp, reqCancel)
+	case errors.Is(err, errRangeRefused):
+		detach()
+		reqCancel()
+		w, err = r.fallback(nil, nil)
+	default:
+		detach()
+		reqCancel()
+		return got, err
+	}
+	if err != nil {
+		return 0, err
+	}
+	return w.readInto(ctx, off, buf, progress)
+}
+
+// fallback returns the stream of the whole file, starting it (from resp, a
+// 200 answer to a Range request, when set) unless one runs or succeeded.
+func (r *reader) fallback(resp *http.Response, cancel context.CancelFunc) (*wholeFile, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.ctx.Err(); err != nil {
+		if resp != nil {
+			_ = resp.Body.Close()
+			cancel()
+		}
+		return nil, err
+	}
+	if w := r.whole; w != nil && !w.failed() {
+		if resp != nil {
+			_ = resp.Body.Close()
+			cancel()
+		}
+		return w, nil
+	}
+	w, err := newWholeFile(r.f.o.SpoolDir, r.size)
+	if err != nil {
+		if resp != nil {
+			_ = resp.Body.Close()
+			cancel()
+		}
+		return nil, err
+	}
+	if r.whole != nil {
+		r.whole.unuse()
+	}
+	r.whole = w
+	r.sh.noteRangesRefused(resp != nil)
+	w.users++ // the stream's
+	r.f.wg.Add(1)
+	go func() {
+		defer r.f.wg.Done()
+		if cancel != nil {
+			defer cancel()
+		}
+		w.fill(r.ctx, r.f.dav, r.sh.id, r.url, resp)
+	}()
+	return w, nil
 }
 
 // plan decides the access pattern, starts the fetches needed for [off, end)
@@ -355,10 +450,21 @@ func (r *reader) read(dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
 	return fuse.ReadResultData(dest[:n]), 0
 }
 
+// fail maps a failed read. The first failure of an open file is logged at
+// the default level: the program sees only EIO.
 func (r *reader) fail(err error) syscall.Errno {
 	if errors.Is(err, errShareGone) {
 		return syscall.ESTALE
 	}
-	r.f.log.Debug("read failed", "share", r.sh.id, "err", err)
-	return toErrno(err)
+	errno := toErrno(err)
+	r.mu.Lock()
+	first := !r.logged
+	r.logged = true
+	r.mu.Unlock()
+	if first {
+		r.f.log.Warn("read failed", "share", r.sh.id, "entry", r.sh.name, "size", r.size, "err", err, "errno", errno.Error())
+	} else {
+		r.f.log.Debug("read failed", "share", r.sh.id, "err", err)
+	}
+	return errno
 }

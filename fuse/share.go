@@ -37,6 +37,7 @@ type share struct {
 	rootInfo  info
 	rootAt    time.Time
 	refusedAt time.Time
+	noRanges  bool // the server would not serve a byte range (logged once)
 }
 
 func newShare(f *FS, e Entry) *share {
@@ -86,6 +87,14 @@ func (sh *share) state() (dir bool, u string, in info) {
 	return sh.dir, sh.url, sh.rootInfo
 }
 
+// checked reports whether the server has told what the share is, and the
+// error of the last check if it has not.
+func (sh *share) checked() (bool, error) {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return sh.known, sh.lastErr
+}
+
 func (sh *share) logRefusal(op string) {
 	sh.mu.Lock()
 	now := time.Now()
@@ -96,6 +105,22 @@ func (sh *share) logRefusal(op string) {
 	sh.mu.Unlock()
 	if logIt {
 		sh.f.log.Warn("write refused: the share is read-only", "share", sh.id, "entry", sh.name, "op", op)
+	}
+}
+
+// noteRangesRefused logs, once per share, that its server does not serve
+// byte ranges (ignored: it sent whole files instead).
+func (sh *share) noteRangesRefused(ignored bool) {
+	sh.mu.Lock()
+	first := !sh.noRanges
+	sh.noRanges = true
+	sh.mu.Unlock()
+	if first {
+		how := "refused"
+		if ignored {
+			how = "ignored"
+		}
+		sh.f.log.Info("the server does not serve byte ranges: files are read whole", "share", sh.id, "entry", sh.name, "range", how)
 	}
 }
 

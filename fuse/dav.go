@@ -26,17 +26,22 @@ import (
 const (
 	maxPropfindBody = 128 << 20 // a multistatus for ~300k entries
 	maxErrorBody    = 64 << 10  // read (and dropped) from error answers to reuse the connection
+	// maxListings bounds the folder listings (PROPFIND Depth 1) in flight in
+	// the mount, and with the cap on entries, the memory they take.
+	maxListings = 8
 )
 
 // davClient sends authorized WebDAV requests for shares.
 type davClient struct {
-	hc      *http.Client
-	auth    Authorizer
-	timeout time.Duration
-	log     *slog.Logger
+	hc         *http.Client
+	auth       Authorizer
+	timeout    time.Duration
+	log        *slog.Logger
+	maxEntries int
+	listings   chan struct{} // one token per listing in flight
 }
 
-func newDavClient(base *http.Client, auth Authorizer, timeout time.Duration, log *slog.Logger) *davClient {
+func newDavClient(base *http.Client, auth Authorizer, timeout time.Duration, maxEntries int, log *slog.Logger) *davClient {
 	var rt http.RoundTripper
 	if base != nil && base.Transport != nil {
 		rt = base.Transport
@@ -72,7 +77,7 @@ func newDavClient(base *http.Client, auth Authorizer, timeout time.Duration, log
 			return nil
 		},
 	}
-	return &davClient{hc: hc, auth: auth, timeout: timeout, log: log}
+	return &davClient{hc: hc, auth: auth, timeout: timeout, log: log, maxEntries: maxEntries, listings: make(chan struct{}, maxListings)}
 }
 
 // watchdog cancels a request context when no progress was made for d: no
@@ -235,7 +240,7 @@ func drainClose(resp *http.Response) {
 
 // readErr maps an error from reading a body, noting a watchdog timeout.
 func readErr(method string, err error) error {
-	if errors.Is(err, context.Canceled) || errors.Is(err, errTimeout) {
+	if errors.Is(err, context.Canceled) || errors.Is(err, errTimeout) || errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("webdav %s: read body: %w", method, errTimeout)
 	}
 	return fmt.Errorf("webdav %s: read body: %w", method, err)
@@ -246,10 +251,29 @@ const propfindBody = `<?xml version="1.0" encoding="utf-8"?>` +
 	`<d:resourcetype/><d:getcontentlength/><d:getlastmodified/><d:getetag/><oc:fileid/>` +
 	`</d:prop></d:propfind>`
 
+// withDeadline bounds a whole operation (all its requests, every byte of
+// their answers) by the client timeout: a server that sends a byte now and
+// then must not hold a program in the mount for longer.
+func (c *davClient) withDeadline(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeoutCause(ctx, c.timeout, errTimeout)
+}
+
 // propfind lists u (depth "0" or "1"), telling onChild (if set) of each child
 // as it arrives. A 3xx to the same URL with a slash added (a collection asked
-// for without one) is followed once.
+// for without one) is followed once. The whole listing is bounded by the
+// client timeout, and by the cap on entries; at most maxListings Depth 1
+// listings run at once, the others wait (within their time) for a turn.
 func (c *davClient) propfind(ctx context.Context, shareID, u, depth string, onChild func(string, info)) (*listing, string, error) {
+	ctx, cancel := c.withDeadline(ctx)
+	defer cancel()
+	if depth != "0" {
+		select {
+		case c.listings <- struct{}{}:
+			defer func() { <-c.listings }()
+		case <-ctx.Done():
+			return nil, u, fmt.Errorf("webdav PROPFIND: wait for a turn: %w", errTimeout)
+		}
+	}
 	for hop := 0; hop < 2; hop++ {
 		resp, err := c.do(ctx, request{
 			method:  "PROPFIND",
@@ -268,9 +292,15 @@ func (c *davClient) propfind(ctx context.Context, shareID, u, depth string, onCh
 		}
 		switch {
 		case resp.StatusCode == http.StatusMultiStatus:
-			l, err := parseStream(resp.Body, u, onChild)
+			l, err := parseStreamMax(resp.Body, u, c.maxEntries, onChild)
 			_ = resp.Body.Close()
+			if errors.Is(err, errTooManyEntries) {
+				return nil, u, fmt.Errorf("webdav PROPFIND: more than %d entries: %w", c.maxEntries, err)
+			}
 			if err != nil {
+				if context.Cause(ctx) == errTimeout {
+					return nil, u, fmt.Errorf("webdav PROPFIND: read body: %w", errTimeout)
+				}
 				return nil, u, readErr("PROPFIND", err)
 			}
 			return l, u, nil
@@ -309,6 +339,8 @@ func mustPath(u string) string {
 // head asks for the metadata of a file with HEAD, for servers that refuse
 // PROPFIND on a single-file share.
 func (c *davClient) head(ctx context.Context, shareID, u string) (info, error) {
+	ctx, cancel := c.withDeadline(ctx)
+	defer cancel()
 	resp, err := c.do(ctx, request{method: http.MethodHead, url: u, shareID: shareID})
 	if err != nil {
 		return info{}, err

@@ -2,6 +2,8 @@ package ocmfs
 
 import (
 	"context"
+	"errors"
+	"log/slog"
 	"sort"
 	"sync"
 	"syscall"
@@ -144,23 +146,31 @@ func (d *dirNode) fetch(old *listing, onChild func(string, info)) (*listing, err
 		return nil, errno
 	}
 	u := d.sh.dirURL(segs)
+	// The check and the listing together are one operation for the
+	// programs waiting on it: bounded as one.
+	ctx, cancel := f.dav.withDeadline(f.ctx)
+	defer cancel()
 	if old != nil {
 		d.lmu.Lock()
 		oldETag, check := old.self.etag, old.fileID
 		d.lmu.Unlock()
 		if check && oldETag != "" {
-			if l0, _, err := f.dav.propfind(f.ctx, d.sh.id, u, "0", nil); err == nil && l0.self.etag == oldETag {
+			if l0, _, err := f.dav.propfind(ctx, d.sh.id, u, "0", nil); err == nil && l0.self.etag == oldETag {
 				return old, nil
 			}
 		}
 	}
 	streamed := false
-	l, _, err := f.dav.propfind(f.ctx, d.sh.id, u, "1", func(name string, in info) {
+	l, _, err := f.dav.propfind(ctx, d.sh.id, u, "1", func(name string, in info) {
 		streamed = true
 		onChild(name, in)
 	})
 	if err != nil {
-		f.log.Debug("listing failed", "share", d.sh.id, "err", err)
+		level := slog.LevelDebug
+		if errors.Is(err, errTooManyEntries) {
+			level = slog.LevelWarn
+		}
+		f.log.Log(f.ctx, level, "listing failed", "share", d.sh.id, "entry", d.sh.name, "err", err)
 		return nil, err
 	}
 	l.streamed = streamed || len(l.names) == 0

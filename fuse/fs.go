@@ -55,6 +55,10 @@ type Options struct {
 	// MetadataTTL is how long a directory listing (and the kernel's entry and
 	// attribute caches) are trusted before asking the server again. Default 10s.
 	MetadataTTL time.Duration
+	// MaxEntries caps the entries of one directory listing: a larger one
+	// fails with EIO (logged), so that a server cannot make the agent hold
+	// an endless listing. Default DefaultMaxEntries.
+	MaxEntries int
 }
 
 // Defaults.
@@ -110,6 +114,9 @@ func Mount(ctx context.Context, o Options, auth Authorizer) (*FS, error) {
 	if o.MetadataTTL <= 0 {
 		o.MetadataTTL = DefaultMetadataTTL
 	}
+	if o.MaxEntries <= 0 {
+		o.MaxEntries = DefaultMaxEntries
+	}
 	if o.FSName == "" {
 		o.FSName = subtype
 	}
@@ -134,7 +141,7 @@ func Mount(ctx context.Context, o Options, auth Authorizer) (*FS, error) {
 	f := &FS{
 		o:      o,
 		log:    log,
-		dav:    newDavClient(o.Client, auth, o.Timeout, log),
+		dav:    newDavClient(o.Client, auth, o.Timeout, o.MaxEntries, log),
 		uid:    uint32(os.Getuid()),
 		gid:    uint32(os.Getgid()),
 		start:  time.Now(),

@@ -209,6 +209,8 @@ func (sh *share) resolve(ctx context.Context) {
 
 // probe finds the type and metadata of the shared resource.
 func (sh *share) probe(ctx context.Context) (in info, dir bool, u string, headOnly bool, err error) {
+	ctx, cancel := sh.f.dav.withDeadline(ctx)
+	defer cancel()
 	u = sh.entry.URL
 	l, final, err := sh.f.dav.propfind(ctx, sh.id, u, "0", nil)
 	if err == nil {
@@ -240,6 +242,8 @@ func (sh *share) fileInfo(ctx context.Context, maxAge time.Duration) (info, erro
 	}
 	u, headOnly := sh.url, sh.headOnly
 	sh.mu.Unlock()
+	ctx, cancel := sh.f.dav.withDeadline(ctx)
+	defer cancel()
 	var in info
 	var err error
 	if headOnly {

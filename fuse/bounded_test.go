@@ -1,0 +1,258 @@
+package ocmfs
+
+import (
+	"bufio"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// endlessListing answers PROPFIND Depth 1 of dir with a multistatus that
+// never ends: the folder itself, then file after file, until the client goes
+// away (or a bound, so that a broken mount cannot keep the test running).
+func endlessListing(dir string, started *atomic.Int64) func(http.ResponseWriter, *http.Request) bool {
+	return func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method != "PROPFIND" || r.Header.Get("Depth") != "1" || r.URL.Path != dir {
+			return false
+		}
+		started.Add(1)
+		w.Header().Set("Content-Type", "application/xml; charset=utf-8")
+		w.WriteHeader(http.StatusMultiStatus)
+		bw := bufio.NewWriterSize(w, 64<<10)
+		fmt.Fprintf(bw, `<?xml version="1.0" encoding="utf-8"?><d:multistatus xmlns:d="DAV:">`+
+			`<d:response><d:href>%s</d:href><d:propstat><d:prop><d:resourcetype><d:collection/></d:resourcetype></d:prop>`+
+			`<d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response>`, dir)
+		deadline := time.Now().Add(2 * time.Minute)
+		for i := 0; i < 5_000_000 && time.Now().Before(deadline); i++ {
+			_, err := fmt.Fprintf(bw, `<d:response><d:href>%sfile-%09d.txt</d:href><d:propstat><d:prop><d:resourcetype/>`+
+				`<d:getcontentlength>1</d:getcontentlength></d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response>`, dir, i)
+			if err != nil || r.Context().Err() != nil {
+				return true
+			}
+		}
+		return true
+	}
+}
+
+// heapPeak samples the Go heap until stop is closed and returns the highest
+// value seen.
+func heapPeak(stop <-chan struct{}) <-chan uint64 {
+	out := make(chan uint64, 1)
+	go func() {
+		var peak uint64
+		var ms runtime.MemStats
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			runtime.ReadMemStats(&ms)
+			peak = max(peak, ms.HeapAlloc)
+			select {
+			case <-stop:
+				out <- peak
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return out
+}
+
+// A folder whose listing never ends fails with EIO once it passes the cap
+// on entries (logged at the default level), with the memory of the mount
+// bounded, instead of growing until the body limit (128 MiB of XML, about
+// half a gigabyte of memory for each such listing).
+func TestEndlessListingIsCapped(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.Timeout = 60 * time.Second })
+	e.srv.write("/shares/endless/.keep", nil)
+	var started atomic.Int64
+	e.srv.set(func(s *davServer) { s.intercept = endlessListing("/shares/endless/", &started) })
+	e.fs.SetEntries([]Entry{e.folder("s1", "Endless", "/shares/endless", false)})
+	if _, err := os.Stat(e.path("Endless")); err != nil {
+		t.Fatal(err)
+	}
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	before := ms.HeapAlloc
+	stop := make(chan struct{})
+	peak := heapPeak(stop)
+	err := within(t, 90*time.Second, "listing an endless folder", func() error {
+		_, err := os.ReadDir(e.path("Endless"))
+		return err
+	})
+	close(stop)
+	grew := int64(<-peak) - int64(before)
+	t.Logf("heap grew by %d MiB during the listing", grew>>20)
+	if err == nil {
+		t.Fatalf("listing an endless folder succeeded")
+	}
+	if !isErrno(err, syscall.EIO) {
+		t.Errorf("listing an endless folder: %v, want EIO", err)
+	}
+	if started.Load() == 0 {
+		t.Fatalf("the endless listing was never asked for")
+	}
+	if grew > 200<<20 {
+		t.Errorf("heap grew by %d MiB for one listing", grew>>20)
+	}
+	if !strings.Contains(e.logs.String(), `level=WARN msg="listing failed"`) || !strings.Contains(e.logs.String(), "more than") {
+		t.Errorf("no log line at the default level says the listing was too long")
+	}
+	// The folder is not listed at all rather than cut: a second try fails too.
+	if _, err := os.ReadDir(e.path("Endless")); err == nil {
+		t.Errorf("second listing succeeded")
+	}
+}
+
+// A smaller cap from the options applies, and a folder within it lists.
+func TestMaxEntriesOption(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.MaxEntries = 10 })
+	for i := range 10 {
+		e.srv.write(fmt.Sprintf("/shares/ten/f%d", i), []byte("x"))
+		e.srv.write(fmt.Sprintf("/shares/eleven/f%d", i), []byte("x"))
+	}
+	e.srv.write("/shares/eleven/f10", []byte("x"))
+	e.fs.SetEntries([]Entry{e.folder("s1", "Ten", "/shares/ten", false), e.folder("s2", "Eleven", "/shares/eleven", false)})
+	if got := listNames(t, e.path("Ten")); len(got) != 10 {
+		t.Errorf("a folder of 10 at a cap of 10 lists %d", len(got))
+	}
+	if _, err := os.ReadDir(e.path("Eleven")); !isErrno(err, syscall.EIO) {
+		t.Errorf("a folder of 11 at a cap of 10: %v, want EIO", err)
+	}
+}
+
+// dripListing answers PROPFIND Depth 1 of dir with a valid multistatus sent
+// one byte every 200 ms (each byte would re-arm a watchdog of idle time),
+// until the client goes away or release is closed. started is told of each
+// such request.
+func dripListing(dir string, release <-chan struct{}, started chan<- struct{}) func(http.ResponseWriter, *http.Request) bool {
+	doc := `<?xml version="1.0" encoding="utf-8"?><d:multistatus xmlns:d="DAV:"><d:response><d:href>` + dir +
+		`</d:href><d:propstat><d:prop><d:resourcetype><d:collection/></d:resourcetype></d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response>` +
+		strings.Repeat(`<!-- padding -->`, 100) + `</d:multistatus>`
+	return func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method != "PROPFIND" || r.Header.Get("Depth") != "1" || r.URL.Path != dir {
+			return false
+		}
+		select {
+		case started <- struct{}{}:
+		default:
+		}
+		w.Header().Set("Content-Type", "application/xml; charset=utf-8")
+		w.WriteHeader(http.StatusMultiStatus)
+		rc := http.NewResponseController(w)
+		_ = rc.Flush()
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for i := 0; i < len(doc); i++ {
+			select {
+			case <-release:
+				return true
+			case <-r.Context().Done():
+				return true
+			case <-t.C:
+			}
+			if _, err := w.Write([]byte{doc[i]}); err != nil {
+				return true
+			}
+			if err := rc.Flush(); err != nil {
+				return true
+			}
+		}
+		return true
+	}
+}
+
+// A server that answers a listing one byte at a time: ls fails after about
+// mount-timeout (the whole request is bounded, not the gap between bytes).
+func TestSlowDripListing(t *testing.T) {
+	const timeout = time.Second
+	e := newEnv(t, func(o *Options) { o.Timeout = timeout })
+	e.srv.write("/shares/drip/a.txt", []byte("a"))
+	release := make(chan struct{})
+	defer close(release)
+	started := make(chan struct{}, 1)
+	e.srv.set(func(s *davServer) { s.intercept = dripListing("/shares/drip/", release, started) })
+	e.fs.SetEntries([]Entry{e.folder("s1", "Drip", "/shares/drip", false)})
+	if _, err := os.Stat(e.path("Drip")); err != nil {
+		t.Fatal(err)
+	}
+	begin := time.Now()
+	err := within(t, 10*timeout, "ls of a slow-drip folder", func() error {
+		out, err := exec.Command("ls", e.path("Drip")).CombinedOutput()
+		if err != nil {
+			t.Logf("ls: %v: %s", err, out)
+		}
+		return err
+	})
+	if err == nil {
+		t.Fatalf("ls of a folder whose listing never completes succeeded")
+	}
+	t.Logf("ls failed after %v (mount-timeout %v)", time.Since(begin).Round(time.Millisecond), timeout)
+	select {
+	case <-started:
+	default:
+		t.Fatalf("the slow listing was never asked for")
+	}
+}
+
+// Programs blocked in the mount on a slow-drip listing are released when
+// killed: ls (readdir) and cat (lookup) end, SIGKILL included, within the
+// timeout, and their process is reaped.
+func TestKilledWhileBlocked(t *testing.T) {
+	const timeout = time.Second
+	e := newEnv(t, func(o *Options) { o.Timeout = timeout })
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	release := make(chan struct{})
+	defer close(release)
+	started := make(chan struct{}, 1)
+	lsDrip := dripListing("/shares/drip1/", release, started)
+	catDrip := dripListing("/shares/drip2/", release, started)
+	e.srv.set(func(s *davServer) {
+		s.intercept = func(w http.ResponseWriter, r *http.Request) bool { return lsDrip(w, r) || catDrip(w, r) }
+	})
+	e.srv.write("/shares/drip1/a.txt", []byte("a"))
+	e.srv.write("/shares/drip2/a.txt", []byte("a"))
+	e.fs.SetEntries([]Entry{e.folder("s1", "Drip1", "/shares/drip1", false), e.folder("s2", "Drip2", "/shares/drip2", false)})
+	for _, argv := range [][]string{{"ls", e.path("Drip1")}, {"cat", e.path("Drip2", "a.txt")}} {
+		if _, err := os.Stat(e.path(strings.Split(argv[1][len(e.mnt)+1:], "/")[0])); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(argv[0], argv[1:]...)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-started:
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			t.Fatalf("%s: the listing was never asked for", argv[0])
+		}
+		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			done <- cmd.Wait()
+		}()
+		select {
+		case err := <-done:
+			if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+				t.Errorf("%s ended with %v, want killed", argv[0], err)
+			}
+		case <-time.After(10 * timeout):
+			t.Errorf("%s, killed while blocked in the mount, was not reaped within %v", argv[0], 10*timeout)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -254,5 +255,120 @@ func TestKilledWhileBlocked(t *testing.T) {
 		case <-time.After(10 * timeout):
 			t.Errorf("%s, killed while blocked in the mount, was not reaped within %v", argv[0], 10*timeout)
 		}
+	}
+}
+
+// dripFile answers GETs of path with 206 and the asked range (the whole
+// file without one), one byte every 200 ms, until the client goes away or
+// release is closed.
+func dripFile(path string, data []byte, release <-chan struct{}, started chan<- struct{}) func(http.ResponseWriter, *http.Request) bool {
+	return func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method != http.MethodGet || r.URL.Path != path {
+			return false
+		}
+		select {
+		case started <- struct{}{}:
+		default:
+		}
+		from, to := 0, len(data)-1
+		if rg, ok := strings.CutPrefix(r.Header.Get("Range"), "bytes="); ok {
+			a, b, _ := strings.Cut(rg, "-")
+			from, _ = strconv.Atoi(a)
+			if v, err := strconv.Atoi(b); err == nil && v < len(data) {
+				to = v
+			}
+		}
+		w.Header().Set("Content-Length", strconv.Itoa(to-from+1))
+		w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", from, to, len(data)))
+		w.WriteHeader(http.StatusPartialContent)
+		rc := http.NewResponseController(w)
+		_ = rc.Flush()
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for i := from; i <= to; i++ {
+			select {
+			case <-release:
+				return true
+			case <-r.Context().Done():
+				return true
+			case <-t.C:
+			}
+			if _, err := w.Write(data[i : i+1]); err != nil {
+				return true
+			}
+			if err := rc.Flush(); err != nil {
+				return true
+			}
+		}
+		return true
+	}
+}
+
+// A server that sends a file one byte at a time: cat fails after about
+// mount-timeout (plus the time the size takes at a minimal rate), and a cat
+// killed while it waits is reaped.
+func TestSlowDripRead(t *testing.T) {
+	const timeout = time.Second
+	e := newEnv(t, func(o *Options) { o.Timeout = timeout })
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	release := make(chan struct{})
+	defer close(release)
+	started := make(chan struct{}, 1)
+	data := pattern(3000, 31)
+	e.srv.write("/shares/slow/f.bin", data)
+	e.srv.write("/shares/slow/g.bin", data)
+	dripF := dripFile("/shares/slow/f.bin", data, release, started)
+	dripG := dripFile("/shares/slow/g.bin", data, release, started)
+	e.srv.set(func(s *davServer) {
+		s.intercept = func(w http.ResponseWriter, r *http.Request) bool { return dripF(w, r) || dripG(w, r) }
+	})
+	e.fs.SetEntries([]Entry{e.folder("s1", "Slow", "/shares/slow", false)})
+	if _, err := os.Stat(e.path("Slow", "f.bin")); err != nil {
+		t.Fatal(err)
+	}
+	begin := time.Now()
+	err := within(t, 10*timeout, "cat of a slow-drip file", func() error {
+		out, err := exec.Command("cat", e.path("Slow", "f.bin")).Output()
+		if err == nil && len(out) != len(data) {
+			t.Errorf("cat exits 0 with %d of %d bytes", len(out), len(data))
+		}
+		return err
+	})
+	if err == nil {
+		t.Fatalf("cat of a file that never arrives succeeded")
+	}
+	t.Logf("cat failed after %v (mount-timeout %v)", time.Since(begin).Round(time.Millisecond), timeout)
+
+	if _, err := os.Stat(e.path("Slow", "g.bin")); err != nil {
+		t.Fatal(err)
+	}
+	for len(started) > 0 {
+		<-started
+	}
+	cmd := exec.Command("cat", e.path("Slow", "g.bin"))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-started:
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		t.Fatalf("the file was never asked for")
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		done <- cmd.Wait()
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * timeout):
+		t.Errorf("cat, killed while reading from the mount, was not reaped within %v", 10*timeout)
 	}
 }

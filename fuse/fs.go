@@ -42,8 +42,10 @@ type Authorizer interface {
 type Options struct {
 	Dir    string // mount point
 	FSName string // shown as the filesystem's source (df, file managers); default "ocm-agent"
-	// Timeout bounds every operation that waits on a peer: no progress for
-	// this long fails it with ETIMEDOUT (EIO for other failures). Default 5s.
+	// Timeout bounds every operation that waits on a peer: a listing or a
+	// metadata check as a whole, a read with its size at a minimal rate, an
+	// upload without progress; beyond, ETIMEDOUT (EIO for other failures).
+	// Default 5s.
 	Timeout time.Duration
 	// SpoolDir keeps written files until their upload succeeded; it should be
 	// in the state directory so that uploads survive a crash. Required.

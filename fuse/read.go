@@ -3,10 +3,12 @@ package ocmfs
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
 )
@@ -105,12 +107,30 @@ func putBuf(b []byte) {
 	bufPools[s].Put(&b)
 }
 
-// wait blocks until the chunk holds want bytes (from its start) or is done.
-// A short count with a nil error is the end of the file.
-func (c *chunk) wait(want int64) (int64, error) {
+// minReadRate is the slowest transfer a read waits for: a READ of n bytes
+// fails after Timeout + n/minReadRate, however steadily bytes trickle in.
+const minReadRate = 16 << 10
+
+// errReadTooSlow fails a READ whose bytes did not arrive in time.
+var errReadTooSlow = fmt.Errorf("read: the data did not arrive in time: %w", errTimeout)
+
+// wait blocks until the chunk holds want bytes (from its start) or is done,
+// or until deadline. A short count with a nil error is the end of the file.
+func (c *chunk) wait(want int64, deadline time.Time) (int64, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.avail < want && !c.done {
+		t := time.AfterFunc(time.Until(deadline), func() {
+			c.mu.Lock()
+			c.cond.Broadcast()
+			c.mu.Unlock()
+		})
+		defer t.Stop()
+	}
 	for c.avail < want && !c.done {
+		if !time.Now().Before(deadline) {
+			return c.avail, errReadTooSlow
+		}
 		c.cond.Wait()
 	}
 	if c.avail >= want {
@@ -405,11 +425,12 @@ func (r *reader) read(dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
 		return fuse.ReadResultData(nil), 0
 	}
 	end := min(off+int64(len(dest)), r.size)
+	deadline := time.Now().Add(r.f.o.Timeout + time.Duration(end-off)*time.Second/minReadRate)
 	cover := r.plan(off, end)
 	if len(cover) == 1 && cover[0].off <= off {
 		c := cover[0]
 		want := min(end, c.end()) - c.off
-		avail, err := c.wait(want)
+		avail, err := c.wait(want, deadline)
 		if err != nil {
 			c.unref()
 			return nil, r.fail(err)
@@ -434,7 +455,7 @@ func (r *reader) read(dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
 			break // a gap after a chunk that met the end of the file
 		}
 		want := min(end, c.end()) - c.off
-		avail, err := c.wait(want)
+		avail, err := c.wait(want, deadline)
 		if err != nil {
 			return nil, r.fail(err)
 		}

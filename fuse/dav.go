@@ -29,6 +29,8 @@ const (
 	// maxListings bounds the folder listings (PROPFIND Depth 1) in flight in
 	// the mount, and with the cap on entries, the memory they take.
 	maxListings = 8
+	// maxSelfEntries caps a Depth 0 answer, which should hold one entry.
+	maxSelfEntries = 1000
 )
 
 // davClient sends authorized WebDAV requests for shares.
@@ -266,7 +268,10 @@ func (c *davClient) withDeadline(ctx context.Context) (context.Context, context.
 func (c *davClient) propfind(ctx context.Context, shareID, u, depth string, onChild func(string, info)) (*listing, string, error) {
 	ctx, cancel := c.withDeadline(ctx)
 	defer cancel()
-	if depth != "0" {
+	maxEntries := c.maxEntries
+	if depth == "0" {
+		maxEntries = min(maxEntries, maxSelfEntries)
+	} else {
 		select {
 		case c.listings <- struct{}{}:
 			defer func() { <-c.listings }()
@@ -292,10 +297,10 @@ func (c *davClient) propfind(ctx context.Context, shareID, u, depth string, onCh
 		}
 		switch {
 		case resp.StatusCode == http.StatusMultiStatus:
-			l, err := parseStreamMax(resp.Body, u, c.maxEntries, onChild)
+			l, err := parseStreamMax(resp.Body, u, maxEntries, onChild)
 			_ = resp.Body.Close()
 			if errors.Is(err, errTooManyEntries) {
-				return nil, u, fmt.Errorf("webdav PROPFIND: more than %d entries: %w", c.maxEntries, err)
+				return nil, u, fmt.Errorf("webdav PROPFIND: more than %d entries: %w", maxEntries, err)
 			}
 			if err != nil {
 				if context.Cause(ctx) == errTimeout {
@@ -462,7 +467,11 @@ func (f *FS) move(ctx context.Context, sh *share, from, to []string, dir, overwr
 	if overwrite {
 		ow = "T"
 	}
-	resp, err := f.dav.do(f.ctx, request{
+	// The server may move a large tree before it answers: it gets as long
+	// as for storing an upload it has received.
+	ctx, cancel := context.WithTimeoutCause(f.ctx, f.dav.timeout*answerFactor, errTimeout)
+	defer cancel()
+	resp, err := f.dav.do(ctx, request{
 		method:  "MOVE",
 		url:     src,
 		shareID: sh.id,

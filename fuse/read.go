@@ -250,12 +250,14 @@ func (r *reader) fetch(ctx context.Context, off int64, buf []byte, progress func
 	var ign *rangeIgnored
 	switch {
 	case errors.As(err, &ign):
-		resp := ign.resp
-		if !detach() {
-			_ = resp.Body.Close()
-			resp = nil
+		if detach() {
+			w, err = r.fallback(ign.resp, reqCancel)
+		} else {
+			// The chunk was dropped meanwhile: its answer went with it.
+			_ = ign.resp.Body.Close()
+			reqCancel()
+			w, err = r.fallback(nil, nil)
 		}
-		w, err = r.fallback(resp, reqCancel)
 	case errors.Is(err, errRangeRefused):
 		detach()
 		reqCancel()

@@ -469,9 +469,9 @@ func (f *FS) move(ctx context.Context, sh *share, from, to []string, dir, overwr
 	}
 	// The server may move a large tree before it answers: it gets as long
 	// as for storing an upload it has received.
-	ctx, cancel := context.WithTimeoutCause(f.ctx, f.dav.timeout*answerFactor, errTimeout)
+	mctx, cancel := context.WithTimeoutCause(f.ctx, f.dav.timeout*answerFactor, errTimeout)
 	defer cancel()
-	resp, err := f.dav.do(ctx, request{
+	resp, err := f.dav.do(mctx, request{
 		method:  "MOVE",
 		url:     src,
 		shareID: sh.id,

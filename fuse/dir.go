@@ -568,6 +568,9 @@ func (d *dirNode) empty(segs []string) syscall.Errno {
 		return syscall.ENOTEMPTY
 	}
 	l, _, err := f.dav.propfind(f.ctx, d.sh.id, d.sh.dirURL(segs), "1", nil)
+	if errors.Is(err, errTooManyEntries) {
+		return syscall.ENOTEMPTY
+	}
 	if err != nil {
 		return toErrno(err)
 	}

@@ -28,7 +28,7 @@ const (
 	maxErrorBody    = 64 << 10  // read (and dropped) from error answers to reuse the connection
 	// maxListings bounds the folder listings (PROPFIND Depth 1) in flight in
 	// the mount, and with the cap on entries, the memory they take.
-	maxListings = 8
+	maxListings = 4
 	// maxSelfEntries caps a Depth 0 answer, which should hold one entry.
 	maxSelfEntries = 1000
 )

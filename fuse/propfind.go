@@ -310,9 +310,12 @@ func (b *msBuilder) setHref(rsp *davResponse, segs []string) {
 		rsp.empty = true
 		return
 	}
+	// A copy: the segment would keep the whole href in memory.
 	rsp.name = segs[len(segs)-1]
 	if len(rsp.name) > maxNameBytes {
 		rsp.name = "/"
+	} else {
+		rsp.name = strings.Clone(rsp.name)
 	}
 }
 

@@ -372,3 +372,62 @@ func TestSlowDripRead(t *testing.T) {
 		t.Errorf("cat, killed while reading from the mount, was not reaped within %v", 10*timeout)
 	}
 }
+
+// A share whose server drips its listings gets at most two listings in
+// flight: the others wait for a turn, and the listings of other shares still
+// get theirs.
+func TestSlowShareDoesNotStarveOthers(t *testing.T) {
+	const timeout = 3 * time.Second
+	e := newEnv(t, func(o *Options) { o.Timeout = timeout })
+	release := make(chan struct{})
+	defer close(release)
+	var now, peak atomic.Int32
+	started := make(chan struct{}, 16)
+	drips := map[string]func(http.ResponseWriter, *http.Request) bool{}
+	for i := range 6 {
+		dir := fmt.Sprintf("/shares/h/d%d/", i)
+		e.srv.write(dir+"x", []byte("x"))
+		drips[dir] = dripListing(dir, release, started)
+	}
+	e.srv.write("/shares/l/ok.txt", []byte("ok"))
+	e.srv.set(func(s *davServer) {
+		s.intercept = func(w http.ResponseWriter, r *http.Request) bool {
+			drip := drips[r.URL.Path]
+			if drip == nil || r.Method != "PROPFIND" || r.Header.Get("Depth") != "1" {
+				return false
+			}
+			n := now.Add(1)
+			defer now.Add(-1)
+			for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+			}
+			return drip(w, r)
+		}
+	})
+	e.fs.SetEntries([]Entry{e.folder("s1", "H", "/shares/h", false), e.folder("s2", "L", "/shares/l", false)})
+	if got := len(listNames(t, e.path("H"))); got != 6 {
+		t.Fatalf("H lists %d folders", got)
+	}
+	var wg sync.WaitGroup
+	for i := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _ = os.ReadDir(e.path("H", fmt.Sprintf("d%d", i)))
+		}()
+	}
+	select {
+	case <-started:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no slow listing was asked for")
+	}
+	if got := joined(listNames(t, e.path("L"))); got != "ok.txt" {
+		t.Errorf("L lists %q while H is slow", got)
+	}
+	err := within(t, 20*timeout, "the slow listings", func() error { wg.Wait(); return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := peak.Load(); p > 2 {
+		t.Errorf("%d listings of one share in flight at once, want at most 2", p)
+	}
+}

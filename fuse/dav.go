@@ -27,8 +27,11 @@ const (
 	maxPropfindBody = 128 << 20 // a multistatus for ~300k entries
 	maxErrorBody    = 64 << 10  // read (and dropped) from error answers to reuse the connection
 	// maxListings bounds the folder listings (PROPFIND Depth 1) in flight in
-	// the mount, and with the cap on entries, the memory they take.
-	maxListings = 4
+	// the mount, and with the cap on entries, the memory they take; one
+	// share gets at most maxShareListings of them, so that a server that
+	// answers slowly cannot take every turn.
+	maxListings      = 4
+	maxShareListings = 2
 	// maxSelfEntries caps a Depth 0 answer, which should hold one entry.
 	maxSelfEntries = 1000
 )
@@ -40,7 +43,58 @@ type davClient struct {
 	timeout    time.Duration
 	log        *slog.Logger
 	maxEntries int
-	listings   chan struct{} // one token per listing in flight
+	listings   *listingSlots
+}
+
+// listingSlots are the turns of listings in flight, in all and per share.
+type listingSlots struct {
+	all chan struct{}
+
+	mu    sync.Mutex
+	share map[string]chan struct{}
+	users map[string]int
+}
+
+func newListingSlots() *listingSlots {
+	return &listingSlots{all: make(chan struct{}, maxListings), share: map[string]chan struct{}{}, users: map[string]int{}}
+}
+
+// acquire waits (until ctx ends) for a turn of shareID; release gives it back.
+func (s *listingSlots) acquire(ctx context.Context, shareID string) (release func(), err error) {
+	s.mu.Lock()
+	per := s.share[shareID]
+	if per == nil {
+		per = make(chan struct{}, maxShareListings)
+		s.share[shareID] = per
+	}
+	s.users[shareID]++
+	s.mu.Unlock()
+	done := func() {
+		s.mu.Lock()
+		if s.users[shareID]--; s.users[shareID] == 0 {
+			delete(s.users, shareID)
+			delete(s.share, shareID)
+		}
+		s.mu.Unlock()
+	}
+	select {
+	case per <- struct{}{}:
+	case <-ctx.Done():
+		done()
+		return nil, ctx.Err()
+	}
+	select {
+	case s.all <- struct{}{}:
+	case <-ctx.Done():
+		<-per
+		done()
+		return nil, ctx.Err()
+	}
+	return func() {
+		<-s.all
+		<-per
+		done()
+	}, nil
 }
 
 func newDavClient(base *http.Client, auth Authorizer, timeout time.Duration, maxEntries int, log *slog.Logger) *davClient {
@@ -79,7 +133,7 @@ func newDavClient(base *http.Client, auth Authorizer, timeout time.Duration, max
 			return nil
 		},
 	}
-	return &davClient{hc: hc, auth: auth, timeout: timeout, log: log, maxEntries: maxEntries, listings: make(chan struct{}, maxListings)}
+	return &davClient{hc: hc, auth: auth, timeout: timeout, log: log, maxEntries: maxEntries, listings: newListingSlots()}
 }
 
 // watchdog cancels a request context when no progress was made for d: no
@@ -272,12 +326,11 @@ func (c *davClient) propfind(ctx context.Context, shareID, u, depth string, onCh
 	if depth == "0" {
 		maxEntries = min(maxEntries, maxSelfEntries)
 	} else {
-		select {
-		case c.listings <- struct{}{}:
-			defer func() { <-c.listings }()
-		case <-ctx.Done():
+		release, err := c.listings.acquire(ctx, shareID)
+		if err != nil {
 			return nil, u, fmt.Errorf("webdav PROPFIND: wait for a turn: %w", errTimeout)
 		}
+		defer release()
 	}
 	for hop := 0; hop < 2; hop++ {
 		resp, err := c.do(ctx, request{

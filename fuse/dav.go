@@ -59,6 +59,13 @@ func newListingSlots() *listingSlots {
 	return &listingSlots{all: make(chan struct{}, maxListings), share: map[string]chan struct{}{}, users: map[string]int{}}
 }
 
+// count returns the listings of shareID in flight or waiting for a turn.
+func (s *listingSlots) count(shareID string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.users[shareID]
+}
+
 // acquire waits (until ctx ends) for a turn of shareID; release gives it back.
 func (s *listingSlots) acquire(ctx context.Context, shareID string) (release func(), err error) {
 	s.mu.Lock()

@@ -115,19 +115,32 @@ const minReadRate = 16 << 10
 var errReadTooSlow = fmt.Errorf("read: the data did not arrive in time: %w", errTimeout)
 
 // wait blocks until the chunk holds want bytes (from its start) or is done,
-// or until deadline. A short count with a nil error is the end of the file.
-func (c *chunk) wait(want int64, deadline time.Time) (int64, error) {
+// or until deadline, or until the program of the FUSE request ctx is killed.
+// A short count with a nil error is the end of the file.
+func (c *chunk) wait(ctx context.Context, want int64, deadline time.Time) (int64, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	killed := false
 	if c.avail < want && !c.done {
-		t := time.AfterFunc(time.Until(deadline), func() {
+		wake := func() {
 			c.mu.Lock()
 			c.cond.Broadcast()
 			c.mu.Unlock()
-		})
+		}
+		t := time.AfterFunc(time.Until(deadline), wake)
 		defer t.Stop()
+		stop := onKill(ctx, func() {
+			c.mu.Lock()
+			killed = true
+			c.cond.Broadcast()
+			c.mu.Unlock()
+		})
+		defer stop()
 	}
 	for c.avail < want && !c.done {
+		if killed {
+			return c.avail, errCallerKilled
+		}
 		if !time.Now().Before(deadline) {
 			return c.avail, errReadTooSlow
 		}
@@ -421,8 +434,8 @@ func (r *reader) plan(off, end int64) []*chunk {
 	return cover
 }
 
-// read serves a kernel READ.
-func (r *reader) read(dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+// read serves a kernel READ; ctx is the request's (for its interrupt only).
+func (r *reader) read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
 	if off >= r.size || len(dest) == 0 {
 		return fuse.ReadResultData(nil), 0
 	}
@@ -432,7 +445,7 @@ func (r *reader) read(dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
 	if len(cover) == 1 && cover[0].off <= off {
 		c := cover[0]
 		want := min(end, c.end()) - c.off
-		avail, err := c.wait(want, deadline)
+		avail, err := c.wait(ctx, want, deadline)
 		if err != nil {
 			c.unref()
 			return nil, r.fail(err)
@@ -457,7 +470,7 @@ func (r *reader) read(dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
 			break // a gap after a chunk that met the end of the file
 		}
 		want := min(end, c.end()) - c.off
-		avail, err := c.wait(want, deadline)
+		avail, err := c.wait(ctx, want, deadline)
 		if err != nil {
 			return nil, r.fail(err)
 		}
@@ -478,6 +491,9 @@ func (r *reader) read(dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
 func (r *reader) fail(err error) syscall.Errno {
 	if errors.Is(err, errShareGone) {
 		return syscall.ESTALE
+	}
+	if errors.Is(err, errCallerKilled) {
+		return syscall.EINTR
 	}
 	errno := toErrno(err)
 	r.mu.Lock()

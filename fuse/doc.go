@@ -17,7 +17,9 @@
 // timeout plus its size at a minimal rate; transfers shared by many reads or
 // an upload fail after the timeout without progress. A listing holds at most
 // Options.MaxEntries entries, and only a few run at once, so that what a
-// server sends cannot grow the agent's memory without bound.
+// server sends cannot grow the agent's memory without bound. A program
+// killed while it waits on a listing or a read is released at once: on the
+// kernel's interrupt, the handler checks for a pending SIGKILL.
 //
 // A read never ends early: a server that refuses byte ranges or ignores them
 // is read with one plain GET of the whole file, and less data than the known

@@ -16,12 +16,13 @@ import (
 	"time"
 )
 
-// endlessListing answers PROPFIND Depth 1 of dir with a multistatus that
-// never ends: the folder itself, then file after file, until the client goes
-// away (or a bound, so that a broken mount cannot keep the test running).
-func endlessListing(dir string, started *atomic.Int64) func(http.ResponseWriter, *http.Request) bool {
+// endlessListing answers PROPFIND Depth 1 of dir (any depth if anyDepth)
+// with a multistatus that never ends: the folder itself, then file after
+// file, until the client goes away (or a bound, so that a broken mount cannot
+// keep the test running).
+func endlessListing(dir string, anyDepth bool, started *atomic.Int64) func(http.ResponseWriter, *http.Request) bool {
 	return func(w http.ResponseWriter, r *http.Request) bool {
-		if r.Method != "PROPFIND" || r.Header.Get("Depth") != "1" || r.URL.Path != dir {
+		if r.Method != "PROPFIND" || (r.Header.Get("Depth") != "1" && !anyDepth) || strings.TrimSuffix(r.URL.Path, "/") != strings.TrimSuffix(dir, "/") {
 			return false
 		}
 		started.Add(1)
@@ -74,7 +75,7 @@ func TestEndlessListingIsCapped(t *testing.T) {
 	e := newEnv(t, func(o *Options) { o.Timeout = 60 * time.Second })
 	e.srv.write("/shares/endless/.keep", nil)
 	var started atomic.Int64
-	e.srv.set(func(s *davServer) { s.intercept = endlessListing("/shares/endless/", &started) })
+	e.srv.set(func(s *davServer) { s.intercept = endlessListing("/shares/endless/", false, &started) })
 	e.fs.SetEntries([]Entry{e.folder("s1", "Endless", "/shares/endless", false)})
 	if _, err := os.Stat(e.path("Endless")); err != nil {
 		t.Fatal(err)
@@ -110,6 +111,34 @@ func TestEndlessListingIsCapped(t *testing.T) {
 	// The folder is not listed at all rather than cut: a second try fails too.
 	if _, err := os.ReadDir(e.path("Endless")); err == nil {
 		t.Errorf("second listing succeeded")
+	}
+}
+
+// Accepting a share is enough for the agent to ask the server what it is
+// (PROPFIND Depth 0): an endless answer to that is cut after a few entries.
+func TestEndlessSelfAnswerIsCapped(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.Timeout = 60 * time.Second })
+	e.srv.write("/shares/endless/.keep", nil)
+	var started atomic.Int64
+	e.srv.set(func(s *davServer) { s.intercept = endlessListing("/shares/endless/", true, &started) })
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	before := ms.HeapAlloc
+	stop := make(chan struct{})
+	peak := heapPeak(stop)
+	e.fs.SetEntries([]Entry{e.folder("s1", "Endless", "/shares/endless", false)})
+	eventually(t, 60*time.Second, "the check of the share fails", func() bool {
+		return strings.Contains(e.logs.String(), "share not reachable")
+	})
+	close(stop)
+	grew := int64(<-peak) - int64(before)
+	t.Logf("heap grew by %d MiB during the check", grew>>20)
+	if started.Load() == 0 {
+		t.Fatalf("the share was never checked")
+	}
+	if grew > 50<<20 {
+		t.Errorf("heap grew by %d MiB for the check of one share", grew>>20)
 	}
 }
 

@@ -41,12 +41,13 @@ func (d *Daemon) mount(ctx context.Context, auth ocmfs.Authorizer) {
 	}
 	client := discovery.NewHTTPClient(discovery.Options{AllowInsecure: cfg.AllowInsecurePeers, DNSServer: cfg.DNSServer, Timeout: -1, Logger: d.log})
 	fs, err := ocmfs.Mount(ctx, ocmfs.Options{
-		Dir:      cfg.Mount,
-		FSName:   "ocm-agent",
-		Timeout:  cfg.MountTimeout.Duration,
-		SpoolDir: filepath.Join(cfg.StateDir, "spool"),
-		Client:   client,
-		Logger:   d.log,
+		Dir:        cfg.Mount,
+		FSName:     "ocm-agent",
+		Timeout:    cfg.MountTimeout.Duration,
+		MaxEntries: cfg.MountEntries,
+		SpoolDir:   filepath.Join(cfg.StateDir, "spool"),
+		Client:     client,
+		Logger:     d.log,
 		// Senders that end shares without SHARE_UNSHARED.
 		OnShareRefused: a.shareRevoked,
 	}, auth)

@@ -50,6 +50,7 @@ type Config struct {
 	SecretsKeyFile     string   `toml:"secrets-key-file" help:"key file for the encrypted file secret store (default: systemd credential or $XDG_CONFIG_HOME/ocm-agent/secrets.key)"`
 	Mount              string   `toml:"mount" help:"directory where accepted shares are mounted; empty disables mounting (default ~/OCM)"`
 	MountTimeout       Duration `toml:"mount-timeout" help:"how long a file operation may wait for a peer before it fails"`
+	MountEntries       int      `toml:"mount-max-entries" help:"most entries a folder listing of a share may have; a larger one fails with an error"`
 	LogFormat          string   `toml:"log-format" help:"log format: text or json"`
 	LogLevel           string   `toml:"log-level" help:"log level: debug, info, warn or error"`
 	RequireSignatures  bool     `toml:"require-signatures" help:"refuse unsigned requests from peers (criterion must-use-http-sig)"`
@@ -86,6 +87,7 @@ func Default() Config {
 		Secrets:        "auto",
 		Mount:          filepath.Join(homeDir(), "OCM"),
 		MountTimeout:   Duration{5 * time.Second},
+		MountEntries:   100_000,
 		LogFormat:      "text",
 		LogLevel:       "info",
 		AcceptFrom:     "anyone",
@@ -294,6 +296,9 @@ func (c *Config) Finish() error {
 	}
 	if c.MountTimeout.Duration <= 0 {
 		bad("mount-timeout must be positive")
+	}
+	if c.MountEntries <= 0 {
+		bad("mount-max-entries must be positive")
 	}
 	if c.MaxClockSkew.Duration <= 0 {
 		bad("max-clock-skew must be positive")

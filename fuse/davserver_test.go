@@ -35,6 +35,9 @@ type davServer struct {
 	putStarted chan struct{}   // closed when a blocked PUT started
 	refuse     map[string]bool // method+" "+path answered 405
 	hang       chan struct{}   // requests wait for this to close (or the client to go)
+	// intercept, if set, sees each authorized request first and answers it
+	// itself (true) or lets it through (false), possibly changed.
+	intercept func(w http.ResponseWriter, r *http.Request) bool
 }
 
 type davReq struct {
@@ -169,6 +172,9 @@ func (w *countingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// Unwrap lets http.ResponseController flush the answer.
+func (w *countingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
 func (w *countingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	hj, ok := w.ResponseWriter.(http.Hijacker)
 	if !ok {
@@ -206,6 +212,12 @@ func (s *davServer) wrap(h http.Handler) http.Handler {
 		}
 		if refuse {
 			http.Error(cw, "not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		s.mu.Lock()
+		intercept := s.intercept
+		s.mu.Unlock()
+		if intercept != nil && intercept(cw, r) {
 			return
 		}
 		if r.Method == http.MethodPut {

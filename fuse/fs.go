@@ -46,8 +46,10 @@ type Authorizer interface {
 type Options struct {
 	Dir    string // mount point
 	FSName string // shown as the filesystem's source (df, file managers); default "ocm-agent"
-	// Timeout bounds every operation that waits on a peer: no progress for
-	// this long fails it with ETIMEDOUT (EIO for other failures). Default 5s.
+	// Timeout bounds every operation that waits on a peer: a listing or a
+	// metadata check as a whole, a read with its size at a minimal rate, an
+	// upload without progress; beyond, ETIMEDOUT (EIO for other failures).
+	// Default 5s.
 	Timeout time.Duration
 	// SpoolDir keeps written files until their upload succeeded; it should be
 	// in the state directory so that uploads survive a crash. Required.
@@ -64,6 +66,10 @@ type Options struct {
 	// share root (senders that revoke without notice). Called outside
 	// FUSE handlers' locks; it must not block.
 	OnShareRefused func(shareID string, status int)
+	// MaxEntries caps the entries of one directory listing: a larger one
+	// fails with EIO (logged), so that a server cannot make the agent hold
+	// an endless listing. Default DefaultMaxEntries.
+	MaxEntries int
 }
 
 // Defaults.
@@ -119,6 +125,9 @@ func Mount(ctx context.Context, o Options, auth Authorizer) (*FS, error) {
 	if o.MetadataTTL <= 0 {
 		o.MetadataTTL = DefaultMetadataTTL
 	}
+	if o.MaxEntries <= 0 {
+		o.MaxEntries = DefaultMaxEntries
+	}
 	if o.FSName == "" {
 		o.FSName = subtype
 	}
@@ -143,7 +152,7 @@ func Mount(ctx context.Context, o Options, auth Authorizer) (*FS, error) {
 	f := &FS{
 		o:      o,
 		log:    log,
-		dav:    newDavClient(o.Client, auth, o.Timeout, log),
+		dav:    newDavClient(o.Client, auth, o.Timeout, o.MaxEntries, log),
 		uid:    uint32(os.Getuid()),
 		gid:    uint32(os.Getgid()),
 		start:  time.Now(),

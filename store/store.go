@@ -150,6 +150,10 @@ var migrations = []string{
 	ALTER TABLE shares ADD COLUMN from_contact INTEGER NOT NULL DEFAULT 0;
 	ALTER TABLE shares ADD COLUMN notify_state TEXT NOT NULL DEFAULT '';
 	CREATE INDEX shares_expiration ON shares(expiration) WHERE expiration > 0;`,
+	// 4: what the sender last changed in an accepted share, for the person
+	// to see; notifications are pruned by age and count.
+	`ALTER TABLE shares ADD COLUMN changed TEXT NOT NULL DEFAULT '';
+	CREATE INDEX notifications_received ON notifications(received_at);`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

@@ -190,9 +190,9 @@ func TestNotifications(t *testing.T) {
 	if code, _ := td.post(t, "/ocm/notifications", []byte(`{"notificationType":"SHARE_UNSHARED"}`)); code != 400 {
 		t.Fatalf("incomplete: %d, want 400", code)
 	}
-	// A notification carrying a secret must carry the share's own.
-	if code, _ := td.post(t, "/ocm/notifications", notification("SHARE_UNSHARED", "9f3c1a-77", `{"sharedSecret":"guess"}`)); code != 400 {
-		t.Fatalf("wrong secret: %d, want 400", code)
+	// An unsigned notification must carry the share's own secret.
+	if code, _ := td.post(t, "/ocm/notifications", notification("SHARE_UNSHARED", "9f3c1a-77", `{"sharedSecret":"guess"}`)); code != 403 {
+		t.Fatalf("wrong secret: %d, want 403", code)
 	}
 	for _, typ := range []string{"RESHARE_CHANGE_PERMISSION", "SHARE_CHANGE_PERMISSION", "RESHARE_UNDO", "REQUEST_RESHARE"} {
 		if code, b := td.post(t, "/ocm/notifications", notification(typ, "9f3c1a-77", `{"message":"x","sharedSecret":"Reva-Secret"}`)); code != 201 {
@@ -214,7 +214,13 @@ func TestNotifications(t *testing.T) {
 		t.Fatal("a notification's secret was stored")
 	}
 
-	if code, b := td.post(t, "/ocm/notifications", notification("SHARE_UNSHARED", "9f3c1a-77", "")); code != 201 {
+	if code, b := td.post(t, "/ocm/notifications", notification("SHARE_UNSHARED", "9f3c1a-77", "")); code != 403 {
+		t.Fatalf("SHARE_UNSHARED without the secret: %d %v, want 403", code, b)
+	}
+	if sh, _ = td.client.Share(ctx, id); sh.State != store.StateAccepted {
+		t.Fatalf("a refused SHARE_UNSHARED changed the state to %s", sh.State)
+	}
+	if code, b := td.post(t, "/ocm/notifications", notification("SHARE_UNSHARED", "9f3c1a-77", `{"sharedSecret":"Reva-Secret"}`)); code != 201 {
 		t.Fatalf("SHARE_UNSHARED: %d %v", code, b)
 	}
 	sh, _ = td.client.Share(ctx, id)

@@ -360,3 +360,23 @@ func (s *Store) ShareIDs(ctx context.Context, pairs [][2]string) (map[string]str
 	}
 	return out, nil
 }
+
+// PendingCounts counts pending shares: in all, and for each peer.
+func (s *Store) PendingCounts(ctx context.Context) (int, map[string]int, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT peer, COUNT(*) FROM shares WHERE state = ? GROUP BY peer`, StatePending)
+	if err != nil {
+		return 0, nil, fmt.Errorf("store: count pending shares: %w", err)
+	}
+	defer rows.Close()
+	total, byPeer := 0, map[string]int{}
+	for rows.Next() {
+		var peer string
+		var n int
+		if err := rows.Scan(&peer, &n); err != nil {
+			return 0, nil, fmt.Errorf("store: count pending shares: %w", err)
+		}
+		byPeer[peer] = n
+		total += n
+	}
+	return total, byPeer, rows.Err()
+}

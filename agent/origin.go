@@ -83,7 +83,7 @@ func (a *Agent) checkShareURI(ctx context.Context, peer, uri string) error {
 		return nil
 	}
 	if _, err := originKey(uri); err != nil {
-		return invalid("protocol.webdav.uri", "is not a valid http(s) URL")
+		return invalid("protocol.webdav.uri", "must be a plain http(s) URL on the sender's server")
 	}
 	if onOrigins(uri, senderOrigins(peer, nil)) {
 		return nil

@@ -3,10 +3,13 @@ package agent
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -191,5 +194,73 @@ func TestPendingSharesCapped(t *testing.T) {
 	}
 	if n := len(mustShares(t, td)); n != 4 {
 		t.Fatalf("%d shares stored, want 4", n)
+	}
+}
+
+// captureBody is the request body of a captured exchange in
+// testdata/captures, addressed to this daemon instead of the capture's
+// receiver.
+func (td *testDaemon) captureBody(t *testing.T, name, receiver string) []byte {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("testdata", "captures", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct {
+		Request struct {
+			Body struct{ Data string }
+		}
+	}
+	if err := json.Unmarshal(raw, &c); err != nil {
+		t.Fatal(err)
+	}
+	b := []byte(c.Request.Body.Data)
+	b = bytes.ReplaceAll(b, []byte(receiver), []byte("bob@"+td.cfg.PublicHost()))
+	return bytes.ReplaceAll(b, []byte(strings.ReplaceAll(receiver, "/", `\/`)), []byte("bob@"+td.cfg.PublicHost()))
+}
+
+// TestRealSendersKeepWorking replays what real servers that do not sign
+// sent: reva's absolute uri on its own host is taken, its identical
+// re-send too; Nextcloud's unsigned SHARE_UNSHARED carries the secret and
+// removes the share.
+func TestRealSendersKeepWorking(t *testing.T) {
+	td := startDaemon(t, nil)
+	ctx := context.Background()
+	reva := td.captureBody(t, "reva-share-file-unsigned.json", "alice@127.0.0.1:38200")
+	if code, m := td.post(t, "/ocm/shares", reva); code != 201 {
+		t.Fatalf("reva share: %d %v", code, m)
+	}
+	id := mustShares(t, td)[0].ID
+	if _, err := td.client.ShareAction(ctx, id, "accept"); err != nil {
+		t.Fatal(err)
+	}
+	if code, m := td.post(t, "/ocm/shares", reva); code != 201 {
+		t.Fatalf("reva re-send: %d %v", code, m)
+	}
+	if sh, _ := td.client.Share(ctx, id); sh.State != store.StateAccepted || sh.Changed != "" {
+		t.Fatalf("an identical re-send changed the share: %+v", sh)
+	}
+
+	nc := td.captureBody(t, "nextcloud-share-file-unsigned.json", "alice@http://127.0.0.1:29200")
+	if code, m := td.post(t, "/ocm/shares", nc); code != 201 {
+		t.Fatalf("nextcloud share: %d %v", code, m)
+	}
+	var ncID string
+	for _, s := range mustShares(t, td) {
+		if s.ProviderID == "2" {
+			ncID = s.ID
+		}
+	}
+	if _, err := td.client.ShareAction(ctx, ncID, "accept"); err != nil {
+		t.Fatal(err)
+	}
+	unshare := td.captureBody(t, "nextcloud-unshare-unsigned.json", "alice@http://127.0.0.1:29200")
+	unshare = bytes.Replace(unshare, []byte(`"providerId":"5"`), []byte(`"providerId":"2"`), 1)
+	unshare = bytes.Replace(unshare, []byte("HTJrgJI50z19UiN"), []byte("ZwazAu7ynR9mv80"), 1) // the secret of share 2
+	if code, m := td.post(t, "/ocm/notifications", unshare); code != 201 {
+		t.Fatalf("nextcloud SHARE_UNSHARED: %d %v", code, m)
+	}
+	if sh, _ := td.client.Share(ctx, ncID); sh.State != store.StateRemoved {
+		t.Fatalf("after SHARE_UNSHARED the share is %s", sh.State)
 	}
 }

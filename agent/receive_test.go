@@ -139,8 +139,8 @@ func TestDuplicateProviderIDUpdates(t *testing.T) {
 	if code, b := td.post(t, "/ocm/shares", body); code != 201 {
 		t.Fatalf("first: %d %v", code, b)
 	}
+	// Unsigned, the sender proves itself with the share's current secret.
 	renamed := bytes.Replace(body, []byte(`"name":"MyDocs"`), []byte(`"name":"MyDocs v2"`), 1)
-	renamed = bytes.ReplaceAll(renamed, []byte("Reva-Secret"), []byte("Reva-Secret-2"))
 	if code, b := td.post(t, "/ocm/shares", renamed); code != 201 {
 		t.Fatalf("second: %d %v", code, b)
 	}
@@ -148,8 +148,17 @@ func TestDuplicateProviderIDUpdates(t *testing.T) {
 	if len(shares) != 1 || shares[0].Name != "MyDocs v2" {
 		t.Fatalf("after a repeated providerId: %+v", shares)
 	}
-	if s, _ := td.Agent.ShareSecret(ctx, shares[0].ID); s != "Reva-Secret-2" {
-		t.Fatal("the secret was not updated")
+	// Without it nothing changes, even before the person decided.
+	resecret := bytes.ReplaceAll(renamed, []byte("Reva-Secret"), []byte("Reva-Secret-2"))
+	resecret = bytes.Replace(resecret, []byte(`"name":"MyDocs v2"`), []byte(`"name":"MyDocs v3"`), 1)
+	if code, b := td.post(t, "/ocm/shares", resecret); code != 403 {
+		t.Fatalf("unsigned re-send with another secret: %d %v, want 403", code, b)
+	}
+	if shares, _ = td.client.Shares(ctx, true); shares[0].Name != "MyDocs v2" {
+		t.Fatalf("a refused re-send renamed the share: %+v", shares[0])
+	}
+	if s, _ := td.Agent.ShareSecret(ctx, shares[0].ID); s != "Reva-Secret" {
+		t.Fatal("a refused re-send replaced the secret")
 	}
 	// Same providerId from another server is another share.
 	other := bytes.ReplaceAll(body, []byte("cernbox.example.org"), []byte("other.example.org"))

@@ -15,16 +15,18 @@ import (
 )
 
 // A sender that does not sign can be impersonated by anyone, so a re-sent
-// share (same sender and providerId) may change an accepted share only
-// when it is signed by the sender's key or carries the share's current
-// secret: a stranger knows neither. A change that is taken forgets the
-// cached credentials and is shown on the share.
+// share (same sender and providerId) may change a live share (pending,
+// accepted or in error) only when it is signed by the sender's key or
+// carries the share's current secret: a stranger knows neither. A change
+// to an accepted share forgets the cached credentials and is shown on it.
+// A declined or removed share sent again is a new decision for the
+// person, as any new share is.
 
 // checkUpdate looks up the share sh would update. It refuses an unsigned
-// re-send of an accepted share that does not prove the current secret. For
-// an update of an accepted share it returns what the person should see
-// ("" for anything else, or when nothing they care about changes) and
-// accepted true.
+// re-send of a live share that does not prove the current secret. For an
+// update of an accepted share it returns what the person should see ("" for
+// anything else, or when nothing they care about changes) and accepted
+// true.
 func (a *Agent) checkUpdate(ctx context.Context, sh store.Share, secret string, peer Peer) (change string, accepted bool, err error) {
 	prev, err := a.store.ShareByProviderID(ctx, sh.Peer, sh.ProviderID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -33,15 +35,19 @@ func (a *Agent) checkUpdate(ctx context.Context, sh store.Share, secret string, 
 	if err != nil {
 		return "", false, a.unavailable("look up share", err)
 	}
-	if prev.State != store.StateAccepted {
-		return "", false, nil // not decided yet (or over): the person decides again
+	accepted = prev.State == store.StateAccepted
+	if prev.State != store.StatePending && !accepted && prev.State != store.StateError {
+		return "", false, nil // over: sent again, the person decides again
 	}
 	current, serr := a.secrets.Get(ctx, secretKey(prev.ID))
 	sameSecret := serr == nil && subtle.ConstantTimeCompare(current, []byte(secret)) == 1
 	if !peer.Signed && !sameSecret {
-		a.log.Warn("refused an unsigned change to an accepted share that does not carry its current secret",
-			"share", prev.ID, "peer", prev.Peer)
-		return "", true, errorf(http.StatusForbidden, "this share was already accepted: changing it needs a request signed by the sending server, or one carrying the share's current sharedSecret")
+		a.log.Warn("refused an unsigned change to a share that does not carry its current secret",
+			"share", prev.ID, "peer", prev.Peer, "state", prev.State)
+		return "", accepted, errorf(http.StatusForbidden, "this share was already received: changing it needs a request signed by the sending server, or one carrying the share's current sharedSecret")
+	}
+	if !accepted {
+		return "", false, nil
 	}
 	return describeChange(prev, sh, !sameSecret, peer), true, nil
 }

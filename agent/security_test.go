@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/ocm-agent/ocm-agent/config"
@@ -128,10 +129,13 @@ func TestUnsignedUpdateOfAcceptedShare(t *testing.T) {
 		t.Fatal("a refused change replaced the secret")
 	}
 
-	// With the current secret the sender may move it; old tokens go.
+	// With the current secret the sender may move it; old tokens go, and
+	// so does every credential cached for the old address.
 	if err := td.Agent.secrets.Put(ctx, "share/"+id+"/token", []byte("old token")); err != nil {
 		t.Fatal(err)
 	}
+	resets := &resetRecorder{TokenManager: td.Tokens}
+	td.Agent.SetTokenManager(resets)
 	moved := bytes.Replace(body, []byte("/remote.php/dav/ocm/9f3c1a-77"), []byte("/remote.php/dav/ocm/moved"), 1)
 	moved = bytes.Replace(moved, []byte(`["read","write"]`), []byte(`["read"]`), 1)
 	if code, m := td.post(t, "/ocm/shares", moved); code != 201 {
@@ -150,6 +154,29 @@ func TestUnsignedUpdateOfAcceptedShare(t *testing.T) {
 	if !strings.Contains(td.logs.String(), "the sender changed an accepted share") {
 		t.Fatal("the change was not logged")
 	}
+	if got := resets.ids(); len(got) != 1 || got[0] != id {
+		t.Fatalf("cached credentials reset for %v, want [%s]", got, id)
+	}
+}
+
+// resetRecorder is the daemon's token manager, remembering Reset calls.
+type resetRecorder struct {
+	TokenManager
+	mu    sync.Mutex
+	reset []string
+}
+
+func (r *resetRecorder) Reset(id string) {
+	r.mu.Lock()
+	r.reset = append(r.reset, id)
+	r.mu.Unlock()
+	r.TokenManager.Reset(id)
+}
+
+func (r *resetRecorder) ids() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.reset...)
 }
 
 // TestPendingSharesCapped: beyond the per-server and total caps a new

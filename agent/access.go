@@ -41,8 +41,13 @@ func (a *Agent) ShareAccess(ctx context.Context, shareID string) (tokens.Access,
 			origins := senderOrigins(sh.Peer, res)
 			if te := res.Doc.TokenEndPoint; te != "" && !onOrigins(te, origins) {
 				a.log.Warn("ignoring a tokenEndPoint on another server than the sender's", "share", sh.ID, "peer", sh.Peer)
-				if acc.MustExchange || acc.LegacyCode {
-					return acc, fmt.Errorf("the tokenEndPoint %s advertises: %w", sh.Peer, errForeignOrigin)
+				if acc.MustExchange {
+					err := fmt.Errorf("the tokenEndPoint %s advertises: %w", sh.Peer, errForeignOrigin)
+					// Shown on the share; the mount lets it go (not from
+					// this caller, which may be serving the mount).
+					a.foreignShare(ctx, sh, err)
+					go a.refreshMount(context.WithoutCancel(ctx))
+					return acc, err
 				}
 			} else {
 				acc.TokenEndpoint = te

@@ -99,6 +99,9 @@ func TestForeignWebDAVRootAndTokenEndpoint(t *testing.T) {
 	if _, err := td.Agent.ShareAccess(ctx, sh.ID); !errors.Is(err, errForeignOrigin) {
 		t.Fatalf("must-exchange-token share with a foreign tokenEndPoint: %v, want errForeignOrigin", err)
 	}
+	if got, _ := td.client.Share(ctx, sh.ID); got.State != store.StateError || !strings.Contains(got.Error, "sharing server") {
+		t.Fatalf("the share is not shown in error: %+v", got)
+	}
 }
 
 // TestUnsignedUpdateOfAcceptedShare: an unsigned re-send of an accepted

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -161,41 +162,63 @@ func TestAttackForeignURIGetsNoSecret(t *testing.T) {
 	th.check(t)
 }
 
-// TestAttackForeignDiscoveryEndpoints (finding 2): a sender whose discovery
-// names a WebDAV root and a tokenEndPoint on another server gets its
-// accepted share put in error, visibly, and that server is never
-// contacted, not even by the mount.
-func TestAttackForeignDiscoveryEndpoints(t *testing.T) {
-	a, mnt := mountedAgent(t)
-	a.start()
-	th := startThief(t)
+// docPeer serves the discovery document of a server that does not sign,
+// with its WebDAV root and tokenEndPoint where root and token say ("" for
+// its own origin).
+func docPeer(t *testing.T, root, token string) string {
+	t.Helper()
 	var srv *httptest.Server
 	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/.well-known/ocm" {
 			http.NotFound(w, r)
 			return
 		}
+		rt, tk := cmp.Or(root, srv.URL), cmp.Or(token, srv.URL)
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprintf(w, `{"enabled":true,"apiVersion":"1.2.0","endPoint":"%s/ocm","capabilities":["exchange-token"],"tokenEndPoint":"%s/token",
-			"resourceTypes":[{"name":"folder","shareTypes":["user"],"protocols":{"webdav":"%s/webdav/"}}]}`, srv.URL, th.URL, th.URL)
+			"resourceTypes":[{"name":"file","shareTypes":["user"],"protocols":{"webdav":"%s/webdav/"}}]}`, srv.URL, tk, rt)
 	}))
-	defer srv.Close()
-	peer := strings.TrimPrefix(srv.URL, "http://")
-	if st, _, b := post(t, http.DefaultClient, a.base+"/ocm/shares", shareBody(a.address(), peer, "relative")); st != http.StatusCreated {
-		t.Fatalf("share: %d %s", st, b)
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+// TestAttackForeignDiscoveryEndpoints (finding 2): a sender whose discovery
+// names a WebDAV root, or a tokenEndPoint for a share that must be
+// exchanged, on another server gets its accepted share put in error,
+// visibly, and that server is never contacted, not even by the mount.
+func TestAttackForeignDiscoveryEndpoints(t *testing.T) {
+	a, mnt := mountedAgent(t)
+	a.start()
+	th := startThief(t)
+	rootPeer := docPeer(t, th.URL, "")
+	tokenPeer := docPeer(t, "", th.URL)
+	exchange := func(b []byte) []byte {
+		return bytes.Replace(b, []byte(`"permissions":["read"]`), []byte(`"permissions":["read"],"requirements":["must-exchange-token"]`), 1)
 	}
-	sh := a.acceptByProviderID(t, "relative")
-	if !eventually(10*time.Second, func() bool { return a.showShare(t, "relative").State == store.StateError }) {
-		t.Fatalf("the share under a foreign WebDAV root is %s, want error", a.showShare(t, "relative").State)
+	for _, c := range []struct {
+		peer, id string
+		body     []byte
+	}{
+		{rootPeer, "foreign-root", shareBody(a.address(), rootPeer, "foreign-root")},
+		{tokenPeer, "foreign-token", exchange(shareBody(a.address(), tokenPeer, "foreign-token"))},
+	} {
+		if st, _, b := post(t, http.DefaultClient, a.base+"/ocm/shares", c.body); st != http.StatusCreated {
+			t.Fatalf("share %s: %d %s", c.id, st, b)
+		}
+		sh := a.acceptByProviderID(t, c.id)
+		if c.id == "foreign-token" {
+			// The mount needs a token to show the share.
+			os.ReadFile(filepath.Join(mnt, "doc-"+c.id))
+		}
+		if !eventually(10*time.Second, func() bool { return a.showShare(t, c.id).State == store.StateError }) {
+			t.Fatalf("share %s is %s, want error\n%s", c.id, a.showShare(t, c.id).State, a.log)
+		}
+		if out := a.mustCLI("shares", "show", sh.ID); !strings.Contains(out, "not on the sender's server") || !strings.Contains(out, "sharing server") {
+			t.Errorf("shares show does not explain the error:\n%s", out)
+		}
 	}
-	if msg := a.showShare(t, "relative").Error; !strings.Contains(msg, "sharing server") {
-		t.Errorf("the share's error does not say why: %q", msg)
-	}
-	if got := ls(mnt); len(got) != 0 {
-		t.Errorf("the share is in the mount: %v", got)
-	}
-	if out := a.mustCLI("shares", "show", sh.ID); !strings.Contains(out, "not on the sender's server") {
-		t.Errorf("shares show does not explain the error:\n%s", out)
+	if !eventually(5*time.Second, func() bool { return len(ls(mnt)) == 0 }) {
+		t.Errorf("shares in error are in the mount: %v", ls(mnt))
 	}
 	th.check(t)
 }

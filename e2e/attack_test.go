@@ -515,3 +515,30 @@ func TestAttackStateFilesPrivate(t *testing.T) {
 	}
 	t.Error("no core file size in /proc limits")
 }
+
+// TestSignedUpdateIsTakenAndShown: the sender itself (signed) may move an
+// accepted share to another file with a new secret: the mount follows
+// with the new secret, and shares show says what changed.
+func TestSignedUpdateIsTakenAndShown(t *testing.T) {
+	a, mnt := mountedAgent(t)
+	a.start()
+	p := newPeer(t, ocmtest.Options{})
+	writeFile(t, p, "one.txt", []byte("first version"))
+	writeFile(t, p, "two.txt", []byte("second version"))
+	first := a.share(t, p, ocmtest.ShareRequest{Path: "one.txt", Name: "report.txt"})
+	sh := a.acceptByProviderID(t, first.ProviderID)
+	readMount(t, a, filepath.Join(mnt, "report.txt"), "first version")
+
+	second := a.share(t, p, ocmtest.ShareRequest{Path: "two.txt", Name: "report.txt", ProviderID: first.ProviderID})
+	if second.Secret == first.Secret || second.URI == first.URI {
+		t.Fatal("the peer re-sent the same secret and address")
+	}
+	readMount(t, a, filepath.Join(mnt, "report.txt"), "second version")
+	after := a.showShare(t, first.ProviderID)
+	if after.ID != sh.ID || after.State != store.StateAccepted || !strings.Contains(after.Changed, "secret") || !strings.Contains(after.Changed, "address") {
+		t.Fatalf("after a signed update: %+v", after)
+	}
+	if out := a.mustCLI("shares", "show", sh.ID); !strings.Contains(out, "Changed by sender") {
+		t.Errorf("shares show does not show the change:\n%s", out)
+	}
+}

@@ -105,7 +105,7 @@ func (a *Agent) writeReceipts(ctx context.Context, batch []*receipt) {
 					continue
 				}
 			}
-			if r.err = caps.take(r.sh.Peer); r.err != nil {
+			if r.err = caps.take(r.sh.Peer, r.sh.FromContact); r.err != nil {
 				continue
 			}
 			r.sh.ID, r.isNew = newID(), true
@@ -180,12 +180,13 @@ func (a *Agent) loadPendingCaps(ctx context.Context) (*pendingCaps, error) {
 	return &pendingCaps{perPeer: a.cfg.MaxPendingPerPeer, all: a.cfg.MaxPending, total: total, byPeer: byPeer}, nil
 }
 
-// take counts one more pending share from peer, or says why not.
-func (c *pendingCaps) take(peer string) error {
+// take counts one more pending share from peer, or says why not. A
+// contact's share is not held up by strangers filling the total.
+func (c *pendingCaps) take(peer string, fromContact bool) error {
 	if c.perPeer > 0 && c.byPeer[peer] >= c.perPeer {
 		return errorf(http.StatusTooManyRequests, fmt.Sprintf("%s already has %d shares waiting for this user's decision (the most allowed); send more once some are accepted or declined", peer, c.byPeer[peer]))
 	}
-	if c.all > 0 && c.total >= c.all {
+	if c.all > 0 && c.total >= c.all && !fromContact {
 		return errorf(http.StatusTooManyRequests, fmt.Sprintf("this user already has %d shares waiting for a decision (the most allowed); send it again later", c.total))
 	}
 	c.byPeer[peer]++

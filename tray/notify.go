@@ -22,6 +22,9 @@ type Note struct {
 func keyShareSeen(id string) string    { return "share/" + id + "/seen" }
 func keyShareRemoved(id string) string { return "share/" + id + "/removed" }
 func keyShareError(id string) string   { return "share/" + id + "/error" }
+func keyShareChanged(id, when string) string {
+	return "share/" + id + "/changed/" + when
+}
 func keyContact(c Contact) string {
 	return "contact/" + firstNonEmpty(c.ID, strings.ToLower(c.Address))
 }
@@ -63,6 +66,22 @@ func Notes(prev, next Snapshot, rec *Notified, now time.Time) (notes []Note, cha
 			}
 		case StateAccepted:
 			changed = rec.Add(keyShareSeen(sh.ID), now) || changed
+			if sh.Changed == "" {
+				continue
+			}
+			// Changed starts with when: each change is told once.
+			when, _, _ := strings.Cut(sh.Changed, " ")
+			k := keyShareChanged(sh.ID, when)
+			if rec.Add(k, now) {
+				changed = true
+				if !firstRun {
+					notes = append(notes, Note{
+						Key:   k,
+						Title: "“" + ShareName(sh) + "” was changed by its sender",
+						Body:  "Changed: " + sh.Changed + ". It is from " + SenderLine(sh) + ".",
+					})
+				}
+			}
 		case StateRemoved:
 			old, wasLive := prev.Find(sh.ID)
 			wasLive = wasLive && (old.State == StatePending || old.State == StateAccepted)

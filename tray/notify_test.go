@@ -261,3 +261,20 @@ func TestNotesSummariseAFlood(t *testing.T) {
 		t.Fatalf("two new shares after the flood: %v", titles(notes))
 	}
 }
+
+// TestNotesChangedBySender: a change the sender made to an accepted share
+// is told once.
+func TestNotesChangedBySender(t *testing.T) {
+	rec := openRecord(t, filepath.Join(t.TempDir(), NotifiedFile))
+	accepted := share("c1", "Budget", StateAccepted)
+	step(t, Snapshot{}, connected(accepted), rec)
+	moved := accepted
+	moved.Changed = "2026-12-03T12:00:00Z address, secret (signed)"
+	notes := step(t, connected(accepted), connected(moved), rec)
+	if len(notes) != 1 || !strings.Contains(notes[0].Title, "changed by its sender") || !strings.Contains(notes[0].Body, "address, secret") {
+		t.Fatalf("change notes %+v", notes)
+	}
+	if notes := step(t, connected(moved), connected(moved), rec); len(notes) != 0 {
+		t.Fatalf("the change was told twice: %v", titles(notes))
+	}
+}

@@ -447,6 +447,24 @@ func TestAttackNamesCannotSpoof(t *testing.T) {
 	}
 }
 
+// TestAttackFileNamesCannotSpoof (finding 9): inside a share, a file whose
+// name has a bidi override or a zero-width character is not shown: it
+// would read as another name ("Invoice\u202efdp.exe" as "Invoiceexe.pdf").
+func TestAttackFileNamesCannotSpoof(t *testing.T) {
+	a, mnt := mountedAgent(t)
+	a.start()
+	p := keylessOCMPeer(t)
+	writeFile(t, p, "Docs/plain.txt", []byte("ok"))
+	writeFile(t, p, "Docs/Invoice\u202efdp.exe", []byte("MZ"))
+	writeFile(t, p, "Docs/pay\u200broll.txt", []byte("x"))
+	sh := a.share(t, p, ocmtest.ShareRequest{Path: "Docs", Dialect: ocmtest.DialectReva, Signing: ocmtest.SignNone})
+	a.acceptByProviderID(t, sh.ProviderID)
+	readMount(t, a, filepath.Join(mnt, "Docs", "plain.txt"), "ok")
+	if got := ls(filepath.Join(mnt, "Docs")); len(got) != 1 || got[0] != "plain.txt" {
+		t.Fatalf("the folder shows %q, want only plain.txt", got)
+	}
+}
+
 // TestAttackStateFilesPrivate (finding 10): with an existing state
 // directory open to everyone, the agent restricts it and every file it
 // writes there (the database's -wal and -shm included) to the user, says

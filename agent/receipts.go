@@ -99,7 +99,7 @@ func (a *Agent) writeReceipts(ctx context.Context, batch []*receipt) {
 			r.sh.ID = id // stored already, or by an earlier receipt of this batch
 		} else {
 			if caps == nil {
-				if caps, err = a.loadPendingCaps(ctx); err != nil {
+				if caps, err = a.loadPendingCaps(ctx, batch); err != nil {
 					r.err = a.unavailable("count pending shares", err)
 					caps = nil
 					continue
@@ -172,8 +172,12 @@ type pendingCaps struct {
 	byPeer       map[string]int
 }
 
-func (a *Agent) loadPendingCaps(ctx context.Context) (*pendingCaps, error) {
-	total, byPeer, err := a.store.PendingCounts(ctx)
+func (a *Agent) loadPendingCaps(ctx context.Context, batch []*receipt) (*pendingCaps, error) {
+	peers := make([]string, len(batch))
+	for i, r := range batch {
+		peers[i] = r.sh.Peer
+	}
+	total, byPeer, err := a.store.PendingCounts(ctx, peers)
 	if err != nil {
 		return nil, err
 	}

@@ -361,22 +361,23 @@ func (s *Store) ShareIDs(ctx context.Context, pairs [][2]string) (map[string]str
 	return out, nil
 }
 
-// PendingCounts counts pending shares: in all, and for each peer.
-func (s *Store) PendingCounts(ctx context.Context) (int, map[string]int, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT peer, COUNT(*) FROM shares WHERE state = ? GROUP BY peer`, StatePending)
-	if err != nil {
+// PendingCounts counts pending shares: in all, and of each of peers.
+func (s *Store) PendingCounts(ctx context.Context, peers []string) (int, map[string]int, error) {
+	var total int
+	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM shares WHERE state = ?`, StatePending).Scan(&total); err != nil {
 		return 0, nil, fmt.Errorf("store: count pending shares: %w", err)
 	}
-	defer rows.Close()
-	total, byPeer := 0, map[string]int{}
-	for rows.Next() {
-		var peer string
+	byPeer := make(map[string]int, len(peers))
+	for _, p := range peers {
+		if _, done := byPeer[p]; done {
+			continue
+		}
 		var n int
-		if err := rows.Scan(&peer, &n); err != nil {
+		// The (peer, provider_id) index serves this.
+		if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM shares WHERE peer = ? AND state = ?`, p, StatePending).Scan(&n); err != nil {
 			return 0, nil, fmt.Errorf("store: count pending shares: %w", err)
 		}
-		byPeer[peer] = n
-		total += n
+		byPeer[p] = n
 	}
-	return total, byPeer, rows.Err()
+	return total, byPeer, nil
 }

@@ -76,6 +76,24 @@ func (a *Agent) SetTokenManager(m TokenManager) {
 	a.mu.Unlock()
 }
 
+// shareRevoked moves an accepted share whose server refuses it (a 401
+// to fresh credentials, a 403 or 404 for its root) to revoked: it leaves
+// the mount, and status and the share say why. reva, OpenCloud and
+// opencloudmesh-go end shares this way without SHARE_UNSHARED.
+func (a *Agent) shareRevoked(shareID string, status int) {
+	ctx := context.Background()
+	msg := fmt.Sprintf("the sender's server refuses the share (HTTP %d): revoked without notice? 'shares retry %s' tries again", status, shareID)
+	sh, err := a.store.SetShareState(ctx, shareID, store.StateRevoked, msg, store.StateAccepted)
+	if err != nil {
+		return // not accepted any more, or gone
+	}
+	a.log.Warn("share revoked by its sender", "share", shareID, "peer", sh.Peer, "status", status)
+	a.recordError("share " + sh.Name + " from " + sh.Peer + ": " + msg)
+	a.events.publish("share", shareID, store.StateRevoked)
+	a.events.publish("status", "", "")
+	a.refreshMount(ctx)
+}
+
 // shareAccessFailed moves an accepted share to the error state when its
 // credentials are refused for good (a revoked code, say).
 func (a *Agent) shareAccessFailed(shareID string, err error) {

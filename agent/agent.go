@@ -42,6 +42,9 @@ type MountEntry struct {
 	IsDir    bool
 	URL      string
 	Writable bool
+	// RightsFromServer: the share body gave no list of permissions
+	// (Nextcloud's property name): the server's WebDAV says.
+	RightsFromServer bool
 }
 
 // Version is set by the build.
@@ -257,12 +260,13 @@ func (a *Agent) serverAllowed(host string) bool {
 	return true
 }
 
-// Shares lists shares: all of them, or the live ones (pending, accepted, error).
+// Shares lists shares: all of them, or the live ones (pending, accepted,
+// error, revoked).
 func (a *Agent) Shares(ctx context.Context, all bool) ([]store.Share, error) {
 	if all {
 		return a.store.Shares(ctx)
 	}
-	return a.store.Shares(ctx, store.StatePending, store.StateAccepted, store.StateError)
+	return a.store.Shares(ctx, store.StatePending, store.StateAccepted, store.StateError, store.StateRevoked)
 }
 
 // Share returns one share by id.
@@ -274,9 +278,10 @@ func (a *Agent) Share(ctx context.Context, id string) (store.Share, error) {
 	return sh, err
 }
 
-// AcceptShare accepts a pending share (or retries one in error).
+// AcceptShare accepts a pending share (or retries one in error or
+// revoked: only a pending share's acceptance is told to the sender).
 func (a *Agent) AcceptShare(ctx context.Context, id string) (store.Share, error) {
-	sh, err := a.changeState(ctx, id, store.StateAccepted, store.StatePending, store.StateError)
+	sh, err := a.changeState(ctx, id, store.StateAccepted, store.StatePending, store.StateError, store.StateRevoked)
 	if err != nil {
 		return sh, err
 	}
@@ -296,7 +301,7 @@ func (a *Agent) DeclineShare(ctx context.Context, id string) (store.Share, error
 
 // RemoveShare removes an accepted share on the user's side.
 func (a *Agent) RemoveShare(ctx context.Context, id string) (store.Share, error) {
-	sh, err := a.changeState(ctx, id, store.StateRemoved, store.StateAccepted, store.StatePending, store.StateError)
+	sh, err := a.changeState(ctx, id, store.StateRemoved, store.StateAccepted, store.StatePending, store.StateError, store.StateRevoked)
 	if err != nil {
 		return sh, err
 	}
@@ -385,7 +390,8 @@ func (a *Agent) refreshMount(ctx context.Context) {
 			}
 		}
 		entries = append(entries, MountEntry{ID: sh.ID, Name: sh.Name, Origin: sh.Sender,
-			IsDir: sh.ResourceType == "folder", URL: u, Writable: slices.Contains(sh.Permissions, "write")})
+			IsDir: sh.ResourceType == "folder", URL: u, Writable: slices.Contains(sh.Permissions, "write"),
+			RightsFromServer: len(sh.Permissions) == 0 && sh.LegacyPermissions != ""})
 	}
 	m.SetEntries(entries)
 }

@@ -47,6 +47,8 @@ func (d *Daemon) mount(ctx context.Context, auth ocmfs.Authorizer) {
 		SpoolDir: filepath.Join(cfg.StateDir, "spool"),
 		Client:   client,
 		Logger:   d.log,
+		// Senders that end shares without SHARE_UNSHARED.
+		OnShareRefused: a.shareRevoked,
 	}, auth)
 	if err != nil {
 		fail(err)

@@ -337,6 +337,16 @@ func (c *Config) PublicHost() string {
 // Address is this agent's OCM address.
 func (c *Config) Address() string { return c.User + "@" + c.PublicHost() }
 
+// PeerAddress is the OCM address in the form peers must be given: with
+// its scheme when the agent is served over plain http, since Nextcloud
+// puts https:// in front of a bare address and never tries http.
+func (c *Config) PeerAddress() string {
+	if strings.HasPrefix(c.PublicURL, "http://") {
+		return c.User + "@" + c.PublicURL
+	}
+	return c.Address()
+}
+
 func isLoopbackHost(h string) bool {
 	if h == "localhost" {
 		return true

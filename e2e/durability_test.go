@@ -67,7 +67,7 @@ func TestSIGKILLLosesNoAcknowledgedShare(t *testing.T) {
 		}(w)
 	}
 	// Kill once a good number of shares are in flight and acknowledged.
-	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) { // polling, at most 15 s
 		mu.Lock()
 		n := len(acked)
 		mu.Unlock()

@@ -34,6 +34,7 @@ type davClient struct {
 	auth    Authorizer
 	timeout time.Duration
 	log     *slog.Logger
+	refused func(shareID, url string, status int) // see noteRefusal
 }
 
 func newDavClient(base *http.Client, auth Authorizer, timeout time.Duration, log *slog.Logger) *davClient {
@@ -165,10 +166,11 @@ func (c *davClient) do(ctx context.Context, r request) (*http.Response, error) {
 		}
 		if resp.StatusCode == http.StatusUnauthorized && attempt == 0 {
 			drainClose(resp)
-			c.auth.Invalidate(r.shareID)
+			invalidate(c.auth, r.shareID, resp)
 			c.log.Debug("webdav answered 401, credentials renewed", "share", r.shareID, "method", r.method)
 			continue
 		}
+		c.noteRefusal(r, resp.StatusCode, attempt)
 		return resp, nil
 	}
 }
@@ -243,7 +245,7 @@ func readErr(method string, err error) error {
 
 const propfindBody = `<?xml version="1.0" encoding="utf-8"?>` +
 	`<d:propfind xmlns:d="DAV:" xmlns:oc="http://owncloud.org/ns"><d:prop>` +
-	`<d:resourcetype/><d:getcontentlength/><d:getlastmodified/><d:getetag/><oc:fileid/>` +
+	`<d:resourcetype/><d:getcontentlength/><d:getlastmodified/><d:getetag/><oc:fileid/><oc:permissions/>` +
 	`</d:prop></d:propfind>`
 
 // propfind lists u (depth "0" or "1"), telling onChild (if set) of each child

@@ -90,7 +90,7 @@ func (s *davServer) start() {
 		if err == nil {
 			break
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond) // polling for the port to be free again, at most 50 times
 	}
 	if err != nil {
 		s.t.Fatalf("listen again on %s: %v", s.addr, err)

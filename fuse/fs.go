@@ -28,6 +28,10 @@ type Entry struct {
 	IsDir    bool
 	URL      string // absolute WebDAV URL of the shared resource (folder root or the file)
 	Writable bool
+	// RightsFromServer: the sender did not say what the share allows
+	// (Nextcloud sends a property name instead of a list); the server's
+	// oc:permissions on the share root decide, read-only until known.
+	RightsFromServer bool
 }
 
 // Authorizer sets credentials on WebDAV requests of a share.
@@ -55,6 +59,11 @@ type Options struct {
 	// MetadataTTL is how long a directory listing (and the kernel's entry and
 	// attribute caches) are trusted before asking the server again. Default 10s.
 	MetadataTTL time.Duration
+	// OnShareRefused, when set, hears that a share's server stopped
+	// serving it: a 401 to credentials just renewed, or a 403/404 for the
+	// share root (senders that revoke without notice). Called outside
+	// FUSE handlers' locks; it must not block.
+	OnShareRefused func(shareID string, status int)
 }
 
 // Defaults.
@@ -142,6 +151,7 @@ func Mount(ctx context.Context, o Options, auth Authorizer) (*FS, error) {
 		shares: map[string]*share{},
 		names:  map[string]*share{},
 	}
+	f.dav.refused = f.shareRefused
 	f.ctx, f.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	sp, err := openSpool(f, o.SpoolDir)
 	if err != nil {
@@ -266,7 +276,7 @@ func (f *FS) SetEntries(entries []Entry) {
 			continue
 		}
 		if sh, ok := f.shares[e.ID]; ok {
-			sh.setWritable(e.Writable)
+			sh.setRights(e.Writable, e.RightsFromServer)
 			continue
 		}
 		sh := newShare(f, e)

@@ -20,6 +20,7 @@ type info struct {
 	size  int64
 	mtime time.Time
 	etag  string
+	perms string // oc:permissions (ownCloud/Nextcloud), e.g. "RGDNVCK"; "" when not sent
 }
 
 // listing is the parsed answer to one PROPFIND: the resource itself and, for
@@ -168,7 +169,7 @@ func (b *msBuilder) wantText() bool {
 		return false
 	}
 	switch b.stack[len(b.stack)-1] {
-	case "href", "status", "getcontentlength", "getlastmodified", "getetag", "fileid":
+	case "href", "status", "getcontentlength", "getlastmodified", "getetag", "fileid", "permissions":
 		return true
 	}
 	return false
@@ -186,7 +187,7 @@ func (b *msBuilder) end(text []byte) error {
 	}
 	var val string
 	switch name {
-	case "href", "status", "getcontentlength", "getlastmodified", "getetag", "fileid":
+	case "href", "status", "getcontentlength", "getlastmodified", "getetag", "fileid", "permissions":
 		val = string(bytes.TrimSpace(text))
 	}
 	switch name {
@@ -219,6 +220,10 @@ func (b *msBuilder) end(text []byte) error {
 		if b.inProp && val != "" {
 			b.psID = true
 		}
+	case "permissions":
+		if b.inProp {
+			b.ps.perms = val
+		}
 	case "propstat":
 		if b.psOK {
 			cur.ok = true
@@ -230,6 +235,9 @@ func (b *msBuilder) end(text []byte) error {
 			}
 			if b.ps.etag != "" {
 				cur.in.etag = b.ps.etag
+			}
+			if b.ps.perms != "" {
+				cur.in.perms = b.ps.perms
 			}
 			if b.psColl {
 				cur.in.dir = true

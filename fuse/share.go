@@ -26,6 +26,8 @@ type share struct {
 
 	mu        sync.Mutex
 	writable  bool
+	fromSrv   bool   // rights come from the server's oc:permissions
+	srvPerms  string // oc:permissions of the share root, "" until known
 	gone      bool
 	known     bool          // dir/url/rootInfo come from the server
 	dir       bool          // best knowledge of folder vs file
@@ -40,7 +42,7 @@ type share struct {
 }
 
 func newShare(f *FS, e Entry) *share {
-	sh := &share{f: f, id: e.ID, entry: e, writable: e.Writable, dir: e.IsDir, url: e.URL}
+	sh := &share{f: f, id: e.ID, entry: e, writable: e.Writable, fromSrv: e.RightsFromServer, dir: e.IsDir, url: e.URL}
 	if sh.dir {
 		sh.url = withSlash(e.URL)
 	}
@@ -55,15 +57,22 @@ func withSlash(u string) string {
 	return u + "/"
 }
 
-func (sh *share) setWritable(w bool) {
+func (sh *share) setRights(w, fromServer bool) {
 	sh.mu.Lock()
-	sh.writable = w
+	sh.writable, sh.fromSrv = w, fromServer
 	sh.mu.Unlock()
 }
+
+// serverWrite are the oc:permissions letters that allow changes: W write,
+// C/K create files/folders, D delete, N rename, V move.
+const serverWrite = "WCKDNV"
 
 func (sh *share) isWritable() bool {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	if sh.fromSrv {
+		return strings.ContainsAny(sh.srvPerms, serverWrite)
+	}
 	return sh.writable
 }
 
@@ -156,6 +165,9 @@ func (sh *share) resolve(ctx context.Context) {
 		sh.headOnly = headOnly
 		sh.rootInfo = in
 		sh.rootAt = time.Now()
+		if in.perms != "" {
+			sh.srvPerms = in.perms
+		}
 	}
 	ch := sh.resolving
 	sh.resolving = nil

@@ -17,6 +17,10 @@ const (
 	StateDeclined = "declined"
 	StateRemoved  = "removed" // unshared by the sender, removed by the user, or expired
 	StateError    = "error"
+	// StateRevoked: the sender stopped serving an accepted share without
+	// telling (its WebDAV refuses fresh credentials); a retry may bring
+	// it back.
+	StateRevoked = "revoked"
 )
 
 // Share is one received share, without its secret.
@@ -207,7 +211,7 @@ func putShareTx(ctx context.Context, w shareWrites, sh Share) (Share, UpsertResu
 		sh.ID = existing.ID
 		sh.CreatedAt = existing.CreatedAt
 		switch existing.State {
-		case StateRemoved, StateDeclined, StateError:
+		case StateRemoved, StateDeclined, StateError, StateRevoked:
 			// The sender shared it again: the user decides again.
 		default:
 			sh.State = existing.State

@@ -107,7 +107,8 @@ func newShares() *cobra.Command {
 	cmd.AddCommand(list, show,
 		shareAction("accept", "Accept a pending share: it appears in the mount and the sender is told"),
 		shareAction("decline", "Decline a pending share: its secret is deleted and the sender is told"),
-		shareAction("remove", "Remove a share you accepted: it leaves the mount and its secret is deleted"))
+		shareAction("remove", "Remove a share you accepted: it leaves the mount and its secret is deleted"),
+		shareAction("retry", "Try a revoked or failed share again: it returns to the mount if its server serves it"))
 	return cmd
 }
 
@@ -144,7 +145,8 @@ func printShare(w io.Writer, s control.Share) {
 		from += " (not in your contacts)"
 	}
 	row("From", from)
-	row("Owner", s.Owner)
+	row("Sender ID", clean(s.Sender))
+	row("Owner", clean(s.Owner))
 	row("Server", s.Peer)
 	row("Description", clean(s.Description))
 	row("Permissions", strings.Join(s.Permissions, ", "))
@@ -166,11 +168,39 @@ func printShare(w io.Writer, s control.Share) {
 	tw.Flush()
 }
 
+// senderOf names the sender for lists: "Name <user@host>", or, when the
+// user part is an opaque id (a reva UUID, opencloudmesh-go's long base64
+// ids) that means nothing to a person, "Name (host)"; the id itself is
+// in 'shares show'.
 func senderOf(s control.Share) string {
-	if s.SenderDisplayName != "" {
-		return clean(s.SenderDisplayName) + " <" + s.Sender + ">"
+	name := clean(s.SenderDisplayName)
+	if user, host, ok := splitAddress(s.Sender); ok && opaqueID(user) {
+		if name == "" {
+			name = "unnamed user"
+		}
+		return name + " (" + clean(host) + ")"
 	}
-	return s.Sender
+	if name != "" {
+		return name + " <" + clean(s.Sender) + ">"
+	}
+	return clean(s.Sender)
+}
+
+func splitAddress(a string) (user, host string, ok bool) {
+	i := strings.LastIndexByte(a, '@')
+	if i <= 0 {
+		return "", "", false
+	}
+	return a[:i], a[i+1:], true
+}
+
+// opaqueID reports whether a user id is machine-made: a UUID, or a long
+// run of base64 characters.
+func opaqueID(u string) bool {
+	if len(u) == 36 && strings.Count(u, "-") == 4 && strings.Trim(strings.ToLower(u), "0123456789abcdef-") == "" {
+		return true
+	}
+	return len(u) >= 32 && strings.Trim(u, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=+/") == ""
 }
 
 // clean keeps a peer-chosen string from moving the terminal's cursor or

@@ -29,7 +29,12 @@ import (
 // keylessOCMPeer is the reference peer publishing no keys, as reva and
 // oCIS: anyone may claim to be it, unsigned.
 func keylessOCMPeer(t *testing.T) *ocmtest.Server {
-	return newPeer(t, ocmtest.Options{DiscoveryHook: func(doc map[string]any) {
+	return keylessOCMPeerOf(t, "", "")
+}
+
+// keylessOCMPeerOf is keylessOCMPeer for a given user ("" for alice).
+func keylessOCMPeerOf(t *testing.T, user, displayName string) *ocmtest.Server {
+	return newPeer(t, ocmtest.Options{User: user, DisplayName: displayName, DiscoveryHook: func(doc map[string]any) {
 		delete(doc, "jwksUri")
 		delete(doc, "publicKey")
 		caps := []string{}
@@ -425,23 +430,20 @@ func hasFormat(s string) bool {
 func TestAttackNamesCannotSpoof(t *testing.T) {
 	a, mnt := mountedAgent(t)
 	a.start()
-	alice, mallory := keylessPeer(t), keylessPeer(t)
-	named := func(from, providerID, name string) {
+	alice, mallory := keylessOCMPeer(t), keylessOCMPeerOf(t, "mallory", "Alice\u202e")
+	n := 0
+	named := func(from *ocmtest.Server, name string) {
 		t.Helper()
-		var m map[string]any
-		json.Unmarshal(shareBody(a.address(), from, providerID), &m)
-		m["name"] = name
-		m["senderDisplayName"] = "Alice\u202e"
-		b, _ := json.Marshal(m)
-		if st, _, body := post(t, http.DefaultClient, a.base+"/ocm/shares", b); st != 201 {
-			t.Fatalf("share %q: %d %s", name, st, body)
-		}
-		a.acceptByProviderID(t, providerID)
+		n++
+		path := fmt.Sprintf("f%d.pdf", n)
+		writeFile(t, from, path, []byte(name))
+		sh := a.share(t, from, ocmtest.ShareRequest{Path: path, Name: name, Dialect: ocmtest.DialectReva, Signing: ocmtest.SignNone})
+		a.acceptByProviderID(t, sh.ProviderID)
 	}
-	named(alice, "real", "Report.pdf")
-	named(mallory, "forged", "Report (alice@"+alice+").pdf")
-	named(mallory, "bidi", "Invoice\u202efdp.exe")
-	named(mallory, "zw", "Pay\u200broll\u2066.txt")
+	named(alice, "Report.pdf")
+	named(mallory, "Report (alice@"+alice.Host()+").pdf")
+	named(mallory, "Invoice\u202efdp.exe")
+	named(mallory, "Pay\u200broll\u2066.txt")
 	if !eventually(5*time.Second, func() bool { return len(ls(mnt)) == 4 }) {
 		t.Fatalf("mount shows %q\n%s", ls(mnt), a.log)
 	}
@@ -450,7 +452,7 @@ func TestAttackNamesCannotSpoof(t *testing.T) {
 		if hasFormat(n) {
 			t.Errorf("mount entry %q has a format character", n)
 		}
-		if strings.Contains(n, "(alice@"+alice+")") {
+		if strings.Contains(n, "(alice@"+alice.Host()+")") {
 			t.Errorf("mount entry %q passes for alice's share", n)
 		}
 	}

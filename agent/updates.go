@@ -40,6 +40,9 @@ func (a *Agent) checkUpdate(ctx context.Context, sh store.Share, secret string, 
 		return "", false, nil // over: sent again, the person decides again
 	}
 	current, serr := a.secrets.Get(ctx, secretKey(prev.ID))
+	if serr != nil && !errors.Is(serr, tokens.ErrSecretNotFound) {
+		return "", false, a.unavailable("read a share's secret", serr) // the sender retries
+	}
 	sameSecret := serr == nil && subtle.ConstantTimeCompare(current, []byte(secret)) == 1
 	if !peer.Signed && !sameSecret {
 		a.log.Warn("refused an unsigned change to a share that does not carry its current secret",

@@ -37,8 +37,22 @@ func (a *Agent) ShareAccess(ctx context.Context, shareID string) (tokens.Access,
 		res, err := dc.Discover(ctx, sh.Peer)
 		switch {
 		case err == nil:
-			acc.TokenEndpoint = res.Doc.TokenEndPoint
-			acc.PeerExchanges = res.Doc.HasCapability("exchange-token") && res.Doc.TokenEndPoint != ""
+			// The code goes to the token endpoint: only on the sender's origin.
+			origins := senderOrigins(sh.Peer, res)
+			if te := res.Doc.TokenEndPoint; te != "" && !onOrigins(te, origins) {
+				a.log.Warn("ignoring a tokenEndPoint on another server than the sender's", "share", sh.ID, "peer", sh.Peer)
+				if acc.MustExchange {
+					err := fmt.Errorf("the tokenEndPoint %s advertises: %w", sh.Peer, errForeignOrigin)
+					// Shown on the share; the mount lets it go (not from
+					// this caller, which may be serving the mount).
+					a.foreignShare(ctx, sh, err)
+					go a.refreshMount(context.WithoutCancel(ctx))
+					return acc, err
+				}
+			} else {
+				acc.TokenEndpoint = te
+				acc.PeerExchanges = res.Doc.HasCapability("exchange-token") && te != ""
+			}
 			acc.LegacyTokenEndpoint = strings.TrimSuffix(res.Doc.EndPoint, "/") + "/token"
 		case acc.MustExchange || acc.LegacyCode:
 			return acc, fmt.Errorf("discover %s to exchange the share's code: %w", sh.Peer, err)
@@ -50,6 +64,8 @@ func (a *Agent) ShareAccess(ctx context.Context, shareID string) (tokens.Access,
 // TokenManager is the part of tokens.Manager the agent uses.
 type TokenManager interface {
 	Forget(ctx context.Context, shareID string) error
+	// Reset drops cached credentials, keeping the share's secrets.
+	Reset(shareID string)
 }
 
 // SetTokenManager connects the token cache so that removed shares forget

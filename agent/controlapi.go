@@ -27,6 +27,7 @@ func shareToControl(sh store.Share) control.Share {
 		LegacyPermissions: sh.LegacyPermissions, Requirements: sh.Requirements, AccessTypes: sh.AccessTypes,
 		Size: sh.Size, LegacyCode: sh.LegacyCode, SignedBy: sh.SignedBy, State: sh.State, Error: sh.Error,
 		CreatedAt: sh.CreatedAt, UpdatedAt: sh.UpdatedAt, FromContact: sh.FromContact, NotifyState: sh.NotifyState,
+		Changed: sh.Changed,
 	}
 }
 

@@ -43,6 +43,9 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, e
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("state directory %s: %w", cfg.StateDir, err)
 	}
+	if err := tightenStateDir(cfg.StateDir, log); err != nil {
+		return nil, err
+	}
 	d := &Daemon{cfg: cfg, log: log}
 	ok := false
 	defer func() {

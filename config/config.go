@@ -65,6 +65,8 @@ type Config struct {
 	RateLimit          float64  `toml:"rate-limit" help:"requests per second allowed per client address on the public OCM routes"`
 	RateBurst          int      `toml:"rate-burst" help:"burst of requests allowed per client address above rate-limit"`
 	MaxConcurrent      int      `toml:"max-concurrent" help:"requests handled at once on the public OCM routes"`
+	MaxPendingPerPeer  int      `toml:"max-pending-per-server" help:"pending shares one sending server may have waiting for your decision; more get 429"`
+	MaxPending         int      `toml:"max-pending" help:"pending shares from all servers together; more get 429"`
 	NotifyRetry        Duration `toml:"notify-retry" help:"first wait before resending a notification the sender did not take (doubles each time)"`
 	NotifyRetryMax     Duration `toml:"notify-retry-max" help:"longest wait between resends of a notification"`
 	NotifyGiveUp       Duration `toml:"notify-give-up" help:"how long to keep resending a notification before giving up (shown on the share)"`
@@ -79,7 +81,7 @@ func Default() Config {
 			user = u.Username
 		}
 	}
-	return Config{
+	c := Config{
 		Listen:         "127.0.0.1:9200",
 		User:           user,
 		StateDir:       filepath.Join(xdgDir("XDG_STATE_HOME", ".local/state"), "ocm-agent"),
@@ -99,6 +101,8 @@ func Default() Config {
 		NotifyRetryMax: Duration{time.Hour},
 		NotifyGiveUp:   Duration{48 * time.Hour},
 	}
+	c.MaxPendingPerPeer, c.MaxPending = 100, 1000
+	return c
 }
 
 // DefaultSocket is $XDG_RUNTIME_DIR/ocm-agent.sock, or a per-user path in
@@ -308,6 +312,9 @@ func (c *Config) Finish() error {
 	}
 	if c.RateLimit <= 0 || c.RateBurst <= 0 || c.MaxConcurrent <= 0 {
 		bad("rate-limit, rate-burst and max-concurrent must be positive")
+	}
+	if c.MaxPendingPerPeer <= 0 || c.MaxPending <= 0 {
+		bad("max-pending-per-server and max-pending must be positive")
 	}
 	for _, p := range c.TrustedProxies {
 		if net.ParseIP(p) == nil {

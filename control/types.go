@@ -49,6 +49,9 @@ type Share struct {
 	// decision: "" (nothing to tell), "queued", "sent", "unsupported: ..."
 	// (the sender takes no notifications) or "failed: ...".
 	NotifyState string `json:"notifyState,omitempty"`
+	// Changed says when and what the sender last changed in the share
+	// after it was accepted ("" when nothing).
+	Changed string `json:"changed,omitempty"`
 }
 
 // Status is the daemon's state at a glance.

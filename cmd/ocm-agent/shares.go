@@ -7,6 +7,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"github.com/ocm-agent/ocm-agent/control"
 	"github.com/spf13/cobra"
@@ -162,6 +163,7 @@ func printShare(w io.Writer, s control.Share) {
 	row("Signed", signed)
 	row("Received", s.CreatedAt.Local().Format(time.RFC1123))
 	row("Sender notified", s.NotifyState)
+	row("Changed by sender", clean(s.Changed))
 	row("Provider ID", s.ProviderID)
 	tw.Flush()
 }
@@ -205,7 +207,9 @@ func opaqueID(u string) bool {
 // changing its colours.
 func clean(s string) string {
 	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+		// Format characters (bidi overrides, zero-width marks) would
+		// make the text read differently from what it is.
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || unicode.Is(unicode.Cf, r) {
 			return '?'
 		}
 		return r

@@ -38,8 +38,22 @@ func (a *Agent) ShareAccess(ctx context.Context, shareID string) (tokens.Access,
 		res, err := dc.Discover(ctx, sh.Peer)
 		switch {
 		case err == nil:
-			acc.TokenEndpoint = res.Doc.TokenEndPoint
-			acc.PeerExchanges = res.Doc.HasCapability("exchange-token") && res.Doc.TokenEndPoint != ""
+			// The code goes to the token endpoint: only on the sender's origin.
+			origins := senderOrigins(sh.Peer, res)
+			if te := res.Doc.TokenEndPoint; te != "" && !onOrigins(te, origins) {
+				a.log.Warn("ignoring a tokenEndPoint on another server than the sender's", "share", sh.ID, "peer", sh.Peer)
+				if acc.MustExchange {
+					err := fmt.Errorf("the tokenEndPoint %s advertises: %w", sh.Peer, errForeignOrigin)
+					// Shown on the share; the mount lets it go (not from
+					// this caller, which may be serving the mount).
+					a.foreignShare(ctx, sh, err)
+					go a.refreshMount(context.WithoutCancel(ctx))
+					return acc, err
+				}
+			} else {
+				acc.TokenEndpoint = te
+				acc.PeerExchanges = res.Doc.HasCapability("exchange-token") && te != ""
+			}
 			acc.LegacyTokenEndpoint = strings.TrimSuffix(res.Doc.EndPoint, "/") + "/token"
 		case acc.MustExchange || acc.LegacyCode:
 			return acc, fmt.Errorf("discover %s to exchange the share's code: %w", sh.Peer, err)
@@ -51,6 +65,8 @@ func (a *Agent) ShareAccess(ctx context.Context, shareID string) (tokens.Access,
 // TokenManager is the part of tokens.Manager the agent uses.
 type TokenManager interface {
 	Forget(ctx context.Context, shareID string) error
+	// Reset drops cached credentials, keeping the share's secrets.
+	Reset(shareID string)
 }
 
 // SetTokenManager connects the token cache so that removed shares forget
@@ -115,6 +131,24 @@ func (a *Agent) mountReportWorker() {
 // share to error (see shareAccessFailed).
 func (a *Agent) ShareErrorLater(shareID string, err error) {
 	a.fromMount("error/"+shareID, func() { a.shareAccessFailed(shareID, err) })
+}
+
+// shareRevoked moves an accepted share whose server refuses it (a 401
+// to fresh credentials, a 403 or 404 for its root) to revoked: it leaves
+// the mount, and status and the share say why. reva, OpenCloud and
+// opencloudmesh-go end shares this way without SHARE_UNSHARED.
+func (a *Agent) shareRevoked(shareID string, status int) {
+	ctx := context.Background()
+	msg := fmt.Sprintf("the sender's server refuses the share (HTTP %d): revoked without notice? 'shares retry %s' tries again", status, shareID)
+	sh, err := a.store.SetShareState(ctx, shareID, store.StateRevoked, msg, store.StateAccepted)
+	if err != nil {
+		return // not accepted any more, or gone
+	}
+	a.log.Warn("share revoked by its sender", "share", shareID, "peer", sh.Peer, "status", status)
+	a.recordError("share " + sh.Name + " from " + sh.Peer + ": " + msg)
+	a.events.publish("share", shareID, store.StateRevoked)
+	a.events.publish("status", "", "")
+	a.refreshMount(ctx)
 }
 
 // shareAccessFailed moves an accepted share to the error state when its

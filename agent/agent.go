@@ -42,6 +42,9 @@ type MountEntry struct {
 	IsDir    bool
 	URL      string
 	Writable bool
+	// RightsFromServer: the share body gave no list of permissions
+	// (Nextcloud's property name): the server's WebDAV says.
+	RightsFromServer bool
 }
 
 // Version is set by the build.
@@ -173,9 +176,9 @@ func (a *Agent) ReceiveShare(ctx context.Context, ns *ocm.NewShare, peer Peer) (
 		return "", invalid("protocol.webdav.sharedSecret", "is required")
 	}
 	sh := store.Share{
-		Peer: peer.Host, ProviderID: ns.ProviderID, Name: ns.Name, Description: ns.Description,
+		Peer: peer.Host, ProviderID: ns.ProviderID, Name: stripFormat(ns.Name), Description: stripFormat(ns.Description),
 		ShareWith: ns.ShareWith.String(), Owner: ns.Owner.String(), Sender: ns.Sender.String(),
-		OwnerDisplayName: ns.OwnerDisplayName, SenderDisplayName: ns.SenderDisplayName,
+		OwnerDisplayName: stripFormat(ns.OwnerDisplayName), SenderDisplayName: stripFormat(ns.SenderDisplayName),
 		ShareType: ns.ShareType, ResourceType: ns.ResourceType, Expiration: ns.Expiration,
 		Dialect: string(ns.Dialect), Protocols: ns.Protocols, Requirements: ns.Requirements,
 		LegacyCode: ns.Code != "" && (ns.WebDAV == nil || ns.WebDAV.SharedSecret == ""),
@@ -187,6 +190,14 @@ func (a *Agent) ReceiveShare(ctx context.Context, ns *ocm.NewShare, peer Peer) (
 	if w := ns.WebDAV; w != nil {
 		sh.WebDAVURI, sh.Permissions, sh.LegacyPermissions, sh.AccessTypes, sh.Size = w.URI, w.Permissions, w.LegacyPermissions, w.AccessTypes, w.Size
 	}
+	if err := a.checkShareURI(ctx, peer.Host, sh.WebDAVURI); err != nil {
+		return "", err
+	}
+	change, accepted, err := a.checkUpdate(ctx, sh, ns.Secret(), peer)
+	if err != nil {
+		return "", err
+	}
+	sh.Changed = change
 
 	stored, isNew, err := a.storeReceipt(ctx, sh, []byte(ns.Secret()))
 	if err != nil {
@@ -194,6 +205,14 @@ func (a *Agent) ReceiveShare(ctx context.Context, ns *ocm.NewShare, peer Peer) (
 	}
 	a.log.Info("share received", "share", stored.ID, "name", stored.Name, "from", stored.Sender,
 		"peer", stored.Peer, "dialect", stored.Dialect, "signed", peer.Signed, "update", !isNew)
+	if accepted && !isNew {
+		// Whatever the sender changed, credentials cached for the old
+		// secret or address are not used again.
+		a.resetAccess(ctx, stored.ID)
+		if change != "" {
+			a.log.Warn("the sender changed an accepted share", "share", stored.ID, "peer", stored.Peer, "change", change)
+		}
+	}
 	a.events.publish("share", stored.ID, stored.State)
 	if !stored.Expiration.IsZero() {
 		a.kickExpiry()
@@ -244,12 +263,13 @@ func (a *Agent) serverAllowed(host string) bool {
 	return true
 }
 
-// Shares lists shares: all of them, or the live ones (pending, accepted, error).
+// Shares lists shares: all of them, or the live ones (pending, accepted,
+// error, revoked).
 func (a *Agent) Shares(ctx context.Context, all bool) ([]store.Share, error) {
 	if all {
 		return a.store.Shares(ctx)
 	}
-	return a.store.Shares(ctx, store.StatePending, store.StateAccepted, store.StateError)
+	return a.store.Shares(ctx, store.StatePending, store.StateAccepted, store.StateError, store.StateRevoked)
 }
 
 // Share returns one share by id.
@@ -261,9 +281,10 @@ func (a *Agent) Share(ctx context.Context, id string) (store.Share, error) {
 	return sh, err
 }
 
-// AcceptShare accepts a pending share (or retries one in error).
+// AcceptShare accepts a pending share (or retries one in error or
+// revoked: only a pending share's acceptance is told to the sender).
 func (a *Agent) AcceptShare(ctx context.Context, id string) (store.Share, error) {
-	sh, err := a.changeState(ctx, id, store.StateAccepted, store.StatePending, store.StateError)
+	sh, err := a.changeState(ctx, id, store.StateAccepted, store.StatePending, store.StateError, store.StateRevoked)
 	if err != nil {
 		return sh, err
 	}
@@ -283,7 +304,7 @@ func (a *Agent) DeclineShare(ctx context.Context, id string) (store.Share, error
 
 // RemoveShare removes an accepted share on the user's side.
 func (a *Agent) RemoveShare(ctx context.Context, id string) (store.Share, error) {
-	sh, err := a.changeState(ctx, id, store.StateRemoved, store.StateAccepted, store.StatePending, store.StateError)
+	sh, err := a.changeState(ctx, id, store.StateRemoved, store.StateAccepted, store.StatePending, store.StateError, store.StateRevoked)
 	if err != nil {
 		return sh, err
 	}
@@ -362,8 +383,23 @@ func (a *Agent) refreshMount(ctx context.Context) {
 	for _, sh := range shares {
 		ids[sh.ID] = true
 		entries = append(entries, MountEntry{ID: sh.ID, Name: sh.Name, Origin: sh.Sender,
-			IsDir: sh.ResourceType == "folder", URL: a.webdavURL(sh, r), Writable: slices.Contains(sh.Permissions, "write")})
+			IsDir: sh.ResourceType == "folder", URL: a.webdavURL(sh, r), Writable: slices.Contains(sh.Permissions, "write"),
+			RightsFromServer: len(sh.Permissions) == 0 && sh.LegacyPermissions != ""})
 	}
 	a.keepURLs(ids)
 	m.SetEntries(entries)
+}
+
+// foreignShare moves an accepted share whose address is not on its
+// sender's server to the error state, where the person sees why; its
+// credentials are never sent there.
+func (a *Agent) foreignShare(ctx context.Context, sh store.Share, err error) {
+	msg := "not mounted: " + err.Error() + " (" + sh.Peer + "); credentials are only sent to the sharing server"
+	if _, serr := a.store.SetShareState(ctx, sh.ID, store.StateError, msg, store.StateAccepted); serr != nil {
+		a.log.Warn("could not mark a share in error", "share", sh.ID, "err", serr)
+		return
+	}
+	a.log.Warn("share moved to error", "share", sh.ID, "reason", msg)
+	a.recordError("share " + sh.Name + ": " + msg)
+	a.events.publish("share", sh.ID, store.StateError)
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ocm-agent/ocm-agent/config"
 	"github.com/ocm-agent/ocm-agent/control"
+	"github.com/ocm-agent/ocm-agent/discovery"
 	"github.com/ocm-agent/ocm-agent/receiver"
 	"github.com/ocm-agent/ocm-agent/store"
 	"github.com/ocm-agent/ocm-agent/tokens"
@@ -32,6 +33,7 @@ type Daemon struct {
 	Receiver *receiver.Server
 	Tokens   *tokens.Manager
 	closers  []func(context.Context) error
+	trust    *trust
 }
 
 // Start opens the state, listens on the public address and the control
@@ -40,6 +42,9 @@ type Daemon struct {
 func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, error) {
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("state directory %s: %w", cfg.StateDir, err)
+	}
+	if err := tightenStateDir(cfg.StateDir, log); err != nil {
+		return nil, err
 	}
 	d := &Daemon{cfg: cfg, log: log}
 	ok := false
@@ -70,6 +75,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, e
 	if err != nil {
 		return nil, err
 	}
+	d.trust = tr
 	tm, err := tokens.NewManager(tokens.ManagerOptions{
 		Source: a,
 		Exchanger: &tokens.Exchanger{Client: a.Discovery().HTTPClient(), Signer: a,
@@ -106,7 +112,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, e
 		return nil, fmt.Errorf("trusted-proxies: %w", err)
 	}
 	d.public = &http.Server{
-		Handler:           receiver.Public(d.Receiver, limiter, log),
+		Handler:           receiver.Public(chargeLookups(d.Receiver, limiter), limiter, log),
 		ConnState:         limiter.ConnState,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
@@ -180,4 +186,14 @@ func (d *Daemon) Stop(ctx context.Context) {
 		}
 	}
 	d.closers = nil
+}
+
+// chargeLookups marks each request with its client, so that the lookups of
+// unknown peers it causes are charged to that client's share of the
+// budget: a flood from some addresses cannot stop a real peer's first share.
+func chargeLookups(next http.Handler, lim *receiver.Limiter) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := discovery.WithRequester(r.Context(), lim.ClientKey(r).String())
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
 }

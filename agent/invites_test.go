@@ -151,16 +151,20 @@ func TestAcceptPeerInviteEveryForm(t *testing.T) {
 	td := startDaemon(t, insecurePeers())
 	peer := startPeer(t, ocmtest.Options{DisplayName: "Alice Sender"})
 	ctx := context.Background()
-	forms := map[string]func(token, str string) AcceptInviteRequest{
-		"invite string":  func(_, s string) AcceptInviteRequest { return AcceptInviteRequest{Invite: s} },
-		"token@provider": func(tok, _ string) AcceptInviteRequest { return AcceptInviteRequest{Invite: tok + "@" + peer.Host()} },
-		"dialog link": func(tok, _ string) AcceptInviteRequest {
-			return AcceptInviteRequest{Invite: td.base + InviteDialogPath + "?token=" + url.QueryEscape(tok) + "&providerDomain=" + peer.Host()}
+	forms := map[string]func(token, str string) control.AcceptInviteRequest{
+		"invite string": func(_, s string) control.AcceptInviteRequest { return control.AcceptInviteRequest{Invite: s} },
+		"token@provider": func(tok, _ string) control.AcceptInviteRequest {
+			return control.AcceptInviteRequest{Invite: tok + "@" + peer.Host()}
 		},
-		"WAYF link": func(tok, _ string) AcceptInviteRequest {
-			return AcceptInviteRequest{Invite: peer.URL() + "/wayf?token=" + tok}
+		"dialog link": func(tok, _ string) control.AcceptInviteRequest {
+			return control.AcceptInviteRequest{Invite: td.base + InviteDialogPath + "?token=" + url.QueryEscape(tok) + "&providerDomain=" + peer.Host()}
 		},
-		"token + provider": func(tok, _ string) AcceptInviteRequest { return AcceptInviteRequest{Token: tok, Provider: peer.Host()} },
+		"WAYF link": func(tok, _ string) control.AcceptInviteRequest {
+			return control.AcceptInviteRequest{Invite: peer.URL() + "/wayf?token=" + tok}
+		},
+		"token + provider": func(tok, _ string) control.AcceptInviteRequest {
+			return control.AcceptInviteRequest{Token: tok, Provider: peer.Host()}
+		},
 	}
 	for name, form := range forms {
 		t.Run(name, func(t *testing.T) {
@@ -193,7 +197,7 @@ func TestAcceptInviteFailures(t *testing.T) {
 	td := startDaemon(t, insecurePeers())
 	peer := startPeer(t, ocmtest.Options{})
 	ctx := context.Background()
-	accept := func(req AcceptInviteRequest) *control.APIError {
+	accept := func(req control.AcceptInviteRequest) *control.APIError {
 		t.Helper()
 		err := td.client.Do(ctx, http.MethodPost, "/v1/invites/accept", req, nil)
 		var ae *control.APIError
@@ -203,29 +207,29 @@ func TestAcceptInviteFailures(t *testing.T) {
 		return ae
 	}
 	tok, str := peer.CreateInvite(ocmtest.InviteOptions{})
-	if err := td.client.Do(ctx, http.MethodPost, "/v1/invites/accept", AcceptInviteRequest{Invite: str}, nil); err != nil {
+	if err := td.client.Do(ctx, http.MethodPost, "/v1/invites/accept", control.AcceptInviteRequest{Invite: str}, nil); err != nil {
 		t.Fatal(err)
 	}
-	if ae := accept(AcceptInviteRequest{Invite: str}); ae.Status != 409 || !strings.Contains(ae.Message, "already accepted") {
+	if ae := accept(control.AcceptInviteRequest{Invite: str}); ae.Status != 409 || !strings.Contains(ae.Message, "already accepted") {
 		t.Errorf("reuse: %d %s", ae.Status, ae.Message)
 	}
 	_, expired := peer.CreateInvite(ocmtest.InviteOptions{TTL: -time.Minute})
-	if ae := accept(AcceptInviteRequest{Invite: expired}); ae.Status != 400 || !strings.Contains(ae.Message, "not valid") {
+	if ae := accept(control.AcceptInviteRequest{Invite: expired}); ae.Status != 400 || !strings.Contains(ae.Message, "not valid") {
 		t.Errorf("expired: %d %s", ae.Status, ae.Message)
 	}
-	if ae := accept(AcceptInviteRequest{Invite: "certainly not an invite"}); ae.Status != 400 || !strings.Contains(ae.Message, "expected an invite code") {
+	if ae := accept(control.AcceptInviteRequest{Invite: "certainly not an invite"}); ae.Status != 400 || !strings.Contains(ae.Message, "expected an invite code") {
 		t.Errorf("garbage: %d %s", ae.Status, ae.Message)
 	}
-	if ae := accept(AcceptInviteRequest{}); ae.Status != 400 {
+	if ae := accept(control.AcceptInviteRequest{}); ae.Status != 400 {
 		t.Errorf("empty: %d %s", ae.Status, ae.Message)
 	}
 	own, _ := td.Agent.CreateInvite(ctx, "", 0)
-	if ae := accept(AcceptInviteRequest{Invite: own.InviteString}); ae.Status != 400 || !strings.Contains(ae.Message, "made by this agent") {
+	if ae := accept(control.AcceptInviteRequest{Invite: own.InviteString}); ae.Status != 400 || !strings.Contains(ae.Message, "made by this agent") {
 		t.Errorf("own invite: %d %s", ae.Status, ae.Message)
 	}
 	// Nothing listens at a closed port: 502.
 	dead := freePort(t)
-	if ae := accept(AcceptInviteRequest{Token: "t0k", Provider: dead}); ae.Status != 502 {
+	if ae := accept(control.AcceptInviteRequest{Token: "t0k", Provider: dead}); ae.Status != 502 {
 		t.Errorf("unreachable server: %d %s", ae.Status, ae.Message)
 	}
 	if strings.Contains(td.logs.String(), tok) {
@@ -242,7 +246,7 @@ func TestAcceptInviteFailures(t *testing.T) {
 		501: {502, "does not support"}, 500: {502, "HTTP 500"}, 503: {502, "try again later"},
 	} {
 		host := fixedStatusPeer(t, status)
-		ae := accept(AcceptInviteRequest{Token: "secret-token-x", Provider: host})
+		ae := accept(control.AcceptInviteRequest{Token: "secret-token-x", Provider: host})
 		if ae.Status != want.code || !strings.Contains(ae.Message, want.text) || strings.Contains(ae.Message, "secret-token-x") {
 			t.Errorf("peer answering %d: %d %q, want %d mentioning %q", status, ae.Status, ae.Message, want.code, want.text)
 		}
@@ -278,14 +282,14 @@ func TestControlInviteRoutes(t *testing.T) {
 	td := startDaemon(t, nil)
 	ctx := context.Background()
 	var ci CreatedInvite
-	if err := td.client.Do(ctx, http.MethodPost, "/v1/invites", InviteRequest{Note: "for dave", Expires: "2d"}, &ci); err != nil {
+	if err := td.client.Do(ctx, http.MethodPost, "/v1/invites", control.InviteRequest{Note: "for dave", Expires: "2d"}, &ci); err != nil {
 		t.Fatal(err)
 	}
 	if d := time.Until(ci.Invite.ExpiresAt); d < 47*time.Hour || d > 49*time.Hour || ci.Invite.Note != "for dave" || ci.InviteString == "" {
 		t.Fatalf("created %+v", ci.Invite)
 	}
 	for _, bad := range []string{"0d", "-5m", "forever", "400d"} {
-		err := td.client.Do(ctx, http.MethodPost, "/v1/invites", InviteRequest{Expires: bad}, nil)
+		err := td.client.Do(ctx, http.MethodPost, "/v1/invites", control.InviteRequest{Expires: bad}, nil)
 		if !errors.Is(err, control.ErrInvalid) {
 			t.Errorf("expires %q: %v, want 400", bad, err)
 		}

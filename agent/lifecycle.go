@@ -2,17 +2,14 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/ocm-agent/ocm-agent/control"
 	"github.com/ocm-agent/ocm-agent/ocm"
 	"github.com/ocm-agent/ocm-agent/store"
 )
@@ -72,8 +69,9 @@ func (a *Agent) RunBackground(ctx context.Context) {
 
 // notificationFor decides what the sender is told when the user moves a
 // share to state: SHARE_ACCEPTED on accepting a pending share,
-// SHARE_DECLINED on declining or removing one (the spec's equivalent of a
-// removal by the recipient). For senders that verify the share's secret
+// SHARE_DECLINED on declining or removing a pending one (or an accepted
+// one whose acceptance was never sent: it is superseded), SHARE_UNSHARED
+// on removing an accepted one. For senders that verify the share's secret
 // in notifications (the OCM 1.0 options form Nextcloud sends), the secret
 // is copied to the secret store under the outbox item's key, since the
 // share's own is deleted with the decision.
@@ -91,6 +89,9 @@ func (a *Agent) notificationFor(ctx context.Context, id, to string) *store.Notif
 	if err != nil {
 		return n // the state change reports the problem
 	}
+	if to == store.StateRemoved && sh.State != store.StatePending && a.acceptanceWentOut(ctx, id) {
+		n.Type, n.Supersede = ocm.ShareUnshared, nil
+	}
 	if sh.Dialect == string(ocm.DialectLegacyOptions) {
 		if secret, err := a.secrets.Get(ctx, secretKey(id)); err == nil {
 			if err := a.secrets.Put(ctx, outboxSecretKey(n.ID), secret); err == nil {
@@ -101,6 +102,22 @@ func (a *Agent) notificationFor(ctx context.Context, id, to string) *store.Notif
 		}
 	}
 	return n
+}
+
+// acceptanceWentOut reports whether a SHARE_ACCEPTED for the share left
+// the outbox (delivered, or refused or given up on: the sender may have
+// taken it all the same); a pending one is superseded by a decline.
+func (a *Agent) acceptanceWentOut(ctx context.Context, id string) bool {
+	items, err := a.store.OutboxForShare(ctx, id)
+	if err != nil {
+		return true
+	}
+	for _, it := range items {
+		if it.Type == ocm.ShareAccepted && it.State == store.OutboxPending {
+			return false
+		}
+	}
+	return true
 }
 
 // notificationQueued finishes a state change that queued n (or did not):
@@ -215,47 +232,8 @@ func (d *Daemon) EnableLifecycle(ctx context.Context) {
 			api.ServeHTTP(w, r)
 		})
 	}
-	if d.control != nil {
-		d.Agent.RegisterControlRoutes(d.control)
-	}
 	go d.Agent.RunBackground(ctx)
 }
-
-// Control request bodies are small.
-const maxControlBody = 64 << 10
-
-func readControlJSON(w http.ResponseWriter, r *http.Request, v any) error {
-	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxControlBody))
-	if err != nil {
-		return errorf(http.StatusBadRequest, "the request body cannot be read or is too large")
-	}
-	if len(strings.TrimSpace(string(data))) == 0 {
-		return nil
-	}
-	if err := json.Unmarshal(data, v); err != nil {
-		return errorf(http.StatusBadRequest, "the request body is not the expected JSON")
-	}
-	return nil
-}
-
-// InviteRequest is the body of POST /v1/invites.
-type InviteRequest struct {
-	Note string `json:"note,omitempty"`
-	// Expires is how long the invite stays valid: a Go duration or a
-	// number of days ("7d"); empty means DefaultInviteTTL.
-	Expires string `json:"expires,omitempty"`
-}
-
-// AcceptInviteRequest is the body of POST /v1/invites/accept: an invite
-// in any pasted form, or its token and provider apart.
-type AcceptInviteRequest struct {
-	Invite   string `json:"invite,omitempty"`
-	Token    string `json:"token,omitempty"`
-	Provider string `json:"provider,omitempty"`
-}
-
-// String keeps the invite out of logs.
-func (r AcceptInviteRequest) String() string { return "accept invite request" }
 
 // ParseTTL reads an invite lifetime: a Go duration ("36h", "90m") or a
 // number of days ("7d").
@@ -276,78 +254,4 @@ func ParseTTL(s string) (time.Duration, error) {
 		return 0, fmt.Errorf("%q: expected a duration like 7d, 36h or 90m", s)
 	}
 	return d, nil
-}
-
-// RegisterControlRoutes adds the invite and contact routes to the
-// control API:
-//
-//	GET    /v1/invites            invites issued ([]store.Invite)
-//	POST   /v1/invites            InviteRequest -> CreatedInvite
-//	DELETE /v1/invites/{id}       revoke -> store.Invite
-//	POST   /v1/invites/accept     AcceptInviteRequest -> store.Contact
-//	GET    /v1/contacts           []store.Contact
-//	DELETE /v1/contacts/{id}      -> the removed store.Contact
-func (a *Agent) RegisterControlRoutes(s *control.Server) {
-	reply := func(w http.ResponseWriter, v any, err error) {
-		if err != nil {
-			control.WriteError(w, err)
-			return
-		}
-		control.WriteJSON(w, http.StatusOK, v)
-	}
-	s.Handle("GET /v1/invites", func(w http.ResponseWriter, r *http.Request) {
-		l, err := a.Invites(r.Context())
-		reply(w, l, err)
-	})
-	s.Handle("POST /v1/invites", func(w http.ResponseWriter, r *http.Request) {
-		var req InviteRequest
-		if err := readControlJSON(w, r, &req); err != nil {
-			control.WriteError(w, err)
-			return
-		}
-		ttl, err := ParseTTL(req.Expires)
-		if err != nil {
-			control.WriteError(w, errorf(http.StatusBadRequest, "expires "+err.Error()))
-			return
-		}
-		ci, err := a.CreateInvite(r.Context(), req.Note, ttl)
-		reply(w, ci, err)
-	})
-	s.Handle("DELETE /v1/invites/{id}", func(w http.ResponseWriter, r *http.Request) {
-		inv, err := a.RevokeInvite(r.Context(), r.PathValue("id"))
-		reply(w, inv, err)
-	})
-	s.Handle("POST /v1/invites/accept", func(w http.ResponseWriter, r *http.Request) {
-		var req AcceptInviteRequest
-		if err := readControlJSON(w, r, &req); err != nil {
-			control.WriteError(w, err)
-			return
-		}
-		var inv ocm.Invite
-		var err error
-		switch {
-		case req.Invite != "" && (req.Token != "" || req.Provider != ""):
-			err = errors.New("give either an invite or a token and a provider, not both")
-		case req.Invite != "":
-			inv, err = ocm.ParseInvite(req.Invite)
-		case req.Token != "" || req.Provider != "":
-			inv, err = ocm.ParseInviteParts(req.Token, req.Provider)
-		default:
-			err = errors.New("no invite given: paste the invite code or link you received")
-		}
-		if err != nil {
-			control.WriteError(w, errorf(http.StatusBadRequest, err.Error()))
-			return
-		}
-		c, err := a.AcceptInvite(r.Context(), inv)
-		reply(w, c, err)
-	})
-	s.Handle("GET /v1/contacts", func(w http.ResponseWriter, r *http.Request) {
-		l, err := a.Contacts(r.Context())
-		reply(w, l, err)
-	})
-	s.Handle("DELETE /v1/contacts/{id}", func(w http.ResponseWriter, r *http.Request) {
-		c, err := a.RemoveContact(r.Context(), r.PathValue("id"))
-		reply(w, c, err)
-	})
 }

@@ -2,11 +2,11 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -49,12 +49,17 @@ func (d *Daemon) mount(ctx context.Context, auth ocmfs.Authorizer) {
 	}
 	client := discovery.NewHTTPClient(discovery.Options{AllowInsecure: cfg.AllowInsecurePeers, DNSServer: cfg.DNSServer, Timeout: -1, Logger: d.log})
 	fs, err := ocmfs.Mount(ctx, ocmfs.Options{
-		Dir:      cfg.Mount,
-		FSName:   "ocm-agent",
-		Timeout:  cfg.MountTimeout.Duration,
-		SpoolDir: filepath.Join(cfg.StateDir, "spool"),
-		Client:   client,
-		Logger:   d.log,
+		Dir:        cfg.Mount,
+		FSName:     "ocm-agent",
+		Timeout:    cfg.MountTimeout.Duration,
+		MaxEntries: cfg.MountEntries,
+		SpoolDir:   filepath.Join(cfg.StateDir, "spool"),
+		Client:     client,
+		Logger:     d.log,
+		// Senders that end shares without SHARE_UNSHARED.
+		OnShareRefused: func(id string, status int) {
+			a.fromMount("refused/"+id, func() { a.shareRevoked(id, status) })
+		},
 	}, auth)
 	if err != nil {
 		fail(err)
@@ -103,17 +108,15 @@ type urlState struct {
 	timer   *time.Timer
 }
 
-func isAbsoluteURL(u string) bool {
-	l := strings.ToLower(u)
-	return strings.HasPrefix(l, "https://") || strings.HasPrefix(l, "http://")
-}
-
 // webdavURL returns the known WebDAV URL of sh, or "" while it is not known;
 // then it starts a background resolution unless one runs or a retry is not
 // due yet. It never waits on the network.
 func (a *Agent) webdavURL(sh store.Share, r URLResolver) string {
-	if r == nil || isAbsoluteURL(sh.WebDAVURI) {
+	if r == nil {
 		return sh.WebDAVURI
+	}
+	if isAbsoluteHTTP(sh.WebDAVURI) && onOrigins(sh.WebDAVURI, senderOrigins(sh.Peer, nil)) {
+		return sh.WebDAVURI // on the sender's own host: nothing to look up
 	}
 	key := sh.Peer + "\n" + sh.WebDAVURI
 	u := &a.urls
@@ -137,7 +140,7 @@ func (a *Agent) webdavURL(sh store.Share, r URLResolver) string {
 	if !st.running && !time.Now().Before(st.retryAt) {
 		st.running = true
 		retry := st.err != nil
-		go a.resolveURL(sh.ID, key, sh.Peer, sh.WebDAVURI, r, retry)
+		go a.resolveURL(sh, key, r, retry)
 	}
 	return ""
 }
@@ -145,12 +148,13 @@ func (a *Agent) webdavURL(sh store.Share, r URLResolver) string {
 // resolveURL looks for a share's WebDAV URL and records the outcome; a
 // success shows the share's content in the mount, a failure schedules a
 // retry.
-func (a *Agent) resolveURL(id, key, peer, uri string, r URLResolver, retry bool) {
+func (a *Agent) resolveURL(sh store.Share, key string, r URLResolver, retry bool) {
+	id := sh.ID
 	if dc := a.Discovery(); retry && dc != nil {
-		dc.Forget(peer) // the failure is cached; the retry must ask again
+		dc.Forget(sh.Peer) // the failure is cached; the retry must ask again
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), resolveTimeout)
-	resolved, err := r.ResolveWebDAV(ctx, peer, uri)
+	resolved, err := r.ResolveWebDAV(ctx, sh.Peer, sh.WebDAVURI)
 	cancel()
 	u := &a.urls
 	u.mu.Lock()
@@ -160,6 +164,14 @@ func (a *Agent) resolveURL(id, key, peer, uri string, r URLResolver, retry bool)
 		return // the share changed or left meanwhile
 	}
 	st.running = false
+	if errors.Is(err, errForeignOrigin) {
+		// Not a matter of reachability: the share is not mounted at all.
+		delete(u.m, id)
+		u.mu.Unlock()
+		a.foreignShare(context.Background(), sh, err)
+		a.refreshMount(context.Background())
+		return
+	}
 	if err == nil {
 		if !st.since.IsZero() {
 			a.log.Info("a share's server can be reached again", "share", id, "unreachable since", st.since.UTC().Format(time.RFC3339))

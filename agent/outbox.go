@@ -167,8 +167,11 @@ func (a *Agent) attempt(ctx context.Context, it store.OutboxItem, p RetryPolicy)
 		it.State = store.OutboxSent
 	case status == http.StatusNotFound || status == http.StatusMethodNotAllowed || status == http.StatusGone || status == http.StatusNotImplemented:
 		it.State = store.OutboxUnsupported
-	case status == http.StatusBadRequest || status == http.StatusForbidden || status == http.StatusUnprocessableEntity:
+	case status >= 400 && status < 500 && status != http.StatusRequestTimeout && status != http.StatusTooManyRequests:
+		// The peer's final answer (a 409 conflict, a 401 after both
+		// signature profiles were tried): repeating it would not change it.
 		it.State = store.OutboxFailed
+		it.LastError = "refused by " + it.Peer + ": " + it.LastError
 	case time.Since(it.CreatedAt) >= p.GiveUp:
 		it.State = store.OutboxFailed
 		it.LastError = fmt.Sprintf("not delivered within %s (last: %s)", p.GiveUp, it.LastError)
@@ -297,6 +300,8 @@ func notificationMessage(typ string) string {
 		return "Recipient accepted the share"
 	case ocm.ShareDeclined:
 		return "Recipient declined the share"
+	case ocm.ShareUnshared:
+		return "Recipient removed the share"
 	}
 	return typ
 }

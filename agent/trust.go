@@ -115,6 +115,7 @@ type trust struct {
 	publicURL string
 	skew      time.Duration
 	replay    *httpsig.ReplayCache
+	now       func() time.Time // nil: time.Now; tests replaying captured requests fix it
 }
 
 // Authenticate implements receiver.Authenticator.
@@ -127,7 +128,7 @@ func (t *trust) Authenticate(ctx context.Context, r *http.Request, body []byte, 
 		resolver = t.keys.For(expectHost)
 	}
 	v, err := httpsig.Verify(ctx, r, body, resolver, httpsig.VerifyOptions{
-		TargetURI: t.publicURL + r.URL.RequestURI(), MaxSkew: t.skew, Replay: t.replay,
+		TargetURI: t.publicURL + r.URL.RequestURI(), MaxSkew: t.skew, Replay: t.replay, Now: t.now,
 	})
 	if errors.Is(err, httpsig.ErrNoSignature) {
 		return receiver.Peer{}, receiver.ErrNoSignature
@@ -175,15 +176,37 @@ func (s *signingTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 		}
 		body = b
 	}
+	// One Signature header per request: RFC 9421, unless the peer only
+	// publishes a draft-cavage key (Nextcloud), which then gets that.
+	cavage := s.cavageOnly(req.Context(), req.URL.Host)
+	resp, err := s.send(req, body, cavage)
+	if err != nil || !refusesSignature(resp) {
+		return resp, err
+	}
+	// The choice came from a cached discovery document, which may predate
+	// the peer turning signing on or changing keys (Nextcloud reads every
+	// Signature field as draft-cavage and answers 400 to anything else):
+	// forget it and try the other profile once before calling it a failure.
+	if s.discovery != nil {
+		s.discovery.Forget(req.URL.Host)
+	}
+	retry, rerr := s.send(req, body, !cavage)
+	if rerr != nil {
+		return resp, nil
+	}
+	resp.Body.Close()
+	return retry, nil
+}
+
+// send signs a copy of req with one profile and sends it.
+func (s *signingTransport) send(req *http.Request, body []byte, cavage bool) (*http.Response, error) {
 	r := req.Clone(req.Context())
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.ContentLength = int64(len(body))
 	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	k := s.keys()
 	now := time.Now()
-	// One Signature header per request: RFC 9421, unless the peer only
-	// publishes a draft-cavage key (older Nextcloud), which then gets that.
-	if s.cavageOnly(req.Context(), r.URL.Host) {
+	if cavage {
 		priv, ok := k.RSA.Private.(*rsa.PrivateKey)
 		if !ok {
 			return nil, errors.New("the agent has no RSA key for draft-cavage signatures")
@@ -195,6 +218,27 @@ func (s *signingTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 		return nil, fmt.Errorf("sign request: %w", err)
 	}
 	return s.base.RoundTrip(r)
+}
+
+// maxRefusalPeek bounds how much of a refusal is read to see whether it
+// is about the signature.
+const maxRefusalPeek = 4 << 10
+
+// refusesSignature reports whether resp is a 400 or 401 that names the
+// request's signature (Nextcloud: 400 "Invalid signature";
+// opencloudmesh-go: 401 "signature required"; ocm-agent: 401 "signature
+// verification failed"). The body stays readable.
+func refusesSignature(resp *http.Response) bool {
+	if resp.StatusCode != http.StatusBadRequest && resp.StatusCode != http.StatusUnauthorized {
+		return false
+	}
+	peek, _ := io.ReadAll(io.LimitReader(resp.Body, maxRefusalPeek))
+	resp.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(peek), resp.Body), resp.Body}
+	lower := strings.ToLower(string(peek))
+	return strings.Contains(lower, "signature") || strings.Contains(lower, "signed") || strings.Contains(lower, "sign its request")
 }
 
 func (s *signingTransport) cavageOnly(ctx context.Context, host string) bool {
@@ -269,20 +313,31 @@ func (a *Agent) setupTrust(ctx context.Context) (*trust, []byte, error) {
 }
 
 // ResolveWebDAV turns a share's webdav URI into an absolute URL: absolute
-// URIs are kept (on the sender's server only), relative ones and the empty
-// legacy one are resolved against the WebDAV root the sender advertises.
+// URIs are kept, relative ones and the empty legacy one are resolved
+// against the WebDAV root the sender advertises. Either way the result
+// must be on the sender's origin (see origin.go): a URL elsewhere is an
+// error wrapping errForeignOrigin, and is never contacted.
 func (a *Agent) ResolveWebDAV(ctx context.Context, peer, uri string) (string, error) {
-	lower := strings.ToLower(uri)
-	if strings.HasPrefix(lower, "https://") || strings.HasPrefix(lower, "http://") {
+	if isAbsoluteHTTP(uri) && onOrigins(uri, senderOrigins(peer, nil)) {
 		return uri, nil
 	}
 	dc := a.Discovery()
 	if dc == nil {
+		if isAbsoluteHTTP(uri) {
+			return "", fmt.Errorf("share URI: %w", errForeignOrigin)
+		}
 		return "", errors.New("discovery is not available")
 	}
 	res, err := dc.Discover(ctx, peer)
 	if err != nil {
 		return "", err
+	}
+	origins := senderOrigins(peer, res)
+	if isAbsoluteHTTP(uri) {
+		if !onOrigins(uri, origins) {
+			return "", fmt.Errorf("share URI: %w", errForeignOrigin)
+		}
+		return uri, nil
 	}
 	root := res.Doc.WebDAVRoot()
 	if root == "" {
@@ -291,5 +346,12 @@ func (a *Agent) ResolveWebDAV(ctx context.Context, peer, uri string) (string, er
 	if !strings.HasPrefix(strings.ToLower(root), "http") {
 		root = strings.TrimSuffix(res.BaseURL, "/") + "/" + strings.TrimPrefix(root, "/")
 	}
-	return strings.TrimSuffix(root, "/") + "/" + strings.TrimPrefix(uri, "/"), nil
+	if !onOrigins(root, origins) {
+		return "", fmt.Errorf("the WebDAV root %s advertises: %w", peer, errForeignOrigin)
+	}
+	full := strings.TrimSuffix(root, "/") + "/" + strings.TrimPrefix(uri, "/")
+	if !onOrigins(full, origins) {
+		return "", fmt.Errorf("share URI: %w", errForeignOrigin)
+	}
+	return full, nil
 }

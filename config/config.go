@@ -50,6 +50,7 @@ type Config struct {
 	SecretsKeyFile     string   `toml:"secrets-key-file" help:"key file for the encrypted file secret store (default: systemd credential or $XDG_CONFIG_HOME/ocm-agent/secrets.key)"`
 	Mount              string   `toml:"mount" help:"directory where accepted shares are mounted; empty disables mounting (default ~/OCM)"`
 	MountTimeout       Duration `toml:"mount-timeout" help:"how long a file operation may wait for a peer before it fails"`
+	MountEntries       int      `toml:"mount-max-entries" help:"most entries a folder listing of a share may have; a larger one fails with an error"`
 	LogFormat          string   `toml:"log-format" help:"log format: text or json"`
 	LogLevel           string   `toml:"log-level" help:"log level: debug, info, warn or error"`
 	RequireSignatures  bool     `toml:"require-signatures" help:"refuse unsigned requests from peers (criterion must-use-http-sig)"`
@@ -64,6 +65,8 @@ type Config struct {
 	RateLimit          float64  `toml:"rate-limit" help:"requests per second allowed per client address on the public OCM routes"`
 	RateBurst          int      `toml:"rate-burst" help:"burst of requests allowed per client address above rate-limit"`
 	MaxConcurrent      int      `toml:"max-concurrent" help:"requests handled at once on the public OCM routes"`
+	MaxPendingPerPeer  int      `toml:"max-pending-per-server" help:"pending shares one sending server may have waiting for your decision; more get 429"`
+	MaxPending         int      `toml:"max-pending" help:"pending shares from all servers together; more get 429"`
 	NotifyRetry        Duration `toml:"notify-retry" help:"first wait before resending a notification the sender did not take (doubles each time)"`
 	NotifyRetryMax     Duration `toml:"notify-retry-max" help:"longest wait between resends of a notification"`
 	NotifyGiveUp       Duration `toml:"notify-give-up" help:"how long to keep resending a notification before giving up (shown on the share)"`
@@ -78,7 +81,7 @@ func Default() Config {
 			user = u.Username
 		}
 	}
-	return Config{
+	c := Config{
 		Listen:         "127.0.0.1:9200",
 		User:           user,
 		StateDir:       filepath.Join(xdgDir("XDG_STATE_HOME", ".local/state"), "ocm-agent"),
@@ -86,6 +89,7 @@ func Default() Config {
 		Secrets:        "auto",
 		Mount:          filepath.Join(homeDir(), "OCM"),
 		MountTimeout:   Duration{5 * time.Second},
+		MountEntries:   100_000,
 		LogFormat:      "text",
 		LogLevel:       "info",
 		AcceptFrom:     "anyone",
@@ -97,6 +101,8 @@ func Default() Config {
 		NotifyRetryMax: Duration{time.Hour},
 		NotifyGiveUp:   Duration{48 * time.Hour},
 	}
+	c.MaxPendingPerPeer, c.MaxPending = 100, 1000
+	return c
 }
 
 // DefaultSocket is $XDG_RUNTIME_DIR/ocm-agent.sock, or a per-user path in
@@ -295,6 +301,9 @@ func (c *Config) Finish() error {
 	if c.MountTimeout.Duration <= 0 {
 		bad("mount-timeout must be positive")
 	}
+	if c.MountEntries <= 0 {
+		bad("mount-max-entries must be positive")
+	}
 	if c.MaxClockSkew.Duration <= 0 {
 		bad("max-clock-skew must be positive")
 	}
@@ -303,6 +312,9 @@ func (c *Config) Finish() error {
 	}
 	if c.RateLimit <= 0 || c.RateBurst <= 0 || c.MaxConcurrent <= 0 {
 		bad("rate-limit, rate-burst and max-concurrent must be positive")
+	}
+	if c.MaxPendingPerPeer <= 0 || c.MaxPending <= 0 {
+		bad("max-pending-per-server and max-pending must be positive")
 	}
 	for _, p := range c.TrustedProxies {
 		if net.ParseIP(p) == nil {
@@ -329,6 +341,16 @@ func (c *Config) PublicHost() string {
 
 // Address is this agent's OCM address.
 func (c *Config) Address() string { return c.User + "@" + c.PublicHost() }
+
+// PeerAddress is the OCM address in the form peers must be given: with
+// its scheme when the agent is served over plain http, since Nextcloud
+// puts https:// in front of a bare address and never tries http.
+func (c *Config) PeerAddress() string {
+	if strings.HasPrefix(c.PublicURL, "http://") {
+		return c.User + "@" + c.PublicURL
+	}
+	return c.Address()
+}
 
 func isLoopbackHost(h string) bool {
 	if h == "localhost" {

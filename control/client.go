@@ -144,6 +144,42 @@ func (c *Client) ShareAction(ctx context.Context, id, action string) (Share, err
 	return s, c.Do(ctx, http.MethodPost, "/v1/shares/"+url.PathEscape(id)+"/"+action, nil, &s)
 }
 
+// Invites lists the invites the user made, in every state.
+func (c *Client) Invites(ctx context.Context) ([]Invite, error) {
+	var l []Invite
+	return l, c.Do(ctx, http.MethodGet, "/v1/invites", nil, &l)
+}
+
+// CreateInvite makes an invite.
+func (c *Client) CreateInvite(ctx context.Context, req InviteRequest) (CreatedInvite, error) {
+	var ci CreatedInvite
+	return ci, c.Do(ctx, http.MethodPost, "/v1/invites", req, &ci)
+}
+
+// RevokeInvite withdraws an invite nobody has accepted.
+func (c *Client) RevokeInvite(ctx context.Context, id string) (Invite, error) {
+	var inv Invite
+	return inv, c.Do(ctx, http.MethodDelete, "/v1/invites/"+url.PathEscape(id), nil, &inv)
+}
+
+// AcceptInvite accepts someone's invite and returns the new contact.
+func (c *Client) AcceptInvite(ctx context.Context, req AcceptInviteRequest) (Contact, error) {
+	var ct Contact
+	return ct, c.Do(ctx, http.MethodPost, "/v1/invites/accept", req, &ct)
+}
+
+// Contacts lists the address book.
+func (c *Client) Contacts(ctx context.Context) ([]Contact, error) {
+	var l []Contact
+	return l, c.Do(ctx, http.MethodGet, "/v1/contacts", nil, &l)
+}
+
+// RemoveContact removes a contact and returns it.
+func (c *Client) RemoveContact(ctx context.Context, id string) (Contact, error) {
+	var ct Contact
+	return ct, c.Do(ctx, http.MethodDelete, "/v1/contacts/"+url.PathEscape(id), nil, &ct)
+}
+
 // Events streams the change feed from after until ctx ends, calling fn
 // for each event. It returns when the stream ends or fails.
 func (c *Client) Events(ctx context.Context, after uint64, fn func(Event)) error {

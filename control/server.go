@@ -15,17 +15,6 @@ import (
 	"time"
 )
 
-// Backend is what the daemon offers the API.
-type Backend interface {
-	Status(ctx context.Context) Status
-	Shares(ctx context.Context, all bool) ([]Share, error)
-	Share(ctx context.Context, id string) (Share, error)
-	AcceptShare(ctx context.Context, id string) (Share, error)
-	DeclineShare(ctx context.Context, id string) (Share, error)
-	RemoveShare(ctx context.Context, id string) (Share, error)
-	Subscribe(after uint64) (past []Event, next <-chan Event, cancel func())
-}
-
 // Server serves the API on a unix socket.
 type Server struct {
 	b    Backend
@@ -48,35 +37,21 @@ func NewServer(b Backend, log *slog.Logger) *Server {
 		log = slog.Default()
 	}
 	s := &Server{b: b, log: log, mux: http.NewServeMux(), Heartbeat: 15 * time.Second, closing: make(chan struct{})}
-	s.mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, b.Status(r.Context()))
-	})
-	s.mux.HandleFunc("GET /v1/shares", func(w http.ResponseWriter, r *http.Request) {
-		all, _ := strconv.ParseBool(r.URL.Query().Get("all"))
-		shares, err := b.Shares(r.Context(), all)
-		reply(w, shares, err)
-	})
-	s.mux.HandleFunc("GET /v1/shares/{id}", func(w http.ResponseWriter, r *http.Request) {
-		sh, err := b.Share(r.Context(), r.PathValue("id"))
-		reply(w, sh, err)
-	})
-	for action, f := range map[string]func(context.Context, string) (Share, error){
-		"accept": b.AcceptShare, "decline": b.DeclineShare, "remove": b.RemoveShare,
-	} {
-		s.mux.HandleFunc("POST /v1/shares/{id}/"+action, func(w http.ResponseWriter, r *http.Request) {
-			sh, err := f(r.Context(), r.PathValue("id"))
-			reply(w, sh, err)
+	for _, rt := range Routes() {
+		if rt.call == nil {
+			s.mux.HandleFunc(rt.Pattern(), s.events)
+			continue
+		}
+		s.mux.HandleFunc(rt.Pattern(), func(w http.ResponseWriter, r *http.Request) {
+			v, err := rt.call(b, r)
+			reply(w, v, err)
 		})
 	}
-	s.mux.HandleFunc("GET /v1/events", s.events)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, ErrorBody{Message: "no such API: " + r.Method + " " + r.URL.Path})
 	})
 	return s
 }
-
-// Handle adds a route (for optional parts: invites, contacts, doctor).
-func (s *Server) Handle(pattern string, h http.HandlerFunc) { s.mux.HandleFunc(pattern, h) }
 
 // ServeHTTP serves the API (also used by tests without a socket).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
@@ -185,14 +160,14 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 
 func reply(w http.ResponseWriter, v any, err error) {
 	if err != nil {
-		WriteError(w, err)
+		writeError(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, v)
 }
 
-// WriteError answers err with the status its kind maps to.
-func WriteError(w http.ResponseWriter, err error) {
+// writeError answers err with the status its kind maps to.
+func writeError(w http.ResponseWriter, err error) {
 	code := http.StatusInternalServerError
 	switch {
 	case errors.Is(err, ErrNotFound):
@@ -215,6 +190,3 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.WriteHeader(code)
 	json.NewEncoder(w).Encode(v)
 }
-
-// WriteJSON answers v with code (for routes added with Handle).
-func WriteJSON(w http.ResponseWriter, code int, v any) { writeJSON(w, code, v) }

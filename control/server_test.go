@@ -8,17 +8,22 @@ import (
 )
 
 // idleBackend has no events ever: a stream on it only ends when the
-// server ends it.
-type idleBackend struct{ Backend }
+// server ends it. Each subscription is reported on subscribed.
+type idleBackend struct {
+	Backend
+	subscribed chan struct{}
+}
 
-func (idleBackend) Subscribe(uint64) ([]Event, <-chan Event, func()) {
+func (b idleBackend) Subscribe(uint64) ([]Event, <-chan Event, func()) {
+	b.subscribed <- struct{}{}
 	return nil, make(chan Event), func() {}
 }
 
 func (idleBackend) Status(context.Context) Status { return Status{User: "bob"} }
 
 func TestShutdownEndsEventStreams(t *testing.T) {
-	s := NewServer(idleBackend{}, nil)
+	b := idleBackend{subscribed: make(chan struct{}, 1)}
+	s := NewServer(b, nil)
 	sock := filepath.Join(t.TempDir(), "c.sock")
 	if err := s.Listen(sock); err != nil {
 		t.Fatal(err)
@@ -30,7 +35,11 @@ func TestShutdownEndsEventStreams(t *testing.T) {
 	}
 	streamDone := make(chan error, 1)
 	go func() { streamDone <- c.Events(context.Background(), 0, func(Event) {}) }()
-	time.Sleep(200 * time.Millisecond) // let the stream open
+	select {
+	case <-b.subscribed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the event stream did not open")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := s.Shutdown(ctx); err != nil {

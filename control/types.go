@@ -2,6 +2,7 @@ package control
 
 import (
 	"errors"
+	"log/slog"
 	"time"
 )
 
@@ -12,8 +13,7 @@ var (
 	ErrInvalid  = errors.New("invalid request")
 )
 
-// Share is a received share as the API shows it. Its fields match the
-// store's row type one to one so the daemon converts without copying by hand.
+// Share is a received share as the API shows it.
 type Share struct {
 	ID                string    `json:"id"`
 	Peer              string    `json:"peer"`
@@ -49,6 +49,9 @@ type Share struct {
 	// decision: "" (nothing to tell), "queued", "sent", "unsupported: ..."
 	// (the sender takes no notifications) or "failed: ...".
 	NotifyState string `json:"notifyState,omitempty"`
+	// Changed says when and what the sender last changed in the share
+	// after it was accepted ("" when nothing).
+	Changed string `json:"changed,omitempty"`
 }
 
 // Status is the daemon's state at a glance.
@@ -101,4 +104,85 @@ type Event struct {
 // ErrorBody is the body of every non-2xx answer.
 type ErrorBody struct {
 	Message string `json:"message"`
+}
+
+// Invite states.
+const (
+	InviteOpen     = "open"
+	InviteAccepted = "accepted"
+	InviteRevoked  = "revoked"
+	InviteExpired  = "expired"
+)
+
+// Invite is an invite the user made, without its token (the agent keeps
+// only a hash of it).
+type Invite struct {
+	ID         string    `json:"id"`
+	Note       string    `json:"note,omitempty"`
+	State      string    `json:"state"` // one of the Invite* states
+	CreatedAt  time.Time `json:"createdAt"`
+	ExpiresAt  time.Time `json:"expiresAt"`
+	AcceptedAt time.Time `json:"acceptedAt,omitzero"`
+	AcceptedBy string    `json:"acceptedBy,omitempty"` // OCM address of whoever accepted it
+	ContactID  string    `json:"contactId,omitempty"`
+}
+
+// InviteRequest is the body of POST /v1/invites.
+type InviteRequest struct {
+	Note string `json:"note,omitempty"`
+	// Expires is how long the invite stays valid: a Go duration ("36h")
+	// or a number of days ("7d"); empty means seven days.
+	Expires string `json:"expires,omitempty"`
+}
+
+// CreatedInvite is a new invite as its maker sees it, once: the invite
+// code and the link carry the token.
+type CreatedInvite struct {
+	Invite       Invite `json:"invite"`
+	InviteString string `json:"inviteString"`
+	Link         string `json:"link"`
+}
+
+// String describes the invite without its token.
+func (c CreatedInvite) String() string { return "invite " + c.Invite.ID }
+
+// LogValue keeps the token out of structured logs.
+func (c CreatedInvite) LogValue() slog.Value { return slog.StringValue(c.String()) }
+
+// AcceptInviteRequest is the body of POST /v1/invites/accept: an invite
+// in any form a person may paste (code, token@provider, link), or its
+// token and provider apart.
+type AcceptInviteRequest struct {
+	Invite   string `json:"invite,omitempty"`
+	Token    string `json:"token,omitempty"`
+	Provider string `json:"provider,omitempty"`
+}
+
+// String keeps the invite out of logs.
+func (r AcceptInviteRequest) String() string { return "accept invite request" }
+
+// LogValue keeps the invite out of structured logs.
+func (r AcceptInviteRequest) LogValue() slog.Value { return slog.StringValue(r.String()) }
+
+// How a contact came to be (Contact.Source), and its states.
+const (
+	SourceAcceptedTheirInvite = "accepted-their-invite" // the user accepted their invite
+	SourceAcceptedOurInvite   = "accepted-our-invite"   // they accepted the user's invite
+	ContactActive             = "active"
+	ContactRemovedByPeer      = "removed-by-peer"
+)
+
+// Contact is someone the user exchanged an invite with.
+type Contact struct {
+	ID        string    `json:"id"`
+	Address   string    `json:"address"` // OCM address, user@host[:port]
+	UserID    string    `json:"userId"`
+	Server    string    `json:"server"` // host[:port] of their OCM server
+	Name      string    `json:"name,omitempty"`
+	Email     string    `json:"email,omitempty"`
+	Source    string    `json:"source"`             // one of the Source* values
+	InviteID  string    `json:"inviteId,omitempty"` // the user's invite they accepted
+	State     string    `json:"state"`              // ContactActive or ContactRemovedByPeer
+	CreatedAt time.Time `json:"createdAt"`
+	UpdatedAt time.Time `json:"updatedAt"`
 }

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"golang.org/x/sync/singleflight"
-	"golang.org/x/time/rate"
 
 	"github.com/ocm-agent/ocm-agent/ocm"
 )
@@ -75,12 +74,16 @@ type Client struct {
 	opts    Options
 	http    *http.Client
 	flights singleflight.Group
-	newPeer *rate.Limiter
+	newPeer *lookupBudget
 
 	mu            sync.Mutex
 	cache         map[string]*entry
 	refused       int       // new-peer lookups refused since refusedLogged
 	refusedLogged time.Time // when refusals were last logged
+
+	// joinedFlight, set only by tests, is told each time a caller waits
+	// on the lookup in flight for key.
+	joinedFlight func(key string)
 }
 
 // New returns a Client with its own hardened HTTP client.
@@ -91,9 +94,7 @@ func New(o Options) *Client {
 		http:  NewHTTPClient(o),
 		cache: make(map[string]*entry),
 	}
-	if o.MaxNewPeersPerMinute > 0 {
-		c.newPeer = rate.NewLimiter(rate.Limit(float64(o.MaxNewPeersPerMinute)/60), o.MaxNewPeersPerMinute)
-	}
+	c.newPeer = newLookupBudget(o.MaxNewPeersPerMinute)
 	return c
 }
 
@@ -112,7 +113,9 @@ func (c *Client) Options() Options { return c.opts }
 // record _ocm._tcp.<host> and /.well-known/ocm on its targets in RFC 2782
 // order. Results are cached; failures are cached for NegativeTTL; one
 // fetch serves all concurrent callers; and a peer not in the cache counts
-// against MaxNewPeersPerMinute (ErrTooManyPeers beyond it).
+// against MaxNewPeersPerMinute (ErrTooManyPeers beyond it), and against
+// the smaller shares of it of ctx's requester and of host's domain (see
+// WithRequester).
 func (c *Client) Discover(ctx context.Context, hostport string) (*Result, error) {
 	return c.discover(ctx, hostport, false)
 }
@@ -149,6 +152,9 @@ func (c *Client) discover(ctx context.Context, hostport string, force bool) (*Re
 	ch := c.flights.DoChan(key, func() (any, error) {
 		return c.fetch(context.WithoutCancel(ctx), host, force)
 	})
+	if c.joinedFlight != nil {
+		c.joinedFlight(key)
+	}
 	select {
 	case r := <-ch:
 		if r.Err != nil {
@@ -180,7 +186,7 @@ func (c *Client) fetch(ctx context.Context, host string, force bool) (*Result, e
 		c.mu.Unlock()
 		return e.res, e.err
 	}
-	if e == nil && c.newPeer != nil && !c.newPeer.AllowN(now, 1) {
+	if e == nil && c.newPeer != nil && !c.newPeer.allow(ctx, host, now) {
 		// Under a flood this happens for every request: log once a minute.
 		c.refused++
 		if now.Sub(c.refusedLogged) >= time.Minute {

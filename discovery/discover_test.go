@@ -262,6 +262,9 @@ func TestDiscoverSingleFlight(t *testing.T) {
 	}))
 	c := New(loopbackOptions(t, z, clk))
 	const n = 16
+	var joined sync.WaitGroup
+	joined.Add(n)
+	c.joinedFlight = func(string) { joined.Done() }
 	var started, done sync.WaitGroup
 	results := make([]*Result, n)
 	errs := make([]error, n)
@@ -275,7 +278,7 @@ func TestDiscoverSingleFlight(t *testing.T) {
 		}()
 	}
 	started.Wait()
-	time.Sleep(100 * time.Millisecond) // let the lookups pile up on the first one
+	joined.Wait() // every caller waits on the one lookup, held by the peer
 	close(release)
 	done.Wait()
 	for i := range n {
@@ -311,7 +314,7 @@ func TestDiscoverCallerCancel(t *testing.T) {
 		errc <- err
 	}()
 	for i := 0; p.hits.total() == 0 && i < 500; i++ {
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond) // polling for the request, at most 5 s
 	}
 	cancel()
 	if err := <-errc; !errors.Is(err, context.Canceled) {

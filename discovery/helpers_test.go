@@ -21,20 +21,9 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-)
 
-// needPart fails in CI and skips elsewhere when a part of the test rig
-// cannot be set up on this machine.
-func needPart(t *testing.T, what string, err error) {
-	t.Helper()
-	if err == nil {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s: %v", what, err)
-	}
-	t.Skipf("%s unavailable: %v", what, err)
-}
+	"github.com/ocm-agent/ocm-agent/internal/testenv"
+)
 
 // fakeClock drives cache expiry and rate limits.
 type fakeClock struct {
@@ -154,7 +143,7 @@ func startPeer(t *testing.T, addr string, plain bool, h http.Handler) *peer {
 	}))
 	if addr != "" {
 		l, err := net.Listen("tcp", addr)
-		needPart(t, "listening on "+addr, err)
+		testenv.Need(t, "listening on "+addr, err)
 		_ = p.Listener.Close()
 		p.Listener = l
 	}
@@ -223,7 +212,7 @@ func startDNS(t *testing.T) *dnsZone {
 	t.Helper()
 	z := &dnsZone{addrs: map[string][]netip.Addr{}, srvs: map[string][]*dns.SRV{}, queries: map[string]int{}}
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	needPart(t, "UDP on loopback", err)
+	testenv.Need(t, "UDP on loopback", err)
 	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(z.serve)}
 	started := make(chan struct{})
 	srv.NotifyStartedFunc = func() { close(started) }

@@ -241,6 +241,9 @@ func (r *run) checkConfig(context.Context) Result {
 		return fail("edit the file (see ocm-agent.toml(5)) or write a new one with 'ocm-agent init --force'",
 			"%s: %v", src, r.o.ConfigErr)
 	}
+	if addr := r.cfg.PeerAddress(); addr != r.cfg.Address() {
+		return pass("%s; OCM address %s (with http://: served over plain http, peers such as Nextcloud would otherwise try https)", src, addr)
+	}
 	return pass("%s; OCM address %s", src, r.cfg.Address())
 }
 

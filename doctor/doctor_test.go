@@ -31,20 +31,8 @@ import (
 
 	"github.com/ocm-agent/ocm-agent/config"
 	"github.com/ocm-agent/ocm-agent/control"
+	"github.com/ocm-agent/ocm-agent/internal/testenv"
 )
-
-// need fails the test under CI=true and skips it elsewhere when a part of
-// the test environment is missing.
-func need(t *testing.T, what string, err error) {
-	t.Helper()
-	if err == nil {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("required test environment missing: %s: %v", what, err)
-	}
-	t.Skipf("skipping: %s: %v", what, err)
-}
 
 func baseConfig(t *testing.T, publicURL string) config.Config {
 	t.Helper()
@@ -108,10 +96,7 @@ func TestFUSE(t *testing.T) {
 	status := statusOf(control.Status{Mount: cfg.Mount, MountState: "mounted", Listen: "127.0.0.1:9", PublicURL: cfg.PublicURL})
 
 	t.Run("real machine", func(t *testing.T) {
-		_, err := os.Stat("/dev/fuse")
-		need(t, "/dev/fuse", err)
-		_, err = exec.LookPath("fusermount3")
-		need(t, "fusermount3 (apt-get install fuse3)", err)
+		testenv.FUSE(t)
 		expect(t, runOne(t, Options{Config: cfg, Status: status}, CheckFUSE), Pass, "fusermount3")
 	})
 	t.Run("no device", func(t *testing.T) {
@@ -187,10 +172,7 @@ func TestMount(t *testing.T) {
 // file system and is killed without unmounting, which leaves the kernel
 // answering "transport endpoint is not connected".
 func TestStaleMount(t *testing.T) {
-	_, err := os.Stat("/dev/fuse")
-	need(t, "/dev/fuse", err)
-	_, err = exec.LookPath("fusermount3")
-	need(t, "fusermount3 (apt-get install fuse3)", err)
+	testenv.FUSE(t)
 
 	dir := t.TempDir()
 	mnt := filepath.Join(dir, "OCM")
@@ -220,7 +202,7 @@ func TestStaleMount(t *testing.T) {
 		if !strings.Contains(s, "mounted") {
 			cmd.Process.Kill()
 			cmd.Wait()
-			need(t, "a FUSE mount", fmt.Errorf("helper said %q", s))
+			testenv.Need(t, "a FUSE mount", fmt.Errorf("helper said %q", s))
 		}
 	case <-time.After(15 * time.Second):
 		cmd.Process.Kill()
@@ -639,7 +621,9 @@ func TestSystemd(t *testing.T) {
 
 func TestConfigCheck(t *testing.T) {
 	cfg := baseConfig(t, "http://127.0.0.1:9")
-	expect(t, runOne(t, Options{Config: cfg, ConfigSource: "/x/config.toml", Status: daemonDown}, CheckConfig), Pass, "alice@127.0.0.1:9")
+	// Served over http: the address carries the scheme, or Nextcloud
+	// would put https:// in front of it and never reach the agent.
+	expect(t, runOne(t, Options{Config: cfg, ConfigSource: "/x/config.toml", Status: daemonDown}, CheckConfig), Pass, "alice@http://127.0.0.1:9")
 	bad := errors.New("unknown key(s) lisen")
 	expect(t, runOne(t, Options{Config: cfg, ConfigSource: "/x/config.toml", ConfigErr: bad, Status: daemonDown}, CheckConfig), Fail, "lisen")
 }

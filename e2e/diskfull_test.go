@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ocm-agent/ocm-agent/internal/testenv"
 	"github.com/ocm-agent/ocm-agent/tokens"
 	"github.com/ocm-agent/ocm-agent/tokens/keyringtest"
 )
@@ -29,11 +30,7 @@ func mountTmpfs(t *testing.T, dir, size string) {
 	}
 	out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size+",mode=0700", "tmpfs", dir).CombinedOutput()
 	if err != nil {
-		msg := fmt.Sprintf("cannot mount a tmpfs (root needed): %v %s", err, out)
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
+		testenv.Need(t, "a tmpfs mount (root needed)", fmt.Errorf("%v %s", err, out))
 	}
 	t.Cleanup(func() {
 		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
@@ -80,13 +77,13 @@ func TestDiskFullAnswers503(t *testing.T) {
 }
 
 func testDiskFull(t *testing.T, backend string) {
-	a := newAgent(t, "--rate-limit", "1000", "--rate-burst", "1000")
+	a := newAgent(t, "--rate-limit", "1000", "--rate-burst", "1000", "--max-pending-per-server", "100000", "--max-pending", "100000")
 	if backend == "keyring" {
-		keyringtest.Need(t, keyringtest.Available())
+		testenv.Need(t, "a keyring", keyringtest.Available())
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		env, err := keyringtest.Start(ctx)
 		cancel()
-		keyringtest.Need(t, err)
+		testenv.Need(t, "a keyring", err)
 		t.Cleanup(env.Close)
 		a.args = append(a.args, "--secrets", "keyring")
 		a.extraEnv = []string{"DBUS_SESSION_BUS_ADDRESS=" + env.Address}

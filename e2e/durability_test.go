@@ -31,8 +31,9 @@ func shareBody(to, from, providerID string) []byte {
 // kills the daemon with SIGKILL in the middle, restarts it, and checks that
 // every share that got a 201 is there, whole, with its secret.
 func TestSIGKILLLosesNoAcknowledgedShare(t *testing.T) {
-	// One client address sends everything: lift the per-client limit.
-	a := newAgent(t, "--rate-limit", "100000", "--rate-burst", "100000")
+	// One client address and one sender send everything: lift the
+	// per-client limit and the caps on pending shares.
+	a := newAgent(t, "--rate-limit", "100000", "--rate-burst", "100000", "--max-pending-per-server", "100000", "--max-pending", "100000")
 	a.start()
 	peer := keylessPeer(t)
 
@@ -66,7 +67,7 @@ func TestSIGKILLLosesNoAcknowledgedShare(t *testing.T) {
 		}(w)
 	}
 	// Kill once a good number of shares are in flight and acknowledged.
-	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) { // polling, at most 15 s
 		mu.Lock()
 		n := len(acked)
 		mu.Unlock()

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -45,7 +46,7 @@ type agentProc struct {
 	socket string
 	args   []string
 	cmd    *exec.Cmd
-	log    *bytes.Buffer
+	log    *logBuffer
 	// extraEnv is added to the daemon's and the CLI's environment.
 	extraEnv []string
 }
@@ -82,7 +83,7 @@ func (a *agentProc) env() []string {
 // start runs the daemon and waits (bounded) until its endpoint answers.
 func (a *agentProc) start() {
 	a.t.Helper()
-	a.log = &bytes.Buffer{}
+	a.log = &logBuffer{}
 	a.cmd = exec.Command(agentBin, a.args...)
 	a.cmd.Env = a.env()
 	a.cmd.Stdout, a.cmd.Stderr = a.log, a.log
@@ -111,7 +112,7 @@ func (a *agentProc) start() {
 				return
 			}
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond) // polling, bounded by deadline
 	}
 	a.t.Fatalf("agent did not start within 15 s; log:\n%s", a.log)
 }
@@ -160,3 +161,24 @@ func keylessPeer(t *testing.T) string {
 	t.Cleanup(srv.Close)
 	return strings.TrimPrefix(srv.URL, "http://")
 }
+
+// logBuffer collects the agent's output; tests may read it while the agent
+// still writes.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) Bytes() []byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return bytes.Clone(l.b.Bytes())
+}
+
+func (l *logBuffer) String() string { return string(l.Bytes()) }

@@ -69,7 +69,8 @@ func (a *agentProc) secretsAfterStop(t *testing.T) agent.SecretStore {
 
 // TestDecisionsReachTheSenderSigned: accept, decline and remove from the
 // CLI each send the sender a notification signed with the agent's key
-// (SHARE_ACCEPTED, SHARE_DECLINED, and SHARE_DECLINED for a removal).
+// (SHARE_ACCEPTED, SHARE_DECLINED, and SHARE_UNSHARED for the removal of
+// an accepted share).
 func TestDecisionsReachTheSenderSigned(t *testing.T) {
 	a := newAgent(t)
 	a.start()
@@ -90,12 +91,15 @@ func TestDecisionsReachTheSenderSigned(t *testing.T) {
 	if _, err := p.WaitNotification(ctx, about(rem.ProviderID, ocm.ShareAccepted)); err != nil {
 		t.Fatal(err)
 	}
+	if !eventually(10*time.Second, func() bool { return a.showShare(t, rem.ProviderID).NotifyState == store.NotifySent }) {
+		t.Fatalf("acceptance not recorded as sent: %q", a.showShare(t, rem.ProviderID).NotifyState)
+	}
 	a.mustCLI("shares", "remove", remID)
 
 	for _, c := range []struct {
 		sh  *ocmtest.Share
 		typ string
-	}{{acc, ocm.ShareAccepted}, {dec, ocm.ShareDeclined}, {rem, ocm.ShareDeclined}} {
+	}{{acc, ocm.ShareAccepted}, {dec, ocm.ShareDeclined}, {rem, ocm.ShareUnshared}} {
 		n, err := p.WaitNotification(ctx, about(c.sh.ProviderID, c.typ))
 		if err != nil {
 			t.Fatalf("%s for %s: %v\nagent log:\n%s", c.typ, c.sh.ProviderID, err, a.log)

@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -11,28 +10,14 @@ import (
 	"time"
 
 	"github.com/ocm-agent/ocm-agent/internal/ocmtest"
+	"github.com/ocm-agent/ocm-agent/internal/testenv"
 )
-
-// needFUSE fails under CI and skips elsewhere when FUSE cannot be used.
-func needFUSE(t *testing.T) {
-	t.Helper()
-	_, err := os.Stat("/dev/fuse")
-	if err == nil {
-		_, err = exec.LookPath("fusermount3")
-	}
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("FUSE is required under CI: %v (install fuse3)", err)
-		}
-		t.Skipf("no FUSE here: %v", err)
-	}
-}
 
 // mountedAgent prepares (does not start) an agent whose shares are
 // mounted in a temp dir, and returns the mount point.
 func mountedAgent(t *testing.T, extra ...string) (*agentProc, string) {
 	t.Helper()
-	needFUSE(t)
+	testenv.FUSE(t)
 	a := newAgent(t, extra...)
 	mnt := filepath.Join(a.dir, "OCM")
 	a.args = append(a.args, "--mount", mnt)
@@ -41,7 +26,7 @@ func mountedAgent(t *testing.T, extra ...string) (*agentProc, string) {
 
 // eventually polls cond for up to d; it reports whether cond held.
 func eventually(d time.Duration, cond func() bool) bool {
-	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(25 * time.Millisecond) {
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(25 * time.Millisecond) { // polling, bounded by d
 		if cond() {
 			return true
 		}

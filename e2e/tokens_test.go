@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ocm-agent/ocm-agent/internal/ocmtest"
+	"github.com/ocm-agent/ocm-agent/internal/testenv"
 	"github.com/ocm-agent/ocm-agent/tokens/keyringtest"
 )
 
@@ -18,11 +19,11 @@ import (
 // private session bus, with the mount on.
 func keyringAgent(t *testing.T) (*agentProc, string) {
 	t.Helper()
-	keyringtest.Need(t, keyringtest.Available())
+	testenv.Need(t, "a keyring", keyringtest.Available())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	env, err := keyringtest.Start(ctx)
-	keyringtest.Need(t, err)
+	testenv.Need(t, "a keyring", err)
 	t.Cleanup(env.Close)
 	a, mnt := mountedAgent(t, "--secrets", "keyring")
 	a.extraEnv = []string{"DBUS_SESSION_BUS_ADDRESS=" + env.Address}
@@ -104,8 +105,8 @@ func TestTokenFlowsThroughTheMount(t *testing.T) {
 	if d := time.Since(start); d > 30*time.Second {
 		t.Fatalf("reading a revoked share took %v", d)
 	}
-	// A 401 within a second of a renewal is taken as a straggler of the
-	// same burst, so the user's next access is the one that renews.
+	// The 401 invalidates the token that got it; the renewal then finds
+	// the code refused, which moves the share to error.
 	if !eventually(5*time.Second, func() bool {
 		os.ReadFile(filepath.Join(mnt, "ex", "f3.txt"))
 		for _, s := range a.shares(false) {

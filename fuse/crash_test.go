@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ocm-agent/ocm-agent/internal/testenv"
 )
 
 // TestMain lets the test binary act as a mounting agent in a child process
@@ -47,7 +49,7 @@ func helperMount() int {
 // is left dead, the spooled data is not. The next start clears the stale
 // mount and uploads the data.
 func TestCrashDuringUpload(t *testing.T) {
-	requireFUSE(t)
+	testenv.FUSE(t)
 	srv := newDAVServer(t)
 	srv.write("/shares/rw/.keep", nil)
 	block, started := make(chan struct{}), make(chan struct{})

@@ -39,6 +39,9 @@ type davServer struct {
 
 	putMu     sync.Mutex          // a conditional PUT checks and writes as one step
 	onRequest func(*http.Request) // called as each request arrives
+	// intercept, if set, sees each authorized request first and answers it
+	// itself (true) or lets it through (false), possibly changed.
+	intercept func(w http.ResponseWriter, r *http.Request) bool
 }
 
 type davReq struct {
@@ -95,7 +98,7 @@ func (s *davServer) start() {
 		if err == nil {
 			break
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond) // polling for the port to be free again, at most 50 times
 	}
 	if err != nil {
 		s.t.Fatalf("listen again on %s: %v", s.addr, err)
@@ -174,6 +177,9 @@ func (w *countingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// Unwrap lets http.ResponseController flush the answer.
+func (w *countingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
 func (w *countingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	hj, ok := w.ResponseWriter.(http.Hijacker)
 	if !ok {
@@ -215,6 +221,12 @@ func (s *davServer) wrap(h http.Handler) http.Handler {
 		}
 		if refuse {
 			http.Error(cw, "not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		s.mu.Lock()
+		intercept := s.intercept
+		s.mu.Unlock()
+		if intercept != nil && intercept(cw, r) {
 			return
 		}
 		if r.Method == http.MethodPut {

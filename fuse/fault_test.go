@@ -178,7 +178,7 @@ func TestPeerHangs(t *testing.T) {
 	hang := make(chan struct{})
 	e.srv.set(func(s *davServer) { s.hang = hang })
 	defer close(hang)
-	time.Sleep(200 * time.Millisecond)
+	time.Sleep(200 * time.Millisecond) // outlive the 100 ms TTL (real time: the kernel's cache has no other clock)
 	err := within(t, 15*time.Second, "listing a hanging peer", func() error {
 		_, err := os.ReadDir(e.path("H"))
 		return err

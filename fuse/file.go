@@ -260,7 +260,7 @@ var (
 )
 
 func (h *readHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	return h.r.read(dest, off)
+	return h.r.read(ctx, dest, off)
 }
 
 func (h *readHandle) Release(ctx context.Context) syscall.Errno {

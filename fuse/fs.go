@@ -31,6 +31,10 @@ type Entry struct {
 	// shown, and its operations fail with EHOSTUNREACH until it is set.
 	URL      string
 	Writable bool
+	// RightsFromServer: the sender did not say what the share allows
+	// (Nextcloud sends a property name instead of a list); the server's
+	// oc:permissions on the share root decide, read-only until known.
+	RightsFromServer bool
 }
 
 // Authorizer sets credentials on WebDAV requests of a share.
@@ -45,8 +49,10 @@ type Authorizer interface {
 type Options struct {
 	Dir    string // mount point
 	FSName string // shown as the filesystem's source (df, file managers); default "ocm-agent"
-	// Timeout bounds every operation that waits on a peer: no progress for
-	// this long fails it with ETIMEDOUT (EIO for other failures). Default 5s.
+	// Timeout bounds every operation that waits on a peer: a listing or a
+	// metadata check as a whole, a read with its size at a minimal rate, an
+	// upload without progress; beyond, ETIMEDOUT (EIO for other failures).
+	// Default 5s.
 	Timeout time.Duration
 	// SpoolDir keeps written files until their upload succeeded; it should be
 	// in the state directory so that uploads survive a crash. Required.
@@ -61,6 +67,15 @@ type Options struct {
 	// MetadataTTL is how long a directory listing (and the kernel's entry and
 	// attribute caches) are trusted before asking the server again. Default 10s.
 	MetadataTTL time.Duration
+	// OnShareRefused, when set, hears that a share's server stopped
+	// serving it: a 401 to credentials just renewed, or a 403/404 for the
+	// share root (senders that revoke without notice). Called outside
+	// FUSE handlers' locks; it must not block.
+	OnShareRefused func(shareID string, status int)
+	// MaxEntries caps the entries of one directory listing: a larger one
+	// fails with EIO (logged), so that a server cannot make the agent hold
+	// an endless listing. Default DefaultMaxEntries.
+	MaxEntries int
 }
 
 // Defaults.
@@ -123,6 +138,9 @@ func Mount(ctx context.Context, o Options, auth Authorizer) (*FS, error) {
 	if o.LostFoundDir == "" {
 		o.LostFoundDir = filepath.Join(filepath.Dir(filepath.Clean(o.SpoolDir)), "lost+found")
 	}
+	if o.MaxEntries <= 0 {
+		o.MaxEntries = DefaultMaxEntries
+	}
 	if o.FSName == "" {
 		o.FSName = subtype
 	}
@@ -147,7 +165,7 @@ func Mount(ctx context.Context, o Options, auth Authorizer) (*FS, error) {
 	f := &FS{
 		o:      o,
 		log:    log,
-		dav:    newDavClient(o.Client, auth, o.Timeout, log),
+		dav:    newDavClient(o.Client, auth, o.Timeout, o.MaxEntries, log),
 		uid:    uint32(os.Getuid()),
 		gid:    uint32(os.Getgid()),
 		start:  time.Now(),
@@ -156,6 +174,7 @@ func Mount(ctx context.Context, o Options, auth Authorizer) (*FS, error) {
 		shares: map[string]*share{},
 		names:  map[string]*share{},
 	}
+	f.dav.refused = f.shareRefused
 	f.ctx, f.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	sp, err := openSpool(f, o.SpoolDir, o.LostFoundDir)
 	if err != nil {
@@ -294,7 +313,7 @@ func (f *FS) SetEntries(entries []Entry) {
 			continue
 		}
 		if sh, ok := f.shares[e.ID]; ok {
-			sh.setWritable(e.Writable)
+			sh.setRights(e.Writable, e.RightsFromServer)
 			continue
 		}
 		sh := newShare(f, e)

@@ -55,7 +55,7 @@ func (g *gwAuthenticator) Authorize(_ *http.Client, rq *http.Request, _ string) 
 func (g *gwAuthenticator) Verify(_ *http.Client, rs *http.Response, _ string) (bool, error) {
 	if rs.StatusCode == http.StatusUnauthorized && !g.retried {
 		g.retried = true
-		g.a.c.auth.Invalidate(g.a.shareID)
+		invalidate(g.a.c.auth, g.a.shareID, rs)
 		return true, nil
 	}
 	return false, nil

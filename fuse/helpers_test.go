@@ -6,43 +6,15 @@ import (
 	"errors"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ocm-agent/ocm-agent/internal/testenv"
 )
-
-// need stops a test that lacks a part of the machine: fatal under CI=true,
-// skipped otherwise.
-func need(t *testing.T, format string, args ...any) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("missing on this machine (CI=true): "+format, args...)
-	}
-	t.Skipf("missing on this machine: "+format, args...)
-}
-
-// requireFUSE checks for /dev/fuse and fusermount3 (waiting a little for a
-// package install that may be under way).
-func requireFUSE(t *testing.T) {
-	t.Helper()
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		need(t, "/dev/fuse: %v", err)
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if _, err := exec.LookPath("fusermount3"); err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			need(t, "fusermount3 not in PATH")
-		}
-		time.Sleep(time.Second)
-	}
-}
 
 // syncBuffer collects log output from many goroutines.
 type syncBuffer struct {
@@ -76,7 +48,7 @@ type env struct {
 
 func newEnv(t *testing.T, tweak ...func(*Options)) *env {
 	t.Helper()
-	requireFUSE(t)
+	testenv.FUSE(t)
 	e := &env{t: t, srv: newDAVServer(t), logs: &syncBuffer{}}
 	e.auth = &testAuth{token: "test-token"}
 	e.mnt = filepath.Join(t.TempDir(), "OCM")
@@ -151,7 +123,7 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%s: not reached within %v", what, d)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // polling, bounded by d
 	}
 }
 

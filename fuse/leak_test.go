@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/ocm-agent/ocm-agent/internal/testenv"
 )
 
 func openFDs(t *testing.T) int { return len(fdTargets(t)) }
@@ -31,7 +33,7 @@ func fdTargets(t *testing.T) []string {
 // checks that the process is back to the goroutines and file descriptors
 // it had before the mount.
 func TestNoLeaksAfterPeerFaults(t *testing.T) {
-	requireFUSE(t)
+	testenv.FUSE(t)
 	srv := newDAVServer(t)
 	srv.write("/shares/l/f.bin", pattern(256<<10, 7))
 	srv.write("/shares/l/sub/g.txt", []byte("g"))
@@ -69,7 +71,7 @@ func TestNoLeaksAfterPeerFaults(t *testing.T) {
 	// A peer that hangs: listings and reads time out.
 	hang := make(chan struct{})
 	srv.set(func(s *davServer) { s.hang = hang })
-	time.Sleep(100 * time.Millisecond)
+	time.Sleep(100 * time.Millisecond) // outlive the 50 ms TTL, so that the peer is asked
 	for i := 0; i < 3; i++ {
 		os.ReadDir(e.path("L", "sub"))
 		os.ReadFile(e.path("L", "f.bin"))
@@ -84,7 +86,7 @@ func TestNoLeaksAfterPeerFaults(t *testing.T) {
 
 	// A peer that is down, then back.
 	srv.stop()
-	time.Sleep(100 * time.Millisecond)
+	time.Sleep(100 * time.Millisecond) // outlive the 50 ms TTL, so that the peer is asked
 	os.ReadDir(e.path("L", "sub"))
 	os.ReadFile(e.path("L", "f.bin"))
 	srv.start()
@@ -98,7 +100,7 @@ func TestNoLeaksAfterPeerFaults(t *testing.T) {
 	}
 	var g, fd int
 	settled := false
-	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) { // polling, at most 15 s
 		srv.closeIdle()
 		runtime.GC()
 		g, fd = runtime.NumGoroutine(), openFDs(t)

@@ -164,7 +164,7 @@ func TestETagChangeDropsCache(t *testing.T) {
 		t.Fatalf("first read: %v", err)
 	}
 	// Unchanged: after the TTL the metadata is checked again, the cache kept.
-	time.Sleep(2 * ttl)
+	time.Sleep(2 * ttl) // outlive the TTL (real time: the kernel's cache has no other clock)
 	e.srv.resetLog()
 	if got, err := os.ReadFile(p); err != nil || !bytes.Equal(got, a) {
 		t.Fatalf("second read: %v", err)

@@ -26,6 +26,8 @@ type share struct {
 
 	mu        sync.Mutex
 	writable  bool
+	fromSrv   bool   // rights come from the server's oc:permissions
+	srvPerms  string // oc:permissions of the share root, "" until known
 	gone      bool
 	known     bool          // dir/url/rootInfo come from the server
 	dir       bool          // best knowledge of folder vs file
@@ -37,10 +39,11 @@ type share struct {
 	rootInfo  info
 	rootAt    time.Time
 	refusedAt time.Time
+	noRanges  bool // the server would not serve a byte range (logged once)
 }
 
 func newShare(f *FS, e Entry) *share {
-	sh := &share{f: f, id: e.ID, entry: e, writable: e.Writable, dir: e.IsDir, url: e.URL}
+	sh := &share{f: f, id: e.ID, entry: e, writable: e.Writable, fromSrv: e.RightsFromServer, dir: e.IsDir, url: e.URL}
 	if sh.dir {
 		sh.url = withSlash(e.URL)
 	}
@@ -55,15 +58,22 @@ func withSlash(u string) string {
 	return u + "/"
 }
 
-func (sh *share) setWritable(w bool) {
+func (sh *share) setRights(w, fromServer bool) {
 	sh.mu.Lock()
-	sh.writable = w
+	sh.writable, sh.fromSrv = w, fromServer
 	sh.mu.Unlock()
 }
+
+// serverWrite are the oc:permissions letters that allow changes: W write,
+// C/K create files/folders, D delete, N rename, V move.
+const serverWrite = "WCKDNV"
 
 func (sh *share) isWritable() bool {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	if sh.fromSrv {
+		return strings.ContainsAny(sh.srvPerms, serverWrite)
+	}
 	return sh.writable
 }
 
@@ -90,6 +100,14 @@ func (sh *share) state() (dir bool, u string, in info) {
 	return sh.dir, sh.url, sh.rootInfo
 }
 
+// checked reports whether the server has told what the share is, and the
+// error of the last check if it has not.
+func (sh *share) checked() (bool, error) {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return sh.known, sh.lastErr
+}
+
 func (sh *share) logRefusal(op string) {
 	sh.mu.Lock()
 	now := time.Now()
@@ -100,6 +118,22 @@ func (sh *share) logRefusal(op string) {
 	sh.mu.Unlock()
 	if logIt {
 		sh.f.log.Warn("write refused: the share is read-only", "share", sh.id, "entry", sh.name, "op", op)
+	}
+}
+
+// noteRangesRefused logs, once per share, that its server does not serve
+// byte ranges (ignored: it sent whole files instead).
+func (sh *share) noteRangesRefused(ignored bool) {
+	sh.mu.Lock()
+	first := !sh.noRanges
+	sh.noRanges = true
+	sh.mu.Unlock()
+	if first {
+		how := "refused"
+		if ignored {
+			how = "ignored"
+		}
+		sh.f.log.Info("the server does not serve byte ranges: files are read whole", "share", sh.id, "entry", sh.name, "range", how)
 	}
 }
 
@@ -160,6 +194,9 @@ func (sh *share) resolve(ctx context.Context) {
 		sh.headOnly = headOnly
 		sh.rootInfo = in
 		sh.rootAt = time.Now()
+		if in.perms != "" {
+			sh.srvPerms = in.perms
+		}
 	}
 	ch := sh.resolving
 	sh.resolving = nil
@@ -188,6 +225,8 @@ func (sh *share) resolve(ctx context.Context) {
 
 // probe finds the type and metadata of the shared resource.
 func (sh *share) probe(ctx context.Context) (in info, dir bool, u string, headOnly bool, err error) {
+	ctx, cancel := sh.f.dav.withDeadline(ctx)
+	defer cancel()
 	u = sh.entry.URL
 	l, final, err := sh.f.dav.propfind(ctx, sh.id, u, "0", nil)
 	if err == nil {
@@ -219,6 +258,8 @@ func (sh *share) fileInfo(ctx context.Context, maxAge time.Duration) (info, erro
 	}
 	u, headOnly := sh.url, sh.headOnly
 	sh.mu.Unlock()
+	ctx, cancel := sh.f.dav.withDeadline(ctx)
+	defer cancel()
 	var in info
 	var err error
 	if headOnly {

@@ -27,6 +27,11 @@ const (
 	AlgRSAV15SHA256    Algorithm = "rsa-v1_5-sha256"
 )
 
+// AlgCavageRSASHA512 is draft-cavage's "rsa-sha512" (RSASSA-PKCS1-v1_5
+// with SHA-512), which Nextcloud signs with by default. It is not in the
+// RFC 9421 registry: only draft-cavage signatures may use it.
+const AlgCavageRSASHA512 Algorithm = "rsa-sha512"
+
 // RSA key sizes accepted anywhere in the package.
 const (
 	minRSABits = 2048
@@ -101,6 +106,10 @@ func candidateAlgorithms(pub crypto.PublicKey) []Algorithm {
 
 // keyFits reports whether pub is a key of the kind alg uses.
 func keyFits(alg Algorithm, pub crypto.PublicKey) bool {
+	if alg == AlgCavageRSASHA512 {
+		_, ok := pub.(*rsa.PublicKey)
+		return ok
+	}
 	for _, a := range candidateAlgorithms(pub) {
 		if a == alg {
 			return true
@@ -146,6 +155,8 @@ func signMessage(alg Algorithm, priv crypto.Signer, msg []byte) ([]byte, error) 
 		return priv.Sign(rand.Reader, digestSHA512(msg), &rsa.PSSOptions{SaltLength: rsaPSSSaltLength, Hash: crypto.SHA512})
 	case AlgRSAV15SHA256:
 		return priv.Sign(rand.Reader, digestSHA256(msg), crypto.SHA256)
+	case AlgCavageRSASHA512:
+		return priv.Sign(rand.Reader, digestSHA512(msg), crypto.SHA512)
 	}
 	return nil, fmt.Errorf("httpsig: unsupported algorithm %q", alg)
 }
@@ -171,6 +182,8 @@ func verifyMessage(alg Algorithm, pub crypto.PublicKey, msg, sig []byte) error {
 			&rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthAuto, Hash: crypto.SHA512}) == nil
 	case AlgRSAV15SHA256:
 		ok = rsa.VerifyPKCS1v15(pub.(*rsa.PublicKey), crypto.SHA256, digestSHA256(msg), sig) == nil
+	case AlgCavageRSASHA512:
+		ok = rsa.VerifyPKCS1v15(pub.(*rsa.PublicKey), crypto.SHA512, digestSHA512(msg), sig) == nil
 	}
 	if !ok {
 		return fmt.Errorf("%w: %s signature does not verify", ErrInvalidSignature, alg)

@@ -324,10 +324,14 @@ func verifyCavage(ctx context.Context, req *http.Request, body []byte, r KeyReso
 	switch cs.algorithm {
 	case "rsa-sha256":
 		algs = []Algorithm{AlgRSAV15SHA256}
+	case "rsa-sha512":
+		// Nextcloud 31 and later sign with this by default.
+		algs = []Algorithm{AlgCavageRSASHA512}
 	case "hs2019", "":
 		// hs2019 leaves the algorithm to the key; Nextcloud-style RSA
-		// keys sign rsa-sha256, some others RSASSA-PSS with SHA-512.
-		algs = []Algorithm{AlgRSAV15SHA256, AlgRSAPSSSHA512, AlgEd25519}
+		// keys sign rsa-sha256 or rsa-sha512, some others RSASSA-PSS with
+		// SHA-512.
+		algs = []Algorithm{AlgRSAV15SHA256, AlgCavageRSASHA512, AlgRSAPSSSHA512, AlgEd25519}
 	case "ed25519":
 		algs = []Algorithm{AlgEd25519}
 	default:

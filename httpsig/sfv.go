@@ -12,11 +12,14 @@ import (
 // inner lists, parameters and every bare item type are supported; the
 // parser is bounded so that hostile input costs little.
 
+// The caps are the least that RFC 8941 section 3 says parsers must
+// support (the input cap leaves room for its 16384-byte byte sequence).
+// Parsing is linear in the input, so they bound its cost.
 const (
-	maxSFInput   = 16 << 10 // bytes in one combined field value
-	maxSFMembers = 64       // dictionary or list members
-	maxSFItems   = 64       // items in one inner list
-	maxSFParams  = 32       // parameters on one item or inner list
+	maxSFInput   = 32 << 10 // bytes in one combined field value
+	maxSFMembers = 1024     // dictionary or list members
+	maxSFItems   = 256      // items in one inner list
+	maxSFParams  = 256      // parameters on one item or inner list
 )
 
 type sfKind uint8

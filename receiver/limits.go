@@ -149,6 +149,10 @@ func NewLimiter(l Limits) (*Limiter, error) {
 // ClientAddr is the address r is attributed to (see Proxies.ClientAddr).
 func (l *Limiter) ClientAddr(r *http.Request) netip.Addr { return l.proxies.ClientAddr(r) }
 
+// ClientKey is what r's client is counted as: its address, or its /64
+// for IPv6 (one host usually holds a whole /64).
+func (l *Limiter) ClientKey(r *http.Request) netip.Addr { return clientKey(l.ClientAddr(r)) }
+
 // Wrap puts the limits in front of next.
 func (l *Limiter) Wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -203,8 +203,12 @@ func TestLimiterSlowBodyHoldsNoSlot(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	fmt.Fprintf(conn, "POST /ocm/shares HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"shareWith\":")
-	time.Sleep(100 * time.Millisecond) // let the server start reading the body
+	fmt.Fprintf(conn, "POST /ocm/shares HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\nExpect: 100-continue\r\n\r\n{\"shareWith\":")
+	// The server says 100 Continue when it starts reading the body.
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if line, err := bufio.NewReader(conn).ReadString('\n'); err != nil || !strings.HasPrefix(line, "HTTP/1.1 100 ") {
+		t.Fatalf("the server answered %q (%v), want 100 Continue", line, err)
+	}
 	client := &http.Client{Timeout: 5 * time.Second}
 	for i := 0; i < 3; i++ {
 		resp, err := client.Post(srv.URL+"/ocm/shares", "application/json", strings.NewReader("{}"))
@@ -362,7 +366,7 @@ func TestLimiterConnectionsPerClient(t *testing.T) {
 	}
 	held[0].Close()
 	ok := false
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) && !ok; time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) && !ok; time.Sleep(20 * time.Millisecond) { // polling, at most 5 s
 		ok = alive(dial("127.0.0.1"))
 	}
 	if !ok {

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ocm-agent/ocm-agent/internal/testenv"
 	"github.com/ocm-agent/ocm-agent/tokens/keyringtest"
 )
 
@@ -184,7 +185,7 @@ func TestOpenAutoWithoutBusFallsBackToFile(t *testing.T) {
 
 func TestOpenWithBusButNoSecretService(t *testing.T) {
 	env, err := keyringtest.StartBusOnly(context.Background())
-	keyringtest.Need(t, err)
+	testenv.Need(t, "a keyring", err)
 	defer env.Close()
 	t.Setenv("DBUS_SESSION_BUS_ADDRESS", env.Address)
 	_, st, err := Open(context.Background(), OpenOptions{StateDir: t.TempDir(), ConfigDir: t.TempDir(), ProbeTimeout: 3 * time.Second})

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ocm-agent/ocm-agent/internal/testenv"
 	"github.com/ocm-agent/ocm-agent/tokens/keyringtest"
 )
 
@@ -51,7 +52,7 @@ func needKeyring(t *testing.T) {
 		defer cancel()
 		keyringEnv, keyringErr = keyringtest.Start(ctx)
 	})
-	keyringtest.Need(t, keyringErr)
+	testenv.Need(t, "a keyring", keyringErr)
 	t.Setenv("DBUS_SESSION_BUS_ADDRESS", keyringEnv.Address)
 }
 

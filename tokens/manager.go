@@ -244,6 +244,34 @@ func (m *Manager) Invalidate(shareID string) {
 	c.stale = true
 }
 
+// InvalidateCredential is called after a request authorized with header
+// (its Authorization value) got a 401. It drops that credential, however
+// young it is (a server that restarted forgets tokens it issued a moment
+// ago), so that the next Authorize renews it once; a 401 to a credential
+// that was already replaced (a straggler of the same burst) changes
+// nothing. Legacy shares switch between Bearer and Basic instead.
+func (m *Manager) InvalidateCredential(shareID, header string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c := m.creds[shareID]
+	if c == nil || c.err != nil || c.stale || header == "" {
+		return
+	}
+	now := m.o.Now()
+	if header != m.headerLocked(c, now) {
+		return // already renewed since that request was sent
+	}
+	m.logger.Info("tokens: the sending server refused the share's credentials (401); renewing them once",
+		"share", shareID, "peer", c.peer, "mode", c.mode.String())
+	if c.kind == kindLegacyBasic {
+		usingBasic := header == c.basic && c.basic != c.bearer
+		m.schemes[c.peer] = schemeMemo{basic: !usingBasic, until: now.Add(m.o.SchemeMemory), changed: now}
+		m.pruneSchemesLocked(now)
+		return
+	}
+	c.stale = true
+}
+
 func (m *Manager) pruneSchemesLocked(now time.Time) {
 	for p, s := range m.schemes {
 		if !now.Before(s.until) {
@@ -326,6 +354,11 @@ func (m *Manager) renew(ctx context.Context, shareID string) (string, error) {
 			if m.o.OnShareError != nil {
 				m.o.OnShareError(shareID, err)
 			}
+		} else {
+			// This failure reaches whoever is reading the share: say why
+			// at the default level, not only in debug logs.
+			m.logger.Warn("tokens: could not obtain credentials for the share; will try again",
+				"share", shareID, "peer", a.Peer, "retry_in", backoff, "err", err)
 		}
 		m.put(shareID, gen, &cred{err: err, obtained: now, renewAt: now.Add(backoff), peer: a.Peer})
 		return "", err

@@ -595,3 +595,64 @@ func TestManagerResetPicksUpANewSecret(t *testing.T) {
 		t.Fatalf("after Reset: %q", h)
 	}
 }
+
+// A server that restarted forgets the token it issued a moment ago: the
+// 401 invalidates that token (by identity, however young), one renewal
+// follows and the retried request succeeds; 401s from requests still in
+// flight with the old token renew nothing more.
+func TestManager401RightAfterIssueRenewsByIdentity(t *testing.T) {
+	r := newRig(t, Access{ShareID: "s1", Secret: "secret-1", MustExchange: true})
+	r.peer.set(func(p *testPeer) { p.codes["secret-1"] = true })
+	old := r.header(t, "s1")
+	r.peer.revokeTokens()
+	r.clock.Advance(100 * time.Millisecond) // well inside the old grace period
+
+	status := 0
+	for attempt := 0; attempt < 2; attempt++ {
+		req, _ := http.NewRequest(http.MethodGet, r.peer.davURL(), nil)
+		if err := r.m.Authorize(context.Background(), "s1", req); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := r.peer.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		status = resp.StatusCode
+		if status != http.StatusUnauthorized {
+			break
+		}
+		r.m.InvalidateCredential("s1", resp.Request.Header.Get("Authorization"))
+	}
+	if status != http.StatusOK {
+		t.Fatalf("status %d after one renewal", status)
+	}
+	if n := r.peer.exchanges.Load(); n != 2 {
+		t.Fatalf("%d exchanges, want 2", n)
+	}
+	for range 10 {
+		r.m.InvalidateCredential("s1", old) // stragglers
+	}
+	if h := r.header(t, "s1"); h == old || r.peer.exchanges.Load() != 2 {
+		t.Fatalf("stragglers renewed again (%d exchanges)", r.peer.exchanges.Load())
+	}
+	if logs := r.logs.String(); !strings.Contains(logs, "level=INFO") || !strings.Contains(logs, "refused the share's credentials") ||
+		!strings.Contains(logs, "share=s1") || !strings.Contains(logs, "peer="+strings.TrimPrefix(r.peer.srv.URL, "http://")) {
+		t.Fatalf("the 401 is not logged at the default level with share and server:\n%s", logs)
+	}
+}
+
+// A renewal that fails for a transient reason reaches the reader: it is
+// logged at the default level with the share and the server.
+func TestManagerTransientFailureLogged(t *testing.T) {
+	r := newRig(t, Access{ShareID: "s1", Secret: "secret-1", MustExchange: true})
+	r.peer.set(func(p *testPeer) { p.failStatus = http.StatusServiceUnavailable })
+	req, _ := http.NewRequest(http.MethodGet, r.peer.davURL(), nil)
+	if err := r.m.Authorize(context.Background(), "s1", req); err == nil {
+		t.Fatal("no error from a failing token endpoint")
+	}
+	logs := r.logs.String()
+	if !strings.Contains(logs, "level=WARN") || !strings.Contains(logs, "could not obtain credentials") || !strings.Contains(logs, "share=s1") || !strings.Contains(logs, "peer=127.0.0.1") {
+		t.Fatalf("logs:\n%s", logs)
+	}
+}

@@ -12,14 +12,15 @@ import (
 
 	"github.com/godbus/dbus/v5"
 	"github.com/godbus/dbus/v5/prop"
+
+	"github.com/ocm-agent/ocm-agent/internal/testenv"
 )
 
 // privateBus starts a dbus-daemon of its own for the test and returns its
 // address.
 func privateBus(t *testing.T) string {
 	t.Helper()
-	_, err := exec.LookPath("dbus-daemon")
-	need(t, "dbus-daemon (package dbus)", err == nil)
+	testenv.Program(t, "dbus-daemon", "dbus")
 	dir := t.TempDir()
 	addr := "unix:path=" + filepath.Join(dir, "bus")
 	cmd := exec.Command("dbus-daemon", "--session", "--nofork", "--nopidfile", "--address="+addr, "--print-address=1")
@@ -100,7 +101,7 @@ func TestTrayHostAvailable(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the watcher name was not released: %v %v", reply, err)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // polling, bounded by deadline
 	}
 	if ok, _, err := TrayHostAvailable(ctx, client); err != nil || !ok {
 		t.Fatalf("watcher without the property: %v %v", ok, err)

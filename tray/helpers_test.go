@@ -18,19 +18,6 @@ import (
 	"github.com/ocm-agent/ocm-agent/control"
 )
 
-// need stops a test whose real part (a program) is missing: a failure on
-// CI, a skip elsewhere.
-func need(t *testing.T, what string, ok bool) {
-	t.Helper()
-	if ok {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s is missing (required on CI)", what)
-	}
-	t.Skipf("%s is missing", what)
-}
-
 // fakeBackend is a control.Backend held in memory. The daemon's own
 // backend needs the whole agent (store, secrets, receiver); the tray only
 // sees the API, which control.Server serves over a real unix socket.
@@ -189,21 +176,58 @@ func (b *fakeBackend) actionLog() []string {
 	return slices.Clone(b.actions)
 }
 
-// routes adds the contacts and invites API (unless switched off).
-func (b *fakeBackend) routes(s *control.Server) {
+// oldDaemon is how a daemon that predates a route answers it.
+type oldDaemon string
+
+func (e oldDaemon) Error() string   { return "no such API: " + string(e) }
+func (e oldDaemon) HTTPStatus() int { return http.StatusNotFound }
+
+// The contacts and invites routes of the control API are served by the
+// handlers of routes, in the tray's own contact type; a daemon with them
+// switched off answers as an older one does.
+
+func (b *fakeBackend) Invites(context.Context) ([]control.Invite, error) {
+	return nil, oldDaemon("GET /v1/invites")
+}
+
+func (b *fakeBackend) CreateInvite(context.Context, control.InviteRequest) (control.CreatedInvite, error) {
+	return control.CreatedInvite{}, oldDaemon("POST /v1/invites")
+}
+
+func (b *fakeBackend) RevokeInvite(context.Context, string) (control.Invite, error) {
+	return control.Invite{}, oldDaemon("DELETE /v1/invites/{id}")
+}
+
+func (b *fakeBackend) AcceptInvite(context.Context, control.AcceptInviteRequest) (control.Contact, error) {
+	return control.Contact{}, oldDaemon("POST /v1/invites/accept")
+}
+
+func (b *fakeBackend) Contacts(context.Context) ([]control.Contact, error) {
+	return nil, oldDaemon("GET /v1/contacts")
+}
+
+func (b *fakeBackend) RemoveContact(context.Context, string) (control.Contact, error) {
+	return control.Contact{}, oldDaemon("DELETE /v1/contacts/{id}")
+}
+
+// routes serves the contacts and invites API (unless switched off) in
+// front of the control server ctl.
+func (b *fakeBackend) routes(ctl http.Handler) http.Handler {
+	s := http.NewServeMux()
+	s.Handle("/", ctl)
 	if !b.noContactsAPI {
-		s.Handle("GET /v1/contacts", func(w http.ResponseWriter, r *http.Request) {
+		s.HandleFunc("GET /v1/contacts", func(w http.ResponseWriter, r *http.Request) {
 			b.mu.Lock()
 			defer b.mu.Unlock()
-			control.WriteJSON(w, http.StatusOK, append([]Contact{}, b.contacts...))
+			writeJSON(w, http.StatusOK, append([]Contact{}, b.contacts...))
 		})
-		s.Handle("DELETE /v1/contacts/{id}", func(w http.ResponseWriter, r *http.Request) {
+		s.HandleFunc("DELETE /v1/contacts/{id}", func(w http.ResponseWriter, r *http.Request) {
 			b.mu.Lock()
 			defer b.mu.Unlock()
 			id := r.PathValue("id")
 			i := slices.IndexFunc(b.contacts, func(c Contact) bool { return c.ID == id })
 			if i < 0 {
-				control.WriteJSON(w, http.StatusNotFound, control.ErrorBody{Message: "no such contact"})
+				writeJSON(w, http.StatusNotFound, control.ErrorBody{Message: "no such contact"})
 				return
 			}
 			b.contacts = slices.Delete(b.contacts, i, i+1)
@@ -213,28 +237,35 @@ func (b *fakeBackend) routes(s *control.Server) {
 		})
 	}
 	if !b.noInviteAPI {
-		s.Handle("POST /v1/invites/accept", func(w http.ResponseWriter, r *http.Request) {
+		s.HandleFunc("POST /v1/invites/accept", func(w http.ResponseWriter, r *http.Request) {
 			var in struct {
 				Invite string `json:"invite"`
 			}
 			data, _ := io.ReadAll(io.LimitReader(r.Body, 1<<16))
 			if err := json.Unmarshal(data, &in); err != nil {
-				control.WriteJSON(w, http.StatusBadRequest, control.ErrorBody{Message: "bad JSON"})
+				writeJSON(w, http.StatusBadRequest, control.ErrorBody{Message: "bad JSON"})
 				return
 			}
 			b.mu.Lock()
 			defer b.mu.Unlock()
 			b.invites = append(b.invites, in.Invite)
 			if b.inviteStatus != 0 && b.inviteStatus != http.StatusOK {
-				control.WriteJSON(w, b.inviteStatus, control.ErrorBody{Message: b.inviteMsg})
+				writeJSON(w, b.inviteStatus, control.ErrorBody{Message: b.inviteMsg})
 				return
 			}
 			c := Contact{ID: "c-new", Address: "carol@cloud.example", Name: "Carol", CreatedAt: time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)}
 			b.contacts = append(b.contacts, c)
 			b.publishLocked("contact", c.ID, "added")
-			control.WriteJSON(w, http.StatusOK, map[string]any{"contact": c})
+			writeJSON(w, http.StatusOK, map[string]any{"contact": c})
 		})
 	}
+	return s
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
 }
 
 // fakeDaemon is the control API over a fake backend, served on a unix
@@ -261,14 +292,13 @@ func serveFake(t *testing.T, b *fakeBackend, socket string) *fakeDaemon {
 	}
 	ctl := control.NewServer(b, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	ctl.Heartbeat = 100 * time.Millisecond
-	b.routes(ctl)
 	ln, err := net.Listen("unix", socket)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &fakeDaemon{b: b, cancel: cancel, socket: socket, srv: &http.Server{
-		Handler:     ctl,
+		Handler:     b.routes(ctl),
 		BaseContext: func(net.Listener) context.Context { return ctx }, // ends the event streams on stop
 	}}
 	go func() { _ = d.srv.Serve(ln) }()

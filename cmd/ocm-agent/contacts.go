@@ -2,11 +2,9 @@ package main
 
 import (
 	"fmt"
-	"net/http"
-	"net/url"
 	"text/tabwriter"
 
-	"github.com/ocm-agent/ocm-agent/store"
+	"github.com/ocm-agent/ocm-agent/control"
 	"github.com/spf13/cobra"
 )
 
@@ -23,8 +21,8 @@ func newContacts() *cobra.Command {
 		Short: "List your contacts",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var l []store.Contact
-			if err := client().Do(cmd.Context(), http.MethodGet, "/v1/contacts", nil, &l); err != nil {
+			l, err := client().Contacts(cmd.Context())
+			if err != nil {
 				return err
 			}
 			if asJSON {
@@ -49,8 +47,8 @@ func newContacts() *cobra.Command {
 		Short: "Remove a contact (they are not told; their shares then count as a stranger's)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var c store.Contact
-			if err := client().Do(cmd.Context(), http.MethodDelete, "/v1/contacts/"+url.PathEscape(args[0]), nil, &c); err != nil {
+			c, err := client().RemoveContact(cmd.Context(), args[0])
+			if err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "Contact %s removed.\n", contactLabel(c))
@@ -63,9 +61,9 @@ func newContacts() *cobra.Command {
 
 func howAdded(source string) string {
 	switch source {
-	case store.SourceAcceptedTheirInvite:
+	case control.SourceAcceptedTheirInvite:
 		return "you accepted their invite"
-	case store.SourceAcceptedOurInvite:
+	case control.SourceAcceptedOurInvite:
 		return "they accepted your invite"
 	}
 	return source

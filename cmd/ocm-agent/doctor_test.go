@@ -17,21 +17,9 @@ import (
 
 	"github.com/ocm-agent/ocm-agent/control"
 	"github.com/ocm-agent/ocm-agent/doctor"
+	"github.com/ocm-agent/ocm-agent/internal/testenv"
 	"github.com/ocm-agent/ocm-agent/tokens/keyringtest"
 )
-
-// requirePart fails the test under CI=true and skips it elsewhere when a
-// part of the test environment is missing.
-func requirePart(t *testing.T, what string, err error) {
-	t.Helper()
-	if err == nil {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("required test environment missing: %s: %v", what, err)
-	}
-	t.Skipf("skipping: %s: %v", what, err)
-}
 
 // buildAgent builds this command, as a user would run it, into a
 // temporary directory.
@@ -94,7 +82,7 @@ func (u *userEnv) environ() []string {
 func (u *userEnv) linkTool(t *testing.T, name string) {
 	t.Helper()
 	p, err := exec.LookPath(name)
-	requirePart(t, name, err)
+	testenv.Need(t, name, err)
 	if err := os.Symlink(p, filepath.Join(u.bin, name)); err != nil && !errors.Is(err, os.ErrExist) {
 		t.Fatal(err)
 	}
@@ -150,7 +138,7 @@ func startAgent(t *testing.T, bin string, u *userEnv, args ...string) *agentProc
 		if time.Now().After(deadline) || i > 400 {
 			t.Fatalf("the agent did not answer on %s: %v\n%s", u.socket(), err, p.stderr)
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond) // polling, bounded by deadline
 	}
 }
 
@@ -215,7 +203,7 @@ func checkReport(t *testing.T, rep doctor.Report, wants map[string]want) {
 // real daemon (and against none) and asserts every check's outcome.
 func TestDoctorAgainstRunningDaemon(t *testing.T) {
 	_, err := os.Stat("/dev/fuse")
-	requirePart(t, "/dev/fuse", err)
+	testenv.Need(t, "/dev/fuse", err)
 	bin := buildAgent(t)
 
 	t.Run("running, file secrets, loopback", func(t *testing.T) {
@@ -277,7 +265,7 @@ func TestDoctorAgainstRunningDaemon(t *testing.T) {
 	})
 
 	t.Run("keyring unlocked", func(t *testing.T) {
-		keyringtest.Need(t, keyringtest.Available())
+		testenv.Need(t, "a keyring", keyringtest.Available())
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
 		env, err := keyringtest.Start(ctx)
@@ -297,7 +285,7 @@ func TestDoctorAgainstRunningDaemon(t *testing.T) {
 	})
 
 	t.Run("no keyring, file fallback", func(t *testing.T) {
-		keyringtest.Need(t, keyringtest.Available())
+		testenv.Need(t, "a keyring", keyringtest.Available())
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
 		env, err := keyringtest.StartBusOnly(ctx)

@@ -90,14 +90,14 @@ func docDate() (time.Time, error) {
 	return time.Now().UTC(), nil
 }
 
-// docRoot is a fresh command tree as users see it, without the help
-// command (it has no page of its own).
+// docRoot is a fresh command tree as users see it, without the help and
+// completion commands (they have no pages of their own; packages ship the
+// completion scripts instead).
 func docRoot() *cobra.Command {
 	root := newRoot()
 	root.Long += "\n\nThe configuration file is described in ocm-agent.toml(5), the tray in ocm-agent-tray(1).\nocm-agent doctor checks an installation; ocm-agent init writes a first configuration."
-	root.InitDefaultHelpCmd()
 	for _, c := range root.Commands() {
-		if c.Name() == "help" {
+		if c.Name() == "help" || c.Name() == "completion" {
 			c.Hidden = true
 		}
 	}

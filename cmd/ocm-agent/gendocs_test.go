@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/ocm-agent/ocm-agent/config"
+	"github.com/ocm-agent/ocm-agent/internal/testenv"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -64,7 +65,7 @@ func documentedCommands(root *cobra.Command) map[string]*cobra.Command {
 // gone, and ocm-agent.toml(5) and the example name every key.
 func TestGendocsCoversEveryCommandAndKey(t *testing.T) {
 	man, compl, example := genDocs(t, someEnv)
-	cmds := documentedCommands(newRoot())
+	cmds := documentedCommands(docRoot())
 	for _, name := range []string{"ocm-agent.1", "ocm-agent-serve.1", "ocm-agent-doctor.1", "ocm-agent-init.1", "ocm-agent-shares-accept.1"} {
 		if cmds[name] == nil {
 			t.Errorf("command of %s is missing from the tree", name)
@@ -174,7 +175,7 @@ func TestGendocsIsReproducible(t *testing.T) {
 // does, over each page.
 func TestManPagesFormatCleanly(t *testing.T) {
 	groff, err := exec.LookPath("groff")
-	requirePart(t, "groff (apt-get install groff-base)", err)
+	testenv.Need(t, "groff (apt-get install groff-base)", err)
 	man, _, _ := genDocs(t, someEnv)
 	entries, err := os.ReadDir(man)
 	if err != nil {

@@ -23,6 +23,7 @@ import (
 	"github.com/BurntSushi/toml"
 	"github.com/ocm-agent/ocm-agent/control"
 	"github.com/ocm-agent/ocm-agent/doctor"
+	"github.com/ocm-agent/ocm-agent/internal/testenv"
 )
 
 // runInit runs 'ocm-agent init args...' for the test user with stdin.
@@ -206,7 +207,7 @@ func TestInitNginxSnippetServesTheAgent(t *testing.T) {
 	if err != nil {
 		nginx, err = exec.LookPath("/usr/sbin/nginx")
 	}
-	requirePart(t, "nginx (apt-get install nginx-light)", err)
+	testenv.Need(t, "nginx (apt-get install nginx-light)", err)
 	bin := buildAgent(t)
 	u := newUserEnv(t)
 	u.linkTool(t, "fusermount3")
@@ -264,7 +265,7 @@ func TestInitNginxSnippetServesTheAgent(t *testing.T) {
 		if i > 100 {
 			t.Fatalf("nginx does not listen on %s: %v\n%s", proxyAddr, err, ngErr.String())
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond) // polling, at most 100 times
 	}
 	rep, code, dstderr := runDoctor(t, bin, u)
 	checkReport(t, rep, map[string]want{

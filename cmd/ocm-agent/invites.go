@@ -5,15 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/ocm-agent/ocm-agent/agent"
-	"github.com/ocm-agent/ocm-agent/store"
+	"github.com/ocm-agent/ocm-agent/control"
 	"github.com/spf13/cobra"
 )
 
@@ -49,7 +46,7 @@ the process list:
     ocm-agent invites accept < invite.txt`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			body := agent.AcceptInviteRequest{Token: token, Provider: provider}
+			body := control.AcceptInviteRequest{Token: token, Provider: provider}
 			switch {
 			case len(args) == 1 && (token != "" || provider != ""):
 				return errors.New("give either INVITE or --token and --provider, not both")
@@ -64,8 +61,8 @@ the process list:
 			case token == "" || provider == "":
 				return errors.New("--token and --provider go together")
 			}
-			var c store.Contact
-			if err := client().Do(cmd.Context(), http.MethodPost, "/v1/invites/accept", body, &c); err != nil {
+			c, err := client().AcceptInvite(cmd.Context(), body)
+			if err != nil {
 				return err
 			}
 			if asJSON {
@@ -117,8 +114,7 @@ the code and what to do with it, and agents like this one accept the link itself
 The invite is shown only now: this agent keeps only a hash of it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var ci agent.CreatedInvite
-			err := client().Do(cmd.Context(), http.MethodPost, "/v1/invites", agent.InviteRequest{Note: note, Expires: expires}, &ci)
+			ci, err := client().CreateInvite(cmd.Context(), control.InviteRequest{Note: note, Expires: expires})
 			if err != nil {
 				return err
 			}
@@ -145,14 +141,14 @@ func newInvitesList() *cobra.Command {
 		Short: "List the invites you made (open ones; --all for every state)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var l []store.Invite
-			if err := client().Do(cmd.Context(), http.MethodGet, "/v1/invites", nil, &l); err != nil {
+			l, err := client().Invites(cmd.Context())
+			if err != nil {
 				return err
 			}
 			if !all {
 				open := l[:0]
 				for _, inv := range l {
-					if inv.State == store.InviteOpen {
+					if inv.State == control.InviteOpen {
 						open = append(open, inv)
 					}
 				}
@@ -185,8 +181,8 @@ func newInvitesRevoke() *cobra.Command {
 		Short: "Withdraw an invite nobody has accepted yet",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var inv store.Invite
-			if err := client().Do(cmd.Context(), http.MethodDelete, "/v1/invites/"+url.PathEscape(args[0]), nil, &inv); err != nil {
+			inv, err := client().RevokeInvite(cmd.Context(), args[0])
+			if err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "Invite %s withdrawn: it can no longer be accepted.\n", inv.ID)
@@ -195,7 +191,7 @@ func newInvitesRevoke() *cobra.Command {
 	}
 }
 
-func contactLabel(c store.Contact) string {
+func contactLabel(c control.Contact) string {
 	if c.Name != "" && c.Name != c.Address {
 		return clean(c.Name) + " <" + clean(c.Address) + ">"
 	}

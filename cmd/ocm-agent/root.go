@@ -29,6 +29,11 @@ control socket.`,
 	for _, f := range extraCommands {
 		root.AddCommand(f())
 	}
+	// Add cobra's own help and completion commands now, so that strict
+	// reaches them too.
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	strict(root)
 	return root
 }
 

@@ -43,6 +43,9 @@ $XDG_STATE_HOME/ocm-agent.`,
 				return err
 			}
 			log := newLogger(os.Stderr, final.LogFormat, final.LogLevel)
+			if err := agent.HardenProcess(); err != nil {
+				return err
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			d, err := agent.Start(ctx, final, log)

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"github.com/ocm-agent/ocm-agent/control"
 	"github.com/spf13/cobra"
@@ -125,7 +126,8 @@ func newShares() *cobra.Command {
 	cmd.AddCommand(list, show,
 		shareAction("accept", "Accept a pending share: it appears in the mount and the sender is told"),
 		shareAction("decline", "Decline a pending share: its secret is deleted and the sender is told"),
-		shareAction("remove", "Remove a share you accepted: it leaves the mount and its secret is deleted"))
+		shareAction("remove", "Remove a share you accepted: it leaves the mount and its secret is deleted"),
+		shareAction("retry", "Try a revoked or failed share again: it returns to the mount if its server serves it"))
 	return cmd
 }
 
@@ -162,7 +164,8 @@ func printShare(w io.Writer, s control.Share) {
 		from += " (not in your contacts)"
 	}
 	row("From", from)
-	row("Owner", s.Owner)
+	row("Sender ID", clean(s.Sender))
+	row("Owner", clean(s.Owner))
 	row("Server", s.Peer)
 	row("Description", clean(s.Description))
 	row("Permissions", strings.Join(s.Permissions, ", "))
@@ -179,22 +182,53 @@ func printShare(w io.Writer, s control.Share) {
 	row("Signed", signed)
 	row("Received", s.CreatedAt.Local().Format(time.RFC1123))
 	row("Sender notified", s.NotifyState)
+	row("Changed by sender", clean(s.Changed))
 	row("Provider ID", s.ProviderID)
 	tw.Flush()
 }
 
+// senderOf names the sender for lists: "Name <user@host>", or, when the
+// user part is an opaque id (a reva UUID, opencloudmesh-go's long base64
+// ids) that means nothing to a person, "Name (host)"; the id itself is
+// in 'shares show'.
 func senderOf(s control.Share) string {
-	if s.SenderDisplayName != "" {
-		return clean(s.SenderDisplayName) + " <" + s.Sender + ">"
+	name := clean(s.SenderDisplayName)
+	if user, host, ok := splitAddress(s.Sender); ok && opaqueID(user) {
+		if name == "" {
+			name = "unnamed user"
+		}
+		return name + " (" + clean(host) + ")"
 	}
-	return s.Sender
+	if name != "" {
+		return name + " <" + clean(s.Sender) + ">"
+	}
+	return clean(s.Sender)
+}
+
+func splitAddress(a string) (user, host string, ok bool) {
+	i := strings.LastIndexByte(a, '@')
+	if i <= 0 {
+		return "", "", false
+	}
+	return a[:i], a[i+1:], true
+}
+
+// opaqueID reports whether a user id is machine-made: a UUID, or a long
+// run of base64 characters.
+func opaqueID(u string) bool {
+	if len(u) == 36 && strings.Count(u, "-") == 4 && strings.Trim(strings.ToLower(u), "0123456789abcdef-") == "" {
+		return true
+	}
+	return len(u) >= 32 && strings.Trim(u, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=+/") == ""
 }
 
 // clean keeps a peer-chosen string from moving the terminal's cursor or
 // changing its colours.
 func clean(s string) string {
 	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+		// Format characters (bidi overrides, zero-width marks) would
+		// make the text read differently from what it is.
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || unicode.Is(unicode.Cf, r) {
 			return '?'
 		}
 		return r

@@ -13,6 +13,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/ocm-agent/ocm-agent/internal/testenv"
 )
 
 // PackagesDirEnv names a directory holding packages already built by
@@ -20,23 +22,10 @@ import (
 // checked only from there, since building it needs cgo and takes minutes.
 const PackagesDirEnv = "OCM_AGENT_PACKAGES_DIR"
 
-// requirePart fails the test under CI=true and skips it elsewhere when a
-// part of the test environment is missing.
-func requirePart(t *testing.T, what string, err error) {
-	t.Helper()
-	if err == nil {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("required test environment missing: %s: %v", what, err)
-	}
-	t.Skipf("skipping: %s: %v", what, err)
-}
-
 func tool(t *testing.T, name, pkg string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)
-	requirePart(t, name+" (apt-get install "+pkg+")", err)
+	testenv.Need(t, name+" (apt-get install "+pkg+")", err)
 	return p
 }
 

@@ -13,33 +13,15 @@ import (
 
 	"github.com/godbus/dbus/v5"
 	"github.com/godbus/dbus/v5/prop"
+
+	"github.com/ocm-agent/ocm-agent/internal/testenv"
 )
-
-// need stops the test when a part of the desktop is missing: a failure
-// on CI, a skip elsewhere.
-func need(t *testing.T, what string, ok bool) {
-	t.Helper()
-	if ok {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s is missing (required on CI)", what)
-	}
-	t.Skipf("%s is missing", what)
-}
-
-func needProgram(t *testing.T, name, pkg string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	need(t, name+" (package "+pkg+")", err == nil)
-	return p
-}
 
 // startXvfb runs a private X server on a display it picks itself and
 // returns the display (":N").
 func startXvfb(t *testing.T) string {
 	t.Helper()
-	xvfb := needProgram(t, "Xvfb", "xvfb")
+	xvfb := testenv.Program(t, "Xvfb", "xvfb")
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
@@ -72,7 +54,7 @@ func startXvfb(t *testing.T) string {
 // startBus runs a private D-Bus session bus and returns its address.
 func startBus(t *testing.T) string {
 	t.Helper()
-	daemon := needProgram(t, "dbus-daemon", "dbus")
+	daemon := testenv.Program(t, "dbus-daemon", "dbus")
 	addr := "unix:path=" + filepath.Join(t.TempDir(), "bus")
 	cmd := exec.Command(daemon, "--session", "--nofork", "--nopidfile", "--address="+addr, "--print-address=1")
 	out, err := cmd.StdoutPipe()

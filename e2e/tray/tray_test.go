@@ -22,6 +22,7 @@ import (
 
 	"github.com/ocm-agent/ocm-agent/control"
 	"github.com/ocm-agent/ocm-agent/internal/ocmtest"
+	"github.com/ocm-agent/ocm-agent/internal/testenv"
 )
 
 // repoRoot is the module root (this package is e2e/tray).
@@ -136,7 +137,7 @@ func poll(t *testing.T, d time.Duration, what string, f func() error) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%s: %v", what, err)
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond) // polling, bounded by deadline
 	}
 }
 
@@ -207,10 +208,8 @@ func TestTrayAcceptsAShareFromItsMenu(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test: builds and runs the daemon and the tray")
 	}
-	needProgram(t, "import", "imagemagick")
-	needProgram(t, "fusermount3", "fuse3")
-	_, fuseErr := os.Stat("/dev/fuse")
-	need(t, "/dev/fuse", fuseErr == nil)
+	testenv.Program(t, "import", "imagemagick")
+	testenv.FUSE(t)
 	display := startXvfb(t)
 	busAddr := startBus(t)
 
@@ -430,7 +429,7 @@ func TestTrayAcceptsAShareFromItsMenu(t *testing.T) {
 		}
 		return nil
 	})
-	xdotool := needProgram(t, "xdotool", "xdotool")
+	xdotool := testenv.Program(t, "xdotool", "xdotool")
 	poll(t, 30*time.Second, "focusing the invite dialog", func() error {
 		search := exec.Command(xdotool, "search", "--name", "^Accept an invite$")
 		search.Env = append(os.Environ(), "DISPLAY="+display)

@@ -9,13 +9,7 @@ import (
 	"html"
 	"net/http"
 	"strings"
-
-	"github.com/ocm-agent/ocm-agent/httpsig"
-	"github.com/ocm-agent/ocm-agent/ocm"
 )
-
-// AlgEd25519 is the httpsig algorithm of the server's signing key.
-const AlgEd25519 = httpsig.AlgEd25519
 
 // KeyID is the kid of the current Ed25519 signing key, absolute:
 // "<base>/ocm#key1" (the number grows with RotateSigningKey).
@@ -27,8 +21,10 @@ func (s *Server) KeyID() string {
 
 func (s *Server) keyIDLocked() string { return fmt.Sprintf("%s%s#key%d", s.base, pathEndPoint, s.kidN) }
 
-// CavageKeyID is the keyId of the legacy RSA key, "<base>/ocm#signature".
-func (s *Server) CavageKeyID() string { return s.base + pathEndPoint + "#signature" }
+// CavageKeyID is the keyId of the legacy RSA key,
+// "https://<host>/ocm#signature": like Nextcloud, it says https even when
+// the server runs on plain http.
+func (s *Server) CavageKeyID() string { return "https://" + s.host + pathEndPoint + "#signature" }
 
 // PublicKey is the current Ed25519 public key.
 func (s *Server) PublicKey() ed25519.PublicKey {
@@ -59,23 +55,23 @@ func (s *Server) RotateSigningKey(keepOld bool) error {
 	return nil
 }
 
-// signingKey is the current RFC 9421 key.
-func (s *Server) signingKey() httpsig.Key {
+// signingKey is the current RFC 9421 key and its kid.
+func (s *Server) signingKey() (string, ed25519.PrivateKey) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return httpsig.Key{ID: s.keyIDLocked(), Alg: AlgEd25519, Private: s.edKey}
+	return s.keyIDLocked(), s.edKey
 }
 
 // DiscoveryDocument is the document served at /.well-known/ocm, before
 // Options.DiscoveryHook.
 func (s *Server) DiscoveryDocument() map[string]any {
-	pemKey, err := httpsig.PublicKeyPEM(&s.rsaKey.PublicKey)
+	pemKey, err := publicKeyPEM(&s.rsaKey.PublicKey)
 	if err != nil {
 		s.log.Error("ocmtest: public key PEM", "err", err)
 	}
 	apiVersion := s.opts.APIVersion
 	if apiVersion == "" {
-		apiVersion = ocm.APIVersion
+		apiVersion = APIVersion
 	}
 	protocols := func() map[string]any { return map[string]any{"webdav": WebDAVRoot} }
 	doc := map[string]any{
@@ -112,27 +108,19 @@ func (s *Server) serveDiscovery(w http.ResponseWriter, r *http.Request) {
 }
 
 // JWKS is the JWK Set served at jwksUri.
-func (s *Server) JWKS() (httpsig.JWKS, error) {
+func (s *Server) JWKS() JWKSet {
 	s.mu.Lock()
 	keys := append([]publishedKey{{kid: s.keyIDLocked(), pub: s.edKey.Public().(ed25519.PublicKey)}}, s.oldKeys...)
 	s.mu.Unlock()
-	var set httpsig.JWKS
+	var set JWKSet
 	for _, k := range keys {
-		jwk, err := httpsig.PublicJWK(k.kid, AlgEd25519, k.pub)
-		if err != nil {
-			return httpsig.JWKS{}, fmt.Errorf("ocmtest: JWK: %w", err)
-		}
-		set.Keys = append(set.Keys, jwk)
+		set.Keys = append(set.Keys, ed25519JWK(k.kid, k.pub))
 	}
-	return set, nil
+	return set
 }
 
 func (s *Server) serveJWKS(w http.ResponseWriter, r *http.Request) {
-	set, err := s.JWKS()
-	if err != nil {
-		writeJSON(w, http.StatusInternalServerError, map[string]string{"message": err.Error()})
-		return
-	}
+	set := s.JWKS()
 	w.Header().Set("Content-Type", "application/jwk-set+json")
 	w.WriteHeader(http.StatusOK)
 	_ = json.NewEncoder(w).Encode(set)

@@ -20,7 +20,18 @@
 //   - it issues invite tokens and records invite acceptances and the
 //     notifications it receives, with how they were signed;
 //   - fault switches (latency, 503s, connections reset mid-body, hangs,
-//     token expiry) make failure paths testable.
+//     token expiry) make failure paths testable;
+//   - options emulate what real servers do (see the recorded traffic they
+//     come from): Nextcloud's permissions property name, http-scheme cloud
+//     ids, rsa-sha512 signatures and 400 "Invalid signature" for anything
+//     but draft-cavage (ReadSignaturesAsCavage); reva's 416 to every Range
+//     (RefuseRanges) and silent revocation (RevokeShare); opencloudmesh-go's
+//     405 to PROPFIND (NoPropfindOnFiles) and 200/409 notification answers
+//     (OCMGoNotifications).
+//
+// It shares no code with the product it checks: its signatures (sigs.go)
+// and wire types (wire.go) are its own, so a bug in the product's httpsig
+// or ocm packages cannot hide behind the same bug here.
 //
 // The command ocm-peer (cmd/ocm-peer) runs one standalone for demos.
 package ocmtest

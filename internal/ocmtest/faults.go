@@ -23,7 +23,13 @@ type faults struct {
 	hang     atomic.Bool   // never answer (until Close or the client gives up)
 	prefix   atomic.Pointer[string]
 	injected atomic.Int64
+	// refuseNotify: notifications are answered with this status (0: off)
+	refuseNotify atomic.Int64
 }
+
+// RefuseNotifications makes /notifications answer status with an OCM
+// error body (0 turns it off); the notification is still recorded.
+func (s *Server) RefuseNotifications(status int) { s.faults.refuseNotify.Store(int64(status)) }
 
 // SetLatency delays every (matching) request by d before it is handled.
 func (s *Server) SetLatency(d time.Duration) { s.faults.latency.Store(int64(d)) }
@@ -57,6 +63,7 @@ func (s *Server) ClearFaults() {
 	s.SetResetMidBody(false)
 	s.SetHang(false)
 	s.SetFaultPrefix("")
+	s.RefuseNotifications(0)
 }
 
 // FaultsInjected counts the requests a fault was applied to.

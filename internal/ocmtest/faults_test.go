@@ -106,7 +106,7 @@ func TestFaultHangReleasedByClose(t *testing.T) {
 	}()
 	// Wait until the request is inside the server, then close it.
 	for i := 0; i < 500 && s.Hits("/.well-known/ocm") < 2; i++ {
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond) // polling, at most 5 s
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)

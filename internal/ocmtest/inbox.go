@@ -4,13 +4,10 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"slices"
 	"time"
-
-	"github.com/ocm-agent/ocm-agent/ocm"
 )
 
 // Notification is a notification received at /ocm/notifications.
@@ -73,20 +70,22 @@ func (s *Server) serveNotifications(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) takeNotification(n *Notification, body []byte) (int, any) {
-	if msg := s.signatureRefusal(n.Signature); msg != "" {
-		return http.StatusUnauthorized, ocm.Error{Message: msg}
+	if status, msg := s.signatureRefusal(n.Signature); msg != "" {
+		return status, errorBody{Message: msg}
 	}
-	parsed, err := ocm.ParseNotification(body)
+	parsed, ve, err := parseNotification(body)
 	if err != nil {
-		var ve ocm.ValidationErrors
-		if errors.As(err, &ve) {
-			return http.StatusBadRequest, ocm.Error{Message: "invalid notification", ValidationErrors: ve}
-		}
-		return http.StatusBadRequest, ocm.Error{Message: err.Error()}
+		return http.StatusBadRequest, errorBody{Message: err.Error()}
+	}
+	if len(ve) > 0 {
+		return http.StatusBadRequest, errorBody{Message: "invalid notification", ValidationErrors: ve}
 	}
 	n.Type, n.ResourceType, n.ProviderID, n.Payload = parsed.NotificationType, parsed.ResourceType, parsed.ProviderID, parsed.Notification
-	if !ocm.KnownNotification(n.Type) {
-		return http.StatusNotImplemented, ocm.Error{Message: "notification type " + n.Type + " is not supported"}
+	if !slices.Contains(knownNotifications, n.Type) {
+		return http.StatusNotImplemented, errorBody{Message: "notification type " + n.Type + " is not supported"}
+	}
+	if st := s.faults.refuseNotify.Load(); st != 0 {
+		return int(st), errorBody{Message: "refused: " + http.StatusText(int(st))}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -95,18 +94,24 @@ func (s *Server) takeNotification(n *Notification, body []byte) (int, any) {
 			continue
 		}
 		n.ShareID = rec.ID
+		if s.opts.OCMGoNotifications && n.Type == ShareDeclined && rec.State == ShareStateAccepted {
+			return http.StatusConflict, errorBody{Message: "SHARE_STATUS_CONFLICT"}
+		}
 		switch n.Type {
-		case ocm.ShareAccepted:
+		case ShareAccepted:
 			if rec.State == ShareStatePending {
 				rec.State = ShareStateAccepted
 			}
-		case ocm.ShareDeclined:
+		case ShareDeclined:
 			if rec.State == ShareStatePending || rec.State == ShareStateAccepted {
 				rec.State = ShareStateDeclined
 				s.dropTokensLocked(rec.ID)
 			}
 		}
 		break
+	}
+	if s.opts.OCMGoNotifications {
+		return http.StatusOK, map[string]string{"status": "ok"}
 	}
 	return http.StatusCreated, struct{}{}
 }
@@ -187,68 +192,72 @@ func (s *Server) serveInviteAccepted(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) acceptInvite(a *InviteAcceptance, body []byte) (int, any) {
-	if msg := s.signatureRefusal(a.Signature); msg != "" {
-		return http.StatusUnauthorized, ocm.Error{Message: msg}
+	if status, msg := s.signatureRefusal(a.Signature); msg != "" {
+		return status, errorBody{Message: msg}
 	}
-	var req ocm.InviteAccepted
-	if err := ocm.CheckJSON(body); err != nil {
-		return http.StatusBadRequest, ocm.Error{Message: err.Error()}
+	var req inviteAccepted
+	if err := checkJSON(body); err != nil {
+		return http.StatusBadRequest, errorBody{Message: err.Error()}
 	}
 	if err := json.Unmarshal(body, &req); err != nil {
-		return http.StatusBadRequest, ocm.Error{Message: "invalid JSON: " + err.Error()}
+		return http.StatusBadRequest, errorBody{Message: "invalid JSON: " + err.Error()}
 	}
 	a.Token, a.RecipientProvider, a.UserID, a.Email, a.Name = req.Token, req.RecipientProvider, req.UserID, req.Email, req.Name
-	var ve ocm.ValidationErrors
-	for k, v := range map[string]string{"recipientProvider": req.RecipientProvider, "token": req.Token, "userID": req.UserID} {
-		if v == "" {
-			ve.Add(k, "is required")
+	var ve []validationError
+	for _, f := range []validationError{{"recipientProvider", req.RecipientProvider}, {"token", req.Token}, {"userID", req.UserID}} {
+		if f.Message == "" {
+			ve = append(ve, validationError{f.Name, "is required"})
 		}
 	}
 	if len(ve) > 0 {
-		return http.StatusBadRequest, ocm.Error{Message: "invalid invite acceptance", ValidationErrors: ve}
+		return http.StatusBadRequest, errorBody{Message: "invalid invite acceptance", ValidationErrors: ve}
 	}
-	if _, err := ocm.NormalizeHost(req.RecipientProvider); err != nil {
-		return http.StatusBadRequest, ocm.Error{Message: "invalid invite acceptance",
-			ValidationErrors: []ocm.ValidationError{{Name: "recipientProvider", Message: err.Error()}}}
+	if _, err := normalizeHost(req.RecipientProvider); err != nil {
+		return http.StatusBadRequest, errorBody{Message: "invalid invite acceptance",
+			ValidationErrors: []validationError{{Name: "recipientProvider", Message: err.Error()}}}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	inv, ok := s.invites[req.Token]
 	switch {
 	case !ok:
-		return http.StatusBadRequest, ocm.Error{Message: "invalid or unknown invite token"}
+		return http.StatusBadRequest, errorBody{Message: "invalid or unknown invite token"}
 	case inv.used:
-		return http.StatusConflict, ocm.Error{Message: "invite already accepted"}
+		return http.StatusConflict, errorBody{Message: "invite already accepted"}
 	case !time.Now().Before(inv.expires):
-		return http.StatusBadRequest, ocm.Error{Message: "invite token expired"}
+		return http.StatusBadRequest, errorBody{Message: "invite token expired"}
 	}
 	inv.used = true
-	return http.StatusOK, ocm.InviteAcceptedResponse{UserID: s.opts.User, Email: s.opts.Email, Name: s.opts.DisplayName}
+	return http.StatusOK, inviteAcceptedAnswer{UserID: s.opts.User, Email: s.opts.Email, Name: s.opts.DisplayName}
 }
 
 // readPost reads the body of a POST, bounded by maxBody; it answers the
 // request itself when it cannot.
 func readPost(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	if r.Method != http.MethodPost {
-		writeJSON(w, http.StatusMethodNotAllowed, ocm.Error{Message: "use POST"})
+		writeJSON(w, http.StatusMethodNotAllowed, errorBody{Message: "use POST"})
 		return nil, false
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
 	if err != nil || len(body) > maxBody {
-		writeJSON(w, http.StatusRequestEntityTooLarge, ocm.Error{Message: "body unreadable or too large"})
+		writeJSON(w, http.StatusRequestEntityTooLarge, errorBody{Message: "body unreadable or too large"})
 		return nil, false
 	}
 	return body, true
 }
 
-// signatureRefusal says why a request with this signature is refused
-// ("" when it is not): a bad signature always, none when required.
-func (s *Server) signatureRefusal(sig SignatureInfo) string {
+// signatureRefusal says why a request with this signature is refused,
+// with the status to answer ("" when it is not): a bad signature always,
+// none when required. Reading signatures as Nextcloud does, the answer is
+// Nextcloud's 400 "Invalid signature".
+func (s *Server) signatureRefusal(sig SignatureInfo) (int, string) {
 	switch {
+	case sig.Present && !sig.Verified && s.opts.ReadSignaturesAsCavage:
+		return http.StatusBadRequest, "Invalid signature"
 	case sig.Present && !sig.Verified:
-		return "the request signature does not verify"
+		return http.StatusUnauthorized, "the request signature does not verify"
 	case !sig.Present && s.opts.RequireSignedRequests:
-		return "requests must be signed"
+		return http.StatusUnauthorized, "requests must be signed"
 	}
-	return ""
+	return 0, ""
 }

@@ -17,8 +17,6 @@ import (
 	"time"
 
 	"golang.org/x/net/webdav"
-
-	"github.com/ocm-agent/ocm-agent/ocm"
 )
 
 // Dialects: the Share Creation Notification bodies of real senders.
@@ -166,12 +164,12 @@ func (s *Server) CreateShare(ctx context.Context, req ShareRequest) (*Share, err
 	rec.ReceiverEndPoint = strings.TrimSuffix(disc.EndPoint, "/")
 	switch rec.Dialect {
 	case DialectMulti, DialectWebDAV, DialectProtocolObject, DialectReva, DialectOCMGo:
-		if disc.HasCriterion(ocm.RequireExchangeToken) {
+		if disc.hasCriterion(requireExchangeToken) {
 			rec.MustExchangeToken = true
 		}
 	}
 	if rec.Dialect == DialectOCMGo && rec.MustExchangeToken &&
-		(!disc.HasCapability("exchange-token") || disc.TokenEndPoint == "") {
+		(!disc.hasCapability("exchange-token") || disc.TokenEndPoint == "") {
 		return nil, fmt.Errorf("%w: receiver does not advertise exchange-token with a tokenEndPoint", ErrCapabilityMismatch)
 	}
 	if err := s.finishShare(rec); err != nil {
@@ -218,7 +216,7 @@ func (s *Server) RegisterShare(req ShareRequest) (*Share, error) {
 // prepareShare checks the request and fills what does not depend on the
 // receiver.
 func (s *Server) prepareShare(req ShareRequest) (*shareRec, error) {
-	to, err := ocm.ParseAddress(req.To)
+	to, err := parseAddress(req.To)
 	if err != nil {
 		return nil, fmt.Errorf("ocmtest: share to: %w", err)
 	}
@@ -331,7 +329,7 @@ func (s *Server) setURI(rec *shareRec, absolute bool) {
 // finishShare settles the requirements and builds the body.
 func (s *Server) finishShare(rec *shareRec) error {
 	if rec.MustExchangeToken {
-		rec.Requirements = []string{ocm.RequireExchangeToken}
+		rec.Requirements = []string{requireExchangeToken}
 		rec.AllowBasic, rec.AllowBearerSecret = false, false
 	}
 	body, err := s.shareBody(&rec.Share)
@@ -397,6 +395,9 @@ func (s *Server) shareBody(sh *Share) ([]byte, error) {
 	}
 	switch sh.Dialect {
 	case DialectNextcloud, DialectNextcloudSender:
+		if strings.HasPrefix(s.base, "http://") {
+			me = s.opts.User + "@" + s.base // Nextcloud keeps an http scheme in its cloud ids
+		}
 		body := object{
 			{"shareWith", sh.To.User + "@" + receiverScheme + "://" + sh.To.Host},
 			{"shareType", "user"},
@@ -550,7 +551,7 @@ func (s *Server) userUUID() string {
 }
 
 // discoverReceiver fetches the receiver's discovery document.
-func (s *Server) discoverReceiver(ctx context.Context, host, override string) (string, *ocm.Discovery, error) {
+func (s *Server) discoverReceiver(ctx context.Context, host, override string) (string, *discoveryDoc, error) {
 	bases := []string{"https://" + host}
 	if isLoopback(host) {
 		bases = append(bases, "http://"+host)
@@ -565,7 +566,7 @@ func (s *Server) discoverReceiver(ctx context.Context, host, override string) (s
 			errs = append(errs, err)
 			continue
 		}
-		d, err := ocm.ParseDiscovery(body)
+		d, err := parseDiscovery(body)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("discovery at %s: %w", base, err))
 			continue
@@ -627,10 +628,10 @@ func (s *Server) SendNotification(ctx context.Context, shareID, notificationType
 	var inner any = payload
 	if payload == nil {
 		switch {
-		case nextcloud && notificationType == ocm.ShareUnshared:
+		case nextcloud && notificationType == ShareUnshared:
 			// Nextcloud's own spelling, typo included.
 			inner = object{{"sharedSecret", sh.Secret}, {"messgage", "file is no longer shared with you"}}
-		case notificationType == ocm.ShareUnshared:
+		case notificationType == ShareUnshared:
 			inner = object{{"message", "the share was removed"}}
 		default:
 			inner = object{{"message", strings.ToLower(strings.ReplaceAll(notificationType, "_", " "))}}
@@ -675,5 +676,5 @@ func (s *Server) Unshare(ctx context.Context, shareID string) error {
 	if !ok {
 		return fmt.Errorf("ocmtest: no share %q", shareID)
 	}
-	return s.SendNotification(ctx, shareID, ocm.ShareUnshared, nil)
+	return s.SendNotification(ctx, shareID, ShareUnshared, nil)
 }

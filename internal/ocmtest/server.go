@@ -16,8 +16,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/ocm-agent/ocm-agent/httpsig"
 )
 
 // Defaults of Options.
@@ -62,7 +60,7 @@ type Options struct {
 	Listen string
 	// TLS serves HTTPS with a certificate from a test CA made at New.
 	TLS bool
-	// APIVersion advertised in discovery, default ocm.APIVersion ("1.4.0").
+	// APIVersion advertised in discovery, default APIVersion ("1.4.0").
 	APIVersion string
 	// Provider is the friendly name in discovery, default "ocmtest".
 	Provider string
@@ -91,6 +89,17 @@ type Options struct {
 	// NoPropfindOnFiles answers 405 to PROPFIND on file shares, as
 	// opencloudmesh-go does.
 	NoPropfindOnFiles bool
+	// ReadSignaturesAsCavage reads every Signature field as draft-cavage
+	// and answers 400 "Invalid signature" to one that does not verify, as
+	// Nextcloud does (an RFC 9421 signature then never verifies).
+	ReadSignaturesAsCavage bool
+	// RefuseRanges answers a GET with Range by 416 and an empty body
+	// although HEAD says Accept-Ranges: bytes, as reva does.
+	RefuseRanges bool
+	// OCMGoNotifications answers notifications as opencloudmesh-go does:
+	// 200 {"status":"ok"}, and 409 SHARE_STATUS_CONFLICT to a
+	// SHARE_DECLINED for a share that was accepted.
+	OCMGoNotifications bool
 	// ClientRootCAs are the roots trusted when this server calls others
 	// (receivers, key look-ups). The server's own CA is always trusted;
 	// nil adds the system roots.
@@ -99,6 +108,26 @@ type Options struct {
 	HTTPTimeout time.Duration
 	// Logger receives what the server does (never secrets); default discards.
 	Logger *slog.Logger
+}
+
+// Emulate sets the options that make the server behave as one real
+// server does on the wire: "nextcloud" (signature reading), "reva" (416 to
+// every Range), "ocmgo" (PROPFIND 405, 200/409 notification answers,
+// signed token requests); "" changes nothing. Share bodies follow the
+// ShareRequest's Dialect.
+func Emulate(o *Options, server string) error {
+	switch server {
+	case "":
+	case "nextcloud":
+		o.ReadSignaturesAsCavage = true
+	case "reva":
+		o.RefuseRanges = true
+	case "ocmgo":
+		o.NoPropfindOnFiles, o.OCMGoNotifications, o.RequireSignedTokenRequests = true, true, true
+	default:
+		return fmt.Errorf("ocmtest: cannot emulate %q (nextcloud, reva or ocmgo)", server)
+	}
+	return nil
 }
 
 // Server is a reference OCM sending server. Create it with New, then Start.
@@ -114,7 +143,7 @@ type Server struct {
 	oldKeys []publishedKey // keys still published after a rotation
 	rsaKey  *rsa.PrivateKey
 	client  *http.Client
-	replay  *httpsig.ReplayCache
+	replay  *replayCache
 	faults  faults
 	closing chan struct{}
 
@@ -192,7 +221,7 @@ func New(opts Options) (*Server, error) {
 		kidN:          1,
 	}
 	if opts.RejectReplays {
-		s.replay = httpsig.NewReplayCache(10*time.Minute, 100000)
+		s.replay = newReplayCache()
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

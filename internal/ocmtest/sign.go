@@ -13,16 +13,19 @@ import (
 	"net/url"
 	"strings"
 	"time"
-
-	"github.com/ocm-agent/ocm-agent/httpsig"
-	"github.com/ocm-agent/ocm-agent/ocm"
 )
 
 // Signing profiles for outbound requests.
 const (
-	SignRFC9421 = httpsig.ProfileRFC9421
-	SignCavage  = httpsig.ProfileCavage
-	SignNone    = "none"
+	SignRFC9421 = "rfc9421"
+	// SignCavage is draft-cavage as Nextcloud 31 and later sign by
+	// default: algorithm rsa-sha512, Digest SHA-512, and a keyId that says
+	// https even when the server runs on plain http.
+	SignCavage = "cavage"
+	// SignCavageSHA256 is the older draft-cavage form: rsa-sha256 and a
+	// SHA-256 Digest.
+	SignCavageSHA256 = "cavage-sha256"
+	SignNone         = "none"
 	// SignRFC9421Unpublished signs with a fresh Ed25519 key that is not in
 	// the JWK Set but claims the server's kid: a forgery a receiver must
 	// refuse.
@@ -33,26 +36,25 @@ const (
 // use it to build requests by hand and tamper with them after signing.
 func (s *Server) SignRequest(req *http.Request, body []byte, signing string) error {
 	now := time.Now()
+	var err error
 	switch signing {
 	case SignRFC9421:
-		return s.wrapSign(httpsig.SignRFC9421(req, body, s.signingKey(), now))
+		kid, priv := s.signingKey()
+		err = signRFC9421(req, body, kid, priv, now)
 	case SignRFC9421Unpublished:
-		_, priv, err := ed25519.GenerateKey(rand.Reader)
-		if err != nil {
-			return fmt.Errorf("ocmtest: ed25519 key: %w", err)
+		kid, _ := s.signingKey()
+		_, priv, gerr := ed25519.GenerateKey(rand.Reader)
+		if gerr != nil {
+			return fmt.Errorf("ocmtest: ed25519 key: %w", gerr)
 		}
-		k := s.signingKey()
-		k.Private = priv
-		return s.wrapSign(httpsig.SignRFC9421(req, body, k, now))
-	case SignCavage:
-		return s.wrapSign(httpsig.SignCavage(req, body, s.CavageKeyID(), s.rsaKey, now))
+		err = signRFC9421(req, body, kid, priv, now)
+	case SignCavage, SignCavageSHA256:
+		err = signCavage(req, body, s.CavageKeyID(), s.rsaKey, signing == SignCavage, now)
 	case SignNone, "":
 		return nil
+	default:
+		return fmt.Errorf("ocmtest: unknown signing profile %q", signing)
 	}
-	return fmt.Errorf("ocmtest: unknown signing profile %q", signing)
-}
-
-func (s *Server) wrapSign(err error) error {
 	if err != nil {
 		return fmt.Errorf("ocmtest: signing: %w", err)
 	}
@@ -61,8 +63,8 @@ func (s *Server) wrapSign(err error) error {
 
 // SignatureInfo says whether and how a received request was signed.
 type SignatureInfo struct {
-	Present  bool   // a signature of a known profile was present
-	Profile  string // "rfc9421" | "cavage"
+	Present  bool   // a signature was present
+	Profile  string // SignRFC9421 | SignCavage
 	KeyID    string
 	Verified bool   // the signature verified against the key published at its keyid
 	Error    string // why it did not verify
@@ -70,12 +72,14 @@ type SignatureInfo struct {
 
 // verify checks the signature of an incoming request, resolving keys over
 // HTTP from the keyid's origin.
-func (s *Server) verify(ctx context.Context, r *http.Request, body []byte) (SignatureInfo, *httpsig.Verified) {
-	v, err := httpsig.Verify(ctx, r, body, httpKeyResolver{s: s}, httpsig.VerifyOptions{
-		TargetURI: s.base + r.URL.RequestURI(),
-		Replay:    s.replay,
+func (s *Server) verify(ctx context.Context, r *http.Request, body []byte) (SignatureInfo, *verified) {
+	v, err := verifyRequest(r, body, httpKeyResolver{s: s}.lookup(ctx), verifyOptions{
+		targetURI:  s.base + r.URL.RequestURI(),
+		now:        time.Now(),
+		cavageOnly: s.opts.ReadSignaturesAsCavage,
+		replay:     s.replay,
 	})
-	if errors.Is(err, httpsig.ErrNoSignature) {
+	if errors.Is(err, errNoSignature) {
 		return SignatureInfo{}, nil
 	}
 	info := SignatureInfo{Present: true}
@@ -114,77 +118,65 @@ func paramValue(h, name string) string {
 
 // httpKeyResolver finds a signer's public key the way OCM servers do: from
 // the discovery document at the origin of the keyid (its JWK Set, or the
-// legacy publicKey for draft-cavage keyIds). A keyid without a scheme is
-// tried over https, then over plain http when it names a loopback host.
+// legacy publicKey for draft-cavage keyIds). A keyid on a loopback host is
+// tried over https, then over plain http (Nextcloud's keyId says https on
+// an http server; opencloudmesh-go's has no scheme at all).
 type httpKeyResolver struct{ s *Server }
 
-func (k httpKeyResolver) ResolveKey(ctx context.Context, keyID string) (crypto.PublicKey, error) {
-	pub, _, err := k.ResolveKeyAlgorithm(ctx, keyID)
-	return pub, err
-}
-
-// ResolveKeyAlgorithm also returns the algorithm the JWK names, so that
-// RFC 9421 signatures are held to it ("" for a legacy PEM key).
-func (k httpKeyResolver) ResolveKeyAlgorithm(ctx context.Context, keyID string) (crypto.PublicKey, httpsig.Algorithm, error) {
-	origins, err := keyOrigins(keyID)
-	if err != nil {
-		return nil, "", err
-	}
-	var errs []error
-	for _, origin := range origins {
-		pub, alg, err := k.fromOrigin(ctx, origin, keyID)
-		if err == nil {
-			return pub, alg, nil
+func (k httpKeyResolver) lookup(ctx context.Context) keyLookup {
+	return func(keyID string) (crypto.PublicKey, error) {
+		origins, err := keyOrigins(keyID)
+		if err != nil {
+			return nil, err
 		}
-		errs = append(errs, err)
+		var errs []error
+		for _, origin := range origins {
+			pub, err := k.fromOrigin(ctx, origin, keyID)
+			if err == nil {
+				return pub, nil
+			}
+			errs = append(errs, err)
+		}
+		return nil, fmt.Errorf("%w: unknown key %q: %w", errBadSignature, keyID, errors.Join(errs...))
 	}
-	return nil, "", fmt.Errorf("%w: %q: %w", httpsig.ErrUnknownKey, keyID, errors.Join(errs...))
 }
 
-func (k httpKeyResolver) fromOrigin(ctx context.Context, origin, keyID string) (crypto.PublicKey, httpsig.Algorithm, error) {
+func (k httpKeyResolver) fromOrigin(ctx context.Context, origin, keyID string) (crypto.PublicKey, error) {
 	body, err := k.s.get(ctx, origin+pathWellKnown)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
-	d, err := ocm.ParseDiscovery(body)
+	d, err := parseDiscovery(body)
 	if err != nil {
-		return nil, "", fmt.Errorf("discovery at %s: %w", origin, err)
+		return nil, fmt.Errorf("discovery at %s: %w", origin, err)
 	}
 	if d.JWKSURI != "" {
 		set, err := k.s.get(ctx, d.JWKSURI)
 		if err != nil {
-			return nil, "", err
+			return nil, err
 		}
-		jwks, err := httpsig.ParseJWKS(set)
-		if err != nil {
-			return nil, "", fmt.Errorf("JWKS at %s: %w", d.JWKSURI, err)
-		}
-		if pub, alg, err := jwks.Lookup(keyID); err == nil {
-			return pub, alg, nil
+		if pub, err := lookupJWK(set, keyID); err == nil {
+			return pub, nil
 		}
 	}
 	if d.PublicKey != nil && d.PublicKey.KeyID == keyID {
-		pub, err := httpsig.ParsePublicKeyPEM(d.PublicKey.PublicKeyPem)
+		pub, err := parsePEMKey(d.PublicKey.PublicKeyPem)
 		if err != nil {
-			return nil, "", fmt.Errorf("publicKey at %s: %w", origin, err)
+			return nil, fmt.Errorf("publicKey at %s: %w", origin, err)
 		}
-		return pub, "", nil
+		return pub, nil
 	}
-	return nil, "", fmt.Errorf("no key %q published at %s", keyID, origin)
+	return nil, fmt.Errorf("no key %q published at %s", keyID, origin)
 }
 
 // keyOrigins gives the origins to look a keyid up at.
 func keyOrigins(keyID string) ([]string, error) {
-	if strings.Contains(keyID, "://") {
-		u, err := url.Parse(keyID)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			return nil, fmt.Errorf("%w: keyid %q is not an http(s) URL", httpsig.ErrUnknownKey, keyID)
-		}
-		return []string{u.Scheme + "://" + u.Host}, nil
-	}
 	host, err := keyHost(keyID)
 	if err != nil {
 		return nil, err
+	}
+	if strings.HasPrefix(strings.ToLower(keyID), "http://") {
+		return []string{"http://" + host}, nil
 	}
 	origins := []string{"https://" + host}
 	if isLoopback(host) {
@@ -198,22 +190,22 @@ func keyHost(keyID string) (string, error) {
 	h := keyID
 	if strings.Contains(h, "://") {
 		u, err := url.Parse(h)
-		if err != nil || u.Host == "" {
-			return "", fmt.Errorf("%w: keyid %q has no host", httpsig.ErrUnknownKey, keyID)
+		if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+			return "", fmt.Errorf("%w: keyid %q is not an http(s) URL", errBadSignature, keyID)
 		}
 		h = u.Host
 	} else if i := strings.IndexAny(h, "#/"); i >= 0 {
 		h = h[:i]
 	}
-	n, err := ocm.NormalizeHost(h)
+	n, err := normalizeHost(h)
 	if err != nil {
-		return "", fmt.Errorf("%w: keyid %q: %v", httpsig.ErrUnknownKey, keyID, err)
+		return "", fmt.Errorf("%w: keyid %q: %v", errBadSignature, keyID, err)
 	}
 	return n, nil
 }
 
 func isLoopback(hostport string) bool {
-	h := ocm.HostOnly(hostport)
+	h := hostOnly(hostport)
 	if strings.EqualFold(h, "localhost") {
 		return true
 	}

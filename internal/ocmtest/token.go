@@ -9,8 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"time"
-
-	"github.com/ocm-agent/ocm-agent/ocm"
 )
 
 // Token contracts.
@@ -76,6 +74,20 @@ func (s *Server) RevokeShare(id string) bool {
 	return true
 }
 
+// RestoreShare serves a revoked share again (its secret and code work
+// again; tokens issued before stay gone).
+func (s *Server) RestoreShare(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rec, ok := s.shares[id]
+	if !ok || rec.State != ShareStateRevoked {
+		return false
+	}
+	rec.State = ShareStateAccepted
+	s.broadcast()
+	return true
+}
+
 func (s *Server) dropTokensLocked(shareID string) {
 	for k, t := range s.tokens {
 		if t.shareID == shareID {
@@ -110,13 +122,13 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Pragma", "no-cache")
 	if terr != nil {
-		writeJSON(w, terr.status, ocm.TokenError{Error: terr.code, ErrorDescription: terr.desc})
+		writeJSON(w, terr.status, tokenErrorBody{Error: terr.code, ErrorDescription: terr.desc})
 		return
 	}
 	writeJSON(w, http.StatusOK, resp)
 }
 
-func (s *Server) token(r *http.Request, rec *TokenRequest) (*ocm.TokenResponse, *tokenError) {
+func (s *Server) token(r *http.Request, rec *TokenRequest) (*tokenAnswer, *tokenError) {
 	bad := func(code, desc string) *tokenError {
 		return &tokenError{status: http.StatusBadRequest, code: code, desc: desc}
 	}
@@ -146,7 +158,7 @@ func (s *Server) token(r *http.Request, rec *TokenRequest) (*ocm.TokenResponse, 
 			Code         string `json:"code"`
 			RefreshToken string `json:"refresh_token"`
 		}
-		if err := ocm.CheckJSON(body); err != nil {
+		if err := checkJSON(body); err != nil {
 			return nil, bad("invalid_request", "malformed JSON body")
 		}
 		if err := json.Unmarshal(body, &req); err != nil {
@@ -183,7 +195,7 @@ func (s *Server) token(r *http.Request, rec *TokenRequest) (*ocm.TokenResponse, 
 		}
 		if verified != nil {
 			kh, err := keyHost(verified.KeyID)
-			if err != nil || !ocm.SameProvider(kh, clientID) {
+			if err != nil || !sameProvider(kh, clientID) {
 				return nil, bad("invalid_client", "the signing key does not belong to client_id")
 			}
 		}
@@ -198,7 +210,7 @@ func (s *Server) token(r *http.Request, rec *TokenRequest) (*ocm.TokenResponse, 
 			return nil, invalidGrant("unknown, revoked or expired code")
 		}
 		rec.ShareID = sh.ID
-		if !ocm.SameProvider(clientID, sh.To.Host) {
+		if !sameProvider(clientID, sh.To.Host) {
 			s.mu.Unlock()
 			return nil, bad("invalid_client", "client_id is not the provider the share was sent to")
 		}
@@ -220,7 +232,7 @@ func (s *Server) token(r *http.Request, rec *TokenRequest) (*ocm.TokenResponse, 
 			s.mu.Unlock()
 			return nil, invalidGrant("unknown or revoked refresh token")
 		}
-		if clientID != "" && !ocm.SameProvider(clientID, old.clientID) {
+		if clientID != "" && !sameProvider(clientID, old.clientID) {
 			s.mu.Unlock()
 			return nil, bad("invalid_client", "client_id does not match the refresh token")
 		}
@@ -236,12 +248,12 @@ func (s *Server) token(r *http.Request, rec *TokenRequest) (*ocm.TokenResponse, 
 
 // issueLocked makes an access token (and a refresh token for the legacy
 // contract). s.mu must be held.
-func (s *Server) issueLocked(shareID, clientID string, withRefresh bool, now time.Time) *ocm.TokenResponse {
+func (s *Server) issueLocked(shareID, clientID string, withRefresh bool, now time.Time) *tokenAnswer {
 	life := s.tokenLifetime
 	t := &tokenRec{shareID: shareID, clientID: clientID, expires: now.Add(life)}
 	access := randomToken()
 	s.tokens[access] = t
-	resp := &ocm.TokenResponse{AccessToken: access, TokenType: "Bearer", ExpiresIn: int64((life + time.Second - 1) / time.Second)}
+	resp := &tokenAnswer{AccessToken: access, TokenType: "Bearer", ExpiresIn: int64((life + time.Second - 1) / time.Second)}
 	if withRefresh {
 		resp.TokenType = "bearer"
 		rt := randomToken()

@@ -21,15 +21,15 @@ func form(vals map[string]string) []byte {
 	return []byte(v.Encode())
 }
 
-type tokenAnswer struct {
+type tokenReply struct {
 	ocm.TokenResponse
 	ocm.TokenError
 }
 
-func postToken(t *testing.T, s *Server, contentType string, body []byte) (int, http.Header, tokenAnswer) {
+func postToken(t *testing.T, s *Server, contentType string, body []byte) (int, http.Header, tokenReply) {
 	t.Helper()
 	st, hdr, b := do(t, s, http.MethodPost, s.TokenEndPoint(), "", body, map[string]string{"Content-Type": contentType})
-	var a tokenAnswer
+	var a tokenReply
 	if err := json.Unmarshal(b, &a); err != nil {
 		t.Fatalf("token endpoint answered non-JSON %q: %v", b, err)
 	}
@@ -187,14 +187,14 @@ func TestTokenSignatureRequired(t *testing.T) {
 	sh := register(t, s, ShareRequest{Path: "folder", To: recv.address("bob"), MustExchangeToken: true})
 	body := form(map[string]string{"grant_type": "authorization_code", "client_id": recv.host, "code": sh.Secret})
 
-	send := func(req *http.Request) (int, tokenAnswer) {
+	send := func(req *http.Request) (int, tokenReply) {
 		t.Helper()
 		resp, err := s.Client().Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
-		var a tokenAnswer
+		var a tokenReply
 		if err := json.NewDecoder(resp.Body).Decode(&a); err != nil {
 			t.Fatal(err)
 		}

@@ -1,17 +1,18 @@
 package ocmtest
 
 import (
+	"context"
 	"encoding/base64"
+	"encoding/xml"
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"time"
 
 	"golang.org/x/net/webdav"
-
-	"github.com/ocm-agent/ocm-agent/ocm"
 )
 
 // Share is a share this server made: what it sent and how it may be read.
@@ -27,7 +28,7 @@ type Share struct {
 	ResourceType string // as sent ("file" for Nextcloud folders)
 	Dialect      string
 	Signing      string
-	To           ocm.Address
+	To           Address
 	// ReceiverBase is the receiver's origin ("http://127.0.0.1:9200");
 	// ReceiverEndPoint its OCM end point from discovery.
 	ReceiverBase     string
@@ -147,11 +148,14 @@ func (s *Server) serveWebDAV(w http.ResponseWriter, r *http.Request) {
 		s.davStats[r.Method] = st
 		s.mu.Unlock()
 	}()
-	sh := s.authenticate(r)
-	if sh == nil {
+	rec := s.authenticate(r)
+	if rec == nil {
 		s.unauthorized(cw)
 		return
 	}
+	s.mu.Lock()
+	sh := rec.Share // a snapshot: notifications change the record meanwhile
+	s.mu.Unlock()
 	rest := strings.TrimPrefix(r.URL.Path, WebDAVRoot)
 	seg, _, _ := strings.Cut(rest, "/")
 	var prefix string
@@ -176,7 +180,15 @@ func (s *Server) serveWebDAV(w http.ResponseWriter, r *http.Request) {
 		http.Error(cw, "PROPFIND is not supported on file shares", http.StatusMethodNotAllowed)
 		return
 	}
-	h := &webdav.Handler{Prefix: prefix, FileSystem: webdav.Dir(sh.LocalPath), LockSystem: sh.ls}
+	if r.Method == http.MethodGet && r.Header.Get("Range") != "" && s.opts.RefuseRanges {
+		cw.WriteHeader(http.StatusRequestedRangeNotSatisfiable) // reva: empty body, no Content-Range
+		return
+	}
+	var fsys webdav.FileSystem = webdav.Dir(sh.LocalPath)
+	if sh.Dialect == DialectNextcloud || sh.Dialect == DialectNextcloudSender {
+		fsys = ocPermsFS{FileSystem: fsys, perms: sh.ocPermissions()}
+	}
+	h := &webdav.Handler{Prefix: prefix, FileSystem: fsys, LockSystem: rec.ls}
 	h.ServeHTTP(cw, r)
 }
 
@@ -250,4 +262,53 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
 	return n, err
+}
+
+// ocPermissions is the oc:permissions Nextcloud shows on a share's
+// resources: "RGDNVCK" for a folder it may change, "RGNVW" for such a
+// file, "RG" when read-only.
+func (s Share) ocPermissions() string {
+	switch {
+	case s.ReadOnly():
+		return "RG"
+	case s.IsDir:
+		return "RGDNVCK"
+	}
+	return "RGNVW"
+}
+
+// ocPermsFS serves oc:permissions as a property of every resource, as
+// Nextcloud's WebDAV does (the only place its shares' rights are told).
+type ocPermsFS struct {
+	webdav.FileSystem
+	perms string
+}
+
+func (f ocPermsFS) OpenFile(ctx context.Context, name string, flag int, perm os.FileMode) (webdav.File, error) {
+	file, err := f.FileSystem.OpenFile(ctx, name, flag, perm)
+	if err != nil {
+		return nil, err
+	}
+	return ocPermsFile{File: file, perms: f.perms}, nil
+}
+
+type ocPermsFile struct {
+	webdav.File
+	perms string
+}
+
+var ocPermissionsName = xml.Name{Space: "http://owncloud.org/ns", Local: "permissions"}
+
+func (f ocPermsFile) DeadProps() (map[xml.Name]webdav.Property, error) {
+	return map[xml.Name]webdav.Property{ocPermissionsName: {XMLName: ocPermissionsName, InnerXML: []byte(f.perms)}}, nil
+}
+
+func (f ocPermsFile) Patch(patches []webdav.Proppatch) ([]webdav.Propstat, error) {
+	ps := webdav.Propstat{Status: http.StatusForbidden}
+	for _, p := range patches {
+		for _, prop := range p.Props {
+			ps.Props = append(ps.Props, webdav.Property{XMLName: prop.XMLName})
+		}
+	}
+	return []webdav.Propstat{ps}, nil
 }

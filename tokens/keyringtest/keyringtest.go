@@ -21,7 +21,6 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
-	"testing"
 	"time"
 
 	"github.com/godbus/dbus/v5"
@@ -53,19 +52,6 @@ func Available() error {
 		return fmt.Errorf("not installed: %s (apt-get install dbus gnome-keyring)", strings.Join(missing, ", "))
 	}
 	return nil
-}
-
-// Need fails the test when CI=true and skips it otherwise, for a part of
-// the test environment that is missing (err says which).
-func Need(t testing.TB, err error) {
-	t.Helper()
-	if err == nil {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("required test environment missing: %v", err)
-	}
-	t.Skipf("skipping: %v", err)
 }
 
 // Start launches the bus and the keyring and waits (bounded by ctx and

@@ -1,0 +1,49 @@
+package ocmfs
+
+import (
+	"net/http"
+	"strings"
+)
+
+// noteRefusal tells the FS about answers that mean the sender stopped
+// serving a share: a 401 although the credentials were just renewed
+// (attempt > 0), or a 403/404 (which count only for the share root).
+func (c *davClient) noteRefusal(r request, status, attempt int) {
+	if c.refused == nil || r.shareID == "" {
+		return
+	}
+	switch {
+	case status == http.StatusUnauthorized && attempt > 0:
+	case status == http.StatusForbidden || status == http.StatusNotFound:
+	default:
+		return
+	}
+	c.refused(r.shareID, r.url, status)
+}
+
+// shareRefused passes a refusal on to Options.OnShareRefused. A 403 or
+// 404 below the root is an ordinary missing or protected file.
+func (f *FS) shareRefused(shareID, url string, status int) {
+	if f.o.OnShareRefused == nil {
+		return
+	}
+	f.mu.Lock()
+	sh := f.shares[shareID]
+	f.mu.Unlock()
+	if sh == nil {
+		return
+	}
+	if status != http.StatusUnauthorized {
+		_, cur, _ := sh.state()
+		u := strings.TrimSuffix(url, "/")
+		if u != strings.TrimSuffix(sh.entry.URL, "/") && u != strings.TrimSuffix(cur, "/") {
+			return
+		}
+	}
+	f.log.Warn("the sender no longer serves the share", "share", shareID, "status", status)
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		f.o.OnShareRefused(shareID, status)
+	}()
+}

@@ -1,0 +1,41 @@
+package testenv
+
+import (
+	"os"
+	"os/exec"
+	"testing"
+)
+
+// CI reports whether the tests run on CI, where every part must be there.
+func CI() bool { return os.Getenv("CI") == "true" }
+
+// Need stops the test when err says the part what is missing: a failure
+// on CI, a skip elsewhere. A nil err lets the test go on.
+func Need(t testing.TB, what string, err error) {
+	t.Helper()
+	if err == nil {
+		return
+	}
+	if CI() {
+		t.Fatalf("required on CI but missing: %s: %v", what, err)
+	}
+	t.Skipf("skipping, missing: %s: %v", what, err)
+}
+
+// Program returns the path of the program name, which the package pkg
+// installs, or stops the test as Need does.
+func Program(t testing.TB, name, pkg string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	Need(t, name+" (apt-get install "+pkg+")", err)
+	return p
+}
+
+// FUSE stops the test, as Need does, unless the machine can mount FUSE
+// file systems as this user: /dev/fuse and fusermount3.
+func FUSE(t testing.TB) {
+	t.Helper()
+	_, err := os.Stat("/dev/fuse")
+	Need(t, "/dev/fuse", err)
+	Program(t, "fusermount3", "fuse3")
+}

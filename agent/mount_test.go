@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -313,4 +314,62 @@ func TestShareErrorFromMountHandedToWorker(t *testing.T) {
 		_, shown := m.entry(sh.ID)
 		return err == nil && s.State == store.StateError && !shown
 	})
+}
+
+// The daemon tells systemd it is ready without waiting on any peer: here
+// one whose discovery does not answer while the agent starts. The old
+// start resolved every accepted share's WebDAV URL first (about 10 s for
+// this peer).
+func TestReadyDoesNotWaitForSlowPeer(t *testing.T) {
+	needFUSE(t)
+	var slow atomic.Bool
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	peer := startPeer(t, ocmtest.Options{DiscoveryHook: func(map[string]any) {
+		if slow.Load() {
+			select {
+			case <-release:
+			case <-time.After(30 * time.Second):
+			}
+		}
+	}})
+	mnt := filepath.Join(t.TempDir(), "OCM")
+	td := startDaemon(t, insecurePeers(func(c *config.Config) { c.Mount = mnt }))
+	ctx := waitCtx(t)
+	_, sh := td.share(t, peer, ocmtest.ShareRequest{})
+	if _, err := td.client.ShareAction(ctx, sh.ID, "accept"); err != nil {
+		t.Fatal(err)
+	}
+
+	sock := filepath.Join(t.TempDir(), "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	t.Setenv("NOTIFY_SOCKET", sock)
+	slow.Store(true)
+	start := time.Now()
+	td = restartDaemon(t, td)
+	buf := make([]byte, 4096)
+	for {
+		if err := conn.SetReadDeadline(start.Add(30 * time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		n, err := conn.Read(buf)
+		if err != nil {
+			t.Fatalf("no READY=1 from the daemon: %v", err)
+		}
+		if strings.Contains(string(buf[:n]), "READY=1") {
+			break
+		}
+	}
+	took := time.Since(start)
+	t.Logf("ready %v after the start, the slow peer still silent", took)
+	if took > 3*time.Second {
+		t.Errorf("ready only after %v: the start waited on the slow peer", took)
+	}
+	if _, err := os.ReadDir(mnt); err != nil {
+		t.Errorf("mount at ready: %v", err)
+	}
 }

@@ -3,6 +3,7 @@ package ocmfs
 import (
 	"context"
 	"errors"
+	"github.com/ocm-agent/ocm-agent/fuse/vfs"
 	"log/slog"
 	"sort"
 	"sync"
@@ -245,7 +246,7 @@ func (d *dirNode) child(name string) (info, bool, syscall.Errno) {
 // childOf is child for a FUSE request (ctx), which ends early if its
 // program is killed.
 func (d *dirNode) childOf(ctx context.Context, name string) (info, bool, syscall.Errno) {
-	if !validRemoteName(name) {
+	if !vfs.ValidRemoteName(name) {
 		return info{}, false, 0
 	}
 	l, err := d.listing(ctx, d.sh.f.o.MetadataTTL)
@@ -515,7 +516,7 @@ func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse
 	if errno := d.writable("mkdir"); errno != 0 {
 		return nil, errno
 	}
-	if !validRemoteName(name) {
+	if !vfs.ValidRemoteName(name) {
 		return nil, syscall.EINVAL
 	}
 	if _, ok, errno := d.child(name); errno != 0 {
@@ -541,7 +542,7 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 	if errno := d.writable("create"); errno != 0 {
 		return nil, nil, 0, errno
 	}
-	if !validRemoteName(name) {
+	if !vfs.ValidRemoteName(name) {
 		return nil, nil, 0, syscall.EINVAL
 	}
 	existing, exists, errno := d.child(name)
@@ -663,7 +664,7 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent fs.InodeEmb
 		return syscall.EINVAL
 	}
 	_ = renameExchange
-	if !validRemoteName(newName) {
+	if !vfs.ValidRemoteName(newName) {
 		return syscall.EINVAL
 	}
 	src, ok, errno := d.child(name)

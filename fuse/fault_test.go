@@ -2,6 +2,7 @@ package ocmfs
 
 import (
 	"bytes"
+	"github.com/ocm-agent/ocm-agent/fuse/vfs"
 	"io"
 	"os"
 	"os/exec"
@@ -94,7 +95,7 @@ func TestUnsafeNames(t *testing.T) {
 			t.Errorf("duplicate %q", n)
 		}
 		seen[n] = true
-		if !validRemoteName(n) || strings.ContainsAny(n, "\x00\x01\x1b") || !utf8.ValidString(n) || len(n) > 255 {
+		if !vfs.ValidRemoteName(n) || strings.ContainsAny(n, "\x00\x01\x1b") || !utf8.ValidString(n) || len(n) > 255 {
 			t.Errorf("unsafe name %q", n)
 		}
 		// Every entry is a share root with the share's content, nothing else.

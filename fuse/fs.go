@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ocm-agent/ocm-agent/fuse/vfs"
 	"log/slog"
 	"net/http"
 	"os"
@@ -317,7 +318,7 @@ func (f *FS) SetEntries(entries []Entry) {
 			continue
 		}
 		sh := newShare(f, e)
-		sh.name = uniqueName(e.Name, e.Origin, e.IsDir, taken)
+		sh.name = vfs.UniqueName(e.Name, e.Origin, e.IsDir, taken)
 		f.shares[e.ID] = sh
 		f.names[sh.name] = sh
 		fresh = append(fresh, sh)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/ocm-agent/ocm-agent/fuse/vfs"
 	"io"
 	"net/http"
 	"net/url"
@@ -107,7 +108,7 @@ func parseStreamMax(r io.Reader, reqURL string, maxEntries int, onChild func(nam
 				return
 			}
 			name := rsp.name
-			if !validRemoteName(name) || seen[name] {
+			if !vfs.ValidRemoteName(name) || seen[name] {
 				return
 			}
 			seen[name] = true
@@ -320,7 +321,7 @@ func (b *msBuilder) setHref(rsp *davResponse, segs []string) {
 	}
 	// A copy: the segment would keep the whole href in memory.
 	rsp.name = segs[len(segs)-1]
-	if len(rsp.name) > maxNameBytes {
+	if len(rsp.name) > vfs.MaxNameBytes {
 		rsp.name = "/"
 	} else {
 		rsp.name = strings.Clone(rsp.name)
@@ -365,7 +366,7 @@ func (b *msBuilder) listing(reqSegs []string) (*listing, error) {
 		}
 		name := rsp.name
 		l.accepted++
-		if !validRemoteName(name) {
+		if !vfs.ValidRemoteName(name) {
 			continue
 		}
 		if _, dup := l.items[name]; dup {

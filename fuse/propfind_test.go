@@ -3,6 +3,7 @@ package ocmfs
 import (
 	"encoding/xml"
 	"errors"
+	"github.com/ocm-agent/ocm-agent/fuse/vfs"
 	"io"
 	"reflect"
 	"sort"
@@ -141,7 +142,7 @@ func FuzzParseMultistatus(f *testing.F) {
 			t.Fatalf("%d names, %d items", len(l.names), len(l.items))
 		}
 		for _, n := range l.names {
-			if !validRemoteName(n) {
+			if !vfs.ValidRemoteName(n) {
 				t.Fatalf("unusable name %q accepted", n)
 			}
 			if _, ok := l.items[n]; !ok {

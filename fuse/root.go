@@ -2,6 +2,7 @@ package ocmfs
 
 import (
 	"context"
+	"github.com/ocm-agent/ocm-agent/fuse/vfs"
 	"syscall"
 
 	"github.com/hanwen/go-fuse/v2/fs"
@@ -49,7 +50,7 @@ func (r *rootNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errn
 	out.Bavail = total
 	out.Files = 1 << 30
 	out.Ffree = 1 << 30
-	out.NameLen = maxNameBytes
+	out.NameLen = vfs.MaxNameBytes
 	return 0
 }
 

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/ocm-agent/ocm-agent/fuse/vfs"
 	"io"
 	"net/http"
 	"os"
@@ -1042,7 +1043,7 @@ func (f *FS) uploadConflicted(ctx context.Context, sh *share, segs []string, fil
 	tag := conflictTag(time.Now())
 	var err error
 	for n := 1; n <= 3; n++ {
-		to := append(append([]string(nil), segs[:len(segs)-1]...), withSuffix(name, tag, n, false))
+		to := append(append([]string(nil), segs[:len(segs)-1]...), vfs.WithSuffix(name, tag, n, false))
 		var in info
 		in, err = f.upload(ctx, sh, to, file, size, mtime, precondition{ifNoneMatch: true})
 		if err == nil {

@@ -1,4 +1,4 @@
-package ocmfs
+package vfs
 
 import (
 	"strings"
@@ -28,7 +28,7 @@ func TestSafeName(t *testing.T) {
 		}
 	}
 	got := safeName(long, true)
-	if len(got) > maxNameBytes || !utf8.ValidString(got) || len(got) < maxNameBytes-1 {
+	if len(got) > MaxNameBytes || !utf8.ValidString(got) || len(got) < MaxNameBytes-1 {
 		t.Errorf("safeName(long) = %d bytes, valid=%v", len(got), utf8.ValidString(got))
 	}
 }
@@ -36,12 +36,12 @@ func TestSafeName(t *testing.T) {
 func TestUniqueName(t *testing.T) {
 	taken := map[string]bool{}
 	add := func(name, origin string, dir bool) string {
-		n := uniqueName(name, origin, dir, func(s string) bool { return taken[s] })
+		n := UniqueName(name, origin, dir, func(s string) bool { return taken[s] })
 		if taken[n] {
-			t.Fatalf("uniqueName returned a taken name %q", n)
+			t.Fatalf("UniqueName returned a taken name %q", n)
 		}
-		if !validRemoteName(n) {
-			t.Fatalf("uniqueName returned an invalid name %q", n)
+		if !ValidRemoteName(n) {
+			t.Fatalf("UniqueName returned an invalid name %q", n)
 		}
 		taken[n] = true
 		return n
@@ -65,7 +65,7 @@ func TestUniqueName(t *testing.T) {
 	long := strings.Repeat("ü", 127) + ".txt"
 	add(long, "carol@x.example", false)
 	got := add(long, "carol@x.example", false)
-	if len(got) > maxNameBytes || !strings.Contains(got, "(carol@x.example)") || !strings.HasSuffix(got, ".txt") {
+	if len(got) > MaxNameBytes || !strings.Contains(got, "(carol@x.example)") || !strings.HasSuffix(got, ".txt") {
 		t.Errorf("long collision = %q (%d bytes)", got, len(got))
 	}
 	// An origin with a slash cannot smuggle a separator in.
@@ -90,7 +90,7 @@ func TestNamesCannotSpoof(t *testing.T) {
 	}
 	taken := map[string]bool{}
 	add := func(name, origin string) string {
-		n := uniqueName(name, origin, true, func(s string) bool { return taken[s] })
+		n := UniqueName(name, origin, true, func(s string) bool { return taken[s] })
 		taken[n] = true
 		return n
 	}
@@ -108,7 +108,7 @@ func TestNamesCannotSpoof(t *testing.T) {
 		t.Fatalf("origin with parentheses: %q", got)
 	}
 	for _, n := range []string{"a\u202eb.txt", "\u200bx", "x\u2066"} {
-		if validRemoteName(n) {
+		if ValidRemoteName(n) {
 			t.Errorf("listing name %q with a format character is taken", n)
 		}
 	}

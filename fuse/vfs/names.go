@@ -1,4 +1,4 @@
-package ocmfs
+package vfs
 
 import (
 	"strconv"
@@ -7,8 +7,8 @@ import (
 	"unicode/utf8"
 )
 
-// maxNameBytes is the longest file name Linux accepts (NAME_MAX).
-const maxNameBytes = 255
+// MaxNameBytes is the longest file name Linux accepts (NAME_MAX).
+const MaxNameBytes = 255
 
 // fallbackName stands in for a share name that sanitizes to nothing.
 const fallbackName = "Shared item"
@@ -17,7 +17,7 @@ const fallbackName = "Shared item"
 // NUL, no control or format characters, valid UTF-8, not "." or "..". Its
 // at-signs become "[at]": only the collision suffix the mount adds
 // (" (alice@cloud.example)") has one, so no name can pass for another
-// sender's share. Length is left to safeName and withSuffix.
+// sender's share. Length is left to safeName and WithSuffix.
 func cleanName(s string) string {
 	return cleanText(s, true)
 }
@@ -65,9 +65,9 @@ func cleanTag(s string) string {
 	}, cleanText(s, false))
 }
 
-// safeName is cleanName cut to maxNameBytes, keeping a file's extension.
+// safeName is cleanName cut to MaxNameBytes, keeping a file's extension.
 func safeName(s string, isDir bool) string {
-	return withSuffix(cleanName(s), "", 0, isDir)
+	return WithSuffix(cleanName(s), "", 0, isDir)
 }
 
 // truncateName cuts s to at most n bytes without splitting a rune.
@@ -96,9 +96,9 @@ func splitExt(name string, isDir bool) (string, string) {
 	return name[:i], name[i:]
 }
 
-// withSuffix returns base + " (" + tag + ")" [+ " n"] + ext, cutting the base so
-// that the whole stays within maxNameBytes.
-func withSuffix(name, tag string, n int, isDir bool) string {
+// WithSuffix returns base + " (" + tag + ")" [+ " n"] + ext, cutting the base so
+// that the whole stays within MaxNameBytes.
+func WithSuffix(name, tag string, n int, isDir bool) string {
 	base, ext := splitExt(name, isDir)
 	suffix := ""
 	if tag != "" {
@@ -107,12 +107,12 @@ func withSuffix(name, tag string, n int, isDir bool) string {
 	if n > 1 {
 		suffix += " " + strconv.Itoa(n)
 	}
-	room := maxNameBytes - len(suffix) - len(ext)
-	if room < maxNameBytes/4 {
+	room := MaxNameBytes - len(suffix) - len(ext)
+	if room < MaxNameBytes/4 {
 		// An absurd tag or extension: keep a readable base.
-		ext = truncateName(ext, maxNameBytes/4)
-		suffix = truncateName(suffix, maxNameBytes/4)
-		room = maxNameBytes - len(suffix) - len(ext)
+		ext = truncateName(ext, MaxNameBytes/4)
+		suffix = truncateName(suffix, MaxNameBytes/4)
+		room = MaxNameBytes - len(suffix) - len(ext)
 	}
 	out := truncateName(base, room) + suffix + ext
 	if strings.Trim(out, ".") == "" {
@@ -121,31 +121,31 @@ func withSuffix(name, tag string, n int, isDir bool) string {
 	return out
 }
 
-// uniqueName picks the name of a new root entry: the safe share name if it is
+// UniqueName picks the name of a new root entry: the safe share name if it is
 // free, otherwise the name with the sender's address as a suffix
 // ("Report (alice@cloud.example)"), otherwise that with a counter.
-func uniqueName(name, origin string, isDir bool, taken func(string) bool) string {
+func UniqueName(name, origin string, isDir bool, taken func(string) bool) string {
 	base := cleanName(name)
-	if first := withSuffix(base, "", 0, isDir); !taken(first) {
+	if first := WithSuffix(base, "", 0, isDir); !taken(first) {
 		return first
 	}
 	if origin != "" {
-		if c := withSuffix(base, origin, 0, isDir); !taken(c) {
+		if c := WithSuffix(base, origin, 0, isDir); !taken(c) {
 			return c
 		}
 	}
 	for n := 2; ; n++ {
-		if c := withSuffix(base, origin, n, isDir); !taken(c) {
+		if c := WithSuffix(base, origin, n, isDir); !taken(c) {
 			return c
 		}
 	}
 }
 
-// validRemoteName reports whether a name found in a server's listing can be a
+// ValidRemoteName reports whether a name found in a server's listing can be a
 // local directory entry unchanged. Entries that cannot are left out of the
 // mount rather than renamed, so local and remote names always agree.
-func validRemoteName(s string) bool {
-	return s != "" && s != "." && s != ".." && len(s) <= maxNameBytes &&
+func ValidRemoteName(s string) bool {
+	return s != "" && s != "." && s != ".." && len(s) <= MaxNameBytes &&
 		!strings.ContainsAny(s, "/\x00") && utf8.ValidString(s) && !hasFormatChar(s)
 }
 

@@ -1,0 +1,2 @@
+// Package vfs is the FUSE-free core of the ocm-agent filesystem.
+package vfs

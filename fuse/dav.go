@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ocm-agent/ocm-agent/fuse/vfs"
 	"io"
 	"log/slog"
 	"net"
@@ -156,7 +157,7 @@ type watchdog struct {
 func newWatchdog(parent context.Context, d time.Duration) (context.Context, *watchdog) {
 	ctx, cancel := context.WithCancelCause(parent)
 	w := &watchdog{d: d, cancel: cancel}
-	w.t = time.AfterFunc(d, func() { cancel(errTimeout) })
+	w.t = time.AfterFunc(d, func() { cancel(vfs.ErrTimeout) })
 	return ctx, w
 }
 
@@ -224,11 +225,11 @@ type request struct {
 
 // do sends r with credentials from the Authorizer. A 401 invalidates the
 // credentials and the request is sent once more; a second 401 is returned as
-// a statusError. The returned body must be closed; it is bounded in time by
+// a vfs.StatusError. The returned body must be closed; it is bounded in time by
 // the watchdog (no progress for the client timeout cancels it).
 func (c *davClient) do(ctx context.Context, r request) (*http.Response, error) {
-	if strings.HasPrefix(r.url, unresolvedURL) {
-		return nil, errShareUnreachable
+	if strings.HasPrefix(r.url, vfs.UnresolvedURL) {
+		return nil, vfs.ErrShareUnreachable
 	}
 	for attempt := 0; ; attempt++ {
 		resp, err := c.once(ctx, r)
@@ -274,13 +275,13 @@ func (c *davClient) once(ctx context.Context, r request) (*http.Response, error)
 	}
 	if err := c.auth.Authorize(wctx, r.shareID, req); err != nil {
 		w.stop()
-		return nil, &authError{err}
+		return nil, &vfs.AuthError{Err: err}
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		w.stop()
-		if cause := context.Cause(wctx); errors.Is(cause, errTimeout) {
-			return nil, fmt.Errorf("webdav %s: %w", r.method, errTimeout)
+		if cause := context.Cause(wctx); errors.Is(cause, vfs.ErrTimeout) {
+			return nil, fmt.Errorf("webdav %s: %w", r.method, vfs.ErrTimeout)
 		}
 		return nil, fmt.Errorf("webdav %s: %w", r.method, scrubURLError(err))
 	}
@@ -308,8 +309,8 @@ func drainClose(resp *http.Response) {
 
 // readErr maps an error from reading a body, noting a watchdog timeout.
 func readErr(method string, err error) error {
-	if errors.Is(err, context.Canceled) || errors.Is(err, errTimeout) || errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("webdav %s: read body: %w", method, errTimeout)
+	if errors.Is(err, context.Canceled) || errors.Is(err, vfs.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("webdav %s: read body: %w", method, vfs.ErrTimeout)
 	}
 	return fmt.Errorf("webdav %s: read body: %w", method, err)
 }
@@ -323,7 +324,7 @@ const propfindBody = `<?xml version="1.0" encoding="utf-8"?>` +
 // their answers) by the client timeout: a server that sends a byte now and
 // then must not hold a program in the mount for longer.
 func (c *davClient) withDeadline(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeoutCause(ctx, c.timeout, errTimeout)
+	return context.WithTimeoutCause(ctx, c.timeout, vfs.ErrTimeout)
 }
 
 // propfind lists u (depth "0" or "1"), telling onChild (if set) of each child
@@ -340,7 +341,7 @@ func (c *davClient) propfind(ctx context.Context, shareID, u, depth string, onCh
 	} else {
 		release, err := c.listings.acquire(ctx, shareID)
 		if err != nil {
-			return nil, u, fmt.Errorf("webdav PROPFIND: wait for a turn: %w", errTimeout)
+			return nil, u, fmt.Errorf("webdav PROPFIND: wait for a turn: %w", vfs.ErrTimeout)
 		}
 		defer release()
 	}
@@ -368,8 +369,8 @@ func (c *davClient) propfind(ctx context.Context, shareID, u, depth string, onCh
 				return nil, u, fmt.Errorf("webdav PROPFIND: more than %d entries: %w", maxEntries, err)
 			}
 			if err != nil {
-				if context.Cause(ctx) == errTimeout {
-					return nil, u, fmt.Errorf("webdav PROPFIND: read body: %w", errTimeout)
+				if context.Cause(ctx) == vfs.ErrTimeout {
+					return nil, u, fmt.Errorf("webdav PROPFIND: read body: %w", vfs.ErrTimeout)
 				}
 				return nil, u, readErr("PROPFIND", err)
 			}
@@ -378,16 +379,16 @@ func (c *davClient) propfind(ctx context.Context, shareID, u, depth string, onCh
 			loc, lerr := resp.Location()
 			drainClose(resp)
 			if lerr != nil || loc.Host != mustHost(u) || strings.TrimSuffix(loc.Path, "/") != strings.TrimSuffix(mustPath(u), "/") {
-				return nil, u, &statusError{Method: "PROPFIND", Code: resp.StatusCode}
+				return nil, u, &vfs.StatusError{Method: "PROPFIND", Code: resp.StatusCode}
 			}
 			u = loc.String()
 			continue
 		default:
 			drainClose(resp)
-			return nil, u, &statusError{Method: "PROPFIND", Code: resp.StatusCode}
+			return nil, u, &vfs.StatusError{Method: "PROPFIND", Code: resp.StatusCode}
 		}
 	}
-	return nil, u, &statusError{Method: "PROPFIND", Code: http.StatusLoopDetected}
+	return nil, u, &vfs.StatusError{Method: "PROPFIND", Code: http.StatusLoopDetected}
 }
 
 func mustHost(u string) string {
@@ -417,7 +418,7 @@ func (c *davClient) head(ctx context.Context, shareID, u string) (info, error) {
 	}
 	drainClose(resp)
 	if resp.StatusCode != http.StatusOK {
-		return info{}, &statusError{Method: "HEAD", Code: resp.StatusCode}
+		return info{}, &vfs.StatusError{Method: "HEAD", Code: resp.StatusCode}
 	}
 	in := info{size: resp.ContentLength, etag: resp.Header.Get("ETag")}
 	if in.size < 0 {
@@ -470,7 +471,7 @@ func (c *davClient) getRange(ctx context.Context, shareID, u string, off int64, 
 		return 0, errRangeRefused
 	default:
 		drainClose(resp)
-		return 0, &statusError{Method: "GET", Code: resp.StatusCode}
+		return 0, &vfs.StatusError{Method: "GET", Code: resp.StatusCode}
 	}
 	defer resp.Body.Close()
 	got := 0
@@ -516,7 +517,7 @@ func (c *davClient) getWhole(ctx context.Context, shareID, u string) (*http.Resp
 	}
 	if resp.StatusCode != http.StatusOK {
 		drainClose(resp)
-		return nil, &statusError{Method: "GET", Code: resp.StatusCode}
+		return nil, &vfs.StatusError{Method: "GET", Code: resp.StatusCode}
 	}
 	return resp, nil
 }
@@ -534,7 +535,7 @@ func (f *FS) move(ctx context.Context, sh *share, from, to []string, dir, overwr
 	}
 	// The server may move a large tree before it answers: it gets as long
 	// as for storing an upload it has received.
-	mctx, cancel := context.WithTimeoutCause(f.ctx, f.dav.timeout*answerFactor, errTimeout)
+	mctx, cancel := context.WithTimeoutCause(f.ctx, f.dav.timeout*answerFactor, vfs.ErrTimeout)
 	defer cancel()
 	resp, err := f.dav.do(mctx, request{
 		method:  "MOVE",
@@ -550,5 +551,5 @@ func (f *FS) move(ctx context.Context, sh *share, from, to []string, dir, overwr
 	case http.StatusCreated, http.StatusNoContent, http.StatusOK:
 		return nil
 	}
-	return &statusError{Method: "MOVE", Code: resp.StatusCode}
+	return &vfs.StatusError{Method: "MOVE", Code: resp.StatusCode}
 }

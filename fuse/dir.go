@@ -254,7 +254,7 @@ func (d *dirNode) childOf(ctx context.Context, name string) (info, bool, syscall
 		return info{}, false, syscall.EINTR
 	}
 	if err != nil {
-		return info{}, false, toErrno(err)
+		return info{}, false, d.sh.f.errno(err)
 	}
 	d.lmu.Lock()
 	in, ok := l.items[name]
@@ -440,7 +440,7 @@ func (h *dirHandle) at(ctx context.Context, i int) (e dent, ok bool, errno sysca
 		err := fl.err
 		fl.mu.Unlock()
 		if err != nil {
-			return dent{}, false, toErrno(err)
+			return dent{}, false, h.d.sh.f.errno(err)
 		}
 	} else {
 		if i < len(h.ents) {
@@ -531,7 +531,7 @@ func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse
 	f := d.sh.f
 	if err := f.dav.mkcol(f.ctx, d.sh.id, d.sh.dirURL(append(segs, name))); err != nil {
 		f.log.Warn("mkdir failed", "share", d.sh.id, "err", err)
-		return nil, toErrno(err)
+		return nil, d.sh.f.errno(err)
 	}
 	in := info{dir: true, mtime: time.Now()}
 	d.patch(name, &in)
@@ -566,7 +566,7 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 	ws, err := f.spool.acquire(f.ctx, d.sh, append(segs, name), trunc, !exists, existing)
 	if err != nil {
 		f.log.Warn("create failed", "share", d.sh.id, "err", err)
-		return nil, nil, 0, toErrno(err)
+		return nil, nil, 0, d.sh.f.errno(err)
 	}
 	in := ws.stat()
 	ch := d.node(ctx, name, in, out)
@@ -593,7 +593,7 @@ func (d *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
 	if !f.spool.localOnly(d.sh.id, path) {
 		if err := f.dav.remove(f.ctx, d.sh.id, d.sh.fileURL(path)); err != nil {
 			f.log.Warn("unlink failed", "share", d.sh.id, "err", err)
-			return toErrno(err)
+			return d.sh.f.errno(err)
 		}
 	}
 	f.spool.discard(d.sh.id, path)
@@ -612,7 +612,7 @@ func (d *dirNode) empty(segs []string) syscall.Errno {
 		return syscall.ENOTEMPTY
 	}
 	if err != nil {
-		return toErrno(err)
+		return d.sh.f.errno(err)
 	}
 	if !l.self.dir {
 		return syscall.ENOTDIR
@@ -639,7 +639,7 @@ func (d *dirNode) Rmdir(ctx context.Context, name string) syscall.Errno {
 	f := d.sh.f
 	if err := f.dav.remove(f.ctx, d.sh.id, d.sh.dirURL(path)); err != nil {
 		f.log.Warn("rmdir failed", "share", d.sh.id, "err", err)
-		return toErrno(err)
+		return d.sh.f.errno(err)
 	}
 	d.patch(name, nil)
 	return 0
@@ -713,20 +713,20 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent fs.InodeEmb
 			// The server's copy must be current before it moves.
 			if _, err := ws.flush(f.ctx); err != nil {
 				f.log.Warn("rename: upload before move failed", "share", d.sh.id, "err", err)
-				return toErrno(err)
+				return d.sh.f.errno(err)
 			}
 		}
 	}
 	if !localOnly {
 		if err := f.move(ctx, d.sh, from, to, src.dir, flags&renameNoReplace == 0); err != nil {
 			f.log.Warn("rename failed", "share", d.sh.id, "err", err)
-			return toErrno(err)
+			return d.sh.f.errno(err)
 		}
 	}
 	rerr := f.spool.rekey(d.sh.id, from, to)
 	d.patch(name, nil)
 	nd.patch(newName, &src)
-	return toErrno(rerr)
+	return d.sh.f.errno(rerr)
 }
 
 // Symbolic links, device nodes and hard links do not exist in WebDAV.

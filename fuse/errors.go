@@ -1,131 +1,53 @@
 package ocmfs
 
 import (
-	"context"
-	"errors"
-	"fmt"
-	"net"
-	"net/http"
-	"os"
 	"syscall"
 
-	"github.com/studio-b12/gowebdav"
+	"github.com/ocm-agent/ocm-agent/fuse/vfs"
 )
 
-// errTimeout is the cause set on a request context whose watchdog fired: the
-// peer made no progress for Options.Timeout.
-var errTimeout = errors.New("webdav peer made no progress in time")
-
-// errShareGone is returned for operations on a share that has left the mount.
-var errShareGone = errors.New("share is no longer mounted")
-
-// errShareUnreachable is returned for operations on a share whose server
-// the agent has not reached yet (its WebDAV URL is unknown).
-var errShareUnreachable = errors.New("the share's server could not be reached yet; the agent keeps trying")
-
-// unresolvedURL stands for the URL of a share whose server has not been
-// reached: requests to it fail with errShareUnreachable, without a network.
-const unresolvedURL = "ocm-unresolved:"
-
-// statusError is a WebDAV answer with an unexpected status.
-type statusError struct {
-	Method string
-	Code   int
-}
-
-func (e *statusError) Error() string {
-	return fmt.Sprintf("webdav %s: %d %s", e.Method, e.Code, http.StatusText(e.Code))
-}
-
-// authError wraps a failure of the Authorizer itself.
-type authError struct{ err error }
-
-func (e *authError) Error() string { return "authorize webdav request: " + e.err.Error() }
-func (e *authError) Unwrap() error { return e.err }
-
-// toErrno maps an error from the WebDAV layer to what a program sees.
-func toErrno(err error) syscall.Errno {
+// errnoOf is the one mapping from the core's error kinds to what a program
+// sees; ok is false for an error the core could not classify (EIO then).
+func errnoOf(err error) (errno syscall.Errno, ok bool) {
 	if err == nil {
-		return 0
+		return 0, true
 	}
 	// Only errno values of this package's own making pass through; those
 	// found deeper (ECONNREFUSED from a dial) are network failures.
 	if errno, ok := err.(syscall.Errno); ok {
-		return errno
+		return errno, true
 	}
-	if errors.Is(err, errTimeout) || errors.Is(err, context.DeadlineExceeded) {
-		return syscall.ETIMEDOUT
+	switch vfs.KindOf(err) {
+	case vfs.KindIO:
+		return syscall.EIO, true
+	case vfs.KindTimeout:
+		return syscall.ETIMEDOUT, true
+	case vfs.KindNotFound, vfs.KindGone:
+		return syscall.ENOENT, true
+	case vfs.KindUnreachable:
+		return syscall.EHOSTUNREACH, true
+	case vfs.KindDenied:
+		return syscall.EACCES, true
+	case vfs.KindExists:
+		return syscall.EEXIST, true
+	case vfs.KindBusy:
+		return syscall.EBUSY, true
+	case vfs.KindTooLarge:
+		return syscall.EFBIG, true
+	case vfs.KindNoSpace:
+		return syscall.ENOSPC, true
+	case vfs.KindNotSupported:
+		return syscall.ENOTSUP, true
 	}
-	if errors.Is(err, errShareGone) {
-		return syscall.ENOENT
-	}
-	if errors.Is(err, errShareUnreachable) {
-		return syscall.EHOSTUNREACH
-	}
-	code := 0
-	var se *statusError
-	var pe *os.PathError
-	var gse gowebdav.StatusError
-	switch {
-	case errors.As(err, &se):
-		code = se.Code
-	case errors.As(err, &pe) && errors.As(pe.Err, &gse):
-		code = gse.Status
-	}
-	if code != 0 {
-		switch code {
-		case http.StatusUnauthorized, http.StatusForbidden:
-			return syscall.EACCES
-		case http.StatusNotFound, http.StatusGone, http.StatusConflict:
-			return syscall.ENOENT
-		case http.StatusPreconditionFailed:
-			return syscall.EEXIST
-		case http.StatusLocked:
-			return syscall.EBUSY
-		case http.StatusRequestEntityTooLarge:
-			return syscall.EFBIG
-		case http.StatusInsufficientStorage:
-			return syscall.ENOSPC
-		case http.StatusMethodNotAllowed, http.StatusNotImplemented:
-			return syscall.ENOTSUP
-		}
-		return syscall.EIO
-	}
-	var ae *authError
-	if errors.As(err, &ae) {
-		var ne net.Error
-		if errors.As(ae.err, &ne) && ne.Timeout() {
-			return syscall.ETIMEDOUT
-		}
-		if errors.As(ae.err, &ne) {
-			return syscall.EIO
-		}
-		return syscall.EACCES
-	}
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		return syscall.ETIMEDOUT
-	}
-	return syscall.EIO
+	return syscall.EIO, false
 }
 
-// transient reports whether retrying the same request may succeed.
-func transient(err error) bool {
-	var se *statusError
-	if errors.As(err, &se) {
-		switch se.Code {
-		case http.StatusRequestTimeout, http.StatusTooManyRequests, http.StatusInternalServerError,
-			http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-			return true
-		}
-		return false
+// errno maps an error of the core to an errno, and logs one it could not
+// classify: each is a case the mapping should learn.
+func (f *FS) errno(err error) syscall.Errno {
+	errno, ok := errnoOf(err)
+	if !ok {
+		f.log.Warn("unclassified error reported as EIO", "err", err)
 	}
-	var ae *authError
-	if errors.As(err, &ae) {
-		return false
-	}
-	if errors.Is(err, errShareGone) || errors.Is(err, errShareUnreachable) {
-		return false
-	}
-	return true // network errors, resets, timeouts
+	return errno
 }

@@ -2,6 +2,7 @@ package ocmfs
 
 import (
 	"context"
+	"github.com/ocm-agent/ocm-agent/fuse/vfs"
 	"sync"
 	"syscall"
 	"time"
@@ -65,7 +66,7 @@ func (n *fileNode) freshInfo(ctx context.Context) (info, syscall.Errno) {
 	if n.isRoot {
 		fi, err := n.sh.fileInfo(f.ctx, f.o.MetadataTTL)
 		if err != nil {
-			return info{}, toErrno(err)
+			return info{}, f.errno(err)
 		}
 		n.setInfo(fi)
 		return fi, 0
@@ -118,7 +119,7 @@ func (n *fileNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAt
 		}
 		if wh, ok := fh.(*writeHandle); ok && !wh.readOnly {
 			if err := wh.ws.truncate(int64(size)); err != nil {
-				return toErrno(err)
+				return f.errno(err)
 			}
 		} else {
 			// truncate(2) on a path: through a session of its own, uploaded now.
@@ -129,7 +130,7 @@ func (n *fileNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAt
 			cur, _ := n.getInfo()
 			ws, err := f.spool.acquire(f.ctx, n.sh, segs, size == 0, false, cur)
 			if err != nil {
-				return toErrno(err)
+				return f.errno(err)
 			}
 			err = ws.truncate(int64(size))
 			var up info
@@ -140,7 +141,7 @@ func (n *fileNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAt
 			f.spool.release(ws)
 			if err != nil {
 				f.log.Warn("truncate failed", "share", n.sh.id, "err", err)
-				return toErrno(err)
+				return f.errno(err)
 			}
 			if moved != nil {
 				n.forget()
@@ -213,7 +214,7 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 	}
 	if n.sh.unresolved() {
 		f.log.Debug("open refused: the share's server has not been reached", "share", n.sh.id)
-		return nil, 0, toErrno(errShareUnreachable)
+		return nil, 0, f.errno(vfs.ErrShareUnreachable)
 	}
 	write := flags&syscall.O_ACCMODE != syscall.O_RDONLY || flags&syscall.O_TRUNC != 0
 	if write {
@@ -224,7 +225,7 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 		ws, err := f.spool.acquire(f.ctx, n.sh, segs, flags&syscall.O_TRUNC != 0, false, cur)
 		if err != nil {
 			f.log.Warn("open for writing failed", "share", n.sh.id, "err", err)
-			return nil, 0, toErrno(err)
+			return nil, 0, f.errno(err)
 		}
 		return &writeHandle{n: n, ws: ws}, 0, 0
 	}
@@ -288,7 +289,7 @@ var (
 func (h *writeHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
 	n, err := h.ws.readAt(dest, off)
 	if err != nil {
-		return nil, toErrno(err)
+		return nil, h.n.sh.f.errno(err)
 	}
 	return fuse.ReadResultData(dest[:n]), 0
 }
@@ -320,7 +321,7 @@ func (h *writeHandle) upload() syscall.Errno {
 	for range 3 {
 		in, moved, err := h.ws.flushAt(f.ctx)
 		if err != nil {
-			errno := toErrno(err)
+			errno := f.errno(err)
 			f.log.Warn("upload failed; the data stays in the spool", "share", h.n.sh.id, "err", err, "errno", errno.Error())
 			return errno
 		}
@@ -350,7 +351,7 @@ func (h *writeHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
 		return 0
 	}
 	if err := h.ws.sync(); err != nil {
-		return toErrno(err)
+		return h.n.sh.f.errno(err)
 	}
 	return h.upload()
 }

@@ -286,8 +286,8 @@ func (f *FS) SetEntries(entries []Entry) {
 	want := make(map[string]Entry, len(sorted))
 	for i, e := range sorted {
 		if e.URL == "" {
-			sorted[i].URL = unresolvedURL
-			e.URL = unresolvedURL
+			sorted[i].URL = vfs.UnresolvedURL
+			e.URL = vfs.UnresolvedURL
 		}
 		if e.ID == "" {
 			continue

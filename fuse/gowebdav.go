@@ -3,6 +3,7 @@ package ocmfs
 import (
 	"context"
 	"fmt"
+	"github.com/ocm-agent/ocm-agent/fuse/vfs"
 	"io"
 	"net/http"
 	"net/url"
@@ -47,7 +48,7 @@ type gwAuthenticator struct {
 
 func (g *gwAuthenticator) Authorize(_ *http.Client, rq *http.Request, _ string) error {
 	if err := g.a.c.auth.Authorize(g.a.ctx, g.a.shareID, rq); err != nil {
-		return &authError{err}
+		return &vfs.AuthError{Err: err}
 	}
 	return nil
 }
@@ -83,7 +84,7 @@ func (c *davClient) gowebdavFor(ctx context.Context, shareID, target string) (*g
 
 // mkcol creates the collection at target.
 func (c *davClient) mkcol(ctx context.Context, shareID, target string) error {
-	ctx, cancel := context.WithTimeoutCause(ctx, c.timeout, errTimeout)
+	ctx, cancel := context.WithTimeoutCause(ctx, c.timeout, vfs.ErrTimeout)
 	defer cancel()
 	gc, p, err := c.gowebdavFor(ctx, shareID, target)
 	if err != nil {
@@ -97,7 +98,7 @@ func (c *davClient) mkcol(ctx context.Context, shareID, target string) error {
 
 // remove deletes target (a file, or a collection with everything in it).
 func (c *davClient) remove(ctx context.Context, shareID, target string) error {
-	ctx, cancel := context.WithTimeoutCause(ctx, c.timeout, errTimeout)
+	ctx, cancel := context.WithTimeoutCause(ctx, c.timeout, vfs.ErrTimeout)
 	defer cancel()
 	gc, p, err := c.gowebdavFor(ctx, shareID, target)
 	if err != nil {
@@ -112,8 +113,8 @@ func (c *davClient) remove(ctx context.Context, shareID, target string) error {
 // gwErr keeps status codes from gowebdav errors and notes a timeout (gowebdav
 // reports transport failures of DELETE as a 400).
 func gwErr(ctx context.Context, method string, err error) error {
-	if context.Cause(ctx) == errTimeout {
-		return fmt.Errorf("webdav %s: %w", method, errTimeout)
+	if context.Cause(ctx) == vfs.ErrTimeout {
+		return fmt.Errorf("webdav %s: %w", method, vfs.ErrTimeout)
 	}
 	var pe *os.PathError
 	if pe, _ = err.(*os.PathError); pe != nil {
@@ -121,7 +122,7 @@ func gwErr(ctx context.Context, method string, err error) error {
 			if se.Status == http.StatusBadRequest && method == "DELETE" {
 				return fmt.Errorf("webdav %s: transport failure", method)
 			}
-			return &statusError{Method: method, Code: se.Status}
+			return &vfs.StatusError{Method: method, Code: se.Status}
 		}
 		return fmt.Errorf("webdav %s: %w", method, scrubURLError(pe.Err))
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ocm-agent/ocm-agent/fuse/vfs"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -112,7 +113,7 @@ func putBuf(b []byte) {
 const minReadRate = 16 << 10
 
 // errReadTooSlow fails a READ whose bytes did not arrive in time.
-var errReadTooSlow = fmt.Errorf("read: the data did not arrive in time: %w", errTimeout)
+var errReadTooSlow = fmt.Errorf("read: the data did not arrive in time: %w", vfs.ErrTimeout)
 
 // wait blocks until the chunk holds want bytes (from its start) or is done,
 // or until deadline, or until the program of the FUSE request ctx is killed.
@@ -220,7 +221,7 @@ func (r *reader) start(off, n int64, ahead bool) *chunk {
 		var err error
 		var got int
 		if r.sh.isGone() {
-			err = errShareGone
+			err = vfs.ErrShareGone
 		} else {
 			got, err = r.fetch(ctx, off, c.buf, func(k int) {
 				c.mu.Lock()
@@ -489,13 +490,13 @@ func (r *reader) read(ctx context.Context, dest []byte, off int64) (fuse.ReadRes
 // fail maps a failed read. The first failure of an open file is logged at
 // the default level: the program sees only EIO.
 func (r *reader) fail(err error) syscall.Errno {
-	if errors.Is(err, errShareGone) {
+	if errors.Is(err, vfs.ErrShareGone) {
 		return syscall.ESTALE
 	}
 	if errors.Is(err, errCallerKilled) {
 		return syscall.EINTR
 	}
-	errno := toErrno(err)
+	errno := r.f.errno(err)
 	r.mu.Lock()
 	first := !r.logged
 	r.logged = true

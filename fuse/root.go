@@ -70,7 +70,7 @@ func (r *rootNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) 
 		if lastErr == nil {
 			return nil, syscall.ETIMEDOUT
 		}
-		return nil, toErrno(lastErr)
+		return nil, r.f.errno(lastErr)
 	}
 	entryOut := func(in info) {
 		r.f.entryOut(out, in, sh.isWritable())

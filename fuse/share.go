@@ -3,6 +3,7 @@ package ocmfs
 import (
 	"context"
 	"errors"
+	"github.com/ocm-agent/ocm-agent/fuse/vfs"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -79,7 +80,7 @@ func (sh *share) isWritable() bool {
 
 // unresolved reports whether the share's server has not been reached yet
 // (the agent gave no URL): it is shown, but holds nothing to read.
-func (sh *share) unresolved() bool { return sh.entry.URL == unresolvedURL }
+func (sh *share) unresolved() bool { return sh.entry.URL == vfs.UnresolvedURL }
 
 func (sh *share) markGone() {
 	sh.mu.Lock()
@@ -236,7 +237,7 @@ func (sh *share) probe(ctx context.Context) (in info, dir bool, u string, headOn
 		}
 		return in, false, strings.TrimSuffix(final, "/"), false, nil
 	}
-	var se *statusError
+	var se *vfs.StatusError
 	if !errors.As(err, &se) || (se.Code != http.StatusMethodNotAllowed && se.Code != http.StatusNotImplemented && se.Code != http.StatusBadRequest) {
 		return info{}, false, "", false, err
 	}
@@ -269,7 +270,7 @@ func (sh *share) fileInfo(ctx context.Context, maxAge time.Duration) (info, erro
 		l, _, err = sh.f.dav.propfind(ctx, sh.id, u, "0", nil)
 		if err == nil {
 			in = l.self
-		} else if se := (*statusError)(nil); errors.As(err, &se) && (se.Code == http.StatusMethodNotAllowed || se.Code == http.StatusNotImplemented) {
+		} else if se := (*vfs.StatusError)(nil); errors.As(err, &se) && (se.Code == http.StatusMethodNotAllowed || se.Code == http.StatusNotImplemented) {
 			in, err = sh.f.dav.head(ctx, sh.id, u)
 			if err == nil {
 				sh.mu.Lock()

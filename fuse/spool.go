@@ -861,7 +861,7 @@ func (ws *writeSession) flushAt(ctx context.Context) (in info, moved []string, e
 	sp := ws.sp
 	sh := sp.f.shareByID(shareID)
 	if sh == nil || sh.isGone() {
-		err = errShareGone
+		err = vfs.ErrShareGone
 	} else {
 		in, err = sp.f.upload(ctx, sh, segs, file, size, mtime, cond)
 		if errors.Is(err, errRemoteChanged) {
@@ -1005,10 +1005,10 @@ func (f *FS) upload(ctx context.Context, sh *share, segs []string, file *os.File
 			case http.StatusPreconditionFailed:
 				return info{}, fmt.Errorf("upload: %w", errRemoteChanged)
 			}
-			err = &statusError{Method: "PUT", Code: resp.StatusCode}
+			err = &vfs.StatusError{Method: "PUT", Code: resp.StatusCode}
 		}
 		lastErr = err
-		if !transient(err) || errors.Is(err, errTimeout) || attempt == uploadAttempts {
+		if !vfs.Transient(err) || errors.Is(err, vfs.ErrTimeout) || attempt == uploadAttempts {
 			break
 		}
 		f.log.Debug("upload failed, trying again", "share", sh.id, "attempt", attempt, "err", err)
@@ -1070,7 +1070,7 @@ func (f *FS) download(ctx context.Context, sh *share, segs []string, w io.Writer
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return 0, "", &statusError{Method: "GET", Code: resp.StatusCode}
+		return 0, "", &vfs.StatusError{Method: "GET", Code: resp.StatusCode}
 	}
 	n, err := io.Copy(w, resp.Body)
 	if err != nil {

@@ -25,7 +25,7 @@ type dirNode struct {
 	remote
 
 	lmu    sync.Mutex
-	list   *listing
+	list   *vfs.Listing
 	listAt time.Time
 	flight *flight
 }
@@ -35,7 +35,7 @@ type dirNode struct {
 // whole (possibly large) answer is in; lookups wait for done.
 type flight struct {
 	done chan struct{}
-	l    *listing
+	l    *vfs.Listing
 	err  error
 
 	mu   sync.Mutex
@@ -50,7 +50,7 @@ func newFlight() *flight {
 	return fl
 }
 
-func (fl *flight) add(name string, in info) {
+func (fl *flight) add(name string, in vfs.Info) {
 	fl.mu.Lock()
 	fl.ents = append(fl.ents, dent{name: name, in: in})
 	fl.mu.Unlock()
@@ -59,7 +59,7 @@ func (fl *flight) add(name string, in info) {
 
 // finish ends the flight; all, if not nil, replaces what was streamed (a
 // listing that came whole).
-func (fl *flight) finish(l *listing, err error, all []dent) {
+func (fl *flight) finish(l *vfs.Listing, err error, all []dent) {
 	fl.mu.Lock()
 	if all != nil {
 		fl.ents = all
@@ -102,7 +102,7 @@ func (d *dirNode) where() ([]string, syscall.Errno) {
 // listing returns the directory's listing, from the cache while younger than
 // maxAge. Concurrent callers share one request, which runs on its own: a
 // caller whose program is killed (ctx is its FUSE request's) stops waiting.
-func (d *dirNode) listing(ctx context.Context, maxAge time.Duration) (*listing, error) {
+func (d *dirNode) listing(ctx context.Context, maxAge time.Duration) (*vfs.Listing, error) {
 	d.lmu.Lock()
 	if d.list != nil && time.Since(d.listAt) < maxAge {
 		l := d.list
@@ -137,17 +137,17 @@ func (d *dirNode) listing(ctx context.Context, maxAge time.Duration) (*listing, 
 }
 
 // run performs a flight and caches its result.
-func (d *dirNode) run(fl *flight, old *listing) {
+func (d *dirNode) run(fl *flight, old *vfs.Listing) {
 	l, err := d.fetch(old, fl.add)
 	d.lmu.Lock()
 	d.flight = nil
 	var all []dent
 	if err == nil {
 		d.list, d.listAt = l, time.Now()
-		if l == old || !l.streamed {
-			all = make([]dent, 0, len(l.names))
-			for _, name := range l.names {
-				all = append(all, dent{name: name, in: l.items[name]})
+		if l == old || !l.Streamed {
+			all = make([]dent, 0, len(l.Names))
+			for _, name := range l.Names {
+				all = append(all, dent{name: name, in: l.Items[name]})
 			}
 		}
 	}
@@ -155,7 +155,7 @@ func (d *dirNode) run(fl *flight, old *listing) {
 	fl.finish(l, err, all)
 }
 
-func (d *dirNode) fetch(old *listing, onChild func(string, info)) (*listing, error) {
+func (d *dirNode) fetch(old *vfs.Listing, onChild func(string, vfs.Info)) (*vfs.Listing, error) {
 	f := d.sh.f
 	segs, errno := d.where()
 	if errno != 0 {
@@ -168,35 +168,35 @@ func (d *dirNode) fetch(old *listing, onChild func(string, info)) (*listing, err
 	defer cancel()
 	if old != nil {
 		d.lmu.Lock()
-		oldETag, check := old.self.etag, old.fileID
+		oldETag, check := old.Self.ETag, old.FileID
 		d.lmu.Unlock()
 		if check && oldETag != "" {
-			if l0, _, err := f.dav.propfind(ctx, d.sh.id, u, "0", nil); err == nil && l0.self.etag == oldETag {
+			if l0, _, err := f.dav.propfind(ctx, d.sh.id, u, "0", nil); err == nil && l0.Self.ETag == oldETag {
 				return old, nil
 			}
 		}
 	}
 	streamed := false
-	l, _, err := f.dav.propfind(ctx, d.sh.id, u, "1", func(name string, in info) {
+	l, _, err := f.dav.propfind(ctx, d.sh.id, u, "1", func(name string, in vfs.Info) {
 		streamed = true
 		onChild(name, in)
 	})
 	if err != nil {
 		level := slog.LevelDebug
-		if errors.Is(err, errTooManyEntries) {
+		if errors.Is(err, vfs.ErrTooManyEntries) {
 			level = slog.LevelWarn
 		}
 		f.log.Log(f.ctx, level, "listing failed", "share", d.sh.id, "entry", d.sh.name, "err", err)
 		return nil, err
 	}
-	l.streamed = streamed || len(l.names) == 0
-	if l.hasSelf && !l.self.dir && len(l.items) == 0 {
+	l.Streamed = streamed || len(l.Names) == 0
+	if l.HasSelf && !l.Self.Dir && len(l.Items) == 0 {
 		return nil, syscall.ENOTDIR
 	}
-	d.setInfo(l.self)
+	d.setInfo(l.Self)
 	if d.isRoot {
 		d.sh.mu.Lock()
-		d.sh.rootInfo, d.sh.rootAt = l.self, time.Now()
+		d.sh.rootInfo, d.sh.rootAt = l.Self, time.Now()
 		d.sh.mu.Unlock()
 	}
 	return l, nil
@@ -211,84 +211,84 @@ func (d *dirNode) invalidate() {
 
 // patch records a change made through the mount in the cached listing:
 // in == nil removes name.
-func (d *dirNode) patch(name string, in *info) {
+func (d *dirNode) patch(name string, in *vfs.Info) {
 	d.lmu.Lock()
 	defer d.lmu.Unlock()
 	l := d.list
 	if l == nil {
 		return
 	}
-	_, had := l.items[name]
+	_, had := l.Items[name]
 	if in == nil {
 		if had {
-			delete(l.items, name)
-			if i := sort.SearchStrings(l.names, name); i < len(l.names) && l.names[i] == name {
-				l.names = append(l.names[:i], l.names[i+1:]...)
+			delete(l.Items, name)
+			if i := sort.SearchStrings(l.Names, name); i < len(l.Names) && l.Names[i] == name {
+				l.Names = append(l.Names[:i], l.Names[i+1:]...)
 			}
 		}
 		return
 	}
-	l.items[name] = *in
+	l.Items[name] = *in
 	if !had {
-		i := sort.SearchStrings(l.names, name)
-		l.names = append(l.names, "")
-		copy(l.names[i+1:], l.names[i:])
-		l.names[i] = name
+		i := sort.SearchStrings(l.Names, name)
+		l.Names = append(l.Names, "")
+		copy(l.Names[i+1:], l.Names[i:])
+		l.Names[i] = name
 	}
 }
 
 // child returns the info of name: from the listing, or a file that exists only
 // in the spool so far.
-func (d *dirNode) child(name string) (info, bool, syscall.Errno) {
+func (d *dirNode) child(name string) (vfs.Info, bool, syscall.Errno) {
 	return d.childOf(context.Background(), name)
 }
 
 // childOf is child for a FUSE request (ctx), which ends early if its
 // program is killed.
-func (d *dirNode) childOf(ctx context.Context, name string) (info, bool, syscall.Errno) {
+func (d *dirNode) childOf(ctx context.Context, name string) (vfs.Info, bool, syscall.Errno) {
 	if !vfs.ValidRemoteName(name) {
-		return info{}, false, 0
+		return vfs.Info{}, false, 0
 	}
 	l, err := d.listing(ctx, d.sh.f.o.MetadataTTL)
 	if errors.Is(err, errCallerKilled) {
-		return info{}, false, syscall.EINTR
+		return vfs.Info{}, false, syscall.EINTR
 	}
 	if err != nil {
-		return info{}, false, d.sh.f.errno(err)
+		return vfs.Info{}, false, d.sh.f.errno(err)
 	}
 	d.lmu.Lock()
-	in, ok := l.items[name]
+	in, ok := l.Items[name]
 	d.lmu.Unlock()
 	if ok {
 		return in, true, 0
 	}
 	segs, errno := d.where()
 	if errno != 0 {
-		return info{}, false, errno
+		return vfs.Info{}, false, errno
 	}
 	if local := d.sh.f.spool.localChildren(d.sh.id, segs); local != nil {
 		if in, ok := local[name]; ok {
 			return in, true, 0
 		}
 	}
-	return info{}, false, 0
+	return vfs.Info{}, false, 0
 }
 
 // node returns the inode for child name with info in, reusing the existing
 // one when its type still matches.
-func (d *dirNode) node(ctx context.Context, name string, in info, out *fuse.EntryOut) *fs.Inode {
+func (d *dirNode) node(ctx context.Context, name string, in vfs.Info, out *fuse.EntryOut) *fs.Inode {
 	f := d.sh.f
 	w := d.sh.isWritable()
 	if ch := d.GetChild(name); ch != nil {
 		switch n := ch.Operations().(type) {
 		case *dirNode:
-			if in.dir {
+			if in.Dir {
 				n.setInfo(in)
 				f.entryOut(out, in, w)
 				return ch
 			}
 		case *fileNode:
-			if !in.dir {
+			if !in.Dir {
 				n.setInfo(in)
 				f.entryOut(out, n.attrInfo(in), w)
 				return ch
@@ -296,7 +296,7 @@ func (d *dirNode) node(ctx context.Context, name string, in info, out *fuse.Entr
 		}
 	}
 	f.entryOut(out, in, w)
-	if in.dir {
+	if in.Dir {
 		n := &dirNode{remote: remote{sh: d.sh}}
 		n.setInfo(in)
 		return d.NewInode(ctx, n, fs.StableAttr{Mode: syscall.S_IFDIR})
@@ -317,18 +317,18 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 	return d.node(ctx, name, in, out), 0
 }
 
-func (d *dirNode) selfInfo() info {
+func (d *dirNode) selfInfo() vfs.Info {
 	in, _ := d.getInfo()
 	if d.isRoot {
 		d.lmu.Lock()
-		if d.list != nil && d.list.hasSelf {
-			in = d.list.self
+		if d.list != nil && d.list.HasSelf {
+			in = d.list.Self
 		} else {
 			_, _, in = d.sh.state()
 		}
 		d.lmu.Unlock()
 	}
-	in.dir = true
+	in.Dir = true
 	return in
 }
 
@@ -361,9 +361,9 @@ func (d *dirNode) OpendirHandle(ctx context.Context, flags uint32) (fs.FileHandl
 	h := &dirHandle{d: d, segs: segs}
 	d.lmu.Lock()
 	if l := d.list; l != nil && time.Since(d.listAt) < d.sh.f.o.MetadataTTL {
-		h.ents = make([]dent, 0, len(l.names))
-		for _, name := range l.names {
-			h.ents = append(h.ents, dent{name: name, in: l.items[name]})
+		h.ents = make([]dent, 0, len(l.Names))
+		for _, name := range l.Names {
+			h.ents = append(h.ents, dent{name: name, in: l.Items[name]})
 		}
 		d.lmu.Unlock()
 		h.l = l
@@ -387,7 +387,7 @@ func (d *dirNode) OpendirHandle(ctx context.Context, flags uint32) (fs.FileHandl
 
 type dent struct {
 	name string
-	in   info
+	in   vfs.Info
 }
 
 // dirHandle is one readdir: a snapshot of a cached listing, or the children
@@ -399,7 +399,7 @@ type dirHandle struct {
 
 	mu     sync.Mutex
 	ents   []dent   // snapshot
-	l      *listing // the snapshot's listing
+	l      *vfs.Listing // the snapshot's listing
 	fl     *flight  // or a flight
 	extra  []dent
 	extras bool
@@ -409,7 +409,7 @@ type dirHandle struct {
 // at returns entry i, waiting for a flight to bring it (unless the program of
 // the FUSE request ctx is killed); ok is false at the end.
 func (h *dirHandle) at(ctx context.Context, i int) (e dent, ok bool, errno syscall.Errno) {
-	var l *listing
+	var l *vfs.Listing
 	n := 0
 	if h.fl != nil {
 		fl := h.fl
@@ -452,7 +452,7 @@ func (h *dirHandle) at(ctx context.Context, i int) (e dent, ok bool, errno sysca
 		h.extras = true
 		for name, in := range h.d.sh.f.spool.localChildren(h.d.sh.id, h.segs) {
 			h.d.lmu.Lock()
-			_, listed := l.items[name]
+			_, listed := l.Items[name]
 			h.d.lmu.Unlock()
 			if !listed {
 				h.extra = append(h.extra, dent{name: name, in: in})
@@ -475,7 +475,7 @@ func (h *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Err
 	}
 	h.pos++
 	mode := uint32(syscall.S_IFREG)
-	if e.in.dir {
+	if e.in.Dir {
 		mode = syscall.S_IFDIR
 	}
 	return &fuse.DirEntry{Name: e.name, Mode: mode, Off: uint64(h.pos)}, 0
@@ -533,7 +533,7 @@ func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse
 		f.log.Warn("mkdir failed", "share", d.sh.id, "err", err)
 		return nil, d.sh.f.errno(err)
 	}
-	in := info{dir: true, mtime: time.Now()}
+	in := vfs.Info{Dir: true, Mtime: time.Now()}
 	d.patch(name, &in)
 	return d.node(ctx, name, in, out), 0
 }
@@ -553,7 +553,7 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 		if flags&syscall.O_EXCL != 0 {
 			return nil, nil, 0, syscall.EEXIST
 		}
-		if existing.dir {
+		if existing.Dir {
 			return nil, nil, 0, syscall.EISDIR
 		}
 	}
@@ -608,16 +608,16 @@ func (d *dirNode) empty(segs []string) syscall.Errno {
 		return syscall.ENOTEMPTY
 	}
 	l, _, err := f.dav.propfind(f.ctx, d.sh.id, d.sh.dirURL(segs), "1", nil)
-	if errors.Is(err, errTooManyEntries) {
+	if errors.Is(err, vfs.ErrTooManyEntries) {
 		return syscall.ENOTEMPTY
 	}
 	if err != nil {
 		return d.sh.f.errno(err)
 	}
-	if !l.self.dir {
+	if !l.Self.Dir {
 		return syscall.ENOTDIR
 	}
-	if l.accepted > 0 {
+	if l.Accepted > 0 {
 		return syscall.ENOTEMPTY
 	}
 	return 0
@@ -692,11 +692,11 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent fs.InodeEmb
 		switch {
 		case flags&renameNoReplace != 0:
 			return syscall.EEXIST
-		case dst.dir && !src.dir:
+		case dst.Dir && !src.Dir:
 			return syscall.EISDIR
-		case !dst.dir && src.dir:
+		case !dst.Dir && src.Dir:
 			return syscall.ENOTDIR
-		case dst.dir:
+		case dst.Dir:
 			if errno := nd.empty(to); errno != 0 {
 				return errno
 			}
@@ -718,7 +718,7 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent fs.InodeEmb
 		}
 	}
 	if !localOnly {
-		if err := f.move(ctx, d.sh, from, to, src.dir, flags&renameNoReplace == 0); err != nil {
+		if err := f.move(ctx, d.sh, from, to, src.Dir, flags&renameNoReplace == 0); err != nil {
 			f.log.Warn("rename failed", "share", d.sh.id, "err", err)
 			return d.sh.f.errno(err)
 		}

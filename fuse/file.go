@@ -40,24 +40,24 @@ func (n *fileNode) where() ([]string, syscall.Errno) {
 }
 
 // attrInfo is the info to show: the spool's size while a local copy differs.
-func (n *fileNode) attrInfo(in info) info {
+func (n *fileNode) attrInfo(in vfs.Info) vfs.Info {
 	if n.sh.f.spool.count.Load() == 0 {
-		in.dir = false
+		in.Dir = false
 		return in
 	}
 	if segs, ok := location(&n.Inode); ok {
 		if ws := n.sh.f.spool.lookup(n.sh.id, segs); ws != nil {
 			st := ws.stat()
-			in.size, in.mtime = st.size, st.mtime
+			in.Size, in.Mtime = st.Size, st.Mtime
 		}
 	}
-	in.dir = false
+	in.Dir = false
 	return in
 }
 
 // freshInfo returns the file's metadata, asking the server (through the
 // parent's listing, or the share's root) when older than the TTL.
-func (n *fileNode) freshInfo(ctx context.Context) (info, syscall.Errno) {
+func (n *fileNode) freshInfo(ctx context.Context) (vfs.Info, syscall.Errno) {
 	f := n.sh.f
 	in, at := n.getInfo()
 	if time.Since(at) < f.o.MetadataTTL {
@@ -66,7 +66,7 @@ func (n *fileNode) freshInfo(ctx context.Context) (info, syscall.Errno) {
 	if n.isRoot {
 		fi, err := n.sh.fileInfo(f.ctx, f.o.MetadataTTL)
 		if err != nil {
-			return info{}, f.errno(err)
+			return vfs.Info{}, f.errno(err)
 		}
 		n.setInfo(fi)
 		return fi, 0
@@ -81,10 +81,10 @@ func (n *fileNode) freshInfo(ctx context.Context) (info, syscall.Errno) {
 	}
 	fi, ok, errno := pd.child(name)
 	if errno != 0 {
-		return info{}, errno
+		return vfs.Info{}, errno
 	}
 	if !ok {
-		return info{}, syscall.ENOENT
+		return vfs.Info{}, syscall.ENOENT
 	}
 	n.setInfo(fi)
 	return fi, 0
@@ -133,7 +133,7 @@ func (n *fileNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAt
 				return f.errno(err)
 			}
 			err = ws.truncate(int64(size))
-			var up info
+			var up vfs.Info
 			var moved []string
 			if err == nil {
 				up, moved, err = ws.flushAt(f.ctx)
@@ -157,12 +157,12 @@ func (n *fileNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAt
 			}
 		}
 		cur, at := n.getInfo()
-		cur.mtime = mtime
+		cur.Mtime = mtime
 		n.imu.Lock()
 		n.in, n.inAt = cur, at
 		n.imu.Unlock()
 	}
-	var cur info
+	var cur vfs.Info
 	if wh, ok := fh.(*writeHandle); ok {
 		cur = wh.ws.stat()
 	} else {
@@ -190,8 +190,8 @@ func (n *fileNode) forget() {
 }
 
 // uploaded records what the server now has after an upload from this node.
-func (n *fileNode) uploaded(in info) {
-	in.dir = false
+func (n *fileNode) uploaded(in vfs.Info) {
+	in.Dir = false
 	n.setInfo(in)
 	if n.isRoot {
 		n.sh.setFileInfo(in)
@@ -247,7 +247,7 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 	if keep {
 		fuseFlags |= fuse.FOPEN_KEEP_CACHE
 	}
-	return &readHandle{r: newReader(f, n.sh, n.sh.fileURL(segs), in.size)}, fuseFlags, 0
+	return &readHandle{r: newReader(f, n.sh, n.sh.fileURL(segs), in.Size)}, fuseFlags, 0
 }
 
 // readHandle reads a remote file.

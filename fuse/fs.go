@@ -83,6 +83,7 @@ type Options struct {
 const (
 	DefaultTimeout     = 5 * time.Second
 	DefaultMetadataTTL = 10 * time.Second
+	DefaultMaxEntries  = vfs.DefaultMaxEntries
 	subtype            = "ocm-agent"
 )
 
@@ -480,8 +481,8 @@ func (f *FS) attrTimes(a *fuse.Attr, mtime time.Time) {
 }
 
 // fillAttr describes a remote file or directory.
-func (f *FS) fillAttr(a *fuse.Attr, in info, writable bool) {
-	if in.dir {
+func (f *FS) fillAttr(a *fuse.Attr, in vfs.Info, writable bool) {
+	if in.Dir {
 		a.Mode = syscall.S_IFDIR | 0o555
 		if writable {
 			a.Mode |= 0o200
@@ -494,16 +495,16 @@ func (f *FS) fillAttr(a *fuse.Attr, in info, writable bool) {
 			a.Mode |= 0o200
 		}
 		a.Nlink = 1
-		a.Size = uint64(max(in.size, 0))
+		a.Size = uint64(max(in.Size, 0))
 		// A large block size makes cp, cat and friends read 1 MiB at a time.
 		a.Blksize = 1 << 20
 	}
 	a.Blocks = (a.Size + 511) / 512
 	a.Owner = fuse.Owner{Uid: f.uid, Gid: f.gid}
-	f.attrTimes(a, in.mtime)
+	f.attrTimes(a, in.Mtime)
 }
 
-func (f *FS) entryOut(out *fuse.EntryOut, in info, writable bool) {
+func (f *FS) entryOut(out *fuse.EntryOut, in vfs.Info, writable bool) {
 	f.fillAttr(&out.Attr, in, writable)
 	out.SetEntryTimeout(f.o.MetadataTTL)
 	out.SetAttrTimeout(f.o.MetadataTTL)

@@ -1,6 +1,7 @@
 package ocmfs
 
 import (
+	"github.com/ocm-agent/ocm-agent/fuse/vfs"
 	"slices"
 	"strconv"
 	"sync"
@@ -19,17 +20,17 @@ type remote struct {
 	isRoot bool // the share's own entry at the mount root
 
 	imu  sync.Mutex
-	in   info
+	in   vfs.Info
 	inAt time.Time
 }
 
-func (r *remote) setInfo(in info) {
+func (r *remote) setInfo(in vfs.Info) {
 	r.imu.Lock()
 	r.in, r.inAt = in, time.Now()
 	r.imu.Unlock()
 }
 
-func (r *remote) getInfo() (info, time.Time) {
+func (r *remote) getInfo() (vfs.Info, time.Time) {
 	r.imu.Lock()
 	defer r.imu.Unlock()
 	return r.in, r.inAt
@@ -68,9 +69,9 @@ func location(in *fs.Inode) ([]string, bool) {
 
 // validator identifies a version of a file: its ETag, or size and mtime when
 // the server sends none (nginx, Apache without etags).
-func validator(in info) string {
-	if in.etag != "" {
-		return in.etag
+func validator(in vfs.Info) string {
+	if in.ETag != "" {
+		return in.ETag
 	}
-	return "s" + time.Unix(0, in.mtime.UnixNano()).UTC().Format(time.RFC3339Nano) + "/" + strconv.FormatInt(in.size, 10)
+	return "s" + time.Unix(0, in.Mtime.UnixNano()).UTC().Format(time.RFC3339Nano) + "/" + strconv.FormatInt(in.Size, 10)
 }

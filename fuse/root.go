@@ -61,7 +61,7 @@ func (r *rootNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) 
 	}
 	sh.awaitResolved()
 	dir, _, in := sh.state()
-	in.dir = dir
+	in.Dir = dir
 	// Until the server has answered, the type is the sender's word and the
 	// metadata made up: the kernel must not keep them.
 	known, lastErr := sh.checked()
@@ -72,7 +72,7 @@ func (r *rootNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) 
 		}
 		return nil, r.f.errno(lastErr)
 	}
-	entryOut := func(in info) {
+	entryOut := func(in vfs.Info) {
 		r.f.entryOut(out, in, sh.isWritable())
 		if !known {
 			out.SetEntryTimeout(0)

@@ -37,7 +37,7 @@ type share struct {
 	resolving chan struct{} // closed when the running check ends
 	lastTry   time.Time
 	lastErr   error
-	rootInfo  info
+	rootInfo  vfs.Info
 	rootAt    time.Time
 	refusedAt time.Time
 	noRanges  bool // the server would not serve a byte range (logged once)
@@ -48,7 +48,7 @@ func newShare(f *FS, e Entry) *share {
 	if sh.dir {
 		sh.url = withSlash(e.URL)
 	}
-	sh.rootInfo = info{dir: sh.dir}
+	sh.rootInfo = vfs.Info{Dir: sh.dir}
 	return sh
 }
 
@@ -95,7 +95,7 @@ func (sh *share) isGone() bool {
 }
 
 // state returns what is known: folder or file, the URL, the root's info.
-func (sh *share) state() (dir bool, u string, in info) {
+func (sh *share) state() (dir bool, u string, in vfs.Info) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	return sh.dir, sh.url, sh.rootInfo
@@ -195,8 +195,8 @@ func (sh *share) resolve(ctx context.Context) {
 		sh.headOnly = headOnly
 		sh.rootInfo = in
 		sh.rootAt = time.Now()
-		if in.perms != "" {
-			sh.srvPerms = in.perms
+		if in.Perms != "" {
+			sh.srvPerms = in.Perms
 		}
 	}
 	ch := sh.resolving
@@ -225,32 +225,32 @@ func (sh *share) resolve(ctx context.Context) {
 }
 
 // probe finds the type and metadata of the shared resource.
-func (sh *share) probe(ctx context.Context) (in info, dir bool, u string, headOnly bool, err error) {
+func (sh *share) probe(ctx context.Context) (in vfs.Info, dir bool, u string, headOnly bool, err error) {
 	ctx, cancel := sh.f.dav.withDeadline(ctx)
 	defer cancel()
 	u = sh.entry.URL
 	l, final, err := sh.f.dav.propfind(ctx, sh.id, u, "0", nil)
 	if err == nil {
-		in = l.self
-		if in.dir {
+		in = l.Self
+		if in.Dir {
 			return in, true, withSlash(final), false, nil
 		}
 		return in, false, strings.TrimSuffix(final, "/"), false, nil
 	}
 	var se *vfs.StatusError
 	if !errors.As(err, &se) || (se.Code != http.StatusMethodNotAllowed && se.Code != http.StatusNotImplemented && se.Code != http.StatusBadRequest) {
-		return info{}, false, "", false, err
+		return vfs.Info{}, false, "", false, err
 	}
 	// Seen in the wild: a file share served by GET/HEAD only.
 	in, herr := sh.f.dav.head(ctx, sh.id, u)
 	if herr != nil {
-		return info{}, false, "", false, herr
+		return vfs.Info{}, false, "", false, herr
 	}
 	return in, false, u, true, nil
 }
 
 // fileInfo refreshes the metadata of a file share's root when stale.
-func (sh *share) fileInfo(ctx context.Context, maxAge time.Duration) (info, error) {
+func (sh *share) fileInfo(ctx context.Context, maxAge time.Duration) (vfs.Info, error) {
 	sh.mu.Lock()
 	if sh.known && time.Since(sh.rootAt) < maxAge {
 		in := sh.rootInfo
@@ -261,15 +261,15 @@ func (sh *share) fileInfo(ctx context.Context, maxAge time.Duration) (info, erro
 	sh.mu.Unlock()
 	ctx, cancel := sh.f.dav.withDeadline(ctx)
 	defer cancel()
-	var in info
+	var in vfs.Info
 	var err error
 	if headOnly {
 		in, err = sh.f.dav.head(ctx, sh.id, u)
 	} else {
-		var l *listing
+		var l *vfs.Listing
 		l, _, err = sh.f.dav.propfind(ctx, sh.id, u, "0", nil)
 		if err == nil {
-			in = l.self
+			in = l.Self
 		} else if se := (*vfs.StatusError)(nil); errors.As(err, &se) && (se.Code == http.StatusMethodNotAllowed || se.Code == http.StatusNotImplemented) {
 			in, err = sh.f.dav.head(ctx, sh.id, u)
 			if err == nil {
@@ -280,7 +280,7 @@ func (sh *share) fileInfo(ctx context.Context, maxAge time.Duration) (info, erro
 		}
 	}
 	if err != nil {
-		return info{}, err
+		return vfs.Info{}, err
 	}
 	sh.mu.Lock()
 	sh.rootInfo, sh.rootAt, sh.known = in, time.Now(), true
@@ -289,7 +289,7 @@ func (sh *share) fileInfo(ctx context.Context, maxAge time.Duration) (info, erro
 }
 
 // setFileInfo records the metadata of a file share's root after an upload.
-func (sh *share) setFileInfo(in info) {
+func (sh *share) setFileInfo(in vfs.Info) {
 	sh.mu.Lock()
 	sh.rootInfo, sh.rootAt = in, time.Now()
 	sh.mu.Unlock()
@@ -301,11 +301,11 @@ func (sh *share) fileURL(segs []string) string {
 	if !dir {
 		return u
 	}
-	return childURL(u, segs, false)
+	return vfs.ChildURL(u, segs, false)
 }
 
 // dirURL is the URL of the directory at segs, ending in '/'.
 func (sh *share) dirURL(segs []string) string {
 	_, u, _ := sh.state()
-	return childURL(u, segs, true)
+	return vfs.ChildURL(u, segs, true)
 }

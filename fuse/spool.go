@@ -330,7 +330,7 @@ func (s *spool) metaPath(key string) string { return filepath.Join(s.dir, key+".
 // the server's content (cur.size bytes, downloaded). cur is what the mount
 // knows of the server's file: its ETag is the version the copy is based on.
 // Every acquire is paired with a release.
-func (s *spool) acquire(ctx context.Context, sh *share, segs []string, trunc, create bool, cur info) (*writeSession, error) {
+func (s *spool) acquire(ctx context.Context, sh *share, segs []string, trunc, create bool, cur vfs.Info) (*writeSession, error) {
 	pk := pathKey(sh.id, segs)
 	s.mu.Lock()
 	if ws := s.byPath[pk]; ws != nil {
@@ -360,7 +360,7 @@ func (s *spool) acquire(ctx context.Context, sh *share, segs []string, trunc, cr
 		file: file, mtime: time.Now(), created: create, ready: make(chan struct{}),
 	}
 	if !create {
-		ws.base = cur.etag
+		ws.base = cur.ETag
 	}
 	s.byPath[pk] = ws
 	s.count.Add(1)
@@ -376,7 +376,7 @@ func (s *spool) acquire(ctx context.Context, sh *share, segs []string, trunc, cr
 		rerr = s.writeMetaLocked(ws)
 	}
 	ws.mu.Unlock()
-	if rerr == nil && !trunc && !create && cur.size != 0 {
+	if rerr == nil && !trunc && !create && cur.Size != 0 {
 		var n int64
 		var etag string
 		n, etag, rerr = s.f.download(ctx, sh, segs, file)
@@ -535,14 +535,14 @@ func (s *spool) rekey(shareID string, from, to []string) error {
 
 // localChildren returns the files in the directory at dir that exist only in
 // the spool so far (created, not uploaded).
-func (s *spool) localChildren(shareID string, dir []string) map[string]info {
+func (s *spool) localChildren(shareID string, dir []string) map[string]vfs.Info {
 	if s.count.Load() == 0 {
 		return nil
 	}
 	prefix := pathKey(shareID, dir)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out map[string]info
+	var out map[string]vfs.Info
 	for _, ws := range s.byPath {
 		if ws.shareID != shareID || len(ws.segs) != len(dir)+1 {
 			continue
@@ -553,9 +553,9 @@ func (s *spool) localChildren(shareID string, dir []string) map[string]info {
 		ws.mu.Lock()
 		if ws.created && !ws.unlinked {
 			if out == nil {
-				out = map[string]info{}
+				out = map[string]vfs.Info{}
 			}
-			out[ws.segs[len(dir)]] = info{size: ws.size, mtime: ws.mtime}
+			out[ws.segs[len(dir)]] = vfs.Info{Size: ws.size, Mtime: ws.mtime}
 		}
 		ws.mu.Unlock()
 	}
@@ -788,10 +788,10 @@ func (ws *writeSession) setMtime(t time.Time) {
 	ws.mu.Unlock()
 }
 
-func (ws *writeSession) stat() info {
+func (ws *writeSession) stat() vfs.Info {
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
-	return info{size: ws.size, mtime: ws.mtime}
+	return vfs.Info{Size: ws.size, Mtime: ws.mtime}
 }
 
 func (ws *writeSession) sync() error {
@@ -829,7 +829,7 @@ func (ws *writeSession) syncLocked() error {
 var errRemoteChanged = errors.New("the file changed on the server while it was being written here")
 
 // flush uploads the local copy if it differs from the server's: see flushAt.
-func (ws *writeSession) flush(ctx context.Context) (info, error) {
+func (ws *writeSession) flush(ctx context.Context) (vfs.Info, error) {
 	in, _, err := ws.flushAt(ctx)
 	return in, err
 }
@@ -841,18 +841,18 @@ func (ws *writeSession) flush(ctx context.Context) (info, error) {
 // that name and moved is its path. On success the record says clean (the
 // data file stays while handles are open); on failure the record notes the
 // error and everything stays.
-func (ws *writeSession) flushAt(ctx context.Context) (in info, moved []string, err error) {
+func (ws *writeSession) flushAt(ctx context.Context) (in vfs.Info, moved []string, err error) {
 	ws.upMu.Lock()
 	defer ws.upMu.Unlock()
 	ws.mu.Lock()
 	if !ws.dirty || ws.unlinked || ws.file == nil {
-		in := info{size: ws.size, mtime: ws.mtime}
+		in := vfs.Info{Size: ws.size, Mtime: ws.mtime}
 		ws.mu.Unlock()
 		return in, nil, nil
 	}
 	if err := ws.syncLocked(); err != nil {
 		ws.mu.Unlock()
-		return info{}, nil, err
+		return vfs.Info{}, nil, err
 	}
 	shareID, segs, size, mtime, gen, file := ws.shareID, append([]string(nil), ws.segs...), ws.size, ws.mtime, ws.gen, ws.file
 	cond := precondition{ifNoneMatch: ws.created, ifMatch: ws.base}
@@ -867,7 +867,7 @@ func (ws *writeSession) flushAt(ctx context.Context) (in info, moved []string, e
 		if errors.Is(err, errRemoteChanged) {
 			if len(segs) == 0 {
 				sp.setAside(ws, sh.name)
-				return info{}, nil, err
+				return vfs.Info{}, nil, err
 			}
 			moved, in, err = sp.f.uploadConflicted(ctx, sh, segs, file, size, mtime)
 		}
@@ -885,11 +885,11 @@ func (ws *writeSession) flushAt(ctx context.Context) (in info, moved []string, e
 				sp.f.log.Warn("spool record not updated", "share", shareID, "err", werr)
 			}
 		}
-		return info{}, nil, err
+		return vfs.Info{}, nil, err
 	}
 	ws.lastErr = nil
 	ws.created = false
-	ws.base = in.etag
+	ws.base = in.ETag
 	if ws.gen == gen && !ws.unlinked {
 		ws.dirty = false
 	}
@@ -979,7 +979,7 @@ func (c precondition) set(h http.Header) {
 // upload PUTs size bytes of file to the file at segs, streamed from the
 // spool, with X-OC-Mtime for ownCloud/Nextcloud peers. A 412 answer is
 // errRemoteChanged.
-func (f *FS) upload(ctx context.Context, sh *share, segs []string, file *os.File, size int64, mtime time.Time, cond precondition) (info, error) {
+func (f *FS) upload(ctx context.Context, sh *share, segs []string, file *os.File, size int64, mtime time.Time, cond precondition) (vfs.Info, error) {
 	u := sh.fileURL(segs)
 	var lastErr error
 	for attempt := 1; attempt <= uploadAttempts; attempt++ {
@@ -1001,9 +1001,9 @@ func (f *FS) upload(ctx context.Context, sh *share, segs []string, file *os.File
 			drainClose(resp)
 			switch resp.StatusCode {
 			case http.StatusOK, http.StatusCreated, http.StatusNoContent:
-				return info{size: size, mtime: mtime, etag: responseETag(resp)}, nil
+				return vfs.Info{Size: size, Mtime: mtime, ETag: responseETag(resp)}, nil
 			case http.StatusPreconditionFailed:
-				return info{}, fmt.Errorf("upload: %w", errRemoteChanged)
+				return vfs.Info{}, fmt.Errorf("upload: %w", errRemoteChanged)
 			}
 			err = &vfs.StatusError{Method: "PUT", Code: resp.StatusCode}
 		}
@@ -1014,11 +1014,11 @@ func (f *FS) upload(ctx context.Context, sh *share, segs []string, file *os.File
 		f.log.Debug("upload failed, trying again", "share", sh.id, "attempt", attempt, "err", err)
 		select {
 		case <-ctx.Done():
-			return info{}, fmt.Errorf("upload: %w", ctx.Err())
+			return vfs.Info{}, fmt.Errorf("upload: %w", ctx.Err())
 		case <-time.After(time.Duration(attempt) * 300 * time.Millisecond):
 		}
 	}
-	return info{}, fmt.Errorf("upload: %w", lastErr)
+	return vfs.Info{}, fmt.Errorf("upload: %w", lastErr)
 }
 
 // responseETag is the ETag of the version a response is about.
@@ -1038,13 +1038,13 @@ func conflictTag(t time.Time) string {
 // changed on the server meanwhile, beside it as "name (conflicted copy
 // YYYY-MM-DD HHMMSS).ext" (a new file: If-None-Match). It returns the path
 // it went to.
-func (f *FS) uploadConflicted(ctx context.Context, sh *share, segs []string, file *os.File, size int64, mtime time.Time) ([]string, info, error) {
+func (f *FS) uploadConflicted(ctx context.Context, sh *share, segs []string, file *os.File, size int64, mtime time.Time) ([]string, vfs.Info, error) {
 	name := segs[len(segs)-1]
 	tag := conflictTag(time.Now())
 	var err error
 	for n := 1; n <= 3; n++ {
 		to := append(append([]string(nil), segs[:len(segs)-1]...), vfs.WithSuffix(name, tag, n, false))
-		var in info
+		var in vfs.Info
 		in, err = f.upload(ctx, sh, to, file, size, mtime, precondition{ifNoneMatch: true})
 		if err == nil {
 			where := strings.Join(append([]string{sh.name}, segs...), "/")
@@ -1058,7 +1058,7 @@ func (f *FS) uploadConflicted(ctx context.Context, sh *share, segs []string, fil
 			break
 		}
 	}
-	return nil, info{}, fmt.Errorf("conflicted copy: %w", err)
+	return nil, vfs.Info{}, fmt.Errorf("conflicted copy: %w", err)
 }
 
 // download copies the whole remote file at segs into w and returns its

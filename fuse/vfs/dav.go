@@ -25,8 +25,7 @@ import (
 // used for MKCOL and DELETE only (see gowebdav.go), through the same transport.
 
 const (
-	maxPropfindBody = 128 << 20 // a multistatus for ~300k entries
-	maxErrorBody    = 64 << 10  // read (and dropped) from error answers to reuse the connection
+	maxErrorBody = 64 << 10 // read (and dropped) from error answers to reuse the connection
 	// maxListings bounds the folder listings (PROPFIND Depth 1) in flight in
 	// the mount, and with the cap on entries, the memory they take; one
 	// share gets at most maxShareListings of them, so that a server that
@@ -332,7 +331,7 @@ func (c *davClient) withDeadline(ctx context.Context) (context.Context, context.
 // for without one) is followed once. The whole listing is bounded by the
 // client timeout, and by the cap on entries; at most maxListings Depth 1
 // listings run at once, the others wait (within their time) for a turn.
-func (c *davClient) propfind(ctx context.Context, shareID, u, depth string, onChild func(string, info)) (*listing, string, error) {
+func (c *davClient) propfind(ctx context.Context, shareID, u, depth string, onChild func(string, vfs.Info)) (*vfs.Listing, string, error) {
 	ctx, cancel := c.withDeadline(ctx)
 	defer cancel()
 	maxEntries := c.maxEntries
@@ -363,9 +362,9 @@ func (c *davClient) propfind(ctx context.Context, shareID, u, depth string, onCh
 		}
 		switch {
 		case resp.StatusCode == http.StatusMultiStatus:
-			l, err := parseStreamMax(resp.Body, u, maxEntries, onChild)
+			l, err := vfs.ParseStreamMax(resp.Body, u, maxEntries, onChild)
 			_ = resp.Body.Close()
-			if errors.Is(err, errTooManyEntries) {
+			if errors.Is(err, vfs.ErrTooManyEntries) {
 				return nil, u, fmt.Errorf("webdav PROPFIND: more than %d entries: %w", maxEntries, err)
 			}
 			if err != nil {
@@ -409,23 +408,23 @@ func mustPath(u string) string {
 
 // head asks for the metadata of a file with HEAD, for servers that refuse
 // PROPFIND on a single-file share.
-func (c *davClient) head(ctx context.Context, shareID, u string) (info, error) {
+func (c *davClient) head(ctx context.Context, shareID, u string) (vfs.Info, error) {
 	ctx, cancel := c.withDeadline(ctx)
 	defer cancel()
 	resp, err := c.do(ctx, request{method: http.MethodHead, url: u, shareID: shareID})
 	if err != nil {
-		return info{}, err
+		return vfs.Info{}, err
 	}
 	drainClose(resp)
 	if resp.StatusCode != http.StatusOK {
-		return info{}, &vfs.StatusError{Method: "HEAD", Code: resp.StatusCode}
+		return vfs.Info{}, &vfs.StatusError{Method: "HEAD", Code: resp.StatusCode}
 	}
-	in := info{size: resp.ContentLength, etag: resp.Header.Get("ETag")}
-	if in.size < 0 {
-		in.size = 0
+	in := vfs.Info{Size: resp.ContentLength, ETag: resp.Header.Get("ETag")}
+	if in.Size < 0 {
+		in.Size = 0
 	}
 	if t, err := http.ParseTime(resp.Header.Get("Last-Modified")); err == nil {
-		in.mtime = t
+		in.Mtime = t
 	}
 	return in, nil
 }

@@ -1,9 +1,8 @@
-package ocmfs
+package vfs
 
 import (
 	"encoding/xml"
 	"errors"
-	"github.com/ocm-agent/ocm-agent/fuse/vfs"
 	"io"
 	"reflect"
 	"sort"
@@ -14,8 +13,8 @@ import (
 
 // parseWithEncodingXML is the reference for the hand-written scanner: the same
 // builder fed by encoding/xml.
-func parseWithEncodingXML(doc, reqURL string) (*listing, error) {
-	reqSegs, err := urlSegments(reqURL)
+func parseWithEncodingXML(doc, reqURL string) (*Listing, error) {
+	reqSegs, err := URLSegments(reqURL)
 	if err != nil {
 		return nil, err
 	}
@@ -79,28 +78,28 @@ func TestParseMultistatus(t *testing.T) {
   <d:propstat><d:prop><d:getcontentlength>1</d:getcontentlength></d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat>
  </d:response>
 </d:multistatus>`
-	l, err := parseMultistatus([]byte(doc), "http://peer.example/dav/share")
+	l, err := ParseMultistatus([]byte(doc), "http://peer.example/dav/share")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !l.self.dir || l.self.etag != `"dir"` {
-		t.Errorf("self = %+v", l.self)
+	if !l.Self.Dir || l.Self.ETag != `"dir"` {
+		t.Errorf("self = %+v", l.Self)
 	}
-	if strings.Join(l.names, "|") != "My File.txt|sub" {
-		t.Errorf("names = %q", l.names)
+	if strings.Join(l.Names, "|") != "My File.txt|sub" {
+		t.Errorf("names = %q", l.Names)
 	}
-	f := l.items["My File.txt"]
-	if f.dir || f.size != 42 || f.etag != `"e1"` || f.mtime.Year() != 2006 {
+	f := l.Items["My File.txt"]
+	if f.Dir || f.Size != 42 || f.ETag != `"e1"` || f.Mtime.Year() != 2006 {
 		t.Errorf("file = %+v", f)
 	}
-	if !l.items["sub"].dir {
+	if !l.Items["sub"].Dir {
 		t.Errorf("sub not a dir")
 	}
-	if l.fileID {
+	if l.FileID {
 		t.Errorf("fileid seen in a 404 propstat")
 	}
 
-	if _, err := parseMultistatus([]byte(`<d:multistatus xmlns:d="DAV:"><d:response><d:href>/x`), "http://h/x"); err == nil {
+	if _, err := ParseMultistatus([]byte(`<d:multistatus xmlns:d="DAV:"><d:response><d:href>/x`), "http://h/x"); err == nil {
 		t.Errorf("truncated document accepted")
 	}
 }
@@ -114,38 +113,38 @@ func FuzzParseMultistatus(f *testing.F) {
 	f.Add(nginxListing(3), "http://127.0.0.1/wide/")
 	f.Add(`<?xml version="1.0"?><!-- c --><a:multistatus xmlns:a="DAV:"><a:response><a:href><![CDATA[/x/]]></a:href></a:response><a:response><a:href>/x/a&amp;b&#x41;</a:href><a:propstat><a:prop a="1>2"/><a:status>HTTP/1.1 200 OK</a:status></a:propstat></a:response></a:multistatus>`, "/x")
 	f.Fuzz(func(t *testing.T, doc, req string) {
-		l, err := parseMultistatus([]byte(doc), req)
+		l, err := ParseMultistatus([]byte(doc), req)
 		// Fed a byte at a time, the scanner must reach the same answer.
 		var streamed []string
-		ls, serr := parseStream(iotest.OneByteReader(strings.NewReader(doc)), req, func(name string, _ info) { streamed = append(streamed, name) })
+		ls, serr := ParseStream(iotest.OneByteReader(strings.NewReader(doc)), req, func(name string, _ Info) { streamed = append(streamed, name) })
 		if (err == nil) != (serr == nil) || (err == nil && !reflect.DeepEqual(l, ls)) {
 			t.Fatalf("whole and byte-at-a-time parses differ: %v / %v", err, serr)
 		}
 		if err == nil && len(streamed) > 0 {
 			sorted := append([]string(nil), streamed...)
 			sort.Strings(sorted)
-			if !reflect.DeepEqual(sorted, l.names) {
-				t.Fatalf("streamed %q, listed %q", streamed, l.names)
+			if !reflect.DeepEqual(sorted, l.Names) {
+				t.Fatalf("streamed %q, listed %q", streamed, l.Names)
 			}
 		}
 		ref, rerr := parseWithEncodingXML(doc, req)
 		if rerr == nil && err == nil && !reflect.DeepEqual(l, ref) {
 			t.Fatalf("scanner and encoding/xml disagree:\n%+v\n%+v", l, ref)
 		}
-		if rerr == nil && err != nil && !errors.Is(err, errNoResponse) && strings.Contains(doc, "multistatus") && !strings.Contains(doc, "<!") && !strings.Contains(doc, "\x00") {
+		if rerr == nil && err != nil && !errors.Is(err, ErrNoResponse) && strings.Contains(doc, "multistatus") && !strings.Contains(doc, "<!") && !strings.Contains(doc, "\x00") {
 			t.Logf("scanner refused what encoding/xml took: %v", err)
 		}
 		if err != nil {
 			return
 		}
-		if len(l.names) != len(l.items) {
-			t.Fatalf("%d names, %d items", len(l.names), len(l.items))
+		if len(l.Names) != len(l.Items) {
+			t.Fatalf("%d names, %d items", len(l.Names), len(l.Items))
 		}
-		for _, n := range l.names {
-			if !vfs.ValidRemoteName(n) {
+		for _, n := range l.Names {
+			if !ValidRemoteName(n) {
 				t.Fatalf("unusable name %q accepted", n)
 			}
-			if _, ok := l.items[n]; !ok {
+			if _, ok := l.Items[n]; !ok {
 				t.Fatalf("name %q without item", n)
 			}
 		}
@@ -186,9 +185,9 @@ func BenchmarkParseMultistatus10k(b *testing.B) {
 	doc := []byte(nginxListing(10000))
 	b.SetBytes(int64(len(doc)))
 	for b.Loop() {
-		l, err := parseMultistatus(doc, "http://127.0.0.1/wide/")
-		if err != nil || len(l.names) != 10000 {
-			b.Fatalf("%v %d", err, len(l.names))
+		l, err := ParseMultistatus(doc, "http://127.0.0.1/wide/")
+		if err != nil || len(l.Names) != 10000 {
+			b.Fatalf("%v %d", err, len(l.Names))
 		}
 	}
 }

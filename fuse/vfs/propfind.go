@@ -1,10 +1,9 @@
-package ocmfs
+package vfs
 
 import (
 	"bytes"
 	"errors"
 	"fmt"
-	"github.com/ocm-agent/ocm-agent/fuse/vfs"
 	"io"
 	"net/http"
 	"net/url"
@@ -15,39 +14,40 @@ import (
 	"unicode/utf8"
 )
 
-// info is what the mount knows about one remote file or directory.
-type info struct {
-	dir   bool
-	size  int64
-	mtime time.Time
-	etag  string
-	perms string // oc:permissions (ownCloud/Nextcloud), e.g. "RGDNVCK"; "" when not sent
+// Info is what the mount knows about one remote file or directory.
+type Info struct {
+	Dir   bool
+	Size  int64
+	Mtime time.Time
+	ETag  string
+	Perms string // oc:permissions (ownCloud/Nextcloud), e.g. "RGDNVCK"; "" when not sent
 }
 
 // listing is the parsed answer to one PROPFIND: the resource itself and, for
 // Depth 1, its children by name.
-type listing struct {
-	self     info
-	hasSelf  bool
-	names    []string // sorted
-	items    map[string]info
-	fileID   bool // the server sent oc:fileid: ownCloud-lineage, folder ETags change with their content
-	streamed bool // the children were handed out as they arrived
-	accepted int  // children found in the document (before dropping unusable names)
+type Listing struct {
+	Self     Info
+	HasSelf  bool
+	Names    []string // sorted
+	Items    map[string]Info
+	FileID   bool // the server sent oc:fileid: ownCloud-lineage, folder ETags change with their content
+	Streamed bool // the children were handed out as they arrived
+	Accepted int  // children found in the document (before dropping unusable names)
 }
 
 // errNoResponse means a multistatus held nothing usable.
-var errNoResponse = errors.New("multistatus without a usable response")
+var ErrNoResponse = errors.New("multistatus without a usable response")
 
 // errTooManyEntries means a listing has more entries than the mount takes.
-var errTooManyEntries = errors.New("multistatus with more entries than the limit")
+var ErrTooManyEntries = errors.New("multistatus with more entries than the limit")
 
 // Limits of one multistatus document, so that its memory is bounded by the
 // number of entries, whatever a server sends. Real documents are far below.
 const (
 	// DefaultMaxEntries is the default cap on the entries of one listing.
 	DefaultMaxEntries = 100_000
-	maxToken          = 1 << 20 // an incomplete tag, comment or text kept while more arrives
+	maxPropfindBody   = 128 << 20 // a multistatus for ~300k entries
+	maxToken          = 1 << 20   // an incomplete tag, comment or text kept while more arrives
 	maxText           = 16 << 10
 	maxETag           = 256
 	maxNesting        = 64
@@ -59,7 +59,7 @@ type davResponse struct {
 	name  string // last segment of href; "/" for one too long to be a name
 	rel   uint8
 	empty bool // href without segments
-	in    info
+	in    Info
 	ok    bool // had a 200 propstat
 	id    bool
 }
@@ -71,14 +71,14 @@ const (
 )
 
 // parseMultistatus reads a whole PROPFIND answer for reqURL; see parseStream.
-func parseMultistatus(body []byte, reqURL string) (*listing, error) {
-	return parseStream(bytes.NewReader(body), reqURL, nil)
+func ParseMultistatus(body []byte, reqURL string) (*Listing, error) {
+	return ParseStream(bytes.NewReader(body), reqURL, nil)
 }
 
 // parseStream reads a PROPFIND answer of at most DefaultMaxEntries entries;
 // see parseStreamMax.
-func parseStream(r io.Reader, reqURL string, onChild func(name string, in info)) (*listing, error) {
-	return parseStreamMax(r, reqURL, DefaultMaxEntries, onChild)
+func ParseStream(r io.Reader, reqURL string, onChild func(name string, in Info)) (*Listing, error) {
+	return ParseStreamMax(r, reqURL, DefaultMaxEntries, onChild)
 }
 
 // parseStreamMax reads a PROPFIND answer for reqURL (at most maxPropfindBody
@@ -91,8 +91,8 @@ func parseStream(r io.Reader, reqURL string, onChild func(name string, in info))
 // the resource and the last segment of every other href as a child name
 // (onChild then hears of none: the caller uses the listing). Names that
 // cannot be local file names are dropped, and so are repeated names.
-func parseStreamMax(r io.Reader, reqURL string, maxEntries int, onChild func(name string, in info)) (*listing, error) {
-	reqSegs, err := urlSegments(reqURL)
+func ParseStreamMax(r io.Reader, reqURL string, maxEntries int, onChild func(name string, in Info)) (*Listing, error) {
+	reqSegs, err := URLSegments(reqURL)
 	if err != nil {
 		return nil, err
 	}
@@ -108,13 +108,13 @@ func parseStreamMax(r io.Reader, reqURL string, maxEntries int, onChild func(nam
 				return
 			}
 			name := rsp.name
-			if !vfs.ValidRemoteName(name) || seen[name] {
+			if !ValidRemoteName(name) || seen[name] {
 				return
 			}
 			seen[name] = true
 			in := rsp.in
-			if in.dir {
-				in.size = 0
+			if in.Dir {
+				in.Size = 0
 			}
 			onChild(name, in)
 		}
@@ -175,7 +175,7 @@ type msBuilder struct {
 	resps      []davResponse
 	cur        *davResponse
 	stack      []string
-	ps         info // props of the current propstat
+	ps         Info // props of the current propstat
 	psID       bool
 	psColl     bool
 	psOK       bool
@@ -191,13 +191,13 @@ func (b *msBuilder) start(name string) error {
 	switch name {
 	case "response":
 		if b.count++; b.count > b.max+1 {
-			return errTooManyEntries
+			return ErrTooManyEntries
 		}
 		b.resps = append(b.resps, davResponse{})
 		b.cur = &b.resps[len(b.resps)-1]
 		b.href = false
 	case "propstat":
-		b.ps, b.psID, b.psColl, b.psOK = info{}, false, false, false
+		b.ps, b.psID, b.psColl, b.psOK = Info{}, false, false, false
 	case "prop":
 		b.inProp = true
 	case "collection":
@@ -239,7 +239,7 @@ func (b *msBuilder) end(text []byte) error {
 	case "href":
 		if !b.inProp && !b.href {
 			b.href = true
-			if segs, err := urlSegments(val); err == nil {
+			if segs, err := URLSegments(val); err == nil {
 				b.setHref(cur, segs)
 			}
 		}
@@ -251,18 +251,18 @@ func (b *msBuilder) end(text []byte) error {
 		b.inProp = false
 	case "getcontentlength":
 		if b.inProp {
-			b.ps.size, _ = strconv.ParseInt(val, 10, 64)
+			b.ps.Size, _ = strconv.ParseInt(val, 10, 64)
 		}
 	case "getlastmodified":
 		if b.inProp {
-			b.ps.mtime, _ = http.ParseTime(val)
+			b.ps.Mtime, _ = http.ParseTime(val)
 		}
 	case "getetag":
 		if b.inProp {
 			if len(val) > maxETag {
 				return errors.New("ETag longer than the limit")
 			}
-			b.ps.etag = val
+			b.ps.ETag = val
 		}
 	case "fileid":
 		if b.inProp && val != "" {
@@ -270,25 +270,25 @@ func (b *msBuilder) end(text []byte) error {
 		}
 	case "permissions":
 		if b.inProp {
-			b.ps.perms = val
+			b.ps.Perms = val
 		}
 	case "propstat":
 		if b.psOK {
 			cur.ok = true
-			if b.ps.size > 0 {
-				cur.in.size = b.ps.size
+			if b.ps.Size > 0 {
+				cur.in.Size = b.ps.Size
 			}
-			if !b.ps.mtime.IsZero() {
-				cur.in.mtime = b.ps.mtime
+			if !b.ps.Mtime.IsZero() {
+				cur.in.Mtime = b.ps.Mtime
 			}
-			if b.ps.etag != "" {
-				cur.in.etag = b.ps.etag
+			if b.ps.ETag != "" {
+				cur.in.ETag = b.ps.ETag
 			}
-			if b.ps.perms != "" {
-				cur.in.perms = b.ps.perms
+			if b.ps.Perms != "" {
+				cur.in.Perms = b.ps.Perms
 			}
 			if b.psColl {
-				cur.in.dir = true
+				cur.in.Dir = true
 			}
 			if b.psID {
 				cur.id = true
@@ -321,22 +321,22 @@ func (b *msBuilder) setHref(rsp *davResponse, segs []string) {
 	}
 	// A copy: the segment would keep the whole href in memory.
 	rsp.name = segs[len(segs)-1]
-	if len(rsp.name) > vfs.MaxNameBytes {
+	if len(rsp.name) > MaxNameBytes {
 		rsp.name = "/"
 	} else {
 		rsp.name = strings.Clone(rsp.name)
 	}
 }
 
-func (b *msBuilder) listing(reqSegs []string) (*listing, error) {
+func (b *msBuilder) listing(reqSegs []string) (*Listing, error) {
 	if len(b.stack) != 0 {
 		return nil, fmt.Errorf("parse multistatus: %w", io.ErrUnexpectedEOF)
 	}
 	resps := b.resps
 	if len(resps) == 0 {
-		return nil, errNoResponse
+		return nil, ErrNoResponse
 	}
-	l := &listing{items: make(map[string]info, len(resps))}
+	l := &Listing{Items: make(map[string]Info, len(resps))}
 	selfIdx := -1
 	for i := range resps {
 		if resps[i].rel == relSelf {
@@ -349,9 +349,9 @@ func (b *msBuilder) listing(reqSegs []string) (*listing, error) {
 		selfIdx = 0
 	}
 	self := resps[selfIdx]
-	l.self, l.hasSelf, l.fileID = self.in, true, self.id
-	if l.self.dir {
-		l.self.size = 0
+	l.Self, l.HasSelf, l.FileID = self.in, true, self.id
+	if l.Self.Dir {
+		l.Self.Size = 0
 	}
 	for i := range resps {
 		if i == selfIdx {
@@ -365,21 +365,21 @@ func (b *msBuilder) listing(reqSegs []string) (*listing, error) {
 			continue
 		}
 		name := rsp.name
-		l.accepted++
-		if !vfs.ValidRemoteName(name) {
+		l.Accepted++
+		if !ValidRemoteName(name) {
 			continue
 		}
-		if _, dup := l.items[name]; dup {
+		if _, dup := l.Items[name]; dup {
 			continue
 		}
 		in := rsp.in
-		if in.dir {
-			in.size = 0
+		if in.Dir {
+			in.Size = 0
 		}
-		l.items[name] = in
-		l.names = append(l.names, name)
+		l.Items[name] = in
+		l.Names = append(l.Names, name)
 	}
-	sort.Strings(l.names)
+	sort.Strings(l.Names)
 	return l, nil
 }
 
@@ -622,7 +622,7 @@ func statusOK(s string) bool {
 // urlSegments splits the path of an absolute URL or an absolute path into
 // decoded segments, ignoring empty ones. An encoded slash stays inside its
 // segment (and makes it an unusable name).
-func urlSegments(s string) ([]string, error) {
+func URLSegments(s string) ([]string, error) {
 	raw := s
 	if !strings.HasPrefix(s, "/") || strings.HasPrefix(s, "//") || strings.ContainsAny(s, "?#") {
 		u, err := url.Parse(s)
@@ -661,7 +661,7 @@ func equalSegs(a, b []string) bool {
 }
 
 // childURL returns the URL of a path below a directory URL (which ends in '/').
-func childURL(dirURL string, rel []string, dir bool) string {
+func ChildURL(dirURL string, rel []string, dir bool) string {
 	var b strings.Builder
 	b.WriteString(dirURL)
 	for i, s := range rel {

@@ -459,7 +459,7 @@ func TestSlowShareDoesNotStarveOthers(t *testing.T) {
 	}
 	// All six are in flight or waiting, two of them at the server.
 	eventually(t, timeout/2, "six listings of H under way, two at the server", func() bool {
-		return e.fs.dav.listings.count("s1") == 6 && now.Load() == 2
+		return e.fs.dav.Listings("s1") == 6 && now.Load() == 2
 	})
 	if p := peak.Load(); p > 2 {
 		t.Errorf("%d listings of one share in flight at once, want at most 2", p)

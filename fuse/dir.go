@@ -164,20 +164,20 @@ func (d *dirNode) fetch(old *vfs.Listing, onChild func(string, vfs.Info)) (*vfs.
 	u := d.sh.dirURL(segs)
 	// The check and the listing together are one operation for the
 	// programs waiting on it: bounded as one.
-	ctx, cancel := f.dav.withDeadline(f.ctx)
+	ctx, cancel := f.dav.WithDeadline(f.ctx)
 	defer cancel()
 	if old != nil {
 		d.lmu.Lock()
 		oldETag, check := old.Self.ETag, old.FileID
 		d.lmu.Unlock()
 		if check && oldETag != "" {
-			if l0, _, err := f.dav.propfind(ctx, d.sh.id, u, "0", nil); err == nil && l0.Self.ETag == oldETag {
+			if l0, _, err := f.dav.Propfind(ctx, d.sh.id, u, "0", nil); err == nil && l0.Self.ETag == oldETag {
 				return old, nil
 			}
 		}
 	}
 	streamed := false
-	l, _, err := f.dav.propfind(ctx, d.sh.id, u, "1", func(name string, in vfs.Info) {
+	l, _, err := f.dav.Propfind(ctx, d.sh.id, u, "1", func(name string, in vfs.Info) {
 		streamed = true
 		onChild(name, in)
 	})
@@ -398,9 +398,9 @@ type dirHandle struct {
 	segs []string
 
 	mu     sync.Mutex
-	ents   []dent   // snapshot
+	ents   []dent       // snapshot
 	l      *vfs.Listing // the snapshot's listing
-	fl     *flight  // or a flight
+	fl     *flight      // or a flight
 	extra  []dent
 	extras bool
 	pos    int
@@ -529,7 +529,7 @@ func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse
 		return nil, errno
 	}
 	f := d.sh.f
-	if err := f.dav.mkcol(f.ctx, d.sh.id, d.sh.dirURL(append(segs, name))); err != nil {
+	if err := f.dav.Mkcol(f.ctx, d.sh.id, d.sh.dirURL(append(segs, name))); err != nil {
 		f.log.Warn("mkdir failed", "share", d.sh.id, "err", err)
 		return nil, d.sh.f.errno(err)
 	}
@@ -591,7 +591,7 @@ func (d *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
 	// The server's copy goes first: if that fails, a pending local copy
 	// stays too.
 	if !f.spool.localOnly(d.sh.id, path) {
-		if err := f.dav.remove(f.ctx, d.sh.id, d.sh.fileURL(path)); err != nil {
+		if err := f.dav.Remove(f.ctx, d.sh.id, d.sh.fileURL(path)); err != nil {
 			f.log.Warn("unlink failed", "share", d.sh.id, "err", err)
 			return d.sh.f.errno(err)
 		}
@@ -607,7 +607,7 @@ func (d *dirNode) empty(segs []string) syscall.Errno {
 	if f.spool.hasUnder(d.sh.id, segs) {
 		return syscall.ENOTEMPTY
 	}
-	l, _, err := f.dav.propfind(f.ctx, d.sh.id, d.sh.dirURL(segs), "1", nil)
+	l, _, err := f.dav.Propfind(f.ctx, d.sh.id, d.sh.dirURL(segs), "1", nil)
 	if errors.Is(err, vfs.ErrTooManyEntries) {
 		return syscall.ENOTEMPTY
 	}
@@ -637,7 +637,7 @@ func (d *dirNode) Rmdir(ctx context.Context, name string) syscall.Errno {
 		return errno
 	}
 	f := d.sh.f
-	if err := f.dav.remove(f.ctx, d.sh.id, d.sh.dirURL(path)); err != nil {
+	if err := f.dav.Remove(f.ctx, d.sh.id, d.sh.dirURL(path)); err != nil {
 		f.log.Warn("rmdir failed", "share", d.sh.id, "err", err)
 		return d.sh.f.errno(err)
 	}
@@ -718,7 +718,7 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent fs.InodeEmb
 		}
 	}
 	if !localOnly {
-		if err := f.move(ctx, d.sh, from, to, src.Dir, flags&renameNoReplace == 0); err != nil {
+		if err := f.move(d.sh, from, to, src.Dir, flags&renameNoReplace == 0); err != nil {
 			f.log.Warn("rename failed", "share", d.sh.id, "err", err)
 			return d.sh.f.errno(err)
 		}
@@ -741,6 +741,17 @@ func (d *dirNode) Mknod(context.Context, string, uint32, uint32, *fuse.EntryOut)
 
 func (d *dirNode) Link(context.Context, fs.InodeEmbedder, string, *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
 	return nil, syscall.EPERM
+}
+
+// move renames a file or directory of sh on its server. It runs on the
+// mount's context: the server may be moving a large tree when a program
+// gives up.
+func (f *FS) move(sh *share, from, to []string, dir, overwrite bool) error {
+	src, dst := sh.fileURL(from), sh.fileURL(to)
+	if dir {
+		src, dst = sh.dirURL(from), sh.dirURL(to)
+	}
+	return f.dav.Move(f.ctx, sh.id, src, dst, overwrite)
 }
 
 // invalidateDir drops the cached listing of the directory holding the file at

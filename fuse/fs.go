@@ -39,12 +39,11 @@ type Entry struct {
 }
 
 // Authorizer sets credentials on WebDAV requests of a share.
-type Authorizer interface {
-	// Authorize sets the Authorization header of req.
-	Authorize(ctx context.Context, shareID string, req *http.Request) error
-	// Invalidate is called after a 401; the next Authorize renews (once).
-	Invalidate(shareID string)
-}
+type Authorizer = vfs.Authorizer
+
+// CredentialInvalidator is an Authorizer that can be told which credential
+// got a 401 (see vfs.CredentialInvalidator).
+type CredentialInvalidator = vfs.CredentialInvalidator
 
 // Options configure a mount.
 type Options struct {
@@ -94,7 +93,7 @@ var retryInterval = 30 * time.Second
 type FS struct {
 	o      Options
 	log    *slog.Logger
-	dav    *davClient
+	dav    *vfs.Client
 	server *fuse.Server
 	root   *rootNode
 	spool  *spool
@@ -167,7 +166,7 @@ func Mount(ctx context.Context, o Options, auth Authorizer) (*FS, error) {
 	f := &FS{
 		o:      o,
 		log:    log,
-		dav:    newDavClient(o.Client, auth, o.Timeout, o.MaxEntries, log),
+		dav:    vfs.NewClient(o.Client, auth, o.Timeout, o.MaxEntries, log),
 		uid:    uint32(os.Getuid()),
 		gid:    uint32(os.Getgid()),
 		start:  time.Now(),
@@ -176,7 +175,7 @@ func Mount(ctx context.Context, o Options, auth Authorizer) (*FS, error) {
 		shares: map[string]*share{},
 		names:  map[string]*share{},
 	}
-	f.dav.refused = f.shareRefused
+	f.dav.OnRefused = f.shareRefused
 	f.ctx, f.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	sp, err := openSpool(f, o.SpoolDir, o.LostFoundDir)
 	if err != nil {

@@ -173,8 +173,8 @@ type reader struct {
 	lastEnd int64
 	window  int64
 	seqRun  int64
-	whole   *wholeFile // set once the server would not serve a range
-	logged  bool       // a failed read was logged
+	whole   *vfs.WholeFile // set once the server would not serve a range
+	logged  bool           // a failed read was logged
 }
 
 func newReader(f *FS, sh *share, u string, size int64) *reader {
@@ -190,7 +190,7 @@ func (r *reader) release() {
 	}
 	r.chunks = nil
 	if r.whole != nil {
-		r.whole.unuse()
+		r.whole.Unuse()
 		r.whole = nil
 	}
 	r.mu.Unlock()
@@ -232,7 +232,7 @@ func (r *reader) start(off, n int64, ahead bool) *chunk {
 			if err == nil && int64(got) < n {
 				// Chunks never reach beyond the size the file had at
 				// open: less is data that cannot be had, not the end.
-				err = errShortBody
+				err = vfs.ErrShortBody
 			}
 		}
 		c.mu.Lock()
@@ -252,27 +252,27 @@ func (r *reader) fetch(ctx context.Context, off int64, buf []byte, progress func
 	r.mu.Lock()
 	w := r.whole
 	r.mu.Unlock()
-	if w != nil && !w.failed() {
-		return w.readInto(ctx, off, buf, progress)
+	if w != nil && !w.Failed() {
+		return w.ReadInto(ctx, off, buf, progress)
 	}
 	// The request's context follows the chunk's, unless its answer is
 	// adopted as the stream of the whole file, which lives as long as the
 	// open file.
 	reqCtx, reqCancel := context.WithCancel(r.ctx)
 	detach := context.AfterFunc(ctx, reqCancel)
-	got, err := r.f.dav.getRange(reqCtx, r.sh.id, r.url, off, buf, progress)
-	var ign *rangeIgnored
+	got, err := r.f.dav.GetRange(reqCtx, r.sh.id, r.url, off, buf, progress)
+	var ign *vfs.RangeIgnored
 	switch {
 	case errors.As(err, &ign):
 		if detach() {
-			w, err = r.fallback(ign.resp, reqCancel)
+			w, err = r.fallback(ign.Resp, reqCancel)
 		} else {
 			// The chunk was dropped meanwhile: its answer went with it.
-			_ = ign.resp.Body.Close()
+			_ = ign.Resp.Body.Close()
 			reqCancel()
 			w, err = r.fallback(nil, nil)
 		}
-	case errors.Is(err, errRangeRefused):
+	case errors.Is(err, vfs.ErrRangeRefused):
 		detach()
 		reqCancel()
 		w, err = r.fallback(nil, nil)
@@ -284,12 +284,12 @@ func (r *reader) fetch(ctx context.Context, off int64, buf []byte, progress func
 	if err != nil {
 		return 0, err
 	}
-	return w.readInto(ctx, off, buf, progress)
+	return w.ReadInto(ctx, off, buf, progress)
 }
 
 // fallback returns the stream of the whole file, starting it (from resp, a
 // 200 answer to a Range request, when set) unless one runs or succeeded.
-func (r *reader) fallback(resp *http.Response, cancel context.CancelFunc) (*wholeFile, error) {
+func (r *reader) fallback(resp *http.Response, cancel context.CancelFunc) (*vfs.WholeFile, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err := r.ctx.Err(); err != nil {
@@ -299,14 +299,14 @@ func (r *reader) fallback(resp *http.Response, cancel context.CancelFunc) (*whol
 		}
 		return nil, err
 	}
-	if w := r.whole; w != nil && !w.failed() {
+	if w := r.whole; w != nil && !w.Failed() {
 		if resp != nil {
 			_ = resp.Body.Close()
 			cancel()
 		}
 		return w, nil
 	}
-	w, err := newWholeFile(r.f.o.SpoolDir, r.size)
+	w, err := vfs.NewWholeFile(r.f.o.SpoolDir, r.size)
 	if err != nil {
 		if resp != nil {
 			_ = resp.Body.Close()
@@ -315,18 +315,18 @@ func (r *reader) fallback(resp *http.Response, cancel context.CancelFunc) (*whol
 		return nil, err
 	}
 	if r.whole != nil {
-		r.whole.unuse()
+		r.whole.Unuse()
 	}
 	r.whole = w
 	r.sh.noteRangesRefused(resp != nil)
-	w.users++ // the stream's
+	w.Use() // the stream's
 	r.f.wg.Add(1)
 	go func() {
 		defer r.f.wg.Done()
 		if cancel != nil {
 			defer cancel()
 		}
-		w.fill(r.ctx, r.f.dav, r.sh.id, r.url, resp)
+		w.Fill(r.ctx, r.f.dav, r.sh.id, r.url, resp)
 	}()
 	return w, nil
 }

@@ -5,22 +5,6 @@ import (
 	"strings"
 )
 
-// noteRefusal tells the FS about answers that mean the sender stopped
-// serving a share: a 401 although the credentials were just renewed
-// (attempt > 0), or a 403/404 (which count only for the share root).
-func (c *davClient) noteRefusal(r request, status, attempt int) {
-	if c.refused == nil || r.shareID == "" {
-		return
-	}
-	switch {
-	case status == http.StatusUnauthorized && attempt > 0:
-	case status == http.StatusForbidden || status == http.StatusNotFound:
-	default:
-		return
-	}
-	c.refused(r.shareID, r.url, status)
-}
-
 // shareRefused passes a refusal on to Options.OnShareRefused. A 403 or
 // 404 below the root is an ordinary missing or protected file.
 func (f *FS) shareRefused(shareID, url string, status int) {

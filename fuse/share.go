@@ -226,10 +226,10 @@ func (sh *share) resolve(ctx context.Context) {
 
 // probe finds the type and metadata of the shared resource.
 func (sh *share) probe(ctx context.Context) (in vfs.Info, dir bool, u string, headOnly bool, err error) {
-	ctx, cancel := sh.f.dav.withDeadline(ctx)
+	ctx, cancel := sh.f.dav.WithDeadline(ctx)
 	defer cancel()
 	u = sh.entry.URL
-	l, final, err := sh.f.dav.propfind(ctx, sh.id, u, "0", nil)
+	l, final, err := sh.f.dav.Propfind(ctx, sh.id, u, "0", nil)
 	if err == nil {
 		in = l.Self
 		if in.Dir {
@@ -242,7 +242,7 @@ func (sh *share) probe(ctx context.Context) (in vfs.Info, dir bool, u string, he
 		return vfs.Info{}, false, "", false, err
 	}
 	// Seen in the wild: a file share served by GET/HEAD only.
-	in, herr := sh.f.dav.head(ctx, sh.id, u)
+	in, herr := sh.f.dav.Head(ctx, sh.id, u)
 	if herr != nil {
 		return vfs.Info{}, false, "", false, herr
 	}
@@ -259,19 +259,19 @@ func (sh *share) fileInfo(ctx context.Context, maxAge time.Duration) (vfs.Info, 
 	}
 	u, headOnly := sh.url, sh.headOnly
 	sh.mu.Unlock()
-	ctx, cancel := sh.f.dav.withDeadline(ctx)
+	ctx, cancel := sh.f.dav.WithDeadline(ctx)
 	defer cancel()
 	var in vfs.Info
 	var err error
 	if headOnly {
-		in, err = sh.f.dav.head(ctx, sh.id, u)
+		in, err = sh.f.dav.Head(ctx, sh.id, u)
 	} else {
 		var l *vfs.Listing
-		l, _, err = sh.f.dav.propfind(ctx, sh.id, u, "0", nil)
+		l, _, err = sh.f.dav.Propfind(ctx, sh.id, u, "0", nil)
 		if err == nil {
 			in = l.Self
 		} else if se := (*vfs.StatusError)(nil); errors.As(err, &se) && (se.Code == http.StatusMethodNotAllowed || se.Code == http.StatusNotImplemented) {
-			in, err = sh.f.dav.head(ctx, sh.id, u)
+			in, err = sh.f.dav.Head(ctx, sh.id, u)
 			if err == nil {
 				sh.mu.Lock()
 				sh.headOnly = true

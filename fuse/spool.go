@@ -988,17 +988,17 @@ func (f *FS) upload(ctx context.Context, sh *share, segs []string, file *os.File
 			"X-Oc-Mtime":   {strconv.FormatInt(mtime.Unix(), 10)},
 		}
 		cond.set(h)
-		resp, err := f.dav.do(ctx, request{
-			method:  http.MethodPut,
-			url:     u,
-			shareID: sh.id,
-			header:  h,
-			body: func() (io.Reader, int64, error) {
+		resp, err := f.dav.Do(ctx, vfs.Request{
+			Method:  http.MethodPut,
+			URL:     u,
+			ShareID: sh.id,
+			Header:  h,
+			Body: func() (io.Reader, int64, error) {
 				return io.NewSectionReader(file, 0, size), size, nil
 			},
 		})
 		if err == nil {
-			drainClose(resp)
+			vfs.DrainClose(resp)
 			switch resp.StatusCode {
 			case http.StatusOK, http.StatusCreated, http.StatusNoContent:
 				return vfs.Info{Size: size, Mtime: mtime, ETag: responseETag(resp)}, nil
@@ -1064,7 +1064,7 @@ func (f *FS) uploadConflicted(ctx context.Context, sh *share, segs []string, fil
 // download copies the whole remote file at segs into w and returns its
 // size and ETag.
 func (f *FS) download(ctx context.Context, sh *share, segs []string, w io.Writer) (int64, string, error) {
-	resp, err := f.dav.do(ctx, request{method: http.MethodGet, url: sh.fileURL(segs), shareID: sh.id})
+	resp, err := f.dav.Do(ctx, vfs.Request{Method: http.MethodGet, URL: sh.fileURL(segs), ShareID: sh.id})
 	if err != nil {
 		return 0, "", err
 	}
@@ -1074,7 +1074,7 @@ func (f *FS) download(ctx context.Context, sh *share, segs []string, w io.Writer
 	}
 	n, err := io.Copy(w, resp.Body)
 	if err != nil {
-		return n, "", readErr("GET", err)
+		return n, "", vfs.ReadErr("GET", err)
 	}
 	return n, responseETag(resp), nil
 }

@@ -1,10 +1,9 @@
-package ocmfs
+package vfs
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/ocm-agent/ocm-agent/fuse/vfs"
 	"io"
 	"log/slog"
 	"net"
@@ -37,12 +36,12 @@ const (
 )
 
 // davClient sends authorized WebDAV requests for shares.
-type davClient struct {
+type Client struct {
 	hc         *http.Client
 	auth       Authorizer
 	timeout    time.Duration
 	log        *slog.Logger
-	refused    func(shareID, url string, status int) // see noteRefusal
+	OnRefused  func(shareID, url string, status int) // see noteRefusal
 	maxEntries int
 	listings   *listingSlots
 }
@@ -105,7 +104,7 @@ func (s *listingSlots) acquire(ctx context.Context, shareID string) (release fun
 	}, nil
 }
 
-func newDavClient(base *http.Client, auth Authorizer, timeout time.Duration, maxEntries int, log *slog.Logger) *davClient {
+func NewClient(base *http.Client, auth Authorizer, timeout time.Duration, maxEntries int, log *slog.Logger) *Client {
 	var rt http.RoundTripper
 	if base != nil && base.Transport != nil {
 		rt = base.Transport
@@ -141,7 +140,7 @@ func newDavClient(base *http.Client, auth Authorizer, timeout time.Duration, max
 			return nil
 		},
 	}
-	return &davClient{hc: hc, auth: auth, timeout: timeout, log: log, maxEntries: maxEntries, listings: newListingSlots()}
+	return &Client{hc: hc, auth: auth, timeout: timeout, log: log, maxEntries: maxEntries, listings: newListingSlots()}
 }
 
 // watchdog cancels a request context when no progress was made for d: no
@@ -156,7 +155,7 @@ type watchdog struct {
 func newWatchdog(parent context.Context, d time.Duration) (context.Context, *watchdog) {
 	ctx, cancel := context.WithCancelCause(parent)
 	w := &watchdog{d: d, cancel: cancel}
-	w.t = time.AfterFunc(d, func() { cancel(vfs.ErrTimeout) })
+	w.t = time.AfterFunc(d, func() { cancel(ErrTimeout) })
 	return ctx, w
 }
 
@@ -214,21 +213,21 @@ func (r *wdReader) Read(p []byte) (int, error) {
 }
 
 // request describes one WebDAV call; body, if set, is called for each attempt.
-type request struct {
-	method  string
-	url     string
-	header  http.Header
-	body    func() (io.Reader, int64, error)
-	shareID string
+type Request struct {
+	Method  string
+	URL     string
+	Header  http.Header
+	Body    func() (io.Reader, int64, error)
+	ShareID string
 }
 
 // do sends r with credentials from the Authorizer. A 401 invalidates the
 // credentials and the request is sent once more; a second 401 is returned as
-// a vfs.StatusError. The returned body must be closed; it is bounded in time by
+// a StatusError. The returned body must be closed; it is bounded in time by
 // the watchdog (no progress for the client timeout cancels it).
-func (c *davClient) do(ctx context.Context, r request) (*http.Response, error) {
-	if strings.HasPrefix(r.url, vfs.UnresolvedURL) {
-		return nil, vfs.ErrShareUnreachable
+func (c *Client) Do(ctx context.Context, r Request) (*http.Response, error) {
+	if strings.HasPrefix(r.URL, UnresolvedURL) {
+		return nil, ErrShareUnreachable
 	}
 	for attempt := 0; ; attempt++ {
 		resp, err := c.once(ctx, r)
@@ -236,9 +235,9 @@ func (c *davClient) do(ctx context.Context, r request) (*http.Response, error) {
 			return nil, err
 		}
 		if resp.StatusCode == http.StatusUnauthorized && attempt == 0 {
-			drainClose(resp)
-			invalidate(c.auth, r.shareID, resp)
-			c.log.Debug("webdav answered 401, credentials renewed", "share", r.shareID, "method", r.method)
+			DrainClose(resp)
+			invalidate(c.auth, r.ShareID, resp)
+			c.log.Debug("webdav answered 401, credentials renewed", "share", r.ShareID, "method", r.Method)
 			continue
 		}
 		c.noteRefusal(r, resp.StatusCode, attempt)
@@ -246,22 +245,22 @@ func (c *davClient) do(ctx context.Context, r request) (*http.Response, error) {
 	}
 }
 
-func (c *davClient) once(ctx context.Context, r request) (*http.Response, error) {
+func (c *Client) once(ctx context.Context, r Request) (*http.Response, error) {
 	wctx, w := newWatchdog(ctx, c.timeout)
 	var body io.Reader
 	var length int64
-	if r.body != nil {
-		b, n, err := r.body()
+	if r.Body != nil {
+		b, n, err := r.Body()
 		if err != nil {
 			w.stop()
 			return nil, err
 		}
 		body, length = &wdReader{r: b, w: w}, n
 	}
-	req, err := http.NewRequestWithContext(wctx, r.method, r.url, body)
+	req, err := http.NewRequestWithContext(wctx, r.Method, r.URL, body)
 	if err != nil {
 		w.stop()
-		return nil, fmt.Errorf("webdav %s: %w", r.method, err)
+		return nil, fmt.Errorf("webdav %s: %w", r.Method, err)
 	}
 	if body != nil {
 		req.ContentLength = length
@@ -269,20 +268,20 @@ func (c *davClient) once(ctx context.Context, r request) (*http.Response, error)
 			req.Body = http.NoBody
 		}
 	}
-	for k, v := range r.header {
+	for k, v := range r.Header {
 		req.Header[k] = v
 	}
-	if err := c.auth.Authorize(wctx, r.shareID, req); err != nil {
+	if err := c.auth.Authorize(wctx, r.ShareID, req); err != nil {
 		w.stop()
-		return nil, &vfs.AuthError{Err: err}
+		return nil, &AuthError{Err: err}
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		w.stop()
-		if cause := context.Cause(wctx); errors.Is(cause, vfs.ErrTimeout) {
-			return nil, fmt.Errorf("webdav %s: %w", r.method, vfs.ErrTimeout)
+		if cause := context.Cause(wctx); errors.Is(cause, ErrTimeout) {
+			return nil, fmt.Errorf("webdav %s: %w", r.Method, ErrTimeout)
 		}
-		return nil, fmt.Errorf("webdav %s: %w", r.method, scrubURLError(err))
+		return nil, fmt.Errorf("webdav %s: %w", r.Method, scrubURLError(err))
 	}
 	w.kick()
 	resp.Body = &wdBody{rc: resp.Body, w: w}
@@ -301,15 +300,15 @@ func scrubURLError(err error) error {
 
 // drainClose reads a little of an unwanted body so that the connection can be
 // reused, then closes it.
-func drainClose(resp *http.Response) {
+func DrainClose(resp *http.Response) {
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody))
 	_ = resp.Body.Close()
 }
 
 // readErr maps an error from reading a body, noting a watchdog timeout.
-func readErr(method string, err error) error {
-	if errors.Is(err, context.Canceled) || errors.Is(err, vfs.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("webdav %s: read body: %w", method, vfs.ErrTimeout)
+func ReadErr(method string, err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, ErrTimeout) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("webdav %s: read body: %w", method, ErrTimeout)
 	}
 	return fmt.Errorf("webdav %s: read body: %w", method, err)
 }
@@ -322,8 +321,8 @@ const propfindBody = `<?xml version="1.0" encoding="utf-8"?>` +
 // withDeadline bounds a whole operation (all its requests, every byte of
 // their answers) by the client timeout: a server that sends a byte now and
 // then must not hold a program in the mount for longer.
-func (c *davClient) withDeadline(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeoutCause(ctx, c.timeout, vfs.ErrTimeout)
+func (c *Client) WithDeadline(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeoutCause(ctx, c.timeout, ErrTimeout)
 }
 
 // propfind lists u (depth "0" or "1"), telling onChild (if set) of each child
@@ -331,8 +330,8 @@ func (c *davClient) withDeadline(ctx context.Context) (context.Context, context.
 // for without one) is followed once. The whole listing is bounded by the
 // client timeout, and by the cap on entries; at most maxListings Depth 1
 // listings run at once, the others wait (within their time) for a turn.
-func (c *davClient) propfind(ctx context.Context, shareID, u, depth string, onChild func(string, vfs.Info)) (*vfs.Listing, string, error) {
-	ctx, cancel := c.withDeadline(ctx)
+func (c *Client) Propfind(ctx context.Context, shareID, u, depth string, onChild func(string, Info)) (*Listing, string, error) {
+	ctx, cancel := c.WithDeadline(ctx)
 	defer cancel()
 	maxEntries := c.maxEntries
 	if depth == "0" {
@@ -340,20 +339,20 @@ func (c *davClient) propfind(ctx context.Context, shareID, u, depth string, onCh
 	} else {
 		release, err := c.listings.acquire(ctx, shareID)
 		if err != nil {
-			return nil, u, fmt.Errorf("webdav PROPFIND: wait for a turn: %w", vfs.ErrTimeout)
+			return nil, u, fmt.Errorf("webdav PROPFIND: wait for a turn: %w", ErrTimeout)
 		}
 		defer release()
 	}
 	for hop := 0; hop < 2; hop++ {
-		resp, err := c.do(ctx, request{
-			method:  "PROPFIND",
-			url:     u,
-			shareID: shareID,
-			header: http.Header{
+		resp, err := c.Do(ctx, Request{
+			Method:  "PROPFIND",
+			URL:     u,
+			ShareID: shareID,
+			Header: http.Header{
 				"Depth":        {depth},
 				"Content-Type": {"application/xml; charset=utf-8"},
 			},
-			body: func() (io.Reader, int64, error) {
+			Body: func() (io.Reader, int64, error) {
 				return strings.NewReader(propfindBody), int64(len(propfindBody)), nil
 			},
 		})
@@ -362,32 +361,32 @@ func (c *davClient) propfind(ctx context.Context, shareID, u, depth string, onCh
 		}
 		switch {
 		case resp.StatusCode == http.StatusMultiStatus:
-			l, err := vfs.ParseStreamMax(resp.Body, u, maxEntries, onChild)
+			l, err := ParseStreamMax(resp.Body, u, maxEntries, onChild)
 			_ = resp.Body.Close()
-			if errors.Is(err, vfs.ErrTooManyEntries) {
+			if errors.Is(err, ErrTooManyEntries) {
 				return nil, u, fmt.Errorf("webdav PROPFIND: more than %d entries: %w", maxEntries, err)
 			}
 			if err != nil {
-				if context.Cause(ctx) == vfs.ErrTimeout {
-					return nil, u, fmt.Errorf("webdav PROPFIND: read body: %w", vfs.ErrTimeout)
+				if context.Cause(ctx) == ErrTimeout {
+					return nil, u, fmt.Errorf("webdav PROPFIND: read body: %w", ErrTimeout)
 				}
-				return nil, u, readErr("PROPFIND", err)
+				return nil, u, ReadErr("PROPFIND", err)
 			}
 			return l, u, nil
 		case resp.StatusCode >= 300 && resp.StatusCode < 400 && hop == 0:
 			loc, lerr := resp.Location()
-			drainClose(resp)
+			DrainClose(resp)
 			if lerr != nil || loc.Host != mustHost(u) || strings.TrimSuffix(loc.Path, "/") != strings.TrimSuffix(mustPath(u), "/") {
-				return nil, u, &vfs.StatusError{Method: "PROPFIND", Code: resp.StatusCode}
+				return nil, u, &StatusError{Method: "PROPFIND", Code: resp.StatusCode}
 			}
 			u = loc.String()
 			continue
 		default:
-			drainClose(resp)
-			return nil, u, &vfs.StatusError{Method: "PROPFIND", Code: resp.StatusCode}
+			DrainClose(resp)
+			return nil, u, &StatusError{Method: "PROPFIND", Code: resp.StatusCode}
 		}
 	}
-	return nil, u, &vfs.StatusError{Method: "PROPFIND", Code: http.StatusLoopDetected}
+	return nil, u, &StatusError{Method: "PROPFIND", Code: http.StatusLoopDetected}
 }
 
 func mustHost(u string) string {
@@ -408,18 +407,18 @@ func mustPath(u string) string {
 
 // head asks for the metadata of a file with HEAD, for servers that refuse
 // PROPFIND on a single-file share.
-func (c *davClient) head(ctx context.Context, shareID, u string) (vfs.Info, error) {
-	ctx, cancel := c.withDeadline(ctx)
+func (c *Client) Head(ctx context.Context, shareID, u string) (Info, error) {
+	ctx, cancel := c.WithDeadline(ctx)
 	defer cancel()
-	resp, err := c.do(ctx, request{method: http.MethodHead, url: u, shareID: shareID})
+	resp, err := c.Do(ctx, Request{Method: http.MethodHead, URL: u, ShareID: shareID})
 	if err != nil {
-		return vfs.Info{}, err
+		return Info{}, err
 	}
-	drainClose(resp)
+	DrainClose(resp)
 	if resp.StatusCode != http.StatusOK {
-		return vfs.Info{}, &vfs.StatusError{Method: "HEAD", Code: resp.StatusCode}
+		return Info{}, &StatusError{Method: "HEAD", Code: resp.StatusCode}
 	}
-	in := vfs.Info{Size: resp.ContentLength, ETag: resp.Header.Get("ETag")}
+	in := Info{Size: resp.ContentLength, ETag: resp.Header.Get("ETag")}
 	if in.Size < 0 {
 		in.Size = 0
 	}
@@ -432,45 +431,45 @@ func (c *davClient) head(ctx context.Context, shareID, u string) (vfs.Info, erro
 // errRangeRefused means the server answered a Range request inside the
 // file with 416: reva does so for every range although its HEAD says
 // "Accept-Ranges: bytes".
-var errRangeRefused = errors.New("webdav GET: the server refused a byte range")
+var ErrRangeRefused = errors.New("webdav GET: the server refused a byte range")
 
 // rangeIgnored is returned by getRange when the server answered with the
 // whole file (200). resp is that answer, body unread, for the caller to use
 // or close.
-type rangeIgnored struct{ resp *http.Response }
+type RangeIgnored struct{ Resp *http.Response }
 
-func (e *rangeIgnored) Error() string { return "webdav GET: the server ignored a byte range" }
+func (e *RangeIgnored) Error() string { return "webdav GET: the server ignored a byte range" }
 
 // getRange fetches [off, off+n) of u into buf[:n] (buf may be filled partly
 // when the file is shorter). progress, if set, is told how many bytes of buf
 // are valid as they arrive. It returns the number of bytes read; a short count
 // with a nil error means the file ended early. A server that will not serve
 // the range gives errRangeRefused or a *rangeIgnored.
-func (c *davClient) getRange(ctx context.Context, shareID, u string, off int64, buf []byte, progress func(int)) (int, error) {
+func (c *Client) GetRange(ctx context.Context, shareID, u string, off int64, buf []byte, progress func(int)) (int, error) {
 	n := len(buf)
-	resp, err := c.do(ctx, request{
-		method:  http.MethodGet,
-		url:     u,
-		shareID: shareID,
-		header:  http.Header{"Range": {"bytes=" + strconv.FormatInt(off, 10) + "-" + strconv.FormatInt(off+int64(n)-1, 10)}},
+	resp, err := c.Do(ctx, Request{
+		Method:  http.MethodGet,
+		URL:     u,
+		ShareID: shareID,
+		Header:  http.Header{"Range": {"bytes=" + strconv.FormatInt(off, 10) + "-" + strconv.FormatInt(off+int64(n)-1, 10)}},
 	})
 	if err != nil {
 		return 0, err
 	}
 	switch resp.StatusCode {
 	case http.StatusPartialContent:
-		if !rangeStartsAt(resp.Header.Get("Content-Range"), off) {
-			drainClose(resp)
-			return 0, errRangeRefused
+		if !RangeStartsAt(resp.Header.Get("Content-Range"), off) {
+			DrainClose(resp)
+			return 0, ErrRangeRefused
 		}
 	case http.StatusOK:
-		return 0, &rangeIgnored{resp: resp}
+		return 0, &RangeIgnored{Resp: resp}
 	case http.StatusRequestedRangeNotSatisfiable:
-		drainClose(resp)
-		return 0, errRangeRefused
+		DrainClose(resp)
+		return 0, ErrRangeRefused
 	default:
-		drainClose(resp)
-		return 0, &vfs.StatusError{Method: "GET", Code: resp.StatusCode}
+		DrainClose(resp)
+		return 0, &StatusError{Method: "GET", Code: resp.StatusCode}
 	}
 	defer resp.Body.Close()
 	got := 0
@@ -484,7 +483,7 @@ func (c *davClient) getRange(ctx context.Context, shareID, u string, off int64, 
 			break
 		}
 		if err != nil {
-			return got, readErr("GET", err)
+			return got, ReadErr("GET", err)
 		}
 	}
 	return got, nil
@@ -492,7 +491,7 @@ func (c *davClient) getRange(ctx context.Context, shareID, u string, off int64, 
 
 // rangeStartsAt reports whether a Content-Range header ("bytes 10-19/100")
 // starts at off. A missing header is taken as the range asked for.
-func rangeStartsAt(cr string, off int64) bool {
+func RangeStartsAt(cr string, off int64) bool {
 	if cr == "" {
 		return true
 	}
@@ -509,46 +508,45 @@ func rangeStartsAt(cr string, off int64) bool {
 }
 
 // getWhole starts a plain GET of u, for servers that do not serve ranges.
-func (c *davClient) getWhole(ctx context.Context, shareID, u string) (*http.Response, error) {
-	resp, err := c.do(ctx, request{method: http.MethodGet, url: u, shareID: shareID})
+func (c *Client) GetWhole(ctx context.Context, shareID, u string) (*http.Response, error) {
+	resp, err := c.Do(ctx, Request{Method: http.MethodGet, URL: u, ShareID: shareID})
 	if err != nil {
 		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		drainClose(resp)
-		return nil, &vfs.StatusError{Method: "GET", Code: resp.StatusCode}
+		DrainClose(resp)
+		return nil, &StatusError{Method: "GET", Code: resp.StatusCode}
 	}
 	return resp, nil
 }
 
-// move renames a file or directory with MOVE (never creating missing
-// parents, unlike gowebdav's Rename).
-func (f *FS) move(ctx context.Context, sh *share, from, to []string, dir, overwrite bool) error {
-	src, dst := sh.fileURL(from), sh.fileURL(to)
-	if dir {
-		src, dst = sh.dirURL(from), sh.dirURL(to)
-	}
+// Move renames the resource at src to dst (URLs) with MOVE, never creating
+// missing parents (unlike gowebdav's Rename).
+func (c *Client) Move(ctx context.Context, shareID, src, dst string, overwrite bool) error {
 	ow := "F"
 	if overwrite {
 		ow = "T"
 	}
 	// The server may move a large tree before it answers: it gets as long
 	// as for storing an upload it has received.
-	mctx, cancel := context.WithTimeoutCause(f.ctx, f.dav.timeout*answerFactor, vfs.ErrTimeout)
+	mctx, cancel := context.WithTimeoutCause(ctx, c.timeout*answerFactor, ErrTimeout)
 	defer cancel()
-	resp, err := f.dav.do(mctx, request{
-		method:  "MOVE",
-		url:     src,
-		shareID: sh.id,
-		header:  http.Header{"Destination": {dst}, "Overwrite": {ow}},
+	resp, err := c.Do(mctx, Request{
+		Method:  "MOVE",
+		URL:     src,
+		ShareID: shareID,
+		Header:  http.Header{"Destination": {dst}, "Overwrite": {ow}},
 	})
 	if err != nil {
 		return err
 	}
-	drainClose(resp)
+	DrainClose(resp)
 	switch resp.StatusCode {
 	case http.StatusCreated, http.StatusNoContent, http.StatusOK:
 		return nil
 	}
-	return &vfs.StatusError{Method: "MOVE", Code: resp.StatusCode}
+	return &StatusError{Method: "MOVE", Code: resp.StatusCode}
 }
+
+// Listings returns the listings of shareID in flight or waiting for a turn.
+func (c *Client) Listings(shareID string) int { return c.listings.count(shareID) }

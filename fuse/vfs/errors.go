@@ -75,7 +75,7 @@ func (k Kind) String() string {
 }
 
 // knownIO are this package's own failures of a peer's answer.
-var knownIO = []error{ErrNoResponse, ErrTooManyEntries}
+var knownIO = []error{ErrNoResponse, ErrTooManyEntries, ErrShortBody, ErrRangeRefused}
 
 // KindOf classifies an error of this package (nil is KindUnknown too; the
 // caller checks for nil first).
@@ -134,6 +134,10 @@ func KindOf(err error) Kind {
 		if ne.Timeout() {
 			return KindTimeout
 		}
+		return KindIO
+	}
+	var ri *RangeIgnored
+	if errors.As(err, &ri) {
 		return KindIO
 	}
 	for _, k := range knownIO {

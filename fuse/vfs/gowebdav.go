@@ -1,9 +1,8 @@
-package ocmfs
+package vfs
 
 import (
 	"context"
 	"fmt"
-	"github.com/ocm-agent/ocm-agent/fuse/vfs"
 	"io"
 	"net/http"
 	"net/url"
@@ -31,7 +30,7 @@ func (t ctxTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 
 type gwAuthorizer struct {
 	ctx     context.Context
-	c       *davClient
+	c       *Client
 	shareID string
 }
 
@@ -48,7 +47,7 @@ type gwAuthenticator struct {
 
 func (g *gwAuthenticator) Authorize(_ *http.Client, rq *http.Request, _ string) error {
 	if err := g.a.c.auth.Authorize(g.a.ctx, g.a.shareID, rq); err != nil {
-		return &vfs.AuthError{Err: err}
+		return &AuthError{Err: err}
 	}
 	return nil
 }
@@ -67,7 +66,7 @@ func (g *gwAuthenticator) Close() error                  { return nil }
 
 // gowebdavFor returns a client rooted at the origin of target and the decoded
 // path of target below it (gowebdav escapes each segment itself).
-func (c *davClient) gowebdavFor(ctx context.Context, shareID, target string) (*gowebdav.Client, string, error) {
+func (c *Client) gowebdavFor(ctx context.Context, shareID, target string) (*gowebdav.Client, string, error) {
 	u, err := url.Parse(target)
 	if err != nil {
 		return nil, "", fmt.Errorf("webdav url: %w", err)
@@ -83,8 +82,8 @@ func (c *davClient) gowebdavFor(ctx context.Context, shareID, target string) (*g
 }
 
 // mkcol creates the collection at target.
-func (c *davClient) mkcol(ctx context.Context, shareID, target string) error {
-	ctx, cancel := context.WithTimeoutCause(ctx, c.timeout, vfs.ErrTimeout)
+func (c *Client) Mkcol(ctx context.Context, shareID, target string) error {
+	ctx, cancel := context.WithTimeoutCause(ctx, c.timeout, ErrTimeout)
 	defer cancel()
 	gc, p, err := c.gowebdavFor(ctx, shareID, target)
 	if err != nil {
@@ -97,8 +96,8 @@ func (c *davClient) mkcol(ctx context.Context, shareID, target string) error {
 }
 
 // remove deletes target (a file, or a collection with everything in it).
-func (c *davClient) remove(ctx context.Context, shareID, target string) error {
-	ctx, cancel := context.WithTimeoutCause(ctx, c.timeout, vfs.ErrTimeout)
+func (c *Client) Remove(ctx context.Context, shareID, target string) error {
+	ctx, cancel := context.WithTimeoutCause(ctx, c.timeout, ErrTimeout)
 	defer cancel()
 	gc, p, err := c.gowebdavFor(ctx, shareID, target)
 	if err != nil {
@@ -113,8 +112,8 @@ func (c *davClient) remove(ctx context.Context, shareID, target string) error {
 // gwErr keeps status codes from gowebdav errors and notes a timeout (gowebdav
 // reports transport failures of DELETE as a 400).
 func gwErr(ctx context.Context, method string, err error) error {
-	if context.Cause(ctx) == vfs.ErrTimeout {
-		return fmt.Errorf("webdav %s: %w", method, vfs.ErrTimeout)
+	if context.Cause(ctx) == ErrTimeout {
+		return fmt.Errorf("webdav %s: %w", method, ErrTimeout)
 	}
 	var pe *os.PathError
 	if pe, _ = err.(*os.PathError); pe != nil {
@@ -122,7 +121,7 @@ func gwErr(ctx context.Context, method string, err error) error {
 			if se.Status == http.StatusBadRequest && method == "DELETE" {
 				return fmt.Errorf("webdav %s: transport failure", method)
 			}
-			return &vfs.StatusError{Method: method, Code: se.Status}
+			return &StatusError{Method: method, Code: se.Status}
 		}
 		return fmt.Errorf("webdav %s: %w", method, scrubURLError(pe.Err))
 	}

@@ -1,6 +1,9 @@
-package ocmfs
+package vfs
 
-import "net/http"
+import (
+	"context"
+	"net/http"
+)
 
 // CredentialInvalidator is an Authorizer that can be told which
 // credential got a 401, so that it drops that one however young it is and
@@ -16,4 +19,12 @@ func invalidate(a Authorizer, shareID string, resp *http.Response) {
 		return
 	}
 	a.Invalidate(shareID)
+}
+
+// Authorizer sets credentials on WebDAV requests of a share.
+type Authorizer interface {
+	// Authorize sets the Authorization header of req.
+	Authorize(ctx context.Context, shareID string, req *http.Request) error
+	// Invalidate is called after a 401; the next Authorize renews (once).
+	Invalidate(shareID string)
 }

@@ -1,4 +1,4 @@
-package ocmfs
+package vfs
 
 import (
 	"context"
@@ -18,10 +18,10 @@ import (
 
 // errShortBody means the server sent less than the size it had announced:
 // the data cannot be had, and a read must not look like the end of the file.
-var errShortBody = errors.New("webdav GET: the server sent less than the file's size")
+var ErrShortBody = errors.New("webdav GET: the server sent less than the file's size")
 
 // wholeFile is one plain GET of a file, kept for the reads of one open.
-type wholeFile struct {
+type WholeFile struct {
 	tmp  *os.File
 	size int64 // what the reads expect
 
@@ -35,23 +35,23 @@ type wholeFile struct {
 
 // newWholeFile creates the temporary copy in dir. The file is unlinked at
 // once: nothing is left behind, even by a crash.
-func newWholeFile(dir string, size int64) (*wholeFile, error) {
+func NewWholeFile(dir string, size int64) (*WholeFile, error) {
 	tmp, err := os.CreateTemp(dir, "read-*.tmp")
 	if err != nil {
 		return nil, fmt.Errorf("read: temporary copy: %w", err)
 	}
 	_ = os.Remove(tmp.Name())
-	w := &wholeFile{tmp: tmp, size: size, users: 1}
+	w := &WholeFile{tmp: tmp, size: size, users: 1}
 	w.cond = sync.NewCond(&w.mu)
 	return w, nil
 }
 
 // fill copies the body of resp (a 200 answer with the whole file) into the
 // temporary copy, or fetches it first when resp is nil.
-func (w *wholeFile) fill(ctx context.Context, c *davClient, shareID, u string, resp *http.Response) {
+func (w *WholeFile) Fill(ctx context.Context, c *Client, shareID, u string, resp *http.Response) {
 	var err error
 	if resp == nil {
-		resp, err = c.getWhole(ctx, shareID, u)
+		resp, err = c.GetWhole(ctx, shareID, u)
 	}
 	if err == nil {
 		err = w.copyBody(resp.Body)
@@ -61,10 +61,10 @@ func (w *wholeFile) fill(ctx context.Context, c *davClient, shareID, u string, r
 	w.err, w.done = err, true
 	w.mu.Unlock()
 	w.cond.Broadcast()
-	w.unuse()
+	w.Unuse()
 }
 
-func (w *wholeFile) copyBody(body io.Reader) error {
+func (w *WholeFile) copyBody(body io.Reader) error {
 	buf := make([]byte, 256<<10)
 	for w.have < w.size {
 		n, err := body.Read(buf[:min(int64(len(buf)), w.size-w.have)])
@@ -79,18 +79,18 @@ func (w *wholeFile) copyBody(body io.Reader) error {
 		}
 		if err == io.EOF {
 			if w.have < w.size {
-				return errShortBody
+				return ErrShortBody
 			}
 			break
 		}
 		if err != nil {
-			return readErr("GET", err)
+			return ReadErr("GET", err)
 		}
 	}
 	return nil
 }
 
-func (w *wholeFile) unuse() {
+func (w *WholeFile) Unuse() {
 	w.mu.Lock()
 	w.users--
 	last := w.users == 0
@@ -101,7 +101,7 @@ func (w *wholeFile) unuse() {
 }
 
 // failed reports whether the stream ended with an error.
-func (w *wholeFile) failed() bool {
+func (w *WholeFile) Failed() bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.done && w.err != nil
@@ -110,7 +110,7 @@ func (w *wholeFile) failed() bool {
 // readInto copies [off, off+len(buf)) of the file into buf as the stream
 // brings it, telling progress how many bytes of buf are valid. It ends early
 // only with an error (or when ctx ends).
-func (w *wholeFile) readInto(ctx context.Context, off int64, buf []byte, progress func(int)) (int, error) {
+func (w *WholeFile) ReadInto(ctx context.Context, off int64, buf []byte, progress func(int)) (int, error) {
 	end := min(off+int64(len(buf)), w.size)
 	stop := context.AfterFunc(ctx, func() {
 		w.mu.Lock()
@@ -121,11 +121,11 @@ func (w *wholeFile) readInto(ctx context.Context, off int64, buf []byte, progres
 	w.mu.Lock()
 	if w.users == 0 {
 		w.mu.Unlock()
-		return 0, errShortBody
+		return 0, ErrShortBody
 	}
 	w.users++
 	w.mu.Unlock()
-	defer w.unuse()
+	defer w.Unuse()
 	pos := off
 	for pos < end {
 		w.mu.Lock()
@@ -139,7 +139,7 @@ func (w *wholeFile) readInto(ctx context.Context, off int64, buf []byte, progres
 				return int(pos - off), cerr
 			}
 			if done && err == nil {
-				err = errShortBody
+				err = ErrShortBody
 			}
 			return int(pos - off), err
 		}
@@ -153,4 +153,11 @@ func (w *wholeFile) readInto(ctx context.Context, off int64, buf []byte, progres
 		}
 	}
 	return int(pos - off), nil
+}
+
+// Use counts one more user of the copy; each calls Unuse when done.
+func (w *WholeFile) Use() {
+	w.mu.Lock()
+	w.users++
+	w.mu.Unlock()
 }

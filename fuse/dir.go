@@ -306,7 +306,8 @@ func (d *dirNode) node(ctx context.Context, name string, in vfs.Info, out *fuse.
 	return d.NewInode(ctx, n, fs.StableAttr{Mode: syscall.S_IFREG})
 }
 
-func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (_ *fs.Inode, errno syscall.Errno) {
+	defer d.sh.f.trace("dir.Lookup", "name", name)(&errno)
 	in, ok, errno := d.childOf(ctx, name)
 	if errno != 0 {
 		return nil, errno
@@ -332,7 +333,8 @@ func (d *dirNode) selfInfo() vfs.Info {
 	return in
 }
 
-func (d *dirNode) Getattr(ctx context.Context, _ fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+func (d *dirNode) Getattr(ctx context.Context, _ fs.FileHandle, out *fuse.AttrOut) (errno syscall.Errno) {
+	defer d.sh.f.trace("dir.Getattr")(&errno)
 	f := d.sh.f
 	f.fillAttr(&out.Attr, d.selfInfo(), d.sh.isWritable())
 	out.SetTimeout(f.o.MetadataTTL)
@@ -341,7 +343,8 @@ func (d *dirNode) Getattr(ctx context.Context, _ fs.FileHandle, out *fuse.AttrOu
 
 // Setattr accepts and ignores mode, owner and time changes on directories
 // (WebDAV has no such thing), so that cp -a and rsync do not fail.
-func (d *dirNode) Setattr(ctx context.Context, _ fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+func (d *dirNode) Setattr(ctx context.Context, _ fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) (errno syscall.Errno) {
+	defer d.sh.f.trace("dir.Setattr")(&errno)
 	if _, ok := in.GetSize(); ok {
 		return syscall.EISDIR
 	}
@@ -353,7 +356,8 @@ func (d *dirNode) Setattr(ctx context.Context, _ fs.FileHandle, in *fuse.SetAttr
 // OpendirHandle lists the directory once for the whole readdir. When the
 // listing has to be fetched, the handle streams the children to the kernel as
 // they arrive.
-func (d *dirNode) OpendirHandle(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+func (d *dirNode) OpendirHandle(ctx context.Context, flags uint32) (_ fs.FileHandle, _ uint32, errno syscall.Errno) {
+	defer d.sh.f.trace("dir.OpendirHandle", "flags", flags)(&errno)
 	segs, errno := d.where()
 	if errno != 0 {
 		return nil, 0, errno
@@ -466,7 +470,8 @@ func (h *dirHandle) at(ctx context.Context, i int) (e dent, ok bool, errno sysca
 	return dent{}, false, 0
 }
 
-func (h *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
+func (h *dirHandle) Readdirent(ctx context.Context) (_ *fuse.DirEntry, errno syscall.Errno) {
+	defer h.d.sh.f.trace("dirh.Readdirent")(&errno)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	e, ok, errno := h.at(ctx, h.pos)
@@ -481,7 +486,8 @@ func (h *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Err
 	return &fuse.DirEntry{Name: e.name, Mode: mode, Off: uint64(h.pos)}, 0
 }
 
-func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (_ *fs.Inode, errno syscall.Errno) {
+	defer h.d.sh.f.trace("dirh.Lookup", "name", name)(&errno)
 	h.mu.Lock()
 	var e dent
 	found := false
@@ -497,7 +503,8 @@ func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut)
 	return h.d.node(ctx, name, e.in, out), 0
 }
 
-func (h *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
+func (h *dirHandle) Seekdir(ctx context.Context, off uint64) (errno syscall.Errno) {
+	defer h.d.sh.f.trace("dirh.Seekdir", "off", off)(&errno)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.pos = int(min(off, 1<<31))
@@ -512,7 +519,8 @@ func (d *dirNode) writable(op string) syscall.Errno {
 	return 0
 }
 
-func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (_ *fs.Inode, errno syscall.Errno) {
+	defer d.sh.f.trace("dir.Mkdir", "name", name)(&errno)
 	if errno := d.writable("mkdir"); errno != 0 {
 		return nil, errno
 	}
@@ -538,7 +546,8 @@ func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse
 	return d.node(ctx, name, in, out), 0
 }
 
-func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
+func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (_ *fs.Inode, _ fs.FileHandle, _ uint32, errno syscall.Errno) {
+	defer d.sh.f.trace("dir.Create", "name", name, "flags", flags)(&errno)
 	if errno := d.writable("create"); errno != 0 {
 		return nil, nil, 0, errno
 	}
@@ -578,7 +587,8 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 	return ch, &writeHandle{n: n, ws: ws}, 0, 0
 }
 
-func (d *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
+func (d *dirNode) Unlink(ctx context.Context, name string) (errno syscall.Errno) {
+	defer d.sh.f.trace("dir.Unlink", "name", name)(&errno)
 	if errno := d.writable("unlink"); errno != 0 {
 		return errno
 	}
@@ -623,7 +633,8 @@ func (d *dirNode) empty(segs []string) syscall.Errno {
 	return 0
 }
 
-func (d *dirNode) Rmdir(ctx context.Context, name string) syscall.Errno {
+func (d *dirNode) Rmdir(ctx context.Context, name string) (errno syscall.Errno) {
+	defer d.sh.f.trace("dir.Rmdir", "name", name)(&errno)
 	if errno := d.writable("rmdir"); errno != 0 {
 		return errno
 	}
@@ -645,7 +656,8 @@ func (d *dirNode) Rmdir(ctx context.Context, name string) syscall.Errno {
 	return 0
 }
 
-func (d *dirNode) Rename(ctx context.Context, name string, newParent fs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+func (d *dirNode) Rename(ctx context.Context, name string, newParent fs.InodeEmbedder, newName string, flags uint32) (errno syscall.Errno) {
+	defer d.sh.f.trace("dir.Rename", "name", name, "newName", newName, "flags", flags)(&errno)
 	nd, ok := newParent.(*dirNode)
 	if !ok {
 		if _, root := newParent.(*rootNode); root {
@@ -731,15 +743,18 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent fs.InodeEmb
 
 // Symbolic links, device nodes and hard links do not exist in WebDAV.
 
-func (d *dirNode) Symlink(context.Context, string, string, *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+func (d *dirNode) Symlink(context.Context, string, string, *fuse.EntryOut) (_ *fs.Inode, errno syscall.Errno) {
+	defer d.sh.f.trace("dir.Symlink")(&errno)
 	return nil, syscall.EPERM
 }
 
-func (d *dirNode) Mknod(context.Context, string, uint32, uint32, *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+func (d *dirNode) Mknod(context.Context, string, uint32, uint32, *fuse.EntryOut) (_ *fs.Inode, errno syscall.Errno) {
+	defer d.sh.f.trace("dir.Mknod")(&errno)
 	return nil, syscall.EPERM
 }
 
-func (d *dirNode) Link(context.Context, fs.InodeEmbedder, string, *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+func (d *dirNode) Link(context.Context, fs.InodeEmbedder, string, *fuse.EntryOut) (_ *fs.Inode, errno syscall.Errno) {
+	defer d.sh.f.trace("dir.Link")(&errno)
 	return nil, syscall.EPERM
 }
 

@@ -90,7 +90,8 @@ func (n *fileNode) freshInfo(ctx context.Context) (vfs.Info, syscall.Errno) {
 	return fi, 0
 }
 
-func (n *fileNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+func (n *fileNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) (errno syscall.Errno) {
+	defer n.sh.f.trace("file.Getattr")(&errno)
 	f := n.sh.f
 	if wh, ok := fh.(*writeHandle); ok {
 		f.fillAttr(&out.Attr, wh.ws.stat(), n.sh.isWritable())
@@ -105,7 +106,8 @@ func (n *fileNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.Attr
 	return 0
 }
 
-func (n *fileNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+func (n *fileNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) (errno syscall.Errno) {
+	defer n.sh.f.trace("file.Setattr")(&errno)
 	f := n.sh.f
 	size, hasSize := in.GetSize()
 	mtime, hasMtime := in.GetMTime()
@@ -206,7 +208,8 @@ func (n *fileNode) uploaded(in vfs.Info) {
 	}
 }
 
-func (n *fileNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+func (n *fileNode) Open(ctx context.Context, flags uint32) (_ fs.FileHandle, _ uint32, errno syscall.Errno) {
+	defer n.sh.f.trace("file.Open", "flags", flags)(&errno)
 	f := n.sh.f
 	segs, errno := n.where()
 	if errno != 0 {
@@ -260,11 +263,13 @@ var (
 	_ fs.FileReleaser = (*readHandle)(nil)
 )
 
-func (h *readHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+func (h *readHandle) Read(ctx context.Context, dest []byte, off int64) (_ fuse.ReadResult, errno syscall.Errno) {
+	defer h.r.f.trace("readh.Read", "off", off)(&errno)
 	return h.r.read(ctx, dest, off)
 }
 
-func (h *readHandle) Release(ctx context.Context) syscall.Errno {
+func (h *readHandle) Release(ctx context.Context) (errno syscall.Errno) {
+	defer h.r.f.trace("readh.Release")(&errno)
 	h.r.release()
 	return 0
 }
@@ -286,7 +291,8 @@ var (
 	_ fs.FileGetattrer = (*writeHandle)(nil)
 )
 
-func (h *writeHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+func (h *writeHandle) Read(ctx context.Context, dest []byte, off int64) (_ fuse.ReadResult, errno syscall.Errno) {
+	defer h.n.sh.f.trace("writeh.Read", "off", off)(&errno)
 	n, err := h.ws.readAt(dest, off)
 	if err != nil {
 		return nil, h.n.sh.f.errno(err)
@@ -294,7 +300,8 @@ func (h *writeHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Re
 	return fuse.ReadResultData(dest[:n]), 0
 }
 
-func (h *writeHandle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
+func (h *writeHandle) Write(ctx context.Context, data []byte, off int64) (_ uint32, errno syscall.Errno) {
+	defer h.n.sh.f.trace("writeh.Write", "off", off)(&errno)
 	if h.readOnly {
 		return 0, syscall.EBADF
 	}
@@ -306,7 +313,8 @@ func (h *writeHandle) Write(ctx context.Context, data []byte, off int64) (uint32
 	return uint32(n), 0
 }
 
-func (h *writeHandle) Getattr(ctx context.Context, out *fuse.AttrOut) syscall.Errno {
+func (h *writeHandle) Getattr(ctx context.Context, out *fuse.AttrOut) (errno syscall.Errno) {
+	defer h.n.sh.f.trace("writeh.Getattr")(&errno)
 	h.n.sh.f.fillAttr(&out.Attr, h.ws.stat(), h.n.sh.isWritable())
 	return 0
 }
@@ -342,11 +350,13 @@ func (h *writeHandle) upload() syscall.Errno {
 	return 0
 }
 
-func (h *writeHandle) Flush(ctx context.Context) syscall.Errno {
+func (h *writeHandle) Flush(ctx context.Context) (errno syscall.Errno) {
+	defer h.n.sh.f.trace("writeh.Flush")(&errno)
 	return h.upload()
 }
 
-func (h *writeHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
+func (h *writeHandle) Fsync(ctx context.Context, flags uint32) (errno syscall.Errno) {
+	defer h.n.sh.f.trace("writeh.Fsync", "flags", flags)(&errno)
 	if h.readOnly {
 		return 0
 	}
@@ -356,7 +366,8 @@ func (h *writeHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
 	return h.upload()
 }
 
-func (h *writeHandle) Release(ctx context.Context) syscall.Errno {
+func (h *writeHandle) Release(ctx context.Context) (errno syscall.Errno) {
+	defer h.n.sh.f.trace("writeh.Release")(&errno)
 	h.n.sh.f.spool.release(h.ws)
 	return 0
 }

@@ -29,7 +29,8 @@ var (
 	_ fs.NodeSymlinker = (*rootNode)(nil)
 )
 
-func (r *rootNode) Getattr(ctx context.Context, _ fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+func (r *rootNode) Getattr(ctx context.Context, _ fs.FileHandle, out *fuse.AttrOut) (errno syscall.Errno) {
+	defer r.f.trace("root.Getattr")(&errno)
 	out.Mode = syscall.S_IFDIR | 0o555
 	out.Nlink = 2
 	out.Size = 4096
@@ -41,7 +42,8 @@ func (r *rootNode) Getattr(ctx context.Context, _ fs.FileHandle, out *fuse.AttrO
 
 // Statfs answers with a large free space: the servers' quotas are not known,
 // and file managers refuse to copy onto a filesystem that reports none.
-func (r *rootNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+func (r *rootNode) Statfs(ctx context.Context, out *fuse.StatfsOut) (errno syscall.Errno) {
+	defer r.f.trace("root.Statfs")(&errno)
 	const total = 1 << 40 // in 4 KiB blocks: 4 PiB
 	out.Bsize = 4096
 	out.Frsize = 4096
@@ -54,7 +56,8 @@ func (r *rootNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errn
 	return 0
 }
 
-func (r *rootNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+func (r *rootNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (_ *fs.Inode, errno syscall.Errno) {
+	defer r.f.trace("root.Lookup", "name", name)(&errno)
 	sh := r.f.shareByName(name)
 	if sh == nil {
 		return nil, syscall.ENOENT
@@ -103,7 +106,8 @@ func (r *rootNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) 
 	return r.NewInode(ctx, n, fs.StableAttr{Mode: syscall.S_IFREG}), 0
 }
 
-func (r *rootNode) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
+func (r *rootNode) Readdir(ctx context.Context) (_ fs.DirStream, errno syscall.Errno) {
+	defer r.f.trace("root.Readdir")(&errno)
 	shares := r.f.rootNames()
 	out := make([]fuse.DirEntry, 0, len(shares))
 	for _, sh := range shares {
@@ -120,21 +124,31 @@ func (r *rootNode) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
 // The root is managed by the agent: nothing is created, removed or renamed
 // there by programs.
 
-func (r *rootNode) Mkdir(context.Context, string, uint32, *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+func (r *rootNode) Mkdir(context.Context, string, uint32, *fuse.EntryOut) (_ *fs.Inode, errno syscall.Errno) {
+	defer r.f.trace("root.Mkdir")(&errno)
 	return nil, syscall.EACCES
 }
 
-func (r *rootNode) Create(context.Context, string, uint32, uint32, *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
+func (r *rootNode) Create(context.Context, string, uint32, uint32, *fuse.EntryOut) (_ *fs.Inode, _ fs.FileHandle, _ uint32, errno syscall.Errno) {
+	defer r.f.trace("root.Create")(&errno)
 	return nil, nil, 0, syscall.EACCES
 }
 
-func (r *rootNode) Unlink(context.Context, string) syscall.Errno { return syscall.EACCES }
-func (r *rootNode) Rmdir(context.Context, string) syscall.Errno  { return syscall.EACCES }
-
-func (r *rootNode) Rename(context.Context, string, fs.InodeEmbedder, string, uint32) syscall.Errno {
+func (r *rootNode) Unlink(context.Context, string) (errno syscall.Errno) {
+	defer r.f.trace("root.Unlink")(&errno)
+	return syscall.EACCES
+}
+func (r *rootNode) Rmdir(context.Context, string) (errno syscall.Errno) {
+	defer r.f.trace("root.Rmdir")(&errno)
 	return syscall.EACCES
 }
 
-func (r *rootNode) Symlink(context.Context, string, string, *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+func (r *rootNode) Rename(context.Context, string, fs.InodeEmbedder, string, uint32) (errno syscall.Errno) {
+	defer r.f.trace("root.Rename")(&errno)
+	return syscall.EACCES
+}
+
+func (r *rootNode) Symlink(context.Context, string, string, *fuse.EntryOut) (_ *fs.Inode, errno syscall.Errno) {
+	defer r.f.trace("root.Symlink")(&errno)
 	return nil, syscall.EACCES
 }

@@ -1,0 +1,30 @@
+package ocmfs
+
+import (
+	"context"
+	"log/slog"
+	"syscall"
+	"time"
+)
+
+// trace logs a FUSE operation at debug level when it starts, and the
+// returned function logs its end with the errno and duration:
+//
+//	defer f.trace("dir.Lookup", "name", name)(&errno)
+func (f *FS) trace(op string, args ...any) func(*syscall.Errno) {
+	if !f.log.Enabled(context.Background(), slog.LevelDebug) {
+		return func(*syscall.Errno) {}
+	}
+	f.log.Debug("fuse op start", append([]any{"op", op}, args...)...)
+	start := time.Now()
+	return func(errno *syscall.Errno) {
+		f.log.Debug("fuse op end", append([]any{"op", op, "errno", errnoName(*errno), "took", time.Since(start)}, args...)...)
+	}
+}
+
+func errnoName(e syscall.Errno) string {
+	if e == 0 {
+		return "OK"
+	}
+	return e.Error()
+}

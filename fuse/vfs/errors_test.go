@@ -1,0 +1,34 @@
+package vfs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"testing"
+)
+
+func TestKindOf(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want Kind
+	}{
+		{fmt.Errorf("webdav GET: %w", ErrTimeout), KindTimeout},
+		{context.DeadlineExceeded, KindTimeout},
+		{ErrShareGone, KindGone},
+		{ErrShareUnreachable, KindUnreachable},
+		{&StatusError{Method: "GET", Code: http.StatusForbidden}, KindDenied},
+		{&StatusError{Method: "GET", Code: http.StatusNotFound}, KindNotFound},
+		{&StatusError{Method: "PUT", Code: http.StatusPreconditionFailed}, KindExists},
+		{&StatusError{Method: "PUT", Code: http.StatusInsufficientStorage}, KindNoSpace},
+		{&StatusError{Method: "GET", Code: http.StatusTeapot}, KindIO},
+		{&AuthError{Err: errors.New("no token")}, KindDenied},
+		{fmt.Errorf("list: %w", ErrTooManyEntries), KindIO},
+		{ErrShortBody, KindIO},
+		{errors.New("something new"), KindUnknown},
+	} {
+		if got := KindOf(c.err); got != c.want {
+			t.Errorf("KindOf(%v) = %v, want %v", c.err, got, c.want)
+		}
+	}
+}

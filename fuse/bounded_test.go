@@ -72,7 +72,7 @@ func heapPeak(stop <-chan struct{}) <-chan uint64 {
 // bounded, instead of growing until the body limit (128 MiB of XML, about
 // half a gigabyte of memory for each such listing).
 func TestEndlessListingIsCapped(t *testing.T) {
-	e := newEnv(t, func(o *Options) { o.Timeout = 60 * time.Second })
+	e := newEnv(t, func(o *Options) { o.Timeout = 60 * time.Second }, infoLogs)
 	e.srv.write("/shares/endless/.keep", nil)
 	var started atomic.Int64
 	e.srv.set(func(s *davServer) { s.intercept = endlessListing("/shares/endless/", false, &started) })
@@ -117,7 +117,7 @@ func TestEndlessListingIsCapped(t *testing.T) {
 // Accepting a share is enough for the agent to ask the server what it is
 // (PROPFIND Depth 0): an endless answer to that is cut after a few entries.
 func TestEndlessSelfAnswerIsCapped(t *testing.T) {
-	e := newEnv(t, func(o *Options) { o.Timeout = 60 * time.Second })
+	e := newEnv(t, func(o *Options) { o.Timeout = 60 * time.Second }, infoLogs)
 	e.srv.write("/shares/endless/.keep", nil)
 	var started atomic.Int64
 	e.srv.set(func(s *davServer) { s.intercept = endlessListing("/shares/endless/", true, &started) })

@@ -266,7 +266,7 @@ func (d *dirNode) childOf(ctx context.Context, name string) (vfs.Info, bool, sys
 	if errno != 0 {
 		return vfs.Info{}, false, errno
 	}
-	if local := d.sh.f.spool.localChildren(d.sh.id, segs); local != nil {
+	if local := d.sh.f.spool.LocalChildren(d.sh.id, segs); local != nil {
 		if in, ok := local[name]; ok {
 			return in, true, 0
 		}
@@ -454,7 +454,7 @@ func (h *dirHandle) at(ctx context.Context, i int) (e dent, ok bool, errno sysca
 	}
 	if !h.extras {
 		h.extras = true
-		for name, in := range h.d.sh.f.spool.localChildren(h.d.sh.id, h.segs) {
+		for name, in := range h.d.sh.f.spool.LocalChildren(h.d.sh.id, h.segs) {
 			h.d.lmu.Lock()
 			_, listed := l.Items[name]
 			h.d.lmu.Unlock()
@@ -572,16 +572,16 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 	}
 	f := d.sh.f
 	trunc := !exists || flags&syscall.O_TRUNC != 0
-	ws, err := f.spool.acquire(f.ctx, d.sh, append(segs, name), trunc, !exists, existing)
+	ws, err := f.spool.Acquire(f.ctx, d.sh, append(segs, name), trunc, !exists, existing)
 	if err != nil {
 		f.log.Warn("create failed", "share", d.sh.id, "err", err)
 		return nil, nil, 0, d.sh.f.errno(err)
 	}
-	in := ws.stat()
+	in := ws.Stat()
 	ch := d.node(ctx, name, in, out)
 	n, ok := ch.Operations().(*fileNode)
 	if !ok {
-		f.spool.release(ws)
+		f.spool.Release(ws)
 		return nil, nil, 0, syscall.EIO
 	}
 	return ch, &writeHandle{n: n, ws: ws}, 0, 0
@@ -600,13 +600,13 @@ func (d *dirNode) Unlink(ctx context.Context, name string) (errno syscall.Errno)
 	path := append(segs, name)
 	// The server's copy goes first: if that fails, a pending local copy
 	// stays too.
-	if !f.spool.localOnly(d.sh.id, path) {
+	if !f.spool.LocalOnly(d.sh.id, path) {
 		if err := f.dav.Remove(f.ctx, d.sh.id, d.sh.fileURL(path)); err != nil {
 			f.log.Warn("unlink failed", "share", d.sh.id, "err", err)
 			return d.sh.f.errno(err)
 		}
 	}
-	f.spool.discard(d.sh.id, path)
+	f.spool.Discard(d.sh.id, path)
 	d.patch(name, nil)
 	return 0
 }
@@ -614,7 +614,7 @@ func (d *dirNode) Unlink(ctx context.Context, name string) (errno syscall.Errno)
 // empty checks on the server (not the cache) that a directory has nothing in it.
 func (d *dirNode) empty(segs []string) syscall.Errno {
 	f := d.sh.f
-	if f.spool.hasUnder(d.sh.id, segs) {
+	if f.spool.HasUnder(d.sh.id, segs) {
 		return syscall.ENOTEMPTY
 	}
 	l, _, err := f.dav.Propfind(f.ctx, d.sh.id, d.sh.dirURL(segs), "1", nil)
@@ -715,15 +715,13 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent fs.InodeEmb
 		}
 	}
 	f := d.sh.f
-	ws := f.spool.lookup(d.sh.id, from)
+	ws := f.spool.Lookup(d.sh.id, from)
 	localOnly := false
 	if ws != nil {
-		ws.mu.Lock()
-		localOnly = ws.created && !ws.unlinked
-		ws.mu.Unlock()
+		localOnly = ws.NewHere()
 		if !localOnly {
 			// The server's copy must be current before it moves.
-			if _, err := ws.flush(f.ctx); err != nil {
+			if _, err := ws.Flush(f.ctx); err != nil {
 				f.log.Warn("rename: upload before move failed", "share", d.sh.id, "err", err)
 				return d.sh.f.errno(err)
 			}
@@ -735,7 +733,7 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent fs.InodeEmb
 			return d.sh.f.errno(err)
 		}
 	}
-	rerr := f.spool.rekey(d.sh.id, from, to)
+	rerr := f.spool.Rekey(d.sh.id, from, to)
 	d.patch(name, nil)
 	nd.patch(newName, &src)
 	return d.sh.f.errno(rerr)

@@ -41,13 +41,13 @@ func (n *fileNode) where() ([]string, syscall.Errno) {
 
 // attrInfo is the info to show: the spool's size while a local copy differs.
 func (n *fileNode) attrInfo(in vfs.Info) vfs.Info {
-	if n.sh.f.spool.count.Load() == 0 {
+	if n.sh.f.spool.Idle() {
 		in.Dir = false
 		return in
 	}
 	if segs, ok := location(&n.Inode); ok {
-		if ws := n.sh.f.spool.lookup(n.sh.id, segs); ws != nil {
-			st := ws.stat()
+		if ws := n.sh.f.spool.Lookup(n.sh.id, segs); ws != nil {
+			st := ws.Stat()
 			in.Size, in.Mtime = st.Size, st.Mtime
 		}
 	}
@@ -94,7 +94,7 @@ func (n *fileNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.Attr
 	defer n.sh.f.trace("file.Getattr")(&errno)
 	f := n.sh.f
 	if wh, ok := fh.(*writeHandle); ok {
-		f.fillAttr(&out.Attr, wh.ws.stat(), n.sh.isWritable())
+		f.fillAttr(&out.Attr, wh.ws.Stat(), n.sh.isWritable())
 		return 0
 	}
 	in, errno := n.freshInfo(ctx)
@@ -120,7 +120,7 @@ func (n *fileNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAt
 			return f.refuseWrite(n.sh, "truncate")
 		}
 		if wh, ok := fh.(*writeHandle); ok && !wh.readOnly {
-			if err := wh.ws.truncate(int64(size)); err != nil {
+			if err := wh.ws.Truncate(int64(size)); err != nil {
 				return f.errno(err)
 			}
 		} else {
@@ -130,17 +130,17 @@ func (n *fileNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAt
 				return errno
 			}
 			cur, _ := n.getInfo()
-			ws, err := f.spool.acquire(f.ctx, n.sh, segs, size == 0, false, cur)
+			ws, err := f.spool.Acquire(f.ctx, n.sh, segs, size == 0, false, cur)
 			if err != nil {
 				return f.errno(err)
 			}
-			err = ws.truncate(int64(size))
+			err = ws.Truncate(int64(size))
 			var up vfs.Info
 			var moved []string
 			if err == nil {
-				up, moved, err = ws.flushAt(f.ctx)
+				up, moved, err = ws.FlushAt(f.ctx)
 			}
-			f.spool.release(ws)
+			f.spool.Release(ws)
 			if err != nil {
 				f.log.Warn("truncate failed", "share", n.sh.id, "err", err)
 				return f.errno(err)
@@ -154,8 +154,8 @@ func (n *fileNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAt
 	}
 	if hasMtime {
 		if segs, ok := location(&n.Inode); ok {
-			if ws := f.spool.lookup(n.sh.id, segs); ws != nil {
-				ws.setMtime(mtime)
+			if ws := f.spool.Lookup(n.sh.id, segs); ws != nil {
+				ws.SetMtime(mtime)
 			}
 		}
 		cur, at := n.getInfo()
@@ -166,7 +166,7 @@ func (n *fileNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAt
 	}
 	var cur vfs.Info
 	if wh, ok := fh.(*writeHandle); ok {
-		cur = wh.ws.stat()
+		cur = wh.ws.Stat()
 	} else {
 		c, _ := n.getInfo()
 		cur = n.attrInfo(c)
@@ -225,7 +225,7 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (_ fs.FileHandle, _ u
 			return nil, 0, f.refuseWrite(n.sh, "open for writing")
 		}
 		cur, _ := n.getInfo()
-		ws, err := f.spool.acquire(f.ctx, n.sh, segs, flags&syscall.O_TRUNC != 0, false, cur)
+		ws, err := f.spool.Acquire(f.ctx, n.sh, segs, flags&syscall.O_TRUNC != 0, false, cur)
 		if err != nil {
 			f.log.Warn("open for writing failed", "share", n.sh.id, "err", err)
 			return nil, 0, f.errno(err)
@@ -233,8 +233,8 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (_ fs.FileHandle, _ u
 		return &writeHandle{n: n, ws: ws}, 0, 0
 	}
 	// A local copy newer than the server's is what must be read.
-	if ws := f.spool.lookup(n.sh.id, segs); ws != nil {
-		f.spool.hold(ws)
+	if ws := f.spool.Lookup(n.sh.id, segs); ws != nil {
+		f.spool.Hold(ws)
 		return &writeHandle{n: n, ws: ws, readOnly: true}, 0, 0
 	}
 	in, errno := n.freshInfo(ctx)
@@ -278,7 +278,7 @@ func (h *readHandle) Release(ctx context.Context) (errno syscall.Errno) {
 // Fsync and the last Release upload it.
 type writeHandle struct {
 	n        *fileNode
-	ws       *writeSession
+	ws       *vfs.WriteSession
 	readOnly bool
 }
 
@@ -293,7 +293,7 @@ var (
 
 func (h *writeHandle) Read(ctx context.Context, dest []byte, off int64) (_ fuse.ReadResult, errno syscall.Errno) {
 	defer h.n.sh.f.trace("writeh.Read", "off", off)(&errno)
-	n, err := h.ws.readAt(dest, off)
+	n, err := h.ws.ReadAt(dest, off)
 	if err != nil {
 		return nil, h.n.sh.f.errno(err)
 	}
@@ -305,7 +305,7 @@ func (h *writeHandle) Write(ctx context.Context, data []byte, off int64) (_ uint
 	if h.readOnly {
 		return 0, syscall.EBADF
 	}
-	n, err := h.ws.writeAt(data, off)
+	n, err := h.ws.WriteAt(data, off)
 	if err != nil {
 		h.n.sh.f.log.Warn("spool write failed", "share", h.n.sh.id, "err", err)
 		return uint32(n), syscall.EIO
@@ -315,7 +315,7 @@ func (h *writeHandle) Write(ctx context.Context, data []byte, off int64) (_ uint
 
 func (h *writeHandle) Getattr(ctx context.Context, out *fuse.AttrOut) (errno syscall.Errno) {
 	defer h.n.sh.f.trace("writeh.Getattr")(&errno)
-	h.n.sh.f.fillAttr(&out.Attr, h.ws.stat(), h.n.sh.isWritable())
+	h.n.sh.f.fillAttr(&out.Attr, h.ws.Stat(), h.n.sh.isWritable())
 	return 0
 }
 
@@ -327,7 +327,7 @@ func (h *writeHandle) upload() syscall.Errno {
 	f := h.n.sh.f
 	// Writes racing with an upload leave the copy dirty: send again (bounded).
 	for range 3 {
-		in, moved, err := h.ws.flushAt(f.ctx)
+		in, moved, err := h.ws.FlushAt(f.ctx)
 		if err != nil {
 			errno := f.errno(err)
 			f.log.Warn("upload failed; the data stays in the spool", "share", h.n.sh.id, "err", err, "errno", errno.Error())
@@ -340,10 +340,7 @@ func (h *writeHandle) upload() syscall.Errno {
 			return 0
 		}
 		h.n.uploaded(in)
-		h.ws.mu.Lock()
-		dirty := h.ws.dirty && !h.ws.unlinked
-		h.ws.mu.Unlock()
-		if !dirty {
+		if !h.ws.Unsent() {
 			return 0
 		}
 	}
@@ -360,7 +357,7 @@ func (h *writeHandle) Fsync(ctx context.Context, flags uint32) (errno syscall.Er
 	if h.readOnly {
 		return 0
 	}
-	if err := h.ws.sync(); err != nil {
+	if err := h.ws.Sync(); err != nil {
 		return h.n.sh.f.errno(err)
 	}
 	return h.upload()
@@ -368,6 +365,6 @@ func (h *writeHandle) Fsync(ctx context.Context, flags uint32) (errno syscall.Er
 
 func (h *writeHandle) Release(ctx context.Context) (errno syscall.Errno) {
 	defer h.n.sh.f.trace("writeh.Release")(&errno)
-	h.n.sh.f.spool.release(h.ws)
+	h.n.sh.f.spool.Release(h.ws)
 	return 0
 }

@@ -96,7 +96,7 @@ type FS struct {
 	dav    *vfs.Client
 	server *fuse.Server
 	root   *rootNode
-	spool  *spool
+	spool  *vfs.Spool
 	uid    uint32
 	gid    uint32
 	start  time.Time
@@ -177,7 +177,14 @@ func Mount(ctx context.Context, o Options, auth Authorizer) (*FS, error) {
 	}
 	f.dav.OnRefused = f.shareRefused
 	f.ctx, f.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	sp, err := openSpool(f, o.SpoolDir, o.LostFoundDir)
+	sp, err := vfs.OpenSpool(vfs.SpoolOptions{Dir: o.SpoolDir, LostFoundDir: o.LostFoundDir, Client: f.dav, Log: f.log,
+		Share: func(id string) vfs.Share {
+			if sh := f.shareByID(id); sh != nil {
+				return sh
+			}
+			return nil
+		},
+		Changed: f.invalidateDir})
 	if err != nil {
 		f.cancel()
 		return nil, fmt.Errorf("mount: %w", err)
@@ -217,14 +224,14 @@ func Mount(ctx context.Context, o Options, auth Authorizer) (*FS, error) {
 	server, err := fs.Mount(dir, f.root, opts)
 	if err != nil {
 		f.cancel()
-		f.spool.close()
+		f.spool.Close()
 		return nil, fmt.Errorf("mount %s: %w", dir, err)
 	}
 	f.server = server
 	f.wg.Add(2)
 	go f.retryLoop()
 	go f.notifyLoop()
-	if n := len(f.spool.pending()); n > 0 {
+	if n := len(f.spool.PendingSessions()); n > 0 {
 		log.Info("spooled writes from an earlier run wait for upload", "count", n)
 	}
 	log.Info("mounted", "dir", dir)
@@ -247,7 +254,7 @@ func (f *FS) Unmount() error {
 		}
 		f.cancel()
 		f.wg.Wait()
-		f.spool.close()
+		f.spool.Close()
 		if err == nil {
 			f.log.Info("unmounted", "dir", f.o.Dir)
 		}
@@ -431,20 +438,20 @@ func (f *FS) rootNames() []*share {
 // earlier run. Each line names the share, the path inside it, the size and the
 // last error.
 func (f *FS) PendingUploads() []string {
-	return f.spool.describePending()
+	return f.spool.Pending()
 }
 
 // LostFound describes files kept in the lost+found directory: spooled data
 // that no record accounted for on a start (after a power cut, say). They stay
 // until the person deletes them.
 func (f *FS) LostFound() []string {
-	return f.spool.lostFound()
+	return f.spool.LostFound()
 }
 
 // Conflicts describes the latest files that changed on the server while they
 // were written here, and the name the local version was saved under.
 func (f *FS) Conflicts() []string {
-	return f.spool.describeConflicts()
+	return f.spool.Conflicts()
 }
 
 func (f *FS) kickRetry() {
@@ -467,7 +474,7 @@ func (f *FS) retryLoop() {
 		case <-t.C:
 		case <-f.kick:
 		}
-		f.spool.retryPending(f.ctx)
+		f.spool.RetryPending(f.ctx)
 	}
 }
 

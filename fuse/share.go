@@ -309,3 +309,9 @@ func (sh *share) dirURL(segs []string) string {
 	_, u, _ := sh.state()
 	return vfs.ChildURL(u, segs, true)
 }
+
+// ID, Name, FileURL and Gone make a share what the spool needs (Share).
+func (sh *share) ID() string                   { return sh.id }
+func (sh *share) Name() string                 { return sh.name }
+func (sh *share) FileURL(segs []string) string { return sh.fileURL(segs) }
+func (sh *share) Gone() bool                   { return sh.isGone() }

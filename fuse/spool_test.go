@@ -3,6 +3,7 @@ package ocmfs
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/ocm-agent/ocm-agent/fuse/vfs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -132,14 +133,14 @@ func TestSpoolPowerLossRecordInTemp(t *testing.T) {
 func TestSpoolSyncedBeforeClose(t *testing.T) {
 	var mu sync.Mutex
 	var synced []string
-	old := syncFile
-	syncFile = func(f *os.File) error {
+	old := vfs.SyncFile
+	vfs.SyncFile = func(f *os.File) error {
 		mu.Lock()
 		synced = append(synced, f.Name())
 		mu.Unlock()
 		return old(f)
 	}
-	t.Cleanup(func() { syncFile = old })
+	t.Cleanup(func() { vfs.SyncFile = old })
 	e := newEnv(t)
 	e.srv.write("/shares/rw/.keep", nil)
 	e.fs.SetEntries([]Entry{e.folder("s1", "RW", "/shares/rw", true)})
@@ -335,14 +336,14 @@ func TestConditionalUploadsNoConflict(t *testing.T) {
 // the spool or lost+found), never lost.
 func TestSpoolRenameRecordWriteFails(t *testing.T) {
 	var failRecords atomic.Bool
-	old := syncFile
-	syncFile = func(f *os.File) error {
+	old := vfs.SyncFile
+	vfs.SyncFile = func(f *os.File) error {
 		if failRecords.Load() && strings.HasSuffix(f.Name(), ".json.tmp") {
 			return syscall.EIO
 		}
 		return old(f)
 	}
-	t.Cleanup(func() { syncFile = old })
+	t.Cleanup(func() { vfs.SyncFile = old })
 	e := newEnv(t)
 	e.srv.write("/shares/rw/.keep", nil)
 	e.fs.SetEntries([]Entry{e.folder("s1", "RW", "/shares/rw", true)})
@@ -382,7 +383,7 @@ func TestSpoolPowerLossDuringRecordRename(t *testing.T) {
 	e := newEnv(t)
 	data := pattern(10<<10, 23)
 	_, record := spoolOneFailedWrite(t, e, "old-name.txt", data)
-	m, ok := readMeta(record)
+	m, ok := vfs.ReadRecord(record)
 	if !ok {
 		t.Fatal("unreadable record")
 	}

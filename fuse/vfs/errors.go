@@ -75,7 +75,7 @@ func (k Kind) String() string {
 }
 
 // knownIO are this package's own failures of a peer's answer.
-var knownIO = []error{ErrNoResponse, ErrTooManyEntries, ErrShortBody, ErrRangeRefused}
+var knownIO = []error{ErrNoResponse, ErrTooManyEntries, ErrShortBody, ErrRangeRefused, ErrRemoteChanged}
 
 // KindOf classifies an error of this package (nil is KindUnknown too; the
 // caller checks for nil first).

@@ -1,4 +1,4 @@
-package ocmfs
+package vfs
 
 import (
 	"context"
@@ -7,8 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/ocm-agent/ocm-agent/fuse/vfs"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -36,7 +36,7 @@ import (
 // Nothing is deleted before the server answered the upload.
 
 // spoolMeta is the <key>.json record of a file in the spool.
-type spoolMeta struct {
+type Record struct {
 	Share   string    `json:"share"`
 	Entry   string    `json:"entry,omitempty"` // root entry name, for reports
 	Path    []string  `json:"path"`            // below the share's root; empty for a file share
@@ -50,7 +50,7 @@ type spoolMeta struct {
 
 // syncFile makes what was written to f durable (a variable so that tests
 // can see what was synced, and when).
-var syncFile = func(f *os.File) error { return f.Sync() }
+var SyncFile = func(f *os.File) error { return f.Sync() }
 
 // syncDir makes the entries of dir (files created, renamed, removed) durable.
 func syncDir(dir string) error {
@@ -59,26 +59,72 @@ func syncDir(dir string) error {
 		return err
 	}
 	defer d.Close()
-	return syncFile(d)
+	return SyncFile(d)
 }
 
-type spool struct {
-	f       *FS
+// Share is what the spool needs of a mounted share.
+type Share interface {
+	ID() string
+	Name() string // its entry in the mount's root, for reports
+	FileURL(segs []string) string
+	Gone() bool // it left the mount
+}
+
+// SpoolOptions configure a spool.
+type SpoolOptions struct {
+	Dir          string // the spool; created 0700
+	LostFoundDir string // where data no record accounts for is kept
+	Client       WebDAV
+	Log          *slog.Logger
+	// Now is the clock of modification times, records and conflicted
+	// copies' names. Default time.Now.
+	Now func() time.Time
+	// Share returns the mounted share of an id, nil when there is none.
+	Share func(id string) Share
+	// Changed hears that the directory holding the file at segs changed on
+	// the server (an upload or a conflicted copy), for cached listings.
+	Changed func(shareID string, segs []string)
+}
+
+type Spool struct {
 	dir     string
 	lostDir string // where data no record accounts for is kept
+	dav     WebDAV
+	log     *slog.Logger
+	now     func() time.Time
+	share   func(id string) Share
+	changed func(shareID string, segs []string)
 
 	mu     sync.Mutex
-	byPath map[string]*writeSession
+	byPath map[string]*WriteSession
 	count  atomic.Int32
 
 	cmu       sync.Mutex
 	conflicts []string // latest last, bounded
 }
 
+// idle reports whether no file is in the spool.
+func (s *Spool) Idle() bool { return s.count.Load() == 0 }
+
+// newHere reports whether the file exists only here: created, not yet
+// uploaded, not removed.
+func (ws *WriteSession) NewHere() bool {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	return ws.created && !ws.unlinked
+}
+
+// unsent reports whether the local copy differs from the server's.
+func (ws *WriteSession) Unsent() bool {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	return ws.dirty && !ws.unlinked
+}
+
 // writeSession is the local copy of one remote file being written, shared by
 // all handles open on it.
-type writeSession struct {
-	sp  *spool
+type WriteSession struct {
+	sp  *Spool
 	key string
 
 	upMu sync.Mutex // one upload at a time
@@ -108,14 +154,25 @@ func pathKey(shareID string, segs []string) string {
 	return shareID + "\x00" + strings.Join(segs, "\x00")
 }
 
-func openSpool(f *FS, dir, lostDir string) (*spool, error) {
+func OpenSpool(o SpoolOptions) (*Spool, error) {
+	dir := o.Dir
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
 	if err := os.Chmod(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
-	s := &spool{f: f, dir: dir, lostDir: lostDir, byPath: map[string]*writeSession{}}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Changed == nil {
+		o.Changed = func(string, []string) {}
+	}
+	s := &Spool{dir: dir, lostDir: o.LostFoundDir, dav: o.Client, log: o.Log, now: o.Now, share: o.Share,
+		changed: o.Changed, byPath: map[string]*WriteSession{}}
 	if err := s.load(); err != nil {
 		return nil, err
 	}
@@ -126,7 +183,7 @@ func openSpool(f *FS, dir, lostDir string) (*spool, error) {
 // from the server's makes it wait for upload; a clean one lets it go. Data
 // that no readable record accounts for (a record lost or torn by a power
 // cut) goes to lost+found, never away.
-func (s *spool) load() error {
+func (s *Spool) load() error {
 	ents, err := os.ReadDir(s.dir)
 	if err != nil {
 		return fmt.Errorf("spool: %w", err)
@@ -149,7 +206,7 @@ func (s *spool) load() error {
 	// complete temporary file is the newest word; a torn one is dropped.
 	for key := range tmps {
 		tmp := s.metaPath(key) + ".tmp"
-		if _, ok := readMeta(tmp); ok {
+		if _, ok := ReadRecord(tmp); ok {
 			if err := os.Rename(tmp, s.metaPath(key)); err == nil {
 				metas[key] = true
 				continue
@@ -165,7 +222,7 @@ func (s *spool) load() error {
 	}
 	for key := range metas {
 		mp := s.metaPath(key)
-		m, ok := readMeta(mp)
+		m, ok := ReadRecord(mp)
 		if !datas[key] {
 			// Nothing to lose: the data was removed after its upload.
 			_ = os.Remove(mp)
@@ -184,7 +241,7 @@ func (s *spool) load() error {
 		}
 		file, err := os.OpenFile(s.dataPath(key), os.O_RDWR, 0)
 		if err != nil {
-			s.f.log.Warn("spooled data cannot be opened; it stays in the spool", "file", s.dataPath(key), "err", err)
+			s.log.Warn("spooled data cannot be opened; it stays in the spool", "file", s.dataPath(key), "err", err)
 			continue
 		}
 		st, err := file.Stat()
@@ -192,7 +249,7 @@ func (s *spool) load() error {
 			_ = file.Close()
 			continue
 		}
-		ws := &writeSession{
+		ws := &WriteSession{
 			sp: s, key: key, shareID: m.Share, entry: m.Entry, segs: m.Path, file: file,
 			size: st.Size(), mtime: m.Mtime, dirty: true, created: m.Created, base: m.Base,
 			ready: make(chan struct{}),
@@ -226,11 +283,11 @@ func (s *spool) load() error {
 }
 
 // readMeta reads a record; ok is false for a missing, torn or empty one.
-func readMeta(p string) (spoolMeta, bool) {
-	var m spoolMeta
+func ReadRecord(p string) (Record, bool) {
+	var m Record
 	b, err := os.ReadFile(p)
 	if err != nil || json.Unmarshal(b, &m) != nil || m.Share == "" {
-		return spoolMeta{}, false
+		return Record{}, false
 	}
 	if m.Path == nil {
 		m.Path = []string{}
@@ -241,7 +298,7 @@ func readMeta(p string) (spoolMeta, bool) {
 // keepLost moves the data of key (and its record, if any) to lost+found.
 // An empty data file held nothing and is removed.
 // It returns where the data went ("" when it stayed or was empty).
-func (s *spool) keepLost(key, why string) string {
+func (s *Spool) keepLost(key, why string) string {
 	dp, mp := s.dataPath(key), s.metaPath(key)
 	if st, err := os.Stat(dp); err == nil && st.Size() == 0 {
 		_ = os.Remove(dp)
@@ -249,13 +306,13 @@ func (s *spool) keepLost(key, why string) string {
 		return ""
 	}
 	if err := os.MkdirAll(s.lostDir, 0o700); err != nil {
-		s.f.log.Error("spooled data could not be moved to lost+found; it stays in the spool", "file", dp, "why", why, "err", err)
+		s.log.Error("spooled data could not be moved to lost+found; it stays in the spool", "file", dp, "why", why, "err", err)
 		return ""
 	}
-	stem := time.Now().UTC().Format("20060102T150405Z") + "-" + key
+	stem := s.now().UTC().Format("20060102T150405Z") + "-" + key
 	dst := filepath.Join(s.lostDir, stem+".data")
 	if err := os.Rename(dp, dst); err != nil {
-		s.f.log.Error("spooled data could not be moved to lost+found; it stays in the spool", "file", dp, "why", why, "err", err)
+		s.log.Error("spooled data could not be moved to lost+found; it stays in the spool", "file", dp, "why", why, "err", err)
 		return ""
 	}
 	if _, err := os.Stat(mp); err == nil {
@@ -263,14 +320,14 @@ func (s *spool) keepLost(key, why string) string {
 	}
 	_ = syncDir(s.lostDir)
 	_ = syncDir(s.dir)
-	s.f.log.Warn("spooled data kept in lost+found", "file", dst, "why", why)
+	s.log.Warn("spooled data kept in lost+found", "file", dst, "why", why)
 	return dst
 }
 
 // setAside keeps the local version of a file share that changed on the
 // server meanwhile: a file share has no folder for a conflicted copy, so it
 // goes to lost+found, and the person is told.
-func (s *spool) setAside(ws *writeSession, name string) {
+func (s *Spool) setAside(ws *WriteSession, name string) {
 	s.mu.Lock()
 	s.dropLocked(ws)
 	s.mu.Unlock()
@@ -281,14 +338,14 @@ func (s *spool) setAside(ws *writeSession, name string) {
 	if dst == "" {
 		return
 	}
-	s.f.log.Warn("the file changed on the server while it was written here: the local version is kept in lost+found",
+	s.log.Warn("the file changed on the server while it was written here: the local version is kept in lost+found",
 		"share", ws.shareID, "file", name, "local version", dst)
 	s.noteConflict(name + ": changed on the server while written here; this version was kept in " + dst)
 }
 
 // lostFound describes the files in lost+found: path, size and, when its
 // record could be read, where it belonged.
-func (s *spool) lostFound() []string {
+func (s *Spool) LostFound() []string {
 	ents, err := os.ReadDir(s.lostDir)
 	if err != nil {
 		return nil
@@ -303,7 +360,7 @@ func (s *spool) lostFound() []string {
 		if st, err := e.Info(); err == nil {
 			line += " (" + strconv.FormatInt(st.Size(), 10) + " bytes)"
 		}
-		if m, ok := readMeta(strings.TrimSuffix(p, ".data") + ".json"); ok {
+		if m, ok := ReadRecord(strings.TrimSuffix(p, ".data") + ".json"); ok {
 			name := m.Entry
 			if name == "" {
 				name = m.Share
@@ -322,28 +379,28 @@ func newKey() string {
 	return hex.EncodeToString(b[:])
 }
 
-func (s *spool) dataPath(key string) string { return filepath.Join(s.dir, key+".data") }
-func (s *spool) metaPath(key string) string { return filepath.Join(s.dir, key+".json") }
+func (s *Spool) dataPath(key string) string { return filepath.Join(s.dir, key+".data") }
+func (s *Spool) metaPath(key string) string { return filepath.Join(s.dir, key+".json") }
 
 // acquire returns the session for the file at segs, creating it if needed.
 // The new session starts empty when trunc or create is set, otherwise with
 // the server's content (cur.size bytes, downloaded). cur is what the mount
 // knows of the server's file: its ETag is the version the copy is based on.
 // Every acquire is paired with a release.
-func (s *spool) acquire(ctx context.Context, sh *share, segs []string, trunc, create bool, cur vfs.Info) (*writeSession, error) {
-	pk := pathKey(sh.id, segs)
+func (s *Spool) Acquire(ctx context.Context, sh Share, segs []string, trunc, create bool, cur Info) (*WriteSession, error) {
+	pk := pathKey(sh.ID(), segs)
 	s.mu.Lock()
 	if ws := s.byPath[pk]; ws != nil {
 		ws.refs++
 		s.mu.Unlock()
 		<-ws.ready
 		if ws.readyErr != nil {
-			s.release(ws)
+			s.Release(ws)
 			return nil, ws.readyErr
 		}
 		if trunc {
-			if err := ws.truncate(0); err != nil {
-				s.release(ws)
+			if err := ws.Truncate(0); err != nil {
+				s.Release(ws)
 				return nil, err
 			}
 		}
@@ -355,9 +412,9 @@ func (s *spool) acquire(ctx context.Context, sh *share, segs []string, trunc, cr
 		s.mu.Unlock()
 		return nil, fmt.Errorf("spool: %w", err)
 	}
-	ws := &writeSession{
-		sp: s, key: key, refs: 1, shareID: sh.id, entry: sh.name, segs: append([]string(nil), segs...),
-		file: file, mtime: time.Now(), created: create, ready: make(chan struct{}),
+	ws := &WriteSession{
+		sp: s, key: key, refs: 1, shareID: sh.ID(), entry: sh.Name(), segs: append([]string(nil), segs...),
+		file: file, mtime: s.now(), created: create, ready: make(chan struct{}),
 	}
 	if !create {
 		ws.base = cur.ETag
@@ -379,7 +436,7 @@ func (s *spool) acquire(ctx context.Context, sh *share, segs []string, trunc, cr
 	if rerr == nil && !trunc && !create && cur.Size != 0 {
 		var n int64
 		var etag string
-		n, etag, rerr = s.f.download(ctx, sh, segs, file)
+		n, etag, rerr = s.download(ctx, sh, segs, file)
 		if rerr == nil {
 			ws.mu.Lock()
 			ws.size = n
@@ -393,14 +450,14 @@ func (s *spool) acquire(ctx context.Context, sh *share, segs []string, trunc, cr
 	ws.readyErr = rerr
 	close(ws.ready)
 	if rerr != nil {
-		s.release(ws)
+		s.Release(ws)
 		return nil, rerr
 	}
 	return ws, nil
 }
 
 // lookup returns the session for a path, or nil.
-func (s *spool) lookup(shareID string, segs []string) *writeSession {
+func (s *Spool) Lookup(shareID string, segs []string) *WriteSession {
 	if s.count.Load() == 0 {
 		return nil
 	}
@@ -410,7 +467,7 @@ func (s *spool) lookup(shareID string, segs []string) *writeSession {
 }
 
 // hold takes one more reference on ws.
-func (s *spool) hold(ws *writeSession) {
+func (s *Spool) Hold(ws *WriteSession) {
 	s.mu.Lock()
 	ws.refs++
 	s.mu.Unlock()
@@ -418,7 +475,7 @@ func (s *spool) hold(ws *writeSession) {
 
 // release drops a reference. The last one removes a session whose content is
 // on the server (or that was unlinked); a dirty one stays for retryPending.
-func (s *spool) release(ws *writeSession) {
+func (s *Spool) Release(ws *WriteSession) {
 	s.mu.Lock()
 	ws.refs--
 	if ws.refs > 0 {
@@ -437,7 +494,7 @@ func (s *spool) release(ws *writeSession) {
 	ws.remove()
 }
 
-func (s *spool) dropLocked(ws *writeSession) {
+func (s *Spool) dropLocked(ws *WriteSession) {
 	for k, v := range s.byPath {
 		if v == ws {
 			delete(s.byPath, k)
@@ -449,8 +506,8 @@ func (s *spool) dropLocked(ws *writeSession) {
 
 // localOnly reports whether the file at a path exists only in the spool
 // (created here, never uploaded).
-func (s *spool) localOnly(shareID string, segs []string) bool {
-	ws := s.lookup(shareID, segs)
+func (s *Spool) LocalOnly(shareID string, segs []string) bool {
+	ws := s.Lookup(shareID, segs)
 	if ws == nil {
 		return false
 	}
@@ -461,7 +518,7 @@ func (s *spool) localOnly(shareID string, segs []string) bool {
 
 // discard marks the session at a path as unlinked (its data will not be
 // uploaded) and reports whether the file ever reached the server.
-func (s *spool) discard(shareID string, segs []string) (existed bool, onServer bool) {
+func (s *Spool) Discard(shareID string, segs []string) (existed bool, onServer bool) {
 	s.mu.Lock()
 	ws := s.byPath[pathKey(shareID, segs)]
 	if ws == nil {
@@ -489,13 +546,13 @@ func (s *spool) discard(shareID string, segs []string) (existed bool, onServer b
 // old record is removed instead (the data then goes to lost+found on the
 // next start rather than to the old name), the rewrite is tried again before
 // the next upload, and the error is returned.
-func (s *spool) rekey(shareID string, from, to []string) error {
+func (s *Spool) Rekey(shareID string, from, to []string) error {
 	if s.count.Load() == 0 {
 		return nil
 	}
 	prefix := pathKey(shareID, from)
 	s.mu.Lock()
-	var moved []*writeSession
+	var moved []*WriteSession
 	for k, ws := range s.byPath {
 		if k != prefix && !strings.HasPrefix(k, prefix+"\x00") {
 			continue
@@ -514,7 +571,7 @@ func (s *spool) rekey(shareID string, from, to []string) error {
 			if rerr := os.Remove(s.metaPath(ws.key)); rerr == nil || errors.Is(rerr, os.ErrNotExist) {
 				_ = syncDir(s.dir)
 			}
-			s.f.log.Error("spool record not updated after a rename; the data stays in the spool", "share", shareID, "err", err)
+			s.log.Error("spool record not updated after a rename; the data stays in the spool", "share", shareID, "err", err)
 			errs = append(errs, err)
 		}
 		pk := pathKey(shareID, ws.segs)
@@ -535,14 +592,14 @@ func (s *spool) rekey(shareID string, from, to []string) error {
 
 // localChildren returns the files in the directory at dir that exist only in
 // the spool so far (created, not uploaded).
-func (s *spool) localChildren(shareID string, dir []string) map[string]vfs.Info {
+func (s *Spool) LocalChildren(shareID string, dir []string) map[string]Info {
 	if s.count.Load() == 0 {
 		return nil
 	}
 	prefix := pathKey(shareID, dir)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out map[string]vfs.Info
+	var out map[string]Info
 	for _, ws := range s.byPath {
 		if ws.shareID != shareID || len(ws.segs) != len(dir)+1 {
 			continue
@@ -553,9 +610,9 @@ func (s *spool) localChildren(shareID string, dir []string) map[string]vfs.Info 
 		ws.mu.Lock()
 		if ws.created && !ws.unlinked {
 			if out == nil {
-				out = map[string]vfs.Info{}
+				out = map[string]Info{}
 			}
-			out[ws.segs[len(dir)]] = vfs.Info{Size: ws.size, Mtime: ws.mtime}
+			out[ws.segs[len(dir)]] = Info{Size: ws.size, Mtime: ws.mtime}
 		}
 		ws.mu.Unlock()
 	}
@@ -563,7 +620,7 @@ func (s *spool) localChildren(shareID string, dir []string) map[string]vfs.Info 
 }
 
 // hasUnder reports whether a session exists below the directory at dir.
-func (s *spool) hasUnder(shareID string, dir []string) bool {
+func (s *Spool) HasUnder(shareID string, dir []string) bool {
 	if s.count.Load() == 0 {
 		return false
 	}
@@ -580,10 +637,10 @@ func (s *spool) hasUnder(shareID string, dir []string) bool {
 
 // pending returns the sessions not held open whose content is not on the
 // server, oldest key first.
-func (s *spool) pending() []*writeSession {
+func (s *Spool) PendingSessions() []*WriteSession {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []*writeSession
+	var out []*WriteSession
 	for _, ws := range s.byPath {
 		ws.mu.Lock()
 		p := ws.dirty && !ws.unlinked && (ws.refs == 0 || ws.lastErr != nil)
@@ -596,9 +653,9 @@ func (s *spool) pending() []*writeSession {
 	return out
 }
 
-func (s *spool) describePending() []string {
+func (s *Spool) Pending() []string {
 	var out []string
-	for _, ws := range s.pending() {
+	for _, ws := range s.PendingSessions() {
 		ws.mu.Lock()
 		name := ws.entry
 		if name == "" {
@@ -615,22 +672,22 @@ func (s *spool) describePending() []string {
 }
 
 // retryPending uploads what is pending, as far as the shares are mounted.
-func (s *spool) retryPending(ctx context.Context) {
-	for _, ws := range s.pending() {
+func (s *Spool) RetryPending(ctx context.Context) {
+	for _, ws := range s.PendingSessions() {
 		if ctx.Err() != nil {
 			return
 		}
 		ws.mu.Lock()
 		shareID := ws.shareID
 		ws.mu.Unlock()
-		if s.f.shareByID(shareID) == nil {
+		if s.share(shareID) == nil {
 			continue // not mounted (yet): kept, and reported by PendingUploads
 		}
-		if _, err := ws.flush(ctx); err != nil {
-			s.f.log.Warn("upload still failing; the data stays in the spool", "share", shareID, "err", err)
+		if _, err := ws.Flush(ctx); err != nil {
+			s.log.Warn("upload still failing; the data stays in the spool", "share", shareID, "err", err)
 			continue
 		}
-		s.f.log.Info("spooled upload completed", "share", shareID)
+		s.log.Info("spooled upload completed", "share", shareID)
 		ws.mu.Lock()
 		segs := append([]string(nil), ws.segs...)
 		ws.mu.Unlock()
@@ -642,11 +699,11 @@ func (s *spool) retryPending(ctx context.Context) {
 		} else {
 			s.mu.Unlock()
 		}
-		s.f.invalidateDir(shareID, segs)
+		s.changed(shareID, segs)
 	}
 }
 
-func (s *spool) close() {
+func (s *Spool) Close() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, ws := range s.byPath {
@@ -655,7 +712,7 @@ func (s *spool) close() {
 			if ws.dirty {
 				// Still open in a program: what it wrote so far is kept.
 				if err := ws.syncLocked(); err != nil {
-					s.f.log.Warn("spooled data not synced at unmount", "share", ws.shareID, "err", err)
+					s.log.Warn("spooled data not synced at unmount", "share", ws.shareID, "err", err)
 				}
 			}
 			_ = ws.file.Close()
@@ -668,9 +725,9 @@ func (s *spool) close() {
 // writeMetaLocked records ws in <key>.json, durably: written to a temporary
 // file, fsync'd, renamed over the old record, and the directory fsync'd.
 // ws.mu is held.
-func (s *spool) writeMetaLocked(ws *writeSession) error {
-	m := spoolMeta{Share: ws.shareID, Entry: ws.entry, Path: ws.segs, Created: ws.created, Clean: !ws.dirty,
-		Base: ws.base, Mtime: ws.mtime, Saved: time.Now().UTC()}
+func (s *Spool) writeMetaLocked(ws *WriteSession) error {
+	m := Record{Share: ws.shareID, Entry: ws.entry, Path: ws.segs, Created: ws.created, Clean: !ws.dirty,
+		Base: ws.base, Mtime: ws.mtime, Saved: s.now().UTC()}
 	if m.Path == nil {
 		m.Path = []string{}
 	}
@@ -688,7 +745,7 @@ func (s *spool) writeMetaLocked(ws *writeSession) error {
 	}
 	_, err = f.Write(b)
 	if err == nil {
-		err = syncFile(f)
+		err = SyncFile(f)
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
@@ -708,7 +765,7 @@ func (s *spool) writeMetaLocked(ws *writeSession) error {
 }
 
 // markDirty notes that the local copy differs from the server's. ws.mu is held.
-func (ws *writeSession) markDirty() error {
+func (ws *WriteSession) markDirty() error {
 	ws.gen++
 	if ws.dirty && !ws.metaStale {
 		return nil
@@ -722,7 +779,7 @@ func (ws *writeSession) markDirty() error {
 	return nil
 }
 
-func (ws *writeSession) writeAt(p []byte, off int64) (int, error) {
+func (ws *WriteSession) WriteAt(p []byte, off int64) (int, error) {
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
 	if ws.file == nil {
@@ -735,14 +792,14 @@ func (ws *writeSession) writeAt(p []byte, off int64) (int, error) {
 	if end := off + int64(n); end > ws.size {
 		ws.size = end
 	}
-	ws.mtime = time.Now()
+	ws.mtime = ws.sp.now()
 	if err != nil {
 		return n, fmt.Errorf("spool write: %w", err)
 	}
 	return n, nil
 }
 
-func (ws *writeSession) readAt(p []byte, off int64) (int, error) {
+func (ws *WriteSession) ReadAt(p []byte, off int64) (int, error) {
 	ws.mu.Lock()
 	size, file := ws.size, ws.file
 	ws.mu.Unlock()
@@ -765,7 +822,7 @@ func (ws *writeSession) readAt(p []byte, off int64) (int, error) {
 	return n, nil
 }
 
-func (ws *writeSession) truncate(size int64) error {
+func (ws *WriteSession) Truncate(size int64) error {
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
 	if ws.file == nil {
@@ -778,30 +835,30 @@ func (ws *writeSession) truncate(size int64) error {
 		return fmt.Errorf("spool truncate: %w", err)
 	}
 	ws.size = size
-	ws.mtime = time.Now()
+	ws.mtime = ws.sp.now()
 	return nil
 }
 
-func (ws *writeSession) setMtime(t time.Time) {
+func (ws *WriteSession) SetMtime(t time.Time) {
 	ws.mu.Lock()
 	ws.mtime = t
 	ws.mu.Unlock()
 }
 
-func (ws *writeSession) stat() vfs.Info {
+func (ws *WriteSession) Stat() Info {
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
-	return vfs.Info{Size: ws.size, Mtime: ws.mtime}
+	return Info{Size: ws.size, Mtime: ws.mtime}
 }
 
-func (ws *writeSession) sync() error {
+func (ws *WriteSession) Sync() error {
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
 	return ws.syncLocked()
 }
 
 // syncLocked makes the data and the record durable. ws.mu is held.
-func (ws *writeSession) syncLocked() error {
+func (ws *WriteSession) syncLocked() error {
 	if ws.file == nil || ws.unlinked {
 		return nil
 	}
@@ -813,7 +870,7 @@ func (ws *writeSession) syncLocked() error {
 	if ws.synced == ws.gen {
 		return nil
 	}
-	if err := syncFile(ws.file); err != nil {
+	if err := SyncFile(ws.file); err != nil {
 		return fmt.Errorf("spool sync: %w", err)
 	}
 	// The data file's own entry, created with the session.
@@ -826,11 +883,11 @@ func (ws *writeSession) syncLocked() error {
 
 // errRemoteChanged means the server's file is not the version the local copy
 // started from (412 to a conditional PUT).
-var errRemoteChanged = errors.New("the file changed on the server while it was being written here")
+var ErrRemoteChanged = errors.New("the file changed on the server while it was being written here")
 
 // flush uploads the local copy if it differs from the server's: see flushAt.
-func (ws *writeSession) flush(ctx context.Context) (vfs.Info, error) {
-	in, _, err := ws.flushAt(ctx)
+func (ws *WriteSession) Flush(ctx context.Context) (Info, error) {
+	in, _, err := ws.FlushAt(ctx)
 	return in, err
 }
 
@@ -841,35 +898,35 @@ func (ws *writeSession) flush(ctx context.Context) (vfs.Info, error) {
 // that name and moved is its path. On success the record says clean (the
 // data file stays while handles are open); on failure the record notes the
 // error and everything stays.
-func (ws *writeSession) flushAt(ctx context.Context) (in vfs.Info, moved []string, err error) {
+func (ws *WriteSession) FlushAt(ctx context.Context) (in Info, moved []string, err error) {
 	ws.upMu.Lock()
 	defer ws.upMu.Unlock()
 	ws.mu.Lock()
 	if !ws.dirty || ws.unlinked || ws.file == nil {
-		in := vfs.Info{Size: ws.size, Mtime: ws.mtime}
+		in := Info{Size: ws.size, Mtime: ws.mtime}
 		ws.mu.Unlock()
 		return in, nil, nil
 	}
 	if err := ws.syncLocked(); err != nil {
 		ws.mu.Unlock()
-		return vfs.Info{}, nil, err
+		return Info{}, nil, err
 	}
 	shareID, segs, size, mtime, gen, file := ws.shareID, append([]string(nil), ws.segs...), ws.size, ws.mtime, ws.gen, ws.file
 	cond := precondition{ifNoneMatch: ws.created, ifMatch: ws.base}
 	ws.mu.Unlock()
 
 	sp := ws.sp
-	sh := sp.f.shareByID(shareID)
-	if sh == nil || sh.isGone() {
-		err = vfs.ErrShareGone
+	sh := sp.share(shareID)
+	if sh == nil || sh.Gone() {
+		err = ErrShareGone
 	} else {
-		in, err = sp.f.upload(ctx, sh, segs, file, size, mtime, cond)
-		if errors.Is(err, errRemoteChanged) {
+		in, err = sp.upload(ctx, sh, segs, file, size, mtime, cond)
+		if errors.Is(err, ErrRemoteChanged) {
 			if len(segs) == 0 {
-				sp.setAside(ws, sh.name)
-				return vfs.Info{}, nil, err
+				sp.setAside(ws, sh.Name())
+				return Info{}, nil, err
 			}
-			moved, in, err = sp.f.uploadConflicted(ctx, sh, segs, file, size, mtime)
+			moved, in, err = sp.uploadConflicted(ctx, sh, segs, file, size, mtime)
 		}
 	}
 
@@ -882,10 +939,10 @@ func (ws *writeSession) flushAt(ctx context.Context) (in vfs.Info, moved []strin
 		ws.lastErr = err
 		if !ws.unlinked {
 			if werr := sp.writeMetaLocked(ws); werr != nil {
-				sp.f.log.Warn("spool record not updated", "share", shareID, "err", werr)
+				sp.log.Warn("spool record not updated", "share", shareID, "err", werr)
 			}
 		}
-		return vfs.Info{}, nil, err
+		return Info{}, nil, err
 	}
 	ws.lastErr = nil
 	ws.created = false
@@ -896,14 +953,14 @@ func (ws *writeSession) flushAt(ctx context.Context) (in vfs.Info, moved []strin
 	if !ws.unlinked {
 		if werr := sp.writeMetaLocked(ws); werr != nil {
 			// A stale record only means an upload again after a crash.
-			sp.f.log.Warn("spool record not updated", "share", shareID, "err", werr)
+			sp.log.Warn("spool record not updated", "share", shareID, "err", werr)
 		}
 	}
 	return in, moved, nil
 }
 
 // moveTo files ws under segs (the conflicted copy's name, new on the server).
-func (s *spool) moveTo(ws *writeSession, segs []string) {
+func (s *Spool) moveTo(ws *WriteSession, segs []string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.dropLocked(ws)
@@ -920,16 +977,16 @@ func (s *spool) moveTo(ws *writeSession, segs []string) {
 
 // noteConflict tells the person, in the log and the status, that a file
 // changed on both sides and where their version went.
-func (s *spool) noteConflict(line string) {
+func (s *Spool) noteConflict(line string) {
 	s.cmu.Lock()
-	s.conflicts = append(s.conflicts, time.Now().UTC().Format(time.RFC3339)+" "+line)
+	s.conflicts = append(s.conflicts, s.now().UTC().Format(time.RFC3339)+" "+line)
 	if len(s.conflicts) > 20 {
 		s.conflicts = s.conflicts[len(s.conflicts)-20:]
 	}
 	s.cmu.Unlock()
 }
 
-func (s *spool) describeConflicts() []string {
+func (s *Spool) Conflicts() []string {
 	s.cmu.Lock()
 	defer s.cmu.Unlock()
 	return append([]string(nil), s.conflicts...)
@@ -938,13 +995,13 @@ func (s *spool) describeConflicts() []string {
 // unlinkFiles removes the session's files from the spool directory; open
 // descriptors keep working. Data first: a crash in between leaves a record
 // without data, which the next start drops.
-func (ws *writeSession) unlinkFiles() {
+func (ws *WriteSession) unlinkFiles() {
 	_ = os.Remove(ws.sp.dataPath(ws.key))
 	_ = os.Remove(ws.sp.metaPath(ws.key))
 }
 
 // remove closes and deletes the session's files.
-func (ws *writeSession) remove() {
+func (ws *WriteSession) remove() {
 	ws.mu.Lock()
 	if ws.file != nil {
 		_ = ws.file.Close()
@@ -979,8 +1036,8 @@ func (c precondition) set(h http.Header) {
 // upload PUTs size bytes of file to the file at segs, streamed from the
 // spool, with X-OC-Mtime for ownCloud/Nextcloud peers. A 412 answer is
 // errRemoteChanged.
-func (f *FS) upload(ctx context.Context, sh *share, segs []string, file *os.File, size int64, mtime time.Time, cond precondition) (vfs.Info, error) {
-	u := sh.fileURL(segs)
+func (s *Spool) upload(ctx context.Context, sh Share, segs []string, file *os.File, size int64, mtime time.Time, cond precondition) (Info, error) {
+	u := sh.FileURL(segs)
 	var lastErr error
 	for attempt := 1; attempt <= uploadAttempts; attempt++ {
 		h := http.Header{
@@ -988,37 +1045,37 @@ func (f *FS) upload(ctx context.Context, sh *share, segs []string, file *os.File
 			"X-Oc-Mtime":   {strconv.FormatInt(mtime.Unix(), 10)},
 		}
 		cond.set(h)
-		resp, err := f.dav.Do(ctx, vfs.Request{
+		resp, err := s.dav.Do(ctx, Request{
 			Method:  http.MethodPut,
 			URL:     u,
-			ShareID: sh.id,
+			ShareID: sh.ID(),
 			Header:  h,
 			Body: func() (io.Reader, int64, error) {
 				return io.NewSectionReader(file, 0, size), size, nil
 			},
 		})
 		if err == nil {
-			vfs.DrainClose(resp)
+			DrainClose(resp)
 			switch resp.StatusCode {
 			case http.StatusOK, http.StatusCreated, http.StatusNoContent:
-				return vfs.Info{Size: size, Mtime: mtime, ETag: responseETag(resp)}, nil
+				return Info{Size: size, Mtime: mtime, ETag: responseETag(resp)}, nil
 			case http.StatusPreconditionFailed:
-				return vfs.Info{}, fmt.Errorf("upload: %w", errRemoteChanged)
+				return Info{}, fmt.Errorf("upload: %w", ErrRemoteChanged)
 			}
-			err = &vfs.StatusError{Method: "PUT", Code: resp.StatusCode}
+			err = &StatusError{Method: "PUT", Code: resp.StatusCode}
 		}
 		lastErr = err
-		if !vfs.Transient(err) || errors.Is(err, vfs.ErrTimeout) || attempt == uploadAttempts {
+		if !Transient(err) || errors.Is(err, ErrTimeout) || attempt == uploadAttempts {
 			break
 		}
-		f.log.Debug("upload failed, trying again", "share", sh.id, "attempt", attempt, "err", err)
+		s.log.Debug("upload failed, trying again", "share", sh.ID(), "attempt", attempt, "err", err)
 		select {
 		case <-ctx.Done():
-			return vfs.Info{}, fmt.Errorf("upload: %w", ctx.Err())
+			return Info{}, fmt.Errorf("upload: %w", ctx.Err())
 		case <-time.After(time.Duration(attempt) * 300 * time.Millisecond):
 		}
 	}
-	return vfs.Info{}, fmt.Errorf("upload: %w", lastErr)
+	return Info{}, fmt.Errorf("upload: %w", lastErr)
 }
 
 // responseETag is the ETag of the version a response is about.
@@ -1038,43 +1095,43 @@ func conflictTag(t time.Time) string {
 // changed on the server meanwhile, beside it as "name (conflicted copy
 // YYYY-MM-DD HHMMSS).ext" (a new file: If-None-Match). It returns the path
 // it went to.
-func (f *FS) uploadConflicted(ctx context.Context, sh *share, segs []string, file *os.File, size int64, mtime time.Time) ([]string, vfs.Info, error) {
+func (s *Spool) uploadConflicted(ctx context.Context, sh Share, segs []string, file *os.File, size int64, mtime time.Time) ([]string, Info, error) {
 	name := segs[len(segs)-1]
-	tag := conflictTag(time.Now())
+	tag := conflictTag(s.now())
 	var err error
 	for n := 1; n <= 3; n++ {
-		to := append(append([]string(nil), segs[:len(segs)-1]...), vfs.WithSuffix(name, tag, n, false))
-		var in vfs.Info
-		in, err = f.upload(ctx, sh, to, file, size, mtime, precondition{ifNoneMatch: true})
+		to := append(append([]string(nil), segs[:len(segs)-1]...), WithSuffix(name, tag, n, false))
+		var in Info
+		in, err = s.upload(ctx, sh, to, file, size, mtime, precondition{ifNoneMatch: true})
 		if err == nil {
-			where := strings.Join(append([]string{sh.name}, segs...), "/")
-			f.log.Warn("the file changed on the server while it was written here: both versions are kept",
-				"share", sh.id, "file", where, "local version", to[len(to)-1])
-			f.spool.noteConflict(where + ": changed on the server while written here; this version was saved as " + to[len(to)-1])
-			f.invalidateDir(sh.id, segs)
+			where := strings.Join(append([]string{sh.Name()}, segs...), "/")
+			s.log.Warn("the file changed on the server while it was written here: both versions are kept",
+				"share", sh.ID(), "file", where, "local version", to[len(to)-1])
+			s.noteConflict(where + ": changed on the server while written here; this version was saved as " + to[len(to)-1])
+			s.changed(sh.ID(), segs)
 			return to, in, nil
 		}
-		if !errors.Is(err, errRemoteChanged) {
+		if !errors.Is(err, ErrRemoteChanged) {
 			break
 		}
 	}
-	return nil, vfs.Info{}, fmt.Errorf("conflicted copy: %w", err)
+	return nil, Info{}, fmt.Errorf("conflicted copy: %w", err)
 }
 
 // download copies the whole remote file at segs into w and returns its
 // size and ETag.
-func (f *FS) download(ctx context.Context, sh *share, segs []string, w io.Writer) (int64, string, error) {
-	resp, err := f.dav.Do(ctx, vfs.Request{Method: http.MethodGet, URL: sh.fileURL(segs), ShareID: sh.id})
+func (s *Spool) download(ctx context.Context, sh Share, segs []string, w io.Writer) (int64, string, error) {
+	resp, err := s.dav.Do(ctx, Request{Method: http.MethodGet, URL: sh.FileURL(segs), ShareID: sh.ID()})
 	if err != nil {
 		return 0, "", err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return 0, "", &vfs.StatusError{Method: "GET", Code: resp.StatusCode}
+		return 0, "", &StatusError{Method: "GET", Code: resp.StatusCode}
 	}
 	n, err := io.Copy(w, resp.Body)
 	if err != nil {
-		return n, "", vfs.ReadErr("GET", err)
+		return n, "", ReadErr("GET", err)
 	}
 	return n, responseETag(resp), nil
 }

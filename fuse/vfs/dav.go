@@ -35,7 +35,7 @@ const (
 	maxSelfEntries = 1000
 )
 
-// davClient sends authorized WebDAV requests for shares.
+// Client sends authorized WebDAV requests for shares.
 type Client struct {
 	hc         *http.Client
 	auth       Authorizer
@@ -105,6 +105,9 @@ func (s *listingSlots) acquire(ctx context.Context, shareID string) (release fun
 }
 
 func NewClient(base *http.Client, auth Authorizer, timeout time.Duration, maxEntries int, log *slog.Logger) *Client {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	var rt http.RoundTripper
 	if base != nil && base.Transport != nil {
 		rt = base.Transport
@@ -212,7 +215,7 @@ func (r *wdReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// request describes one WebDAV call; body, if set, is called for each attempt.
+// Request describes one WebDAV call; body, if set, is called for each attempt.
 type Request struct {
 	Method  string
 	URL     string
@@ -221,7 +224,7 @@ type Request struct {
 	ShareID string
 }
 
-// do sends r with credentials from the Authorizer. A 401 invalidates the
+// Do sends r with credentials from the Authorizer. A 401 invalidates the
 // credentials and the request is sent once more; a second 401 is returned as
 // a StatusError. The returned body must be closed; it is bounded in time by
 // the watchdog (no progress for the client timeout cancels it).
@@ -298,14 +301,14 @@ func scrubURLError(err error) error {
 	return err
 }
 
-// drainClose reads a little of an unwanted body so that the connection can be
+// DrainClose reads a little of an unwanted body so that the connection can be
 // reused, then closes it.
 func DrainClose(resp *http.Response) {
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody))
 	_ = resp.Body.Close()
 }
 
-// readErr maps an error from reading a body, noting a watchdog timeout.
+// ReadErr maps an error from reading a body, noting a watchdog timeout.
 func ReadErr(method string, err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, ErrTimeout) || errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("webdav %s: read body: %w", method, ErrTimeout)
@@ -318,14 +321,14 @@ const propfindBody = `<?xml version="1.0" encoding="utf-8"?>` +
 	`<d:resourcetype/><d:getcontentlength/><d:getlastmodified/><d:getetag/><oc:fileid/><oc:permissions/>` +
 	`</d:prop></d:propfind>`
 
-// withDeadline bounds a whole operation (all its requests, every byte of
+// WithDeadline bounds a whole operation (all its requests, every byte of
 // their answers) by the client timeout: a server that sends a byte now and
 // then must not hold a program in the mount for longer.
 func (c *Client) WithDeadline(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeoutCause(ctx, c.timeout, ErrTimeout)
 }
 
-// propfind lists u (depth "0" or "1"), telling onChild (if set) of each child
+// Propfind lists u (depth "0" or "1"), telling onChild (if set) of each child
 // as it arrives. A 3xx to the same URL with a slash added (a collection asked
 // for without one) is followed once. The whole listing is bounded by the
 // client timeout, and by the cap on entries; at most maxListings Depth 1
@@ -405,7 +408,7 @@ func mustPath(u string) string {
 	return p.Path
 }
 
-// head asks for the metadata of a file with HEAD, for servers that refuse
+// Head asks for the metadata of a file with HEAD, for servers that refuse
 // PROPFIND on a single-file share.
 func (c *Client) Head(ctx context.Context, shareID, u string) (Info, error) {
 	ctx, cancel := c.WithDeadline(ctx)
@@ -428,19 +431,19 @@ func (c *Client) Head(ctx context.Context, shareID, u string) (Info, error) {
 	return in, nil
 }
 
-// errRangeRefused means the server answered a Range request inside the
+// ErrRangeRefused means the server answered a Range request inside the
 // file with 416: reva does so for every range although its HEAD says
 // "Accept-Ranges: bytes".
 var ErrRangeRefused = errors.New("webdav GET: the server refused a byte range")
 
-// rangeIgnored is returned by getRange when the server answered with the
+// RangeIgnored is returned by getRange when the server answered with the
 // whole file (200). resp is that answer, body unread, for the caller to use
 // or close.
 type RangeIgnored struct{ Resp *http.Response }
 
 func (e *RangeIgnored) Error() string { return "webdav GET: the server ignored a byte range" }
 
-// getRange fetches [off, off+n) of u into buf[:n] (buf may be filled partly
+// GetRange fetches [off, off+n) of u into buf[:n] (buf may be filled partly
 // when the file is shorter). progress, if set, is told how many bytes of buf
 // are valid as they arrive. It returns the number of bytes read; a short count
 // with a nil error means the file ended early. A server that will not serve
@@ -489,7 +492,7 @@ func (c *Client) GetRange(ctx context.Context, shareID, u string, off int64, buf
 	return got, nil
 }
 
-// rangeStartsAt reports whether a Content-Range header ("bytes 10-19/100")
+// RangeStartsAt reports whether a Content-Range header ("bytes 10-19/100")
 // starts at off. A missing header is taken as the range asked for.
 func RangeStartsAt(cr string, off int64) bool {
 	if cr == "" {
@@ -507,7 +510,7 @@ func RangeStartsAt(cr string, off int64) bool {
 	return err == nil && v == off
 }
 
-// getWhole starts a plain GET of u, for servers that do not serve ranges.
+// GetWhole starts a plain GET of u, for servers that do not serve ranges.
 func (c *Client) GetWhole(ctx context.Context, shareID, u string) (*http.Response, error) {
 	resp, err := c.Do(ctx, Request{Method: http.MethodGet, URL: u, ShareID: shareID})
 	if err != nil {

@@ -81,7 +81,7 @@ func (c *Client) gowebdavFor(ctx context.Context, shareID, target string) (*gowe
 	return gc, u.Path, nil
 }
 
-// mkcol creates the collection at target.
+// Mkcol creates the collection at target.
 func (c *Client) Mkcol(ctx context.Context, shareID, target string) error {
 	ctx, cancel := context.WithTimeoutCause(ctx, c.timeout, ErrTimeout)
 	defer cancel()
@@ -95,7 +95,7 @@ func (c *Client) Mkcol(ctx context.Context, shareID, target string) error {
 	return nil
 }
 
-// remove deletes target (a file, or a collection with everything in it).
+// Remove deletes target (a file, or a collection with everything in it).
 func (c *Client) Remove(ctx context.Context, shareID, target string) error {
 	ctx, cancel := context.WithTimeoutCause(ctx, c.timeout, ErrTimeout)
 	defer cancel()

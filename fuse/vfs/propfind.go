@@ -23,7 +23,7 @@ type Info struct {
 	Perms string // oc:permissions (ownCloud/Nextcloud), e.g. "RGDNVCK"; "" when not sent
 }
 
-// listing is the parsed answer to one PROPFIND: the resource itself and, for
+// Listing is the parsed answer to one PROPFIND: the resource itself and, for
 // Depth 1, its children by name.
 type Listing struct {
 	Self     Info
@@ -35,10 +35,10 @@ type Listing struct {
 	Accepted int  // children found in the document (before dropping unusable names)
 }
 
-// errNoResponse means a multistatus held nothing usable.
+// ErrNoResponse means a multistatus held nothing usable.
 var ErrNoResponse = errors.New("multistatus without a usable response")
 
-// errTooManyEntries means a listing has more entries than the mount takes.
+// ErrTooManyEntries means a listing has more entries than the mount takes.
 var ErrTooManyEntries = errors.New("multistatus with more entries than the limit")
 
 // Limits of one multistatus document, so that its memory is bounded by the
@@ -70,18 +70,18 @@ const (
 	relChild       // one segment below it
 )
 
-// parseMultistatus reads a whole PROPFIND answer for reqURL; see parseStream.
+// ParseMultistatus reads a whole PROPFIND answer for reqURL; see parseStream.
 func ParseMultistatus(body []byte, reqURL string) (*Listing, error) {
 	return ParseStream(bytes.NewReader(body), reqURL, nil)
 }
 
-// parseStream reads a PROPFIND answer of at most DefaultMaxEntries entries;
+// ParseStream reads a PROPFIND answer of at most DefaultMaxEntries entries;
 // see parseStreamMax.
 func ParseStream(r io.Reader, reqURL string, onChild func(name string, in Info)) (*Listing, error) {
 	return ParseStreamMax(r, reqURL, DefaultMaxEntries, onChild)
 }
 
-// parseStreamMax reads a PROPFIND answer for reqURL (at most maxPropfindBody
+// ParseStreamMax reads a PROPFIND answer for reqURL (at most maxPropfindBody
 // bytes and maxEntries responses besides the resource itself; more is
 // errTooManyEntries) as it arrives, calling onChild (if set) for each child entry as soon
 // as its response element is complete, in the server's order. The entry
@@ -619,7 +619,7 @@ func statusOK(s string) bool {
 	return len(f) >= 2 && f[1] == "200"
 }
 
-// urlSegments splits the path of an absolute URL or an absolute path into
+// URLSegments splits the path of an absolute URL or an absolute path into
 // decoded segments, ignoring empty ones. An encoded slash stays inside its
 // segment (and makes it an unusable name).
 func URLSegments(s string) ([]string, error) {
@@ -660,7 +660,7 @@ func equalSegs(a, b []string) bool {
 	return true
 }
 
-// childURL returns the URL of a path below a directory URL (which ends in '/').
+// ChildURL returns the URL of a path below a directory URL (which ends in '/').
 func ChildURL(dirURL string, rel []string, dir bool) string {
 	var b strings.Builder
 	b.WriteString(dirURL)

@@ -35,7 +35,7 @@ import (
 //
 // Nothing is deleted before the server answered the upload.
 
-// spoolMeta is the <key>.json record of a file in the spool.
+// Record is the <key>.json record of a file in the spool.
 type Record struct {
 	Share   string    `json:"share"`
 	Entry   string    `json:"entry,omitempty"` // root entry name, for reports
@@ -48,7 +48,7 @@ type Record struct {
 	Error   string    `json:"error,omitempty"`
 }
 
-// syncFile makes what was written to f durable (a variable so that tests
+// SyncFile makes what was written to f durable (a variable so that tests
 // can see what was synced, and when).
 var SyncFile = func(f *os.File) error { return f.Sync() }
 
@@ -103,10 +103,10 @@ type Spool struct {
 	conflicts []string // latest last, bounded
 }
 
-// idle reports whether no file is in the spool.
+// Idle reports whether no file is in the spool.
 func (s *Spool) Idle() bool { return s.count.Load() == 0 }
 
-// newHere reports whether the file exists only here: created, not yet
+// NewHere reports whether the file exists only here: created, not yet
 // uploaded, not removed.
 func (ws *WriteSession) NewHere() bool {
 	ws.mu.Lock()
@@ -114,14 +114,14 @@ func (ws *WriteSession) NewHere() bool {
 	return ws.created && !ws.unlinked
 }
 
-// unsent reports whether the local copy differs from the server's.
+// Unsent reports whether the local copy differs from the server's.
 func (ws *WriteSession) Unsent() bool {
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
 	return ws.dirty && !ws.unlinked
 }
 
-// writeSession is the local copy of one remote file being written, shared by
+// WriteSession is the local copy of one remote file being written, shared by
 // all handles open on it.
 type WriteSession struct {
 	sp  *Spool
@@ -282,7 +282,7 @@ func (s *Spool) load() error {
 	return nil
 }
 
-// readMeta reads a record; ok is false for a missing, torn or empty one.
+// ReadRecord reads a record; ok is false for a missing, torn or empty one.
 func ReadRecord(p string) (Record, bool) {
 	var m Record
 	b, err := os.ReadFile(p)
@@ -343,7 +343,7 @@ func (s *Spool) setAside(ws *WriteSession, name string) {
 	s.noteConflict(name + ": changed on the server while written here; this version was kept in " + dst)
 }
 
-// lostFound describes the files in lost+found: path, size and, when its
+// LostFound describes the files in lost+found: path, size and, when its
 // record could be read, where it belonged.
 func (s *Spool) LostFound() []string {
 	ents, err := os.ReadDir(s.lostDir)
@@ -382,7 +382,7 @@ func newKey() string {
 func (s *Spool) dataPath(key string) string { return filepath.Join(s.dir, key+".data") }
 func (s *Spool) metaPath(key string) string { return filepath.Join(s.dir, key+".json") }
 
-// acquire returns the session for the file at segs, creating it if needed.
+// Acquire returns the session for the file at segs, creating it if needed.
 // The new session starts empty when trunc or create is set, otherwise with
 // the server's content (cur.size bytes, downloaded). cur is what the mount
 // knows of the server's file: its ETag is the version the copy is based on.
@@ -456,7 +456,7 @@ func (s *Spool) Acquire(ctx context.Context, sh Share, segs []string, trunc, cre
 	return ws, nil
 }
 
-// lookup returns the session for a path, or nil.
+// Lookup returns the session for a path, or nil.
 func (s *Spool) Lookup(shareID string, segs []string) *WriteSession {
 	if s.count.Load() == 0 {
 		return nil
@@ -466,14 +466,14 @@ func (s *Spool) Lookup(shareID string, segs []string) *WriteSession {
 	return s.byPath[pathKey(shareID, segs)]
 }
 
-// hold takes one more reference on ws.
+// Hold takes one more reference on ws.
 func (s *Spool) Hold(ws *WriteSession) {
 	s.mu.Lock()
 	ws.refs++
 	s.mu.Unlock()
 }
 
-// release drops a reference. The last one removes a session whose content is
+// Release drops a reference. The last one removes a session whose content is
 // on the server (or that was unlinked); a dirty one stays for retryPending.
 func (s *Spool) Release(ws *WriteSession) {
 	s.mu.Lock()
@@ -504,7 +504,7 @@ func (s *Spool) dropLocked(ws *WriteSession) {
 	}
 }
 
-// localOnly reports whether the file at a path exists only in the spool
+// LocalOnly reports whether the file at a path exists only in the spool
 // (created here, never uploaded).
 func (s *Spool) LocalOnly(shareID string, segs []string) bool {
 	ws := s.Lookup(shareID, segs)
@@ -516,7 +516,7 @@ func (s *Spool) LocalOnly(shareID string, segs []string) bool {
 	return ws.created && !ws.unlinked
 }
 
-// discard marks the session at a path as unlinked (its data will not be
+// Discard marks the session at a path as unlinked (its data will not be
 // uploaded) and reports whether the file ever reached the server.
 func (s *Spool) Discard(shareID string, segs []string) (existed bool, onServer bool) {
 	s.mu.Lock()
@@ -540,7 +540,7 @@ func (s *Spool) Discard(shareID string, segs []string) (existed bool, onServer b
 	return true, onServer
 }
 
-// rekey moves sessions at or below from to the same place below to (a
+// Rekey moves sessions at or below from to the same place below to (a
 // rename). The records of sessions with unsent data are rewritten (durably)
 // so that a crash does not upload to the old name. When one cannot be, its
 // old record is removed instead (the data then goes to lost+found on the
@@ -590,7 +590,7 @@ func (s *Spool) Rekey(shareID string, from, to []string) error {
 	return errors.Join(errs...)
 }
 
-// localChildren returns the files in the directory at dir that exist only in
+// LocalChildren returns the files in the directory at dir that exist only in
 // the spool so far (created, not uploaded).
 func (s *Spool) LocalChildren(shareID string, dir []string) map[string]Info {
 	if s.count.Load() == 0 {
@@ -619,7 +619,7 @@ func (s *Spool) LocalChildren(shareID string, dir []string) map[string]Info {
 	return out
 }
 
-// hasUnder reports whether a session exists below the directory at dir.
+// HasUnder reports whether a session exists below the directory at dir.
 func (s *Spool) HasUnder(shareID string, dir []string) bool {
 	if s.count.Load() == 0 {
 		return false
@@ -635,7 +635,7 @@ func (s *Spool) HasUnder(shareID string, dir []string) bool {
 	return false
 }
 
-// pending returns the sessions not held open whose content is not on the
+// PendingSessions returns the sessions not held open whose content is not on the
 // server, oldest key first.
 func (s *Spool) PendingSessions() []*WriteSession {
 	s.mu.Lock()
@@ -653,6 +653,7 @@ func (s *Spool) PendingSessions() []*WriteSession {
 	return out
 }
 
+// Pending describes the files whose upload is pending, for status reports.
 func (s *Spool) Pending() []string {
 	var out []string
 	for _, ws := range s.PendingSessions() {
@@ -671,7 +672,7 @@ func (s *Spool) Pending() []string {
 	return out
 }
 
-// retryPending uploads what is pending, as far as the shares are mounted.
+// RetryPending uploads what is pending, as far as the shares are mounted.
 func (s *Spool) RetryPending(ctx context.Context) {
 	for _, ws := range s.PendingSessions() {
 		if ctx.Err() != nil {
@@ -703,6 +704,7 @@ func (s *Spool) RetryPending(ctx context.Context) {
 	}
 }
 
+// Close syncs and closes the spooled files; what is not uploaded stays.
 func (s *Spool) Close() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -881,17 +883,17 @@ func (ws *WriteSession) syncLocked() error {
 	return nil
 }
 
-// errRemoteChanged means the server's file is not the version the local copy
+// ErrRemoteChanged means the server's file is not the version the local copy
 // started from (412 to a conditional PUT).
 var ErrRemoteChanged = errors.New("the file changed on the server while it was being written here")
 
-// flush uploads the local copy if it differs from the server's: see flushAt.
+// Flush uploads the local copy if it differs from the server's: see flushAt.
 func (ws *WriteSession) Flush(ctx context.Context) (Info, error) {
 	in, _, err := ws.FlushAt(ctx)
 	return in, err
 }
 
-// flushAt uploads the local copy if it differs from the server's, making it
+// FlushAt uploads the local copy if it differs from the server's, making it
 // durable in the spool first. The upload is conditional on the server still
 // having the version the copy started from; when it has another, the local
 // version is uploaded beside it as a conflicted copy, the session moves to
@@ -986,6 +988,7 @@ func (s *Spool) noteConflict(line string) {
 	s.cmu.Unlock()
 }
 
+// Conflicts describes the latest conflicted copies made, oldest first.
 func (s *Spool) Conflicts() []string {
 	s.cmu.Lock()
 	defer s.cmu.Unlock()

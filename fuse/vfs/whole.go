@@ -16,11 +16,11 @@ import (
 // unlinked temporary file as it arrives; reads at any offset wait for the
 // stream to get there and are served from the copy, until the file is closed.
 
-// errShortBody means the server sent less than the size it had announced:
+// ErrShortBody means the server sent less than the size it had announced:
 // the data cannot be had, and a read must not look like the end of the file.
 var ErrShortBody = errors.New("webdav GET: the server sent less than the file's size")
 
-// wholeFile is one plain GET of a file, kept for the reads of one open.
+// WholeFile is one plain GET of a file, kept for the reads of one open.
 type WholeFile struct {
 	tmp  *os.File
 	size int64 // what the reads expect
@@ -33,7 +33,7 @@ type WholeFile struct {
 	users int // the stream and the readers copying out of tmp
 }
 
-// newWholeFile creates the temporary copy in dir. The file is unlinked at
+// NewWholeFile creates the temporary copy in dir. The file is unlinked at
 // once: nothing is left behind, even by a crash.
 func NewWholeFile(dir string, size int64) (*WholeFile, error) {
 	tmp, err := os.CreateTemp(dir, "read-*.tmp")
@@ -46,7 +46,7 @@ func NewWholeFile(dir string, size int64) (*WholeFile, error) {
 	return w, nil
 }
 
-// fill copies the body of resp (a 200 answer with the whole file) into the
+// Fill copies the body of resp (a 200 answer with the whole file) into the
 // temporary copy, or fetches it first when resp is nil.
 func (w *WholeFile) Fill(ctx context.Context, c *Client, shareID, u string, resp *http.Response) {
 	var err error
@@ -100,14 +100,14 @@ func (w *WholeFile) Unuse() {
 	}
 }
 
-// failed reports whether the stream ended with an error.
+// Failed reports whether the stream ended with an error.
 func (w *WholeFile) Failed() bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.done && w.err != nil
 }
 
-// readInto copies [off, off+len(buf)) of the file into buf as the stream
+// ReadInto copies [off, off+len(buf)) of the file into buf as the stream
 // brings it, telling progress how many bytes of buf are valid. It ends early
 // only with an error (or when ctx ends).
 func (w *WholeFile) ReadInto(ctx context.Context, off int64, buf []byte, progress func(int)) (int, error) {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -24,50 +25,21 @@ type dirNode struct {
 	fs.Inode
 	remote
 
-	lmu    sync.Mutex
-	list   *vfs.Listing
-	listAt time.Time
-	flight *flight
+	cache *vfs.DirCache
 }
 
-// flight is one listing request in progress. Children are added as the
-// answer arrives, so that a readdir can hand them to the kernel before the
-// whole (possibly large) answer is in; lookups wait for done.
-type flight struct {
-	done chan struct{}
-	l    *vfs.Listing
-	err  error
-
-	mu   sync.Mutex
-	cond *sync.Cond
-	ents []dent
-	over bool
-}
-
-func newFlight() *flight {
-	fl := &flight{done: make(chan struct{})}
-	fl.cond = sync.NewCond(&fl.mu)
-	return fl
-}
-
-func (fl *flight) add(name string, in vfs.Info) {
-	fl.mu.Lock()
-	fl.ents = append(fl.ents, dent{name: name, in: in})
-	fl.mu.Unlock()
-	fl.cond.Broadcast()
-}
-
-// finish ends the flight; all, if not nil, replaces what was streamed (a
-// listing that came whole).
-func (fl *flight) finish(l *vfs.Listing, err error, all []dent) {
-	fl.mu.Lock()
-	if all != nil {
-		fl.ents = all
-	}
-	fl.l, fl.err, fl.over = l, err, true
-	fl.mu.Unlock()
-	fl.cond.Broadcast()
-	close(fl.done)
+// newDirNode returns the node of a directory of sh, isRoot for the share's.
+func newDirNode(sh *share, isRoot bool) *dirNode {
+	d := &dirNode{remote: remote{sh: sh, isRoot: isRoot}}
+	f := sh.f
+	d.cache = vfs.NewDirCache(d.fetch, nil, func(run func()) {
+		f.wg.Add(1)
+		go func() {
+			defer f.wg.Done()
+			run()
+		}()
+	})
+	return d
 }
 
 var (
@@ -103,56 +75,23 @@ func (d *dirNode) where() ([]string, syscall.Errno) {
 // maxAge. Concurrent callers share one request, which runs on its own: a
 // caller whose program is killed (ctx is its FUSE request's) stops waiting.
 func (d *dirNode) listing(ctx context.Context, maxAge time.Duration) (*vfs.Listing, error) {
-	d.lmu.Lock()
-	if d.list != nil && time.Since(d.listAt) < maxAge {
-		l := d.list
-		d.lmu.Unlock()
+	l, fl := d.cache.Get(maxAge)
+	if fl == nil {
 		return l, nil
 	}
-	fl := d.flight
-	if fl == nil {
-		fl = newFlight()
-		d.flight = fl
-		old := d.list
-		d.sh.f.wg.Add(1)
-		go func() {
-			defer d.sh.f.wg.Done()
-			d.run(fl, old)
-		}()
-	}
-	d.lmu.Unlock()
 	select {
-	case <-fl.done:
+	case <-fl.Done():
 	default:
 		killed := make(chan struct{})
 		stop := onKill(ctx, func() { close(killed) })
 		defer stop()
 		select {
-		case <-fl.done:
+		case <-fl.Done():
 		case <-killed:
 			return nil, errCallerKilled
 		}
 	}
-	return fl.l, fl.err
-}
-
-// run performs a flight and caches its result.
-func (d *dirNode) run(fl *flight, old *vfs.Listing) {
-	l, err := d.fetch(old, fl.add)
-	d.lmu.Lock()
-	d.flight = nil
-	var all []dent
-	if err == nil {
-		d.list, d.listAt = l, time.Now()
-		if l == old || !l.Streamed {
-			all = make([]dent, 0, len(l.Names))
-			for _, name := range l.Names {
-				all = append(all, dent{name: name, in: l.Items[name]})
-			}
-		}
-	}
-	d.lmu.Unlock()
-	fl.finish(l, err, all)
+	return fl.Result()
 }
 
 func (d *dirNode) fetch(old *vfs.Listing, onChild func(string, vfs.Info)) (*vfs.Listing, error) {
@@ -167,9 +106,7 @@ func (d *dirNode) fetch(old *vfs.Listing, onChild func(string, vfs.Info)) (*vfs.
 	ctx, cancel := f.dav.WithDeadline(f.ctx)
 	defer cancel()
 	if old != nil {
-		d.lmu.Lock()
 		oldETag, check := old.Self.ETag, old.FileID
-		d.lmu.Unlock()
 		if check && oldETag != "" {
 			if l0, _, err := f.dav.Propfind(ctx, d.sh.id, u, "0", nil); err == nil && l0.Self.ETag == oldETag {
 				return old, nil
@@ -203,39 +140,11 @@ func (d *dirNode) fetch(old *vfs.Listing, onChild func(string, vfs.Info)) (*vfs.
 }
 
 // invalidate makes the next access list the directory again.
-func (d *dirNode) invalidate() {
-	d.lmu.Lock()
-	d.listAt = time.Time{}
-	d.lmu.Unlock()
-}
+func (d *dirNode) invalidate() { d.cache.Invalidate() }
 
 // patch records a change made through the mount in the cached listing:
 // in == nil removes name.
-func (d *dirNode) patch(name string, in *vfs.Info) {
-	d.lmu.Lock()
-	defer d.lmu.Unlock()
-	l := d.list
-	if l == nil {
-		return
-	}
-	_, had := l.Items[name]
-	if in == nil {
-		if had {
-			delete(l.Items, name)
-			if i := sort.SearchStrings(l.Names, name); i < len(l.Names) && l.Names[i] == name {
-				l.Names = append(l.Names[:i], l.Names[i+1:]...)
-			}
-		}
-		return
-	}
-	l.Items[name] = *in
-	if !had {
-		i := sort.SearchStrings(l.Names, name)
-		l.Names = append(l.Names, "")
-		copy(l.Names[i+1:], l.Names[i:])
-		l.Names[i] = name
-	}
-}
+func (d *dirNode) patch(name string, in *vfs.Info) { d.cache.Patch(name, in) }
 
 // child returns the info of name: from the listing, or a file that exists only
 // in the spool so far.
@@ -256,9 +165,7 @@ func (d *dirNode) childOf(ctx context.Context, name string) (vfs.Info, bool, sys
 	if err != nil {
 		return vfs.Info{}, false, d.sh.f.errno(err)
 	}
-	d.lmu.Lock()
-	in, ok := l.Items[name]
-	d.lmu.Unlock()
+	in, ok := d.cache.Item(l, name)
 	if ok {
 		return in, true, 0
 	}
@@ -297,7 +204,7 @@ func (d *dirNode) node(ctx context.Context, name string, in vfs.Info, out *fuse.
 	}
 	f.entryOut(out, in, w)
 	if in.Dir {
-		n := &dirNode{remote: remote{sh: d.sh}}
+		n := newDirNode(d.sh, false)
 		n.setInfo(in)
 		return d.NewInode(ctx, n, fs.StableAttr{Mode: syscall.S_IFDIR})
 	}
@@ -321,13 +228,11 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 func (d *dirNode) selfInfo() vfs.Info {
 	in, _ := d.getInfo()
 	if d.isRoot {
-		d.lmu.Lock()
-		if d.list != nil && d.list.HasSelf {
-			in = d.list.Self
+		if l := d.cache.Current(); l != nil && l.HasSelf {
+			in = l.Self
 		} else {
 			_, _, in = d.sh.state()
 		}
-		d.lmu.Unlock()
 	}
 	in.Dir = true
 	return in
@@ -363,35 +268,8 @@ func (d *dirNode) OpendirHandle(ctx context.Context, flags uint32) (_ fs.FileHan
 		return nil, 0, errno
 	}
 	h := &dirHandle{d: d, segs: segs}
-	d.lmu.Lock()
-	if l := d.list; l != nil && time.Since(d.listAt) < d.sh.f.o.MetadataTTL {
-		h.ents = make([]dent, 0, len(l.Names))
-		for _, name := range l.Names {
-			h.ents = append(h.ents, dent{name: name, in: l.Items[name]})
-		}
-		d.lmu.Unlock()
-		h.l = l
-		return h, 0, 0
-	}
-	fl := d.flight
-	if fl == nil {
-		fl = newFlight()
-		d.flight = fl
-		old := d.list
-		d.sh.f.wg.Add(1)
-		go func() {
-			defer d.sh.f.wg.Done()
-			d.run(fl, old)
-		}()
-	}
-	d.lmu.Unlock()
-	h.fl = fl
+	h.ents, h.l, h.fl = d.cache.Open(d.sh.f.o.MetadataTTL)
 	return h, 0, 0
-}
-
-type dent struct {
-	name string
-	in   vfs.Info
 }
 
 // dirHandle is one readdir: a snapshot of a cached listing, or the children
@@ -402,49 +280,43 @@ type dirHandle struct {
 	segs []string
 
 	mu     sync.Mutex
-	ents   []dent       // snapshot
+	ents   []vfs.Dirent // snapshot
 	l      *vfs.Listing // the snapshot's listing
-	fl     *flight      // or a flight
-	extra  []dent
+	fl     *vfs.Flight  // or a flight
+	extra  []vfs.Dirent
 	extras bool
 	pos    int
 }
 
 // at returns entry i, waiting for a flight to bring it (unless the program of
 // the FUSE request ctx is killed); ok is false at the end.
-func (h *dirHandle) at(ctx context.Context, i int) (e dent, ok bool, errno syscall.Errno) {
+func (h *dirHandle) at(ctx context.Context, i int) (e vfs.Dirent, ok bool, errno syscall.Errno) {
 	var l *vfs.Listing
 	n := 0
 	if h.fl != nil {
 		fl := h.fl
-		fl.mu.Lock()
-		if i >= len(fl.ents) && !fl.over {
-			killed := false
+		var err error
+		var stopped bool
+		// Waiting only when the entry has not come: it then also stops
+		// for a killed program.
+		e, ok, n, l, err, stopped = fl.At(i, func() bool { return true })
+		if stopped {
+			var killed atomic.Bool
 			stop := onKill(ctx, func() {
-				fl.mu.Lock()
-				killed = true
-				fl.cond.Broadcast()
-				fl.mu.Unlock()
+				killed.Store(true)
+				fl.Wake()
 			})
 			defer stop()
-			for i >= len(fl.ents) && !fl.over && !killed {
-				fl.cond.Wait()
-			}
-			if killed && i >= len(fl.ents) && !fl.over {
-				fl.mu.Unlock()
-				return dent{}, false, syscall.EINTR
+			e, ok, n, l, err, stopped = fl.At(i, killed.Load)
+			if stopped {
+				return vfs.Dirent{}, false, syscall.EINTR
 			}
 		}
-		if i < len(fl.ents) {
-			e = fl.ents[i]
-			fl.mu.Unlock()
+		if ok {
 			return e, true, 0
 		}
-		n, l = len(fl.ents), fl.l
-		err := fl.err
-		fl.mu.Unlock()
 		if err != nil {
-			return dent{}, false, h.d.sh.f.errno(err)
+			return vfs.Dirent{}, false, h.d.sh.f.errno(err)
 		}
 	} else {
 		if i < len(h.ents) {
@@ -455,19 +327,17 @@ func (h *dirHandle) at(ctx context.Context, i int) (e dent, ok bool, errno sysca
 	if !h.extras {
 		h.extras = true
 		for name, in := range h.d.sh.f.spool.LocalChildren(h.d.sh.id, h.segs) {
-			h.d.lmu.Lock()
-			_, listed := l.Items[name]
-			h.d.lmu.Unlock()
+			_, listed := h.d.cache.Item(l, name)
 			if !listed {
-				h.extra = append(h.extra, dent{name: name, in: in})
+				h.extra = append(h.extra, vfs.Dirent{Name: name, Info: in})
 			}
 		}
-		sort.Slice(h.extra, func(a, b int) bool { return h.extra[a].name < h.extra[b].name })
+		sort.Slice(h.extra, func(a, b int) bool { return h.extra[a].Name < h.extra[b].Name })
 	}
 	if j := i - n; j < len(h.extra) {
 		return h.extra[j], true, 0
 	}
-	return dent{}, false, 0
+	return vfs.Dirent{}, false, 0
 }
 
 func (h *dirHandle) Readdirent(ctx context.Context) (_ *fuse.DirEntry, errno syscall.Errno) {
@@ -480,19 +350,19 @@ func (h *dirHandle) Readdirent(ctx context.Context) (_ *fuse.DirEntry, errno sys
 	}
 	h.pos++
 	mode := uint32(syscall.S_IFREG)
-	if e.in.Dir {
+	if e.Info.Dir {
 		mode = syscall.S_IFDIR
 	}
-	return &fuse.DirEntry{Name: e.name, Mode: mode, Off: uint64(h.pos)}, 0
+	return &fuse.DirEntry{Name: e.Name, Mode: mode, Off: uint64(h.pos)}, 0
 }
 
 func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (_ *fs.Inode, errno syscall.Errno) {
 	defer h.d.sh.f.trace("dirh.Lookup", "name", name)(&errno)
 	h.mu.Lock()
-	var e dent
+	var e vfs.Dirent
 	found := false
 	if h.pos > 0 {
-		if last, ok, _ := h.at(ctx, h.pos-1); ok && last.name == name {
+		if last, ok, _ := h.at(ctx, h.pos-1); ok && last.Name == name {
 			e, found = last, true
 		}
 	}
@@ -500,7 +370,7 @@ func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut)
 	if !found {
 		return h.d.Lookup(ctx, name, out)
 	}
-	return h.d.node(ctx, name, e.in, out), 0
+	return h.d.node(ctx, name, e.Info, out), 0
 }
 
 func (h *dirHandle) Seekdir(ctx context.Context, off uint64) (errno syscall.Errno) {

@@ -2,12 +2,14 @@
 // root holds one entry per accepted share, a folder share as a directory and a
 // file share as a file, each backed by the sender's WebDAV server.
 //
-// It owns the safe naming of root entries, the metadata cache (one PROPFIND
-// Depth 1 per directory, short TTL, ETag revalidation), ranged reads with
-// sequential read-ahead, the write-back spool (local files uploaded with a
-// streamed PUT on close/fsync, kept until the server has them) and the mapping
-// of network failures to errno values within a bounded time. Credentials come
-// from an Authorizer; this package never sees how they are stored.
+// It is the go-fuse layer over the FUSE-free core in package vfs (WebDAV
+// client, PROPFIND parsing, directory cache, spool and uploads, error kinds;
+// see its doc for where the mount differs from POSIX). This package keeps the
+// nodes and handles, the share table, ranged reads with sequential
+// read-ahead, the one mapping of the core's error kinds to errno (errnoOf,
+// logging what it cannot classify) and a debug trace on entry and exit of
+// every FUSE operation. Credentials come from an Authorizer; neither package
+// sees how they are stored.
 //
 // Where it differs from a local disk: a write is on the server only once
 // close(2) or fsync(2) returned without error (until then, and after a

@@ -98,7 +98,7 @@ func (r *rootNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) 
 	}
 	entryOut(in)
 	if dir {
-		d := &dirNode{remote: remote{sh: sh, isRoot: true}}
+		d := newDirNode(sh, true)
 		return r.NewInode(ctx, d, fs.StableAttr{Mode: syscall.S_IFDIR}), 0
 	}
 	n := &fileNode{remote: remote{sh: sh, isRoot: true}}

@@ -5,10 +5,14 @@
 // go-fuse (a test checks it), so that it is tested without /dev/fuse.
 //
 // It holds the safe naming of root entries, the WebDAV client (plain
-// net/http on the hot path, gowebdav for MKCOL and DELETE) with its progress
-// watchdog, the PROPFIND parser with its bounds, the whole-file fallback for
-// servers that refuse byte ranges, and the error kinds (Kind, KindOf) that the
-// mount maps to errno in one place.
+// net/http on the hot path, gowebdav for MKCOL and DELETE) behind the WebDAV
+// interface, with its progress watchdog; the PROPFIND parser with its bounds;
+// the directory cache (DirCache: one listing per directory, kept for a TTL on
+// an injected clock, shared by concurrent callers); the whole-file fallback
+// for servers that refuse byte ranges; the write-back spool with its
+// conditional uploads and conflicted copies (Spool, whose clock is injected
+// too); and the error kinds (Kind, KindOf) that the mount maps to errno in
+// one place.
 //
 // # Where the mount differs from POSIX
 //

@@ -1,0 +1,225 @@
+package vfs
+
+import (
+	"sort"
+	"sync"
+	"time"
+)
+
+// DirCache is what the mount knows of one remote directory: one PROPFIND
+// Depth 1 answers both its readdir and the lookups of its children, and the
+// answer is kept for a TTL, measured on an injected clock. Concurrent callers
+// share one fetch (a Flight), which runs on its own: a caller that stops
+// waiting does not cancel it for the others.
+type DirCache struct {
+	fetch func(old *Listing, onChild func(string, Info)) (*Listing, error)
+	now   func() time.Time
+	spawn func(func())
+
+	mu     sync.Mutex
+	list   *Listing
+	listAt time.Time
+	flight *Flight
+}
+
+// NewDirCache returns an empty cache. fetch lists the directory (old is the
+// previous listing, which it may return unchanged after a cheaper check),
+// handing children to onChild as they arrive; now is the clock (time.Now if
+// nil); spawn runs a fetch in the background, never before it returns (a
+// plain goroutine if nil).
+func NewDirCache(fetch func(old *Listing, onChild func(string, Info)) (*Listing, error), now func() time.Time, spawn func(func())) *DirCache {
+	if now == nil {
+		now = time.Now
+	}
+	if spawn == nil {
+		spawn = func(fn func()) { go fn() }
+	}
+	return &DirCache{fetch: fetch, now: now, spawn: spawn}
+}
+
+// Get returns the cached listing while younger than maxAge; otherwise the
+// flight fetching it, started unless one runs.
+func (c *DirCache) Get(maxAge time.Duration) (*Listing, *Flight) {
+	_, l, fl := c.get(maxAge, false)
+	return l, fl
+}
+
+// Open is Get for a readdir: with the cached listing come its children,
+// taken while no Patch changes them.
+func (c *DirCache) Open(maxAge time.Duration) ([]Dirent, *Listing, *Flight) {
+	return c.get(maxAge, true)
+}
+
+func (c *DirCache) get(maxAge time.Duration, entries bool) ([]Dirent, *Listing, *Flight) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.list != nil && c.now().Sub(c.listAt) < maxAge {
+		var ents []Dirent
+		if entries {
+			ents = Entries(c.list)
+		}
+		return ents, c.list, nil
+	}
+	fl := c.flight
+	if fl == nil {
+		fl = newFlight()
+		c.flight = fl
+		old := c.list
+		c.spawn(func() { c.run(fl, old) })
+	}
+	return nil, nil, fl
+}
+
+// run performs a flight and caches its result.
+func (c *DirCache) run(fl *Flight, old *Listing) {
+	l, err := c.fetch(old, fl.add)
+	c.mu.Lock()
+	c.flight = nil
+	var all []Dirent
+	if err == nil {
+		c.list, c.listAt = l, c.now()
+		if l == old || !l.Streamed {
+			all = Entries(l)
+		}
+	}
+	c.mu.Unlock()
+	fl.finish(l, err, all)
+}
+
+// Entries returns the children of l in name order. l must be one the cache
+// handed out, read under its lock (see Item), or not shared yet.
+func Entries(l *Listing) []Dirent {
+	all := make([]Dirent, 0, len(l.Names))
+	for _, name := range l.Names {
+		all = append(all, Dirent{Name: name, Info: l.Items[name]})
+	}
+	return all
+}
+
+// Item returns child name of l, a listing from this cache (which Patch may
+// be changing meanwhile).
+func (c *DirCache) Item(l *Listing, name string) (Info, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	in, ok := l.Items[name]
+	return in, ok
+}
+
+// Current returns the cached listing, however old, or nil.
+func (c *DirCache) Current() *Listing {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.list
+}
+
+// Invalidate makes the next Get fetch the directory again.
+func (c *DirCache) Invalidate() {
+	c.mu.Lock()
+	c.listAt = time.Time{}
+	c.mu.Unlock()
+}
+
+// Patch records a change made through the mount in the cached listing:
+// in == nil removes name.
+func (c *DirCache) Patch(name string, in *Info) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	l := c.list
+	if l == nil {
+		return
+	}
+	_, had := l.Items[name]
+	if in == nil {
+		if had {
+			delete(l.Items, name)
+			if i := sort.SearchStrings(l.Names, name); i < len(l.Names) && l.Names[i] == name {
+				l.Names = append(l.Names[:i], l.Names[i+1:]...)
+			}
+		}
+		return
+	}
+	l.Items[name] = *in
+	if !had {
+		i := sort.SearchStrings(l.Names, name)
+		l.Names = append(l.Names, "")
+		copy(l.Names[i+1:], l.Names[i:])
+		l.Names[i] = name
+	}
+}
+
+// Dirent is one child of a directory.
+type Dirent struct {
+	Name string
+	Info Info
+}
+
+// Flight is one listing request in progress. Children are added as the
+// answer arrives, so that a readdir can hand them out before the whole
+// (possibly large) answer is in; lookups wait for Done.
+type Flight struct {
+	done chan struct{}
+	l    *Listing
+	err  error
+
+	mu   sync.Mutex
+	cond *sync.Cond
+	ents []Dirent
+	over bool
+}
+
+func newFlight() *Flight {
+	fl := &Flight{done: make(chan struct{})}
+	fl.cond = sync.NewCond(&fl.mu)
+	return fl
+}
+
+func (fl *Flight) add(name string, in Info) {
+	fl.mu.Lock()
+	fl.ents = append(fl.ents, Dirent{Name: name, Info: in})
+	fl.mu.Unlock()
+	fl.cond.Broadcast()
+}
+
+// finish ends the flight; all, if not nil, replaces what was streamed (a
+// listing that came whole).
+func (fl *Flight) finish(l *Listing, err error, all []Dirent) {
+	fl.mu.Lock()
+	if all != nil {
+		fl.ents = all
+	}
+	fl.l, fl.err, fl.over = l, err, true
+	fl.mu.Unlock()
+	fl.cond.Broadcast()
+	close(fl.done)
+}
+
+// Done is closed when the flight ended.
+func (fl *Flight) Done() <-chan struct{} { return fl.done }
+
+// Result is the listing fetched, or why not; valid once Done is closed.
+func (fl *Flight) Result() (*Listing, error) { return fl.l, fl.err }
+
+// Wake makes waiters in At check their stop condition again.
+func (fl *Flight) Wake() {
+	fl.mu.Lock()
+	fl.cond.Broadcast()
+	fl.mu.Unlock()
+}
+
+// At waits for child i (in arrival order) until it came, the flight ended
+// or stop says so (checked on each Wake). When ok is false, n is how many
+// children came, and l and err the flight's result unless stopped.
+func (fl *Flight) At(i int, stop func() bool) (e Dirent, ok bool, n int, l *Listing, err error, stopped bool) {
+	fl.mu.Lock()
+	defer fl.mu.Unlock()
+	for i >= len(fl.ents) && !fl.over {
+		if stop() {
+			return Dirent{}, false, 0, nil, nil, true
+		}
+		fl.cond.Wait()
+	}
+	if i < len(fl.ents) {
+		return fl.ents[i], true, 0, nil, nil, false
+	}
+	return Dirent{}, false, len(fl.ents), fl.l, fl.err, false
+}

@@ -1,0 +1,187 @@
+package vfs
+
+import (
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// fakeClock is a clock the test moves.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+func listingOf(names ...string) *Listing {
+	l := &Listing{Items: map[string]Info{}}
+	for _, n := range names {
+		l.Names = append(l.Names, n)
+		l.Items[n] = Info{Size: 1}
+	}
+	return l
+}
+
+func waitFlight(t *testing.T, fl *Flight) (*Listing, error) {
+	t.Helper()
+	select {
+	case <-fl.Done():
+	case <-time.After(30 * time.Second):
+		t.Fatal("flight never ended")
+	}
+	return fl.Result()
+}
+
+// A listing is kept for the TTL on the cache's clock, fetched again after
+// it, and shared by the callers that come while it is fetched.
+func TestDirCacheTTL(t *testing.T) {
+	clock := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	var fetches atomic.Int32
+	release := make(chan struct{})
+	c := NewDirCache(func(old *Listing, onChild func(string, Info)) (*Listing, error) {
+		fetches.Add(1)
+		<-release
+		return listingOf("a", "b"), nil
+	}, clock.Now, nil)
+	const ttl = 10 * time.Second
+
+	_, fl1 := c.Get(ttl)
+	_, fl2 := c.Get(ttl)
+	if fl1 == nil || fl1 != fl2 {
+		t.Fatalf("concurrent callers do not share one fetch: %p %p", fl1, fl2)
+	}
+	close(release)
+	if l, err := waitFlight(t, fl1); err != nil || len(l.Names) != 2 {
+		t.Fatalf("flight: %v, %v", l, err)
+	}
+	clock.Advance(ttl - time.Second)
+	if l, fl := c.Get(ttl); fl != nil || l == nil {
+		t.Fatalf("listing not kept within the TTL")
+	}
+	if n := fetches.Load(); n != 1 {
+		t.Fatalf("%d fetches within the TTL", n)
+	}
+	clock.Advance(time.Second)
+	l, fl := c.Get(ttl)
+	if fl == nil || l != nil {
+		t.Fatalf("listing kept past the TTL")
+	}
+	if _, err := waitFlight(t, fl); err != nil {
+		t.Fatal(err)
+	}
+	if n := fetches.Load(); n != 2 {
+		t.Fatalf("%d fetches after the TTL, want 2", n)
+	}
+	// Invalidate ends the TTL at once.
+	c.Invalidate()
+	if _, fl := c.Get(ttl); fl == nil {
+		t.Fatal("listing kept after Invalidate")
+	} else if _, err := waitFlight(t, fl); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A failed fetch is not cached, and the old listing is what the next fetch
+// may revalidate.
+func TestDirCacheFailureNotCached(t *testing.T) {
+	clock := &fakeClock{now: time.Unix(0, 0)}
+	fail := errors.New("server down")
+	var olds []*Listing
+	first := listingOf("x")
+	c := NewDirCache(func(old *Listing, onChild func(string, Info)) (*Listing, error) {
+		olds = append(olds, old)
+		switch len(olds) {
+		case 1:
+			return first, nil
+		case 2:
+			return nil, fail
+		}
+		return old, nil // revalidated: unchanged
+	}, clock.Now, nil)
+	const ttl = time.Second
+	if _, fl := c.Get(ttl); fl == nil {
+		t.Fatal("no fetch")
+	} else {
+		waitFlight(t, fl)
+	}
+	clock.Advance(ttl)
+	_, fl := c.Get(ttl)
+	if _, err := waitFlight(t, fl); !errors.Is(err, fail) {
+		t.Fatalf("failed fetch: %v", err)
+	}
+	_, fl = c.Get(ttl)
+	if fl == nil {
+		t.Fatal("a failure was cached")
+	}
+	if l, err := waitFlight(t, fl); err != nil || l != first {
+		t.Fatalf("revalidated listing: %v, %v", l, err)
+	}
+	if olds[2] != first {
+		t.Errorf("the fetch after a failure was not given the old listing")
+	}
+}
+
+// Children reach a readdir as they arrive; a waiter stops when told.
+func TestFlightStreamsAndStops(t *testing.T) {
+	step := make(chan struct{})
+	c := NewDirCache(func(old *Listing, onChild func(string, Info)) (*Listing, error) {
+		onChild("a", Info{})
+		<-step
+		l := listingOf("a", "b")
+		l.Streamed = true
+		onChild("b", Info{})
+		return l, nil
+	}, nil, nil)
+	ents, l, fl := c.Open(time.Minute)
+	if ents != nil || l != nil || fl == nil {
+		t.Fatal("empty cache did not start a flight")
+	}
+	e, ok, _, _, _, _ := fl.At(0, func() bool { return false })
+	if !ok || e.Name != "a" {
+		t.Fatalf("first child: %v %v", e, ok)
+	}
+	var stop atomic.Bool
+	done := make(chan bool)
+	go func() {
+		_, _, _, _, _, stopped := fl.At(1, stop.Load)
+		done <- stopped
+	}()
+	stop.Store(true)
+	fl.Wake()
+	select {
+	case stopped := <-done:
+		if !stopped {
+			t.Error("waiter not stopped")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("waiter never woke")
+	}
+	close(step)
+	if _, err := waitFlight(t, fl); err != nil {
+		t.Fatal(err)
+	}
+	e, ok, _, _, _, _ = fl.At(1, func() bool { return false })
+	if !ok || e.Name != "b" {
+		t.Fatalf("second child: %v %v", e, ok)
+	}
+	_, ok, n, l, err, _ := fl.At(2, func() bool { return false })
+	if ok || n != 2 || l == nil || err != nil {
+		t.Fatalf("end of flight: %v %d %v %v", ok, n, l, err)
+	}
+	if ents, l, fl := c.Open(time.Minute); fl != nil || len(ents) != 2 || l == nil {
+		t.Fatalf("cached open: %v %v %v", ents, l, fl)
+	}
+}

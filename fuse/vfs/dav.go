@@ -41,7 +41,7 @@ type Client struct {
 	auth       Authorizer
 	timeout    time.Duration
 	log        *slog.Logger
-	OnRefused  func(shareID, url string, status int) // see noteRefusal
+	OnRefused  func(shareID, url string, status int) // see noteRefusal; set before use
 	maxEntries int
 	listings   *listingSlots
 }
@@ -447,7 +447,7 @@ func (e *RangeIgnored) Error() string { return "webdav GET: the server ignored a
 // when the file is shorter). progress, if set, is told how many bytes of buf
 // are valid as they arrive. It returns the number of bytes read; a short count
 // with a nil error means the file ended early. A server that will not serve
-// the range gives errRangeRefused or a *rangeIgnored.
+// the range gives ErrRangeRefused or a *RangeIgnored.
 func (c *Client) GetRange(ctx context.Context, shareID, u string, off int64, buf []byte, progress func(int)) (int, error) {
 	n := len(buf)
 	resp, err := c.Do(ctx, Request{

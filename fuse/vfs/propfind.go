@@ -70,7 +70,7 @@ const (
 	relChild       // one segment below it
 )
 
-// ParseMultistatus reads a whole PROPFIND answer for reqURL; see parseStream.
+// ParseMultistatus reads a whole PROPFIND answer for reqURL; see ParseStream.
 func ParseMultistatus(body []byte, reqURL string) (*Listing, error) {
 	return ParseStream(bytes.NewReader(body), reqURL, nil)
 }

@@ -887,7 +887,7 @@ func (ws *WriteSession) syncLocked() error {
 // started from (412 to a conditional PUT).
 var ErrRemoteChanged = errors.New("the file changed on the server while it was being written here")
 
-// Flush uploads the local copy if it differs from the server's: see flushAt.
+// Flush uploads the local copy if it differs from the server's: see FlushAt.
 func (ws *WriteSession) Flush(ctx context.Context) (Info, error) {
 	in, _, err := ws.FlushAt(ctx)
 	return in, err
@@ -1038,7 +1038,7 @@ func (c precondition) set(h http.Header) {
 
 // upload PUTs size bytes of file to the file at segs, streamed from the
 // spool, with X-OC-Mtime for ownCloud/Nextcloud peers. A 412 answer is
-// errRemoteChanged.
+// ErrRemoteChanged.
 func (s *Spool) upload(ctx context.Context, sh Share, segs []string, file *os.File, size int64, mtime time.Time, cond precondition) (Info, error) {
 	u := sh.FileURL(segs)
 	var lastErr error

@@ -32,8 +32,9 @@
 //     by ownCloud-lineage servers only); atime and ctime equal mtime.
 //   - No hard links, symbolic links or device nodes (EPERM). No extended
 //     attributes, no locks beyond the kernel's own.
-//   - chmod and chown are accepted and ignored on a writable share (cp -a and
-//     rsync work), refused with EROFS on a read-only one. Modes are 0444/0555,
+//   - chmod is accepted and ignored on a writable share (cp -a and rsync
+//     work) and refused with EROFS on a read-only one; chown is ignored, and
+//     so is anything but truncation set on a folder. Modes are 0444/0555,
 //     plus the owner's write bit where the share allows writing; every file
 //     belongs to the user who mounted.
 //   - rename(2) across shares fails with EXDEV (programs copy instead), into

@@ -66,6 +66,13 @@ func (a *Agent) SetTokenManager(m TokenManager) {
 // opencloudmesh-go end shares this way without SHARE_UNSHARED.
 func (a *Agent) shareRevoked(shareID string, status int) {
 	ctx := context.Background()
+	// Its writes not uploaded stay in the spool under this name; the
+	// share and status report them.
+	if _, entryName := a.mountState(); entryName(shareID) != "" {
+		if err := a.store.SetShareMountName(ctx, shareID, entryName(shareID)); err != nil {
+			a.log.Warn("cannot record the share's name in the mount", "share", shareID, "err", err)
+		}
+	}
 	msg := fmt.Sprintf("the sender's server refuses the share (HTTP %d): revoked without notice? 'shares retry %s' tries again", status, shareID)
 	sh, err := a.store.SetShareState(ctx, shareID, store.StateRevoked, msg, store.StateAccepted)
 	if err != nil {

@@ -71,6 +71,7 @@ type Agent struct {
 	errs          []string
 	trust         PeerTrust
 	secretsStatus SecretsStatus
+	rootFail      map[string]*rootFailures // share id: its root's server errors in a row
 
 	// Published in the discovery document by the parts that implement them.
 	capabilities  []string
@@ -245,21 +246,31 @@ func (a *Agent) serverAllowed(host string) bool {
 }
 
 // Shares lists shares: all of them, or the live ones (pending, accepted,
-// error, revoked).
+// error, revoked), with what the mount knows of them now.
 func (a *Agent) Shares(ctx context.Context, all bool) ([]store.Share, error) {
+	var shares []store.Share
+	var err error
 	if all {
-		return a.store.Shares(ctx)
+		shares, err = a.store.Shares(ctx)
+	} else {
+		shares, err = a.store.Shares(ctx, store.StatePending, store.StateAccepted, store.StateError, store.StateRevoked)
 	}
-	return a.store.Shares(ctx, store.StatePending, store.StateAccepted, store.StateError, store.StateRevoked)
+	if err != nil {
+		return shares, err
+	}
+	return a.withLive(shares), nil
 }
 
-// Share returns one share by id.
+// Share returns one share by id, with what the mount knows of it now.
 func (a *Agent) Share(ctx context.Context, id string) (store.Share, error) {
 	sh, err := a.store.Share(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return sh, fmt.Errorf("no share with id %q: %w", id, ErrNotFound)
 	}
-	return sh, err
+	if err != nil {
+		return sh, err
+	}
+	return a.withLive([]store.Share{sh})[0], nil
 }
 
 // AcceptShare accepts a pending share (or retries one in error or
@@ -370,7 +381,7 @@ func (a *Agent) refreshMount(ctx context.Context) {
 			}
 		}
 		entries = append(entries, MountEntry{ID: sh.ID, Name: sh.Name, Origin: sh.Sender,
-			IsDir: sh.ResourceType == "folder", URL: u, Writable: slices.Contains(sh.Permissions, "write"),
+			IsDir: sh.Kind() == "folder", URL: u, Writable: slices.Contains(sh.Permissions, "write"),
 			RightsFromServer: len(sh.Permissions) == 0 && sh.LegacyPermissions != ""})
 	}
 	m.SetEntries(entries)

@@ -27,6 +27,8 @@ func shareToControl(sh store.Share) control.Share {
 		LegacyPermissions: sh.LegacyPermissions, Requirements: sh.Requirements, AccessTypes: sh.AccessTypes,
 		Size: sh.Size, LegacyCode: sh.LegacyCode, SignedBy: sh.SignedBy, State: sh.State, Error: sh.Error,
 		CreatedAt: sh.CreatedAt, UpdatedAt: sh.UpdatedAt, FromContact: sh.FromContact, NotifyState: sh.NotifyState,
+		Kind: sh.Kind(), UnreachableSince: sh.UnreachableSince, UnreachableError: sh.UnreachableError,
+		NotUploaded: sh.NotUploaded, KeptIn: sh.KeptIn,
 	}
 }
 
@@ -169,5 +171,6 @@ func (a *Agent) Status(ctx context.Context) control.Status {
 	if pending, err := a.store.Shares(ctx, store.StatePending); err == nil {
 		st.Pending = len(pending)
 	}
+	st.Unreachable, st.KeptWrites = a.shareNotices(ctx)
 	return st
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/ocm-agent/ocm-agent/discovery"
 	ocmfs "github.com/ocm-agent/ocm-agent/fuse"
@@ -22,6 +21,8 @@ func (m fsMounter) SetEntries(entries []MountEntry) {
 }
 
 func (m fsMounter) PendingUploads() []string { return m.fs.PendingUploads() }
+
+func (m fsMounter) EntryName(id string) string { return m.fs.EntryName(id) }
 
 // mount mounts the shares filesystem at the configured directory and
 // shows the accepted shares in it. A failure is reported in the status,
@@ -44,11 +45,15 @@ func (d *Daemon) mount(ctx context.Context, auth ocmfs.Authorizer) {
 		Dir:      cfg.Mount,
 		FSName:   "ocm-agent",
 		Timeout:  cfg.MountTimeout.Duration,
-		SpoolDir: filepath.Join(cfg.StateDir, "spool"),
+		SpoolDir: a.spoolDir(),
 		Client:   client,
 		Logger:   d.log,
 		// Senders that end shares without SHARE_UNSHARED.
 		OnShareRefused: a.shareRevoked,
+		// OpenCloud answers 500 for a share it removed.
+		OnShareRoot: a.shareRoot,
+		// Nextcloud calls folders "file".
+		OnShareKind: a.shareKind,
 	}, auth)
 	if err != nil {
 		fail(err)

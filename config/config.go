@@ -67,6 +67,7 @@ type Config struct {
 	NotifyRetry        Duration `toml:"notify-retry" help:"first wait before resending a notification the sender did not take (doubles each time)"`
 	NotifyRetryMax     Duration `toml:"notify-retry-max" help:"longest wait between resends of a notification"`
 	NotifyGiveUp       Duration `toml:"notify-give-up" help:"how long to keep resending a notification before giving up (shown on the share)"`
+	UnreachableAfter   Duration `toml:"unreachable-after" help:"how long a share's server may answer its root with errors (3 in a row at least) before the share shows as unreachable"`
 }
 
 // Default returns the configuration used when neither file nor flag says
@@ -79,23 +80,24 @@ func Default() Config {
 		}
 	}
 	return Config{
-		Listen:         "127.0.0.1:9200",
-		User:           user,
-		StateDir:       filepath.Join(xdgDir("XDG_STATE_HOME", ".local/state"), "ocm-agent"),
-		Socket:         DefaultSocket(),
-		Secrets:        "auto",
-		Mount:          filepath.Join(homeDir(), "OCM"),
-		MountTimeout:   Duration{5 * time.Second},
-		LogFormat:      "text",
-		LogLevel:       "info",
-		AcceptFrom:     "anyone",
-		MaxClockSkew:   Duration{5 * time.Minute},
-		RateLimit:      20,
-		RateBurst:      40,
-		MaxConcurrent:  64,
-		NotifyRetry:    Duration{10 * time.Second},
-		NotifyRetryMax: Duration{time.Hour},
-		NotifyGiveUp:   Duration{48 * time.Hour},
+		Listen:           "127.0.0.1:9200",
+		User:             user,
+		StateDir:         filepath.Join(xdgDir("XDG_STATE_HOME", ".local/state"), "ocm-agent"),
+		Socket:           DefaultSocket(),
+		Secrets:          "auto",
+		Mount:            filepath.Join(homeDir(), "OCM"),
+		MountTimeout:     Duration{5 * time.Second},
+		LogFormat:        "text",
+		LogLevel:         "info",
+		AcceptFrom:       "anyone",
+		MaxClockSkew:     Duration{5 * time.Minute},
+		RateLimit:        20,
+		RateBurst:        40,
+		MaxConcurrent:    64,
+		NotifyRetry:      Duration{10 * time.Second},
+		NotifyRetryMax:   Duration{time.Hour},
+		NotifyGiveUp:     Duration{48 * time.Hour},
+		UnreachableAfter: Duration{time.Minute},
 	}
 }
 
@@ -294,6 +296,9 @@ func (c *Config) Finish() error {
 	}
 	if c.MountTimeout.Duration <= 0 {
 		bad("mount-timeout must be positive")
+	}
+	if c.UnreachableAfter.Duration < 0 {
+		bad("unreachable-after must not be negative")
 	}
 	if c.MaxClockSkew.Duration <= 0 {
 		bad("max-clock-skew must be positive")

@@ -49,6 +49,21 @@ type Share struct {
 	// decision: "" (nothing to tell), "queued", "sent", "unsupported: ..."
 	// (the sender takes no notifications) or "failed: ...".
 	NotifyState string `json:"notifyState,omitempty"`
+	// Kind is "folder" or "file": what the share's WebDAV showed it to be
+	// once the mount asked, else the sender's resourceType (which
+	// Nextcloud sets to "file" for folders too).
+	Kind string `json:"kind"`
+	// UnreachableSince, when set, is since when the share's server answers
+	// the share with errors (3 in a row at least); the share stays in the
+	// mount, reads fail until the server answers again. UnreachableError
+	// is its last answer.
+	UnreachableSince time.Time `json:"unreachableSince,omitzero"`
+	UnreachableError string    `json:"unreachableError,omitempty"`
+	// NotUploaded are files written into the share that its server does
+	// not have ("Name/path (N bytes): last error"), kept in the directory
+	// KeptIn (also after the share was revoked or removed).
+	NotUploaded []string `json:"notUploaded,omitempty"`
+	KeptIn      string   `json:"keptIn,omitempty"`
 }
 
 // Status is the daemon's state at a glance.
@@ -68,8 +83,14 @@ type Status struct {
 	Errors          []string `json:"errors,omitempty"`
 	// PendingUploads are files written through the mount that the server
 	// does not have yet ("Share/path (N bytes): last error").
-	PendingUploads []string  `json:"pendingUploads,omitempty"`
-	StartedAt      time.Time `json:"startedAt"`
+	PendingUploads []string `json:"pendingUploads,omitempty"`
+	// Unreachable are accepted shares whose server answers with errors
+	// ("Name (id) from server: unreachable since ...").
+	Unreachable []string `json:"unreachable,omitempty"`
+	// KeptWrites are shares that left the mount (revoked, removed) with
+	// writes not uploaded, and where those are kept.
+	KeptWrites []string  `json:"keptWrites,omitempty"`
+	StartedAt  time.Time `json:"startedAt"`
 }
 
 // Event is one change on the feed.

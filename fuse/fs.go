@@ -64,6 +64,12 @@ type Options struct {
 	// share root (senders that revoke without notice). Called outside
 	// FUSE handlers' locks; it must not block.
 	OnShareRefused func(shareID string, status int)
+	// OnShareRoot, when set, hears every server error (5xx) for a share's
+	// root, and the first success after them. Same rules as OnShareRefused.
+	OnShareRoot func(shareID string, status int)
+	// OnShareKind, when set, hears that a share's root is a folder (dir)
+	// or a file although its Entry said otherwise. Same rules.
+	OnShareKind func(shareID string, dir bool)
 }
 
 // Defaults.

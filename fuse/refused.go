@@ -5,9 +5,10 @@ import (
 	"strings"
 )
 
-// noteRefusal tells the FS about answers that mean the sender stopped
-// serving a share: a 401 although the credentials were just renewed
-// (attempt > 0), or a 403/404 (which count only for the share root).
+// noteRefusal tells the FS about answers that say whether the sender
+// still serves a share: a 401 although the credentials were just renewed
+// (attempt > 0), a 403/404 or a server error (which count only for the
+// share root), and success after such errors.
 func (c *davClient) noteRefusal(r request, status, attempt int) {
 	if c.refused == nil || r.shareID == "" {
 		return
@@ -15,18 +16,18 @@ func (c *davClient) noteRefusal(r request, status, attempt int) {
 	switch {
 	case status == http.StatusUnauthorized && attempt > 0:
 	case status == http.StatusForbidden || status == http.StatusNotFound:
+	case status >= 500 || (status >= 200 && status < 300):
 	default:
 		return
 	}
 	c.refused(r.shareID, r.url, status)
 }
 
-// shareRefused passes a refusal on to Options.OnShareRefused. A 403 or
-// 404 below the root is an ordinary missing or protected file.
+// shareRefused passes a refusal on to Options.OnShareRefused, and server
+// errors for the share root (and the first success after them) to
+// Options.OnShareRoot. A 403 or 404 below the root is an ordinary missing
+// or protected file.
 func (f *FS) shareRefused(shareID, url string, status int) {
-	if f.o.OnShareRefused == nil {
-		return
-	}
 	f.mu.Lock()
 	sh := f.shares[shareID]
 	f.mu.Unlock()
@@ -40,10 +41,66 @@ func (f *FS) shareRefused(shareID, url string, status int) {
 			return
 		}
 	}
+	switch {
+	case status >= 500:
+		sh.mu.Lock()
+		sh.rootFailing = true
+		sh.mu.Unlock()
+		// The next try gets fresh credentials: an answer to them is the
+		// server's word on the share, not on a stale token.
+		f.dav.auth.Invalidate(shareID)
+		f.tellRoot(shareID, status)
+		return
+	case status < 300:
+		sh.mu.Lock()
+		was := sh.rootFailing
+		sh.rootFailing = false
+		sh.mu.Unlock()
+		if was {
+			f.tellRoot(shareID, status)
+		}
+		return
+	}
+	if f.o.OnShareRefused == nil {
+		return
+	}
 	f.log.Warn("the sender no longer serves the share", "share", shareID, "status", status)
 	f.wg.Add(1)
 	go func() {
 		defer f.wg.Done()
 		f.o.OnShareRefused(shareID, status)
+	}()
+}
+
+func (f *FS) tellRoot(shareID string, status int) {
+	if f.o.OnShareRoot == nil {
+		return
+	}
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		f.o.OnShareRoot(shareID, status)
+	}()
+}
+
+// EntryName is the name the share with id has at the mount's root, ""
+// when it is not mounted.
+func (f *FS) EntryName(id string) string {
+	if sh := f.shareByID(id); sh != nil {
+		return sh.name
+	}
+	return ""
+}
+
+// tellKind passes what the share root turned out to be to
+// Options.OnShareKind when it is not what the entry said.
+func (f *FS) tellKind(sh *share, dir bool) {
+	if f.o.OnShareKind == nil || dir == sh.entry.IsDir {
+		return
+	}
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		f.o.OnShareKind(sh.id, dir)
 	}()
 }

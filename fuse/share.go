@@ -39,6 +39,8 @@ type share struct {
 	rootInfo  info
 	rootAt    time.Time
 	refusedAt time.Time
+	// rootFailing: the last answer for the root was a server error.
+	rootFailing bool
 }
 
 func newShare(f *FS, e Entry) *share {
@@ -186,6 +188,7 @@ func (sh *share) resolve(ctx context.Context) {
 	if guessed != dir {
 		sh.f.log.Info("share type corrected by the server", "share", sh.id, "entry", name, "dir", dir)
 	}
+	sh.f.tellKind(sh, dir)
 	if gone {
 		return
 	}

@@ -150,6 +150,10 @@ var migrations = []string{
 	ALTER TABLE shares ADD COLUMN from_contact INTEGER NOT NULL DEFAULT 0;
 	ALTER TABLE shares ADD COLUMN notify_state TEXT NOT NULL DEFAULT '';
 	CREATE INDEX shares_expiration ON shares(expiration) WHERE expiration > 0;`,
+	// 4: what the share's WebDAV showed it to be (folder or file), and its
+	// name in the mount when it left it (to find its unsent writes).
+	`ALTER TABLE shares ADD COLUMN kind_seen TEXT NOT NULL DEFAULT '';
+	ALTER TABLE shares ADD COLUMN mount_name TEXT NOT NULL DEFAULT '';`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

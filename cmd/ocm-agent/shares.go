@@ -41,6 +41,12 @@ func newStatus() *cobra.Command {
 			for _, u := range st.PendingUploads {
 				fmt.Fprintf(tw, "Not uploaded yet:\t%s\n", u)
 			}
+			for _, u := range st.Unreachable {
+				fmt.Fprintf(tw, "Unreachable share:\t%s\n", u)
+			}
+			for _, k := range st.KeptWrites {
+				fmt.Fprintf(tw, "Writes kept:\t%s\n", k)
+			}
 			for _, e := range st.Errors {
 				fmt.Fprintf(tw, "Recent error:\t%s\n", e)
 			}
@@ -76,7 +82,7 @@ func newShares() *cobra.Command {
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tSTATE\tTYPE\tNAME\tFROM\tRECEIVED")
 			for _, s := range shares {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.State, s.ResourceType, clean(s.Name), senderOf(s), s.CreatedAt.Local().Format("2006-01-02 15:04"))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, stateOf(s), kindOf(s), clean(s.Name), senderOf(s), s.CreatedAt.Local().Format("2006-01-02 15:04"))
 			}
 			return tw.Flush()
 		},
@@ -137,8 +143,17 @@ func printShare(w io.Writer, s control.Share) {
 	row("ID", s.ID)
 	row("Name", clean(s.Name))
 	row("State", s.State)
+	if !s.UnreachableSince.IsZero() {
+		row("Unreachable", "since "+s.UnreachableSince.Local().Format(time.RFC1123)+" ("+s.UnreachableError+"); reads fail until its server answers again")
+	}
 	row("Error", s.Error)
-	row("Type", s.ResourceType)
+	row("Type", kindOf(s))
+	if len(s.NotUploaded) > 0 {
+		row("Not uploaded", keptMessage(len(s.NotUploaded), s.KeptIn))
+		for _, u := range s.NotUploaded {
+			row("  file", clean(u))
+		}
+	}
 	from := senderOf(s)
 	if !s.FromContact {
 		from += " (not in your contacts)"
@@ -164,6 +179,32 @@ func printShare(w io.Writer, s control.Share) {
 	row("Sender notified", s.NotifyState)
 	row("Provider ID", s.ProviderID)
 	tw.Flush()
+}
+
+// stateOf is the state for lists: an accepted share whose server answers
+// with errors shows as unreachable.
+func stateOf(s control.Share) string {
+	if s.State == "accepted" && !s.UnreachableSince.IsZero() {
+		return "unreachable"
+	}
+	return s.State
+}
+
+// kindOf is folder or file as best known (Nextcloud calls folders "file";
+// the mount finds out).
+func kindOf(s control.Share) string {
+	if s.Kind != "" {
+		return s.Kind
+	}
+	return s.ResourceType
+}
+
+// keptMessage says that n files written into a share are kept unsent.
+func keptMessage(n int, dir string) string {
+	if n == 1 {
+		return "1 file written here was not uploaded; it is kept in " + dir
+	}
+	return fmt.Sprintf("%d files written here were not uploaded; they are kept in %s", n, dir)
 }
 
 // senderOf names the sender for lists: "Name <user@host>", or, when the

@@ -20,6 +20,7 @@ type Note struct {
 func keyShareSeen(id string) string    { return "share/" + id + "/seen" }
 func keyShareRemoved(id string) string { return "share/" + id + "/removed" }
 func keyShareError(id string) string   { return "share/" + id + "/error" }
+func keyShareRevoked(id string) string { return "share/" + id + "/revoked" }
 func keyContact(c Contact) string {
 	return "contact/" + firstNonEmpty(c.ID, strings.ToLower(c.Address))
 }
@@ -58,7 +59,7 @@ func Notes(prev, next Snapshot, rec *Notified, now time.Time) (notes []Note, cha
 				changed = true
 				notes = append(notes, Note{
 					Key:   keyShareSeen(sh.ID),
-					Title: "New share from " + SenderName(sh),
+					Title: "New share from " + next.SenderName(sh),
 					Body:  "“" + ShareName(sh) + "” (" + Kind(sh) + "). Accept or decline it from the OCM icon.",
 				})
 			}
@@ -75,7 +76,21 @@ func Notes(prev, next Snapshot, rec *Notified, now time.Time) (notes []Note, cha
 				notes = append(notes, Note{
 					Key:   keyShareRemoved(sh.ID),
 					Title: "“" + ShareName(sh) + "” is no longer shared with you",
-					Body:  sentence(sh.Error) + " It was from " + SenderLine(sh) + ".",
+					Body:  sentence(sh.Error) + " It was from " + next.SenderLine(sh) + ".",
+				})
+			}
+		case StateRevoked:
+			changed = rec.Add(keyShareSeen(sh.ID), now) || changed
+			if rec.Add(keyShareRevoked(sh.ID), now) {
+				changed = true
+				body := "Its server no longer serves it; it left your shares folder. Open the OCM window to try again or remove it."
+				if len(sh.NotUploaded) > 0 {
+					body += " " + strings.SplitN(KeptLine(sh), "\n", 2)[0] + "."
+				}
+				notes = append(notes, Note{
+					Key:   keyShareRevoked(sh.ID),
+					Title: "“" + ShareName(sh) + "” was revoked by " + next.SenderName(sh),
+					Body:  body,
 				})
 			}
 		case StateError:

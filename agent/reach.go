@@ -146,11 +146,18 @@ func notUploaded(pending []string, name string) []string {
 	}
 	var out []string
 	for _, l := range pending {
-		if strings.HasPrefix(l, name+"/") || strings.HasPrefix(l, name+" (") {
+		if strings.HasPrefix(l, name+"/") || isSizeNote(strings.TrimPrefix(l, name+" (")) && strings.HasPrefix(l, name+" (") {
 			out = append(out, l)
 		}
 	}
 	return out
+}
+
+// isSizeNote says whether s starts "N bytes)": the spool's size note
+// after a file share's name (and not a name such as "Team (2)").
+func isSizeNote(s string) bool {
+	digits := len(s) - len(strings.TrimLeft(s, "0123456789"))
+	return digits > 0 && strings.HasPrefix(s[digits:], " bytes)")
 }
 
 // shareNotices are the status lines about shares: unreachable servers,

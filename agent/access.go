@@ -68,11 +68,7 @@ func (a *Agent) shareRevoked(shareID string, status int) {
 	ctx := context.Background()
 	// Its writes not uploaded stay in the spool under this name; the
 	// share and status report them.
-	if _, entryName := a.mountState(); entryName(shareID) != "" {
-		if err := a.store.SetShareMountName(ctx, shareID, entryName(shareID)); err != nil {
-			a.log.Warn("cannot record the share's name in the mount", "share", shareID, "err", err)
-		}
-	}
+	a.rememberMountName(ctx, shareID)
 	msg := fmt.Sprintf("the sender's server refuses the share (HTTP %d): revoked without notice? 'shares retry %s' tries again", status, shareID)
 	sh, err := a.store.SetShareState(ctx, shareID, store.StateRevoked, msg, store.StateAccepted)
 	if err != nil {
@@ -97,6 +93,7 @@ func (a *Agent) shareAccessFailed(shareID string, err error) {
 	if serr != nil {
 		return
 	}
+	a.rememberMountName(ctx, shareID)
 	a.log.Warn("share moved to error", "share", shareID, "reason", msg)
 	a.recordError("share " + sh.Name + ": " + msg)
 	a.events.publish("share", shareID, store.StateError)

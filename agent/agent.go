@@ -300,6 +300,7 @@ func (a *Agent) RemoveShare(ctx context.Context, id string) (store.Share, error)
 	if err != nil {
 		return sh, err
 	}
+	a.rememberMountName(ctx, id)
 	a.forgetSecret(ctx, id)
 	a.refreshMount(ctx)
 	return sh, nil
@@ -368,6 +369,7 @@ func (a *Agent) refreshMount(ctx context.Context) {
 		a.log.Error("cannot list accepted shares for the mount", "err", err)
 		return
 	}
+	a.forgetRootFailures(shares)
 	entries := make([]MountEntry, 0, len(shares))
 	for _, sh := range shares {
 		u := sh.WebDAVURI

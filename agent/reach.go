@@ -64,6 +64,22 @@ func (a *Agent) shareRoot(shareID string, status int) {
 	}
 }
 
+// forgetRootFailures drops the counts of shares that left the mount: a
+// share accepted again starts afresh.
+func (a *Agent) forgetRootFailures(accepted []store.Share) {
+	keep := make(map[string]bool, len(accepted))
+	for _, sh := range accepted {
+		keep[sh.ID] = true
+	}
+	a.mu.Lock()
+	for id := range a.rootFail {
+		if !keep[id] {
+			delete(a.rootFail, id)
+		}
+	}
+	a.mu.Unlock()
+}
+
 // unreachable returns since when the share shows as unreachable and the
 // last error; a zero time when it does not.
 func (a *Agent) unreachable(shareID string) (time.Time, string) {
@@ -115,7 +131,9 @@ func (a *Agent) withLive(shares []store.Share) []store.Share {
 	pending, entryName := a.mountState()
 	for i := range shares {
 		sh := &shares[i]
-		sh.UnreachableSince, sh.UnreachableError = a.unreachable(sh.ID)
+		if sh.State == store.StateAccepted {
+			sh.UnreachableSince, sh.UnreachableError = a.unreachable(sh.ID)
+		}
 		sh.NotUploaded = notUploaded(pending, a.nameInSpool(*sh, entryName))
 		if len(sh.NotUploaded) > 0 {
 			sh.KeptIn = a.spoolDir()
@@ -125,17 +143,26 @@ func (a *Agent) withLive(shares []store.Share) []store.Share {
 }
 
 // nameInSpool is the name the spool files a share's writes under: its
-// name in the mount now, or when it left it, or else its own name.
+// name in the mount now (else its own name), or when it left it.
 func (a *Agent) nameInSpool(sh store.Share, entryName func(string) string) string {
-	if sh.State == store.StateAccepted {
-		if n := entryName(sh.ID); n != "" {
-			return n
-		}
+	if sh.State != store.StateAccepted {
+		return sh.MountName // "" when it never left the mount with writes pending
 	}
-	if sh.MountName != "" {
-		return sh.MountName
+	if n := entryName(sh.ID); n != "" {
+		return n
 	}
 	return sh.Name
+}
+
+// rememberMountName records the share's name in the mount before it
+// leaves it, so that its writes not uploaded can be reported.
+func (a *Agent) rememberMountName(ctx context.Context, shareID string) {
+	_, entryName := a.mountState()
+	if n := entryName(shareID); n != "" {
+		if err := a.store.SetShareMountName(ctx, shareID, n); err != nil {
+			a.log.Warn("cannot record the share's name in the mount", "share", shareID, "err", err)
+		}
+	}
 }
 
 // notUploaded picks the spool's lines ("Name/path (N bytes): error") of

@@ -44,11 +44,15 @@ func (f *FS) shareRefused(shareID, url string, status int) {
 	switch {
 	case status >= 500:
 		sh.mu.Lock()
+		first := !sh.rootFailing
 		sh.rootFailing = true
 		sh.mu.Unlock()
-		// The next try gets fresh credentials: an answer to them is the
-		// server's word on the share, not on a stale token.
-		f.dav.auth.Invalidate(shareID)
+		if first {
+			// The next tries get fresh credentials: their answers are the
+			// server's word on the share, not on a stale token. Once per
+			// run of errors, so that a failing server costs one renewal.
+			f.dav.auth.Invalidate(shareID)
+		}
 		f.tellRoot(shareID, status)
 		return
 	case status < 300:

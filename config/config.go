@@ -79,26 +79,28 @@ func Default() Config {
 			user = u.Username
 		}
 	}
-	return Config{
-		Listen:           "127.0.0.1:9200",
-		User:             user,
-		StateDir:         filepath.Join(xdgDir("XDG_STATE_HOME", ".local/state"), "ocm-agent"),
-		Socket:           DefaultSocket(),
-		Secrets:          "auto",
-		Mount:            filepath.Join(homeDir(), "OCM"),
-		MountTimeout:     Duration{5 * time.Second},
-		LogFormat:        "text",
-		LogLevel:         "info",
-		AcceptFrom:       "anyone",
-		MaxClockSkew:     Duration{5 * time.Minute},
-		RateLimit:        20,
-		RateBurst:        40,
-		MaxConcurrent:    64,
-		NotifyRetry:      Duration{10 * time.Second},
-		NotifyRetryMax:   Duration{time.Hour},
-		NotifyGiveUp:     Duration{48 * time.Hour},
-		UnreachableAfter: Duration{time.Minute},
+	cfg := Config{
+		Listen:         "127.0.0.1:9200",
+		User:           user,
+		StateDir:       filepath.Join(xdgDir("XDG_STATE_HOME", ".local/state"), "ocm-agent"),
+		Socket:         DefaultSocket(),
+		Secrets:        "auto",
+		Mount:          filepath.Join(homeDir(), "OCM"),
+		MountTimeout:   Duration{5 * time.Second},
+		LogFormat:      "text",
+		LogLevel:       "info",
+		AcceptFrom:     "anyone",
+		MaxClockSkew:   Duration{5 * time.Minute},
+		RateLimit:      20,
+		RateBurst:      40,
+		MaxConcurrent:  64,
+		NotifyRetry:    Duration{10 * time.Second},
+		NotifyRetryMax: Duration{time.Hour},
+		NotifyGiveUp:   Duration{48 * time.Hour},
 	}
+	// A minute of server errors (OpenCloud answers 500 for a removed share).
+	cfg.UnreachableAfter = Duration{time.Minute}
+	return cfg
 }
 
 // DefaultSocket is $XDG_RUNTIME_DIR/ocm-agent.sock, or a per-user path in

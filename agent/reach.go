@@ -173,7 +173,8 @@ func notUploaded(pending []string, name string) []string {
 	}
 	var out []string
 	for _, l := range pending {
-		if strings.HasPrefix(l, name+"/") || isSizeNote(strings.TrimPrefix(l, name+" (")) && strings.HasPrefix(l, name+" (") {
+		rest, file := strings.CutPrefix(l, name+" (")
+		if strings.HasPrefix(l, name+"/") || file && isSizeNote(rest) {
 			out = append(out, l)
 		}
 	}

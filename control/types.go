@@ -70,6 +70,13 @@ type Status struct {
 	// does not have yet ("Share/path (N bytes): last error").
 	PendingUploads []string  `json:"pendingUploads,omitempty"`
 	StartedAt      time.Time `json:"startedAt"`
+	// With acme: the name of the certificate the agent gets itself, its
+	// issuer and end (zero before the first one arrives), and the last
+	// failure to obtain or renew it ("time message"; empty since a success).
+	CertName     string    `json:"certName,omitempty"`
+	CertIssuer   string    `json:"certIssuer,omitempty"`
+	CertNotAfter time.Time `json:"certNotAfter,omitzero"`
+	CertError    string    `json:"certError,omitempty"`
 }
 
 // Event is one change on the feed.

@@ -428,7 +428,7 @@ func TestACMEObtainServeRestart(t *testing.T) {
 	}
 }
 
-// TestACMERenewsAndSurvivesCAOutage: with certificates valid for a minute,
+// TestACMERenewsAndSurvivesCAOutage: with certificates valid for 30 seconds,
 // the agent renews before expiry (HTTP-01 or TLS-ALPN-01, both real); with
 // the CA stopped it keeps serving its last certificate and reports the
 // failure in status and log.
@@ -440,7 +440,7 @@ func TestACMERenewsAndSurvivesCAOutage(t *testing.T) {
 	httpAddr := freePort(t)
 	tlsPort, _ := strconv.Atoi(port)
 	httpPort, _ := strconv.Atoi(strings.Split(httpAddr, ":")[1])
-	p := startPebble(t, api, dnsAddr, 60, httpPort, tlsPort)
+	p := startPebble(t, api, dnsAddr, 30, httpPort, tlsPort)
 	a.useACME(p, "--acme-http-listen", httpAddr)
 	a.start()
 	st := a.waitStatus("certificate obtained", 90*time.Second, func(s control.Status) bool { return !s.CertNotAfter.IsZero() }, p.log)
@@ -484,4 +484,24 @@ func TestACMERenewsAndSurvivesCAOutage(t *testing.T) {
 		t.Errorf("'ocm-agent status' does not show the certificate and its error:\n%s", out)
 	}
 	t.Logf("status with the CA down:\n%s", out)
+}
+
+// TestServeRefusesRootWhenExposed: as root, serve with acme stops at once
+// and says how to do without root, unless allow-root.
+func TestServeRefusesRootWhenExposed(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("only root is refused; CI runs this as root")
+	}
+	a := newAgent(t, "--acme", "--public-url", "https://"+acmeName, "--acme-ca", "https://127.0.0.1:9/dir")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, agentBin, a.args...)
+	cmd.Env = a.env()
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "refusing to run as root") || !strings.Contains(string(out), "cap_net_bind_service") {
+		t.Fatalf("serve --acme as root: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(a.dir, "state")); err == nil {
+		t.Error("the refused agent created its state directory")
+	}
 }

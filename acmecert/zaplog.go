@@ -3,6 +3,8 @@ package acmecert
 import (
 	"context"
 	"log/slog"
+	"maps"
+	"slices"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -54,8 +56,8 @@ func (c *slogCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
 	}
 	attrs := make([]any, 0, 2*len(enc.Fields)+2)
 	attrs = append(attrs, "component", "acme")
-	for k, v := range enc.Fields {
-		attrs = append(attrs, k, v)
+	for _, k := range slices.Sorted(maps.Keys(enc.Fields)) {
+		attrs = append(attrs, k, enc.Fields[k])
 	}
 	c.log.Log(context.Background(), c.level(e.Level), e.Message, attrs...)
 	return nil

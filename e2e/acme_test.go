@@ -446,6 +446,16 @@ func TestACMERenewsAndSurvivesCAOutage(t *testing.T) {
 	st := a.waitStatus("certificate obtained", 90*time.Second, func(s control.Status) bool { return !s.CertNotAfter.IsZero() }, p.log)
 	roots := p.roots()
 	first := servedCert(t, a.listen, roots)
+	// Port 80's listener sends plain http visitors to the https URL.
+	noFollow := &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noFollow.Get("http://" + httpAddr + "/.well-known/ocm?x=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if want := "https://" + acmeName + ":" + port + "/.well-known/ocm?x=1"; resp.StatusCode != http.StatusMovedPermanently || resp.Header.Get("Location") != want {
+		t.Errorf("plain http: %s to %q, want 301 to %q", resp.Status, resp.Header.Get("Location"), want)
+	}
 	if first.NotAfter.Sub(first.NotBefore) > 2*time.Minute {
 		t.Fatalf("Pebble issued a certificate valid %s, not short-lived", first.NotAfter.Sub(first.NotBefore))
 	}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 
 	"github.com/BurntSushi/toml"
@@ -231,6 +232,21 @@ README: setcap, no root). Port 80 is needed only for the HTTP-01 challenge
 	}
 	a.ACMEEmail, err = p.ask("E-mail address for Let's Encrypt's notices (optional)", a.ACMEEmail, nil)
 	return err
+}
+
+// bindProblem says why this user cannot listen on addr now, if so.
+func bindProblem(addr string) string {
+	ln, err := net.Listen("tcp", addr)
+	switch {
+	case err == nil:
+		ln.Close()
+		return ""
+	case errors.Is(err, syscall.EACCES):
+		return fmt.Sprintf("you cannot listen on %s as this user: run 'sudo setcap cap_net_bind_service=+ep $(command -v ocm-agent)', or listen on a port above 1023 and forward 443 to it", addr)
+	case errors.Is(err, syscall.EADDRINUSE):
+		return fmt.Sprintf("%s is in use (fine if it is this agent already running; otherwise choose another port)", addr)
+	}
+	return fmt.Sprintf("cannot listen on %s: %v", addr, err)
 }
 
 func checkACMEListen(s string) error {
@@ -492,6 +508,9 @@ Port 80 is not needed unless you set acme-http-listen (HTTP-01 challenge).
 The first start asks Let's Encrypt for the certificate; 'ocm-agent status' shows it,
 'ocm-agent doctor' checks it, the name and the port.
 `, port, host, lport)
+		if msg := bindProblem(cfg.Listen); msg != "" {
+			fmt.Fprintf(w, "\nWarning: %s\n", msg)
+		}
 		fmt.Fprint(w, next)
 		return
 	}

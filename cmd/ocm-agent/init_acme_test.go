@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net"
 	"strings"
 	"testing"
 )
@@ -41,6 +42,20 @@ func TestInitOffersACME(t *testing.T) {
 		}
 		if strings.Contains(out, "Reverse proxy, nginx") {
 			t.Errorf("a proxy configuration is printed for acme:\n%s", out)
+		}
+	})
+
+	t.Run("port taken", func(t *testing.T) {
+		u := newUserEnv(t)
+		ln, err := net.Listen("tcp", "0.0.0.0:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		out, stderr, code := runInit(t, bin, u, "", "--non-interactive", "--user", "alice",
+			"--public-url", "https://ocm.example.org", "--acme", "--listen", ln.Addr().String())
+		if code != 0 || !strings.Contains(out, "Warning: "+ln.Addr().String()+" is in use") {
+			t.Fatalf("exit %d, stderr %q, out:\n%s", code, stderr, out)
 		}
 	})
 

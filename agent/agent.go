@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ocm-agent/ocm-agent/config"
+	"github.com/ocm-agent/ocm-agent/control"
 	"github.com/ocm-agent/ocm-agent/discovery"
 	"github.com/ocm-agent/ocm-agent/ocm"
 	"github.com/ocm-agent/ocm-agent/receiver"
@@ -74,6 +75,7 @@ type Agent struct {
 	errs          []string
 	trust         PeerTrust
 	secretsStatus SecretsStatus
+	certStatus    func() control.Status // the ACME certificate, if any (acme.go)
 
 	// Published in the discovery document by the parts that implement them.
 	capabilities  []string

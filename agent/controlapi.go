@@ -144,6 +144,14 @@ func (a *Agent) SetSecretsStatus(s SecretsStatus) {
 	a.mu.Unlock()
 }
 
+// SetCertStatus connects the certificate manager: f fills the Cert*
+// fields of the status.
+func (a *Agent) SetCertStatus(f func() control.Status) {
+	a.mu.Lock()
+	a.certStatus = f
+	a.mu.Unlock()
+}
+
 // Status reports the daemon's state.
 func (a *Agent) Status(ctx context.Context) control.Status {
 	a.mu.Lock()
@@ -172,8 +180,13 @@ func (a *Agent) Status(ctx context.Context) control.Status {
 	default:
 		st.MountState = "not mounted"
 	}
+	certStatus := a.certStatus
 	a.mu.Unlock()
 	st.Unreachable = a.unreachableShares()
+	if certStatus != nil {
+		c := certStatus()
+		st.CertName, st.CertIssuer, st.CertNotAfter, st.CertError = c.CertName, c.CertIssuer, c.CertNotAfter, c.CertError
+	}
 	if pending, err := a.store.Shares(ctx, store.StatePending); err == nil {
 		st.Pending = len(pending)
 	}

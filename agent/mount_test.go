@@ -350,7 +350,7 @@ func TestReadyDoesNotWaitForSlowPeer(t *testing.T) {
 	t.Setenv("NOTIFY_SOCKET", sock)
 	slow.Store(true)
 	start := time.Now()
-	td = restartDaemon(t, td)
+	restartDaemon(t, td)
 	buf := make([]byte, 4096)
 	for {
 		if err := conn.SetReadDeadline(start.Add(30 * time.Second)); err != nil {

@@ -82,6 +82,13 @@ type Status struct {
 	// they stay in the mount and are tried again in the background.
 	Unreachable []UnreachableShare `json:"unreachable,omitempty"`
 	StartedAt   time.Time          `json:"startedAt"`
+	// With acme: the name of the certificate the agent gets itself, its
+	// issuer and end (zero before the first one arrives), and the last
+	// failure to obtain or renew it ("time message"; empty since a success).
+	CertName     string    `json:"certName,omitempty"`
+	CertIssuer   string    `json:"certIssuer,omitempty"`
+	CertNotAfter time.Time `json:"certNotAfter,omitzero"`
+	CertError    string    `json:"certError,omitempty"`
 }
 
 // UnreachableShare is an accepted share whose server has not answered.

@@ -38,6 +38,7 @@ func newStatus() *cobra.Command {
 			}
 			fmt.Fprintf(tw, "Secrets:\t%s\n", secrets)
 			fmt.Fprintf(tw, "Pending shares:\t%d\n", st.Pending)
+			writeCertStatus(tw, st)
 			fmt.Fprintf(tw, "Running since:\t%s (version %s)\n", st.StartedAt.Local().Format(time.RFC1123), st.Version)
 			for _, u := range st.PendingUploads {
 				fmt.Fprintf(tw, "Not uploaded yet:\t%s\n", u)
@@ -59,6 +60,21 @@ func newStatus() *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// writeCertStatus shows the certificate the agent gets itself (acme).
+func writeCertStatus(w io.Writer, st control.Status) {
+	switch {
+	case st.CertName == "":
+	case st.CertNotAfter.IsZero():
+		fmt.Fprintf(w, "Certificate:\t%s: none yet (asking the ACME CA)\n", st.CertName)
+	default:
+		fmt.Fprintf(w, "Certificate:\t%s from %q, valid until %s (%d days left)\n", st.CertName, st.CertIssuer,
+			st.CertNotAfter.Local().Format(time.RFC1123), int(time.Until(st.CertNotAfter).Hours()/24))
+	}
+	if st.CertError != "" {
+		fmt.Fprintf(w, "Certificate error:\t%s\n", st.CertError)
+	}
 }
 
 func newShares() *cobra.Command {

@@ -166,7 +166,7 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	if _, err := sddaemon.SdNotify(false, sddaemon.SdNotifyReady); err != nil {
 		d.log.Warn("could not tell systemd the agent is ready", "err", err)
 	}
-	d.log.Info("ocm-agent running", "version", Version, "address", d.cfg.Address(), "endpoint", d.cfg.PublicURL+"/ocm",
+	d.log.Info("ocm-agent running", "version", Version, "address", d.cfg.PeerAddress(), "endpoint", d.cfg.PublicURL+"/ocm",
 		"listen", d.publicLn.Addr().String(), "socket", d.cfg.Socket, "secrets", d.Agent.secrets.Backend())
 	var err error
 	select {

@@ -195,3 +195,6 @@ func Uninstall(files []File, dir, recordPath string) ([]Change, error) {
 	}
 	return removed, errors.Join(errs...)
 }
+
+// RecordPath is the record of Install in the agent's state directory.
+func RecordPath(stateDir string) string { return filepath.Join(stateDir, "bookmarks.json") }

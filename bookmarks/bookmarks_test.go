@@ -303,3 +303,28 @@ func TestXBELBrokenIsLeftAlone(t *testing.T) {
 		}
 	}
 }
+
+func TestXBELWithCRLFAndByteOrderMark(t *testing.T) {
+	_, _, kde := home(t)
+	sample, err := os.ReadFile(filepath.Join("testdata", "user-places.xbel"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	orig := append([]byte("\ufeff"), bytes.ReplaceAll(sample, []byte("\n"), []byte("\r\n"))...)
+	os.MkdirAll(filepath.Dir(kde.Path), 0o700)
+	os.WriteFile(kde.Path, orig, 0o600)
+	mustAdd(t, kde, "/home/alice/OCM", Added)
+	got := read(t, kde.Path)
+	if !bytes.HasPrefix(got, orig[:bytes.LastIndex(orig, []byte("</xbel>"))]) {
+		t.Fatalf("the document before the new place changed:\n%q", got)
+	}
+	if p := xbelPlaces(t, got[3:]); p["file:///home/alice/OCM"] != "OCM shares|folder-cloud" {
+		t.Fatalf("places: %v", p)
+	}
+	if had, err := Remove(kde, "/home/alice/OCM"); err != nil || !had {
+		t.Fatalf("Remove = %v, %v", had, err)
+	}
+	if after := read(t, kde.Path); !bytes.Equal(after, orig) {
+		t.Fatalf("after remove:\n%q", after)
+	}
+}

@@ -96,7 +96,8 @@ func xbelAdd(data []byte, dir, label string) ([]byte, error) {
 		return nil, err
 	}
 	var b strings.Builder
-	if doc.end > 0 && data[doc.end-1] != '\n' {
+	lineStart := data[doc.end-1] == '\n'
+	if !lineStart {
 		b.WriteByte('\n')
 	}
 	// The layout KDE writes, one space per level.
@@ -105,7 +106,10 @@ func xbelAdd(data []byte, dir, label string) ([]byte, error) {
 		fmt.Fprintf(&b, "   <metadata owner=\"%s\">\n    <%s:icon name=\"folder-cloud\"/>\n   </metadata>\n", ownerFreedesktop, doc.iconPrefix)
 	}
 	// KDE tells its places apart by this ID; it makes them "<seconds>/<n>".
-	fmt.Fprintf(&b, "   <metadata owner=\"%s\">\n    <ID>%d/ocm-agent</ID>\n   </metadata>\n  </info>\n </bookmark>\n", ownerKDE, time.Now().Unix())
+	fmt.Fprintf(&b, "   <metadata owner=\"%s\">\n    <ID>%d/ocm-agent</ID>\n   </metadata>\n  </info>\n </bookmark>", ownerKDE, time.Now().Unix())
+	if lineStart {
+		b.WriteByte('\n')
+	}
 	out := make([]byte, 0, len(data)+b.Len())
 	out = append(out, data[:doc.end]...)
 	out = append(out, b.String()...)
@@ -126,11 +130,17 @@ func xbelRemove(data []byte, dir string) ([]byte, error) {
 		for start > prev && (data[start-1] == ' ' || data[start-1] == '\t') {
 			start--
 		}
+		// A place alone on its lines goes with its line break; one that
+		// ends a line of its own goes with the break before it (as
+		// xbelAdd writes it where the closing tag is not on a new line).
 		if start == 0 || data[start-1] == '\n' {
-			if bytes.HasPrefix(data[end:], []byte("\r\n")) {
+			switch {
+			case bytes.HasPrefix(data[end:], []byte("\r\n")):
 				end += 2
-			} else if end < len(data) && data[end] == '\n' {
+			case end < len(data) && data[end] == '\n':
 				end++
+			case start > prev:
+				start-- // the "\n" alone: xbelAdd never writes "\r\n"
 			}
 		}
 		out = append(out, data[prev:start]...)

@@ -27,6 +27,7 @@ func shareToControl(sh store.Share) control.Share {
 		LegacyPermissions: sh.LegacyPermissions, Requirements: sh.Requirements, AccessTypes: sh.AccessTypes,
 		Size: sh.Size, LegacyCode: sh.LegacyCode, SignedBy: sh.SignedBy, State: sh.State, Error: sh.Error,
 		CreatedAt: sh.CreatedAt, UpdatedAt: sh.UpdatedAt, FromContact: sh.FromContact, NotifyState: sh.NotifyState,
+		Changed: sh.Changed,
 	}
 }
 
@@ -143,6 +144,14 @@ func (a *Agent) SetSecretsStatus(s SecretsStatus) {
 	a.mu.Unlock()
 }
 
+// SetCertStatus connects the certificate manager: f fills the Cert*
+// fields of the status.
+func (a *Agent) SetCertStatus(f func() control.Status) {
+	a.mu.Lock()
+	a.certStatus = f
+	a.mu.Unlock()
+}
+
 // Status reports the daemon's state.
 func (a *Agent) Status(ctx context.Context) control.Status {
 	a.mu.Lock()
@@ -162,10 +171,22 @@ func (a *Agent) Status(ctx context.Context) control.Status {
 		if p, ok := a.mounter.(interface{ PendingUploads() []string }); ok {
 			st.PendingUploads = p.PendingUploads()
 		}
+		if p, ok := a.mounter.(interface {
+			LostFound() []string
+			Conflicts() []string
+		}); ok {
+			st.LostFound, st.Conflicts = p.LostFound(), p.Conflicts()
+		}
 	default:
 		st.MountState = "not mounted"
 	}
+	certStatus := a.certStatus
 	a.mu.Unlock()
+	st.Unreachable = a.unreachableShares()
+	if certStatus != nil {
+		c := certStatus()
+		st.CertName, st.CertIssuer, st.CertNotAfter, st.CertError = c.CertName, c.CertIssuer, c.CertNotAfter, c.CertError
+	}
 	if pending, err := a.store.Shares(ctx, store.StatePending); err == nil {
 		st.Pending = len(pending)
 	}

@@ -49,6 +49,9 @@ type Share struct {
 	// decision: "" (nothing to tell), "queued", "sent", "unsupported: ..."
 	// (the sender takes no notifications) or "failed: ...".
 	NotifyState string `json:"notifyState,omitempty"`
+	// Changed says when and what the sender last changed in the share
+	// after it was accepted ("" when nothing).
+	Changed string `json:"changed,omitempty"`
 }
 
 // Status is the daemon's state at a glance.
@@ -68,8 +71,32 @@ type Status struct {
 	Errors          []string `json:"errors,omitempty"`
 	// PendingUploads are files written through the mount that the server
 	// does not have yet ("Share/path (N bytes): last error").
-	PendingUploads []string  `json:"pendingUploads,omitempty"`
-	StartedAt      time.Time `json:"startedAt"`
+	PendingUploads []string `json:"pendingUploads,omitempty"`
+	// LostFound are files kept in the state directory's lost+found: data
+	// written through the mount that a crash left without its record.
+	LostFound []string `json:"lostFound,omitempty"`
+	// Conflicts are recent files that changed on the server while written
+	// here; the local version was saved beside them as a conflicted copy.
+	Conflicts []string `json:"conflicts,omitempty"`
+	// Unreachable are accepted shares whose server could not be reached;
+	// they stay in the mount and are tried again in the background.
+	Unreachable []UnreachableShare `json:"unreachable,omitempty"`
+	StartedAt   time.Time          `json:"startedAt"`
+	// With acme: the name of the certificate the agent gets itself, its
+	// issuer and end (zero before the first one arrives), and the last
+	// failure to obtain or renew it ("time message"; empty since a success).
+	CertName     string    `json:"certName,omitempty"`
+	CertIssuer   string    `json:"certIssuer,omitempty"`
+	CertNotAfter time.Time `json:"certNotAfter,omitzero"`
+	CertError    string    `json:"certError,omitempty"`
+}
+
+// UnreachableShare is an accepted share whose server has not answered.
+type UnreachableShare struct {
+	ID    string    `json:"id"`
+	Name  string    `json:"name"`
+	Since time.Time `json:"since"`
+	Error string    `json:"error,omitempty"`
 }
 
 // Event is one change on the feed.

@@ -227,6 +227,9 @@ type request struct {
 // a statusError. The returned body must be closed; it is bounded in time by
 // the watchdog (no progress for the client timeout cancels it).
 func (c *davClient) do(ctx context.Context, r request) (*http.Response, error) {
+	if strings.HasPrefix(r.url, unresolvedURL) {
+		return nil, errShareUnreachable
+	}
 	for attempt := 0; ; attempt++ {
 		resp, err := c.once(ctx, r)
 		if err != nil {

@@ -562,7 +562,7 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 	}
 	f := d.sh.f
 	trunc := !exists || flags&syscall.O_TRUNC != 0
-	ws, err := f.spool.acquire(f.ctx, d.sh, append(segs, name), trunc, !exists, existing.size)
+	ws, err := f.spool.acquire(f.ctx, d.sh, append(segs, name), trunc, !exists, existing)
 	if err != nil {
 		f.log.Warn("create failed", "share", d.sh.id, "err", err)
 		return nil, nil, 0, toErrno(err)
@@ -722,10 +722,10 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent fs.InodeEmb
 			return toErrno(err)
 		}
 	}
-	f.spool.rekey(d.sh.id, from, to)
+	rerr := f.spool.rekey(d.sh.id, from, to)
 	d.patch(name, nil)
 	nd.patch(newName, &src)
-	return 0
+	return toErrno(rerr)
 }
 
 // Symbolic links, device nodes and hard links do not exist in WebDAV.

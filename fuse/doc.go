@@ -9,6 +9,15 @@
 // of network failures to errno values within a bounded time. Credentials come
 // from an Authorizer; this package never sees how they are stored.
 //
+// Where it differs from a local disk: a write is on the server only once
+// close(2) or fsync(2) returned without error (until then, and after a
+// failed upload, it is in the spool, fsync'd, and retried); an upload
+// replaces only the version the file was opened with (If-Match), and when
+// the server's file changed meanwhile the local version is saved beside it
+// as "name (conflicted copy YYYY-MM-DD HHMMSS).ext" (see Conflicts); a share
+// whose server has not been reached is shown, and its operations fail with
+// EHOSTUNREACH.
+//
 // Waiting on a peer is bounded by Options.Timeout, not by the kernel's
 // interrupts: a signal to one program (the Go runtime's preemption signals
 // among them) must not abort a listing or a read-ahead that others share.

@@ -77,6 +77,10 @@ func (sh *share) isWritable() bool {
 	return sh.writable
 }
 
+// unresolved reports whether the share's server has not been reached yet
+// (the agent gave no URL): it is shown, but holds nothing to read.
+func (sh *share) unresolved() bool { return sh.entry.URL == unresolvedURL }
+
 func (sh *share) markGone() {
 	sh.mu.Lock()
 	sh.gone = true

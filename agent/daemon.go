@@ -161,6 +161,7 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	// Mount only once the endpoint serves: showing the shares may exchange
 	// codes, and the peer then fetches our keys from this endpoint.
 	d.mount(ctx, d.Tokens)
+	d.bookmark() // the mount in the file managers' sidebars (bookmark.go)
 	// Under systemd (Type=notify): ready once the endpoint listens and the
 	// mount is up, which Start has already done. Outside systemd this is a no-op.
 	if _, err := sddaemon.SdNotify(false, sddaemon.SdNotifyReady); err != nil {

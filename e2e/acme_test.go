@@ -243,7 +243,7 @@ func startPebble(t *testing.T, api apiCert, dnsAddr string, validity, httpPort, 
 				return p
 			}
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond) // polling, bounded by the deadline
 	}
 	t.Fatalf("Pebble did not answer within 20 s; log:\n%s", p.log)
 	return nil
@@ -322,7 +322,7 @@ func (a *agentProc) waitStatus(what string, limit time.Duration, ok func(control
 			}
 			a.t.Fatalf("%s: not within %s; status %+v\nagent log:\n%s%s", what, limit, st, a.log, extra)
 		}
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(200 * time.Millisecond) // polling, bounded by the deadline
 	}
 }
 
@@ -482,7 +482,7 @@ func TestACMERenewsAndSurvivesCAOutage(t *testing.T) {
 		} else if time.Now().After(deadline) {
 			t.Fatalf("no renewal by %s; status %+v\nagent log:\n%s\npebble log:\n%s", deadline, a.status(), a.log, p.log)
 		}
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(200 * time.Millisecond) // polling, bounded by the deadline
 	}
 	if p.orders() < 2 {
 		t.Fatalf("a new certificate without a new order?\n%s", p.log)

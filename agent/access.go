@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/ocm-agent/ocm-agent/ocm"
 	"github.com/ocm-agent/ocm-agent/store"
@@ -37,8 +38,22 @@ func (a *Agent) ShareAccess(ctx context.Context, shareID string) (tokens.Access,
 		res, err := dc.Discover(ctx, sh.Peer)
 		switch {
 		case err == nil:
-			acc.TokenEndpoint = res.Doc.TokenEndPoint
-			acc.PeerExchanges = res.Doc.HasCapability("exchange-token") && res.Doc.TokenEndPoint != ""
+			// The code goes to the token endpoint: only on the sender's origin.
+			origins := senderOrigins(sh.Peer, res)
+			if te := res.Doc.TokenEndPoint; te != "" && !onOrigins(te, origins) {
+				a.log.Warn("ignoring a tokenEndPoint on another server than the sender's", "share", sh.ID, "peer", sh.Peer)
+				if acc.MustExchange {
+					err := fmt.Errorf("the tokenEndPoint %s advertises: %w", sh.Peer, errForeignOrigin)
+					// Shown on the share; the mount lets it go (not from
+					// this caller, which may be serving the mount).
+					a.foreignShare(ctx, sh, err)
+					go a.refreshMount(context.WithoutCancel(ctx))
+					return acc, err
+				}
+			} else {
+				acc.TokenEndpoint = te
+				acc.PeerExchanges = res.Doc.HasCapability("exchange-token") && te != ""
+			}
 			acc.LegacyTokenEndpoint = strings.TrimSuffix(res.Doc.EndPoint, "/") + "/token"
 		case acc.MustExchange || acc.LegacyCode:
 			return acc, fmt.Errorf("discover %s to exchange the share's code: %w", sh.Peer, err)
@@ -50,6 +65,8 @@ func (a *Agent) ShareAccess(ctx context.Context, shareID string) (tokens.Access,
 // TokenManager is the part of tokens.Manager the agent uses.
 type TokenManager interface {
 	Forget(ctx context.Context, shareID string) error
+	// Reset drops cached credentials, keeping the share's secrets.
+	Reset(shareID string)
 }
 
 // SetTokenManager connects the token cache so that removed shares forget
@@ -58,6 +75,62 @@ func (a *Agent) SetTokenManager(m TokenManager) {
 	a.mu.Lock()
 	a.tokenMgr = m
 	a.mu.Unlock()
+}
+
+// mountReports hands what the mount reports to the agent (a share that
+// cannot be accessed, say) to a worker: reports arrive from inside
+// filesystem operations (a lookup renewing a token), and what they cause (a
+// state change, a mount refresh that notifies the kernel) must not run
+// there. Reports are coalesced by key; the latest one wins.
+type mountReports struct {
+	mu      sync.Mutex
+	pending map[string]func()
+	order   []string
+	running bool
+}
+
+// fromMount runs fn on the mount-report worker and returns at once.
+func (a *Agent) fromMount(key string, fn func()) {
+	q := &a.mountReports
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.pending == nil {
+		q.pending = map[string]func(){}
+	}
+	if _, ok := q.pending[key]; !ok {
+		q.order = append(q.order, key)
+	}
+	q.pending[key] = fn
+	if !q.running {
+		q.running = true
+		go a.mountReportWorker()
+	}
+}
+
+// mountReportWorker runs queued reports, oldest first, until none is left.
+func (a *Agent) mountReportWorker() {
+	q := &a.mountReports
+	for {
+		q.mu.Lock()
+		if len(q.order) == 0 {
+			q.running = false
+			q.mu.Unlock()
+			return
+		}
+		key := q.order[0]
+		q.order = q.order[1:]
+		fn := q.pending[key]
+		delete(q.pending, key)
+		q.mu.Unlock()
+		fn()
+	}
+}
+
+// ShareErrorLater records that a share's access failed for good and returns
+// at once (it is called inside filesystem operations); a worker moves the
+// share to error (see shareAccessFailed).
+func (a *Agent) ShareErrorLater(shareID string, err error) {
+	a.fromMount("error/"+shareID, func() { a.shareAccessFailed(shareID, err) })
 }
 
 // shareRevoked moves an accepted share whose server refuses it (a 401

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ocm-agent/ocm-agent/config"
+	"github.com/ocm-agent/ocm-agent/control"
 	"github.com/ocm-agent/ocm-agent/discovery"
 	"github.com/ocm-agent/ocm-agent/ocm"
 	"github.com/ocm-agent/ocm-agent/receiver"
@@ -61,8 +62,11 @@ type Agent struct {
 
 	receipts receiptQueue // group commit of received shares
 	// mountMu orders refreshes of the mount, so that an older list never
-	// lands after a newer one.
+	// lands after a newer one. It is never held across a network call.
 	mountMu sync.Mutex
+	urls    webdavURLs // shares' WebDAV URLs, resolved in the background (mount.go)
+	// mountReports runs what the mount reports outside its operations (access.go).
+	mountReports mountReports
 
 	mu            sync.Mutex
 	mounter       Mounter
@@ -71,6 +75,7 @@ type Agent struct {
 	errs          []string
 	trust         PeerTrust
 	secretsStatus SecretsStatus
+	certStatus    func() control.Status    // the ACME certificate, if any (acme.go)
 	rootFail      map[string]*rootFailures // share id: its root's server errors in a row
 
 	// Published in the discovery document by the parts that implement them.
@@ -174,9 +179,9 @@ func (a *Agent) ReceiveShare(ctx context.Context, ns *ocm.NewShare, peer Peer) (
 		return "", invalid("protocol.webdav.sharedSecret", "is required")
 	}
 	sh := store.Share{
-		Peer: peer.Host, ProviderID: ns.ProviderID, Name: ns.Name, Description: ns.Description,
+		Peer: peer.Host, ProviderID: ns.ProviderID, Name: stripFormat(ns.Name), Description: stripFormat(ns.Description),
 		ShareWith: ns.ShareWith.String(), Owner: ns.Owner.String(), Sender: ns.Sender.String(),
-		OwnerDisplayName: ns.OwnerDisplayName, SenderDisplayName: ns.SenderDisplayName,
+		OwnerDisplayName: stripFormat(ns.OwnerDisplayName), SenderDisplayName: stripFormat(ns.SenderDisplayName),
 		ShareType: ns.ShareType, ResourceType: ns.ResourceType, Expiration: ns.Expiration,
 		Dialect: string(ns.Dialect), Protocols: ns.Protocols, Requirements: ns.Requirements,
 		LegacyCode: ns.Code != "" && (ns.WebDAV == nil || ns.WebDAV.SharedSecret == ""),
@@ -188,6 +193,14 @@ func (a *Agent) ReceiveShare(ctx context.Context, ns *ocm.NewShare, peer Peer) (
 	if w := ns.WebDAV; w != nil {
 		sh.WebDAVURI, sh.Permissions, sh.LegacyPermissions, sh.AccessTypes, sh.Size = w.URI, w.Permissions, w.LegacyPermissions, w.AccessTypes, w.Size
 	}
+	if err := a.checkShareURI(ctx, peer.Host, sh.WebDAVURI); err != nil {
+		return "", err
+	}
+	change, accepted, err := a.checkUpdate(ctx, sh, ns.Secret(), peer)
+	if err != nil {
+		return "", err
+	}
+	sh.Changed = change
 
 	stored, isNew, err := a.storeReceipt(ctx, sh, []byte(ns.Secret()))
 	if err != nil {
@@ -195,6 +208,14 @@ func (a *Agent) ReceiveShare(ctx context.Context, ns *ocm.NewShare, peer Peer) (
 	}
 	a.log.Info("share received", "share", stored.ID, "name", stored.Name, "from", stored.Sender,
 		"peer", stored.Peer, "dialect", stored.Dialect, "signed", peer.Signed, "update", !isNew)
+	if accepted && !isNew {
+		// Whatever the sender changed, credentials cached for the old
+		// secret or address are not used again.
+		a.resetAccess(ctx, stored.ID)
+		if change != "" {
+			a.log.Warn("the sender changed an accepted share", "share", stored.ID, "peer", stored.Peer, "change", change)
+		}
+	}
 	a.events.publish("share", stored.ID, stored.State)
 	if !stored.Expiration.IsZero() {
 		a.kickExpiry()
@@ -354,7 +375,9 @@ func (a *Agent) Subscribe(after uint64) ([]Event, <-chan Event, func()) {
 	return a.events.subscribe(after)
 }
 
-// refreshMount tells the mount which shares are accepted now.
+// refreshMount tells the mount which shares are accepted now. It does not
+// wait on any peer: a share whose WebDAV URL is not known yet is shown
+// anyway (its reads fail until it is found, see webdavURL).
 func (a *Agent) refreshMount(ctx context.Context) {
 	a.mountMu.Lock()
 	defer a.mountMu.Unlock()
@@ -371,20 +394,27 @@ func (a *Agent) refreshMount(ctx context.Context) {
 	}
 	a.forgetRootFailures(shares)
 	entries := make([]MountEntry, 0, len(shares))
+	ids := make(map[string]bool, len(shares))
 	for _, sh := range shares {
-		u := sh.WebDAVURI
-		if r != nil {
-			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			u, err = r.ResolveWebDAV(rctx, sh.Peer, sh.WebDAVURI)
-			cancel()
-			if err != nil {
-				a.log.Warn("cannot find the WebDAV address of a share", "share", sh.ID, "err", err)
-				continue
-			}
-		}
+		ids[sh.ID] = true
 		entries = append(entries, MountEntry{ID: sh.ID, Name: sh.Name, Origin: sh.Sender,
-			IsDir: sh.Kind() == "folder", URL: u, Writable: slices.Contains(sh.Permissions, "write"),
+			IsDir: sh.Kind() == "folder", URL: a.webdavURL(sh, r), Writable: slices.Contains(sh.Permissions, "write"),
 			RightsFromServer: len(sh.Permissions) == 0 && sh.LegacyPermissions != ""})
 	}
+	a.keepURLs(ids)
 	m.SetEntries(entries)
+}
+
+// foreignShare moves an accepted share whose address is not on its
+// sender's server to the error state, where the person sees why; its
+// credentials are never sent there.
+func (a *Agent) foreignShare(ctx context.Context, sh store.Share, err error) {
+	msg := "not mounted: " + err.Error() + " (" + sh.Peer + "); credentials are only sent to the sharing server"
+	if _, serr := a.store.SetShareState(ctx, sh.ID, store.StateError, msg, store.StateAccepted); serr != nil {
+		a.log.Warn("could not mark a share in error", "share", sh.ID, "err", serr)
+		return
+	}
+	a.log.Warn("share moved to error", "share", sh.ID, "reason", msg)
+	a.recordError("share " + sh.Name + ": " + msg)
+	a.events.publish("share", sh.ID, store.StateError)
 }

@@ -59,10 +59,10 @@ func shareSender(ns *ocm.NewShare) ocm.Address {
 // names no server we could trust); the contact is marked, not deleted, so
 // the user sees what happened, and stops counting as a contact. The
 // notification names the user by providerId.
-func (a *Agent) contactRemovedByPeer(ctx context.Context, n *ocm.Notification, peer Peer) {
+func (a *Agent) contactRemovedByPeer(ctx context.Context, n *ocm.Notification, peer Peer) bool {
 	if !peer.Signed || peer.Host == "" {
 		a.log.Info("unsigned USER_REMOVED ignored: it cannot be attributed to a server")
-		return
+		return false
 	}
 	addr := ocm.Address{User: n.ProviderID, Host: peer.Host}
 	if full, err := ocm.ParseAddress(n.ProviderID); err == nil && ocm.SameProvider(full.Host, peer.Host) {
@@ -73,8 +73,9 @@ func (a *Agent) contactRemovedByPeer(ctx context.Context, n *ocm.Notification, p
 		if !errors.Is(err, store.ErrNotFound) {
 			a.log.Warn("cannot mark a contact removed", "contact", addr.String(), "err", err)
 		}
-		return
+		return false
 	}
 	a.log.Info("contact removed by their server", "contact", c.Address)
 	a.events.publish("contact", c.ID, store.ContactRemovedByPeer)
+	return true
 }

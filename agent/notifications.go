@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/ocm-agent/ocm-agent/ocm"
 	"github.com/ocm-agent/ocm-agent/store"
@@ -53,9 +54,10 @@ func (a *Agent) ReceiveNotification(ctx context.Context, n *ocm.Notification, pe
 		_ = json.Unmarshal(n.Notification, &payload) // optional fields; the object shape was checked by the parser
 	}
 	if n.ResourceType == "user" || n.NotificationType == ocm.UserRemoved {
-		a.record(ctx, peer.Host, n, "")
-		if n.NotificationType == ocm.UserRemoved {
-			a.contactRemovedByPeer(ctx, n, peer)
+		// Kept only when it is about one of our contacts: what matches
+		// nothing would be a stranger's free disk space.
+		if n.NotificationType == ocm.UserRemoved && a.contactRemovedByPeer(ctx, n, peer) {
+			a.record(ctx, peer.Host, n, "")
 		}
 		return nil
 	}
@@ -99,13 +101,19 @@ func (a *Agent) shareForNotification(ctx context.Context, n *ocm.Notification, p
 	if err != nil {
 		return store.Share{}, a.unavailable("look up share", err)
 	}
+	if len(candidates) == 0 {
+		return store.Share{}, unknown
+	}
+	// Anyone can claim to be a server that does not sign: only the share's
+	// secret shows that the notification comes from its sender.
+	if secret == "" {
+		return store.Share{}, errorf(http.StatusForbidden, "an unsigned notification must carry the share's sharedSecret (or be signed)")
+	}
 	var match []store.Share
 	for _, sh := range candidates {
-		if secret != "" {
-			stored, err := a.ShareSecret(ctx, sh.ID)
-			if err != nil || subtle.ConstantTimeCompare([]byte(stored), []byte(secret)) != 1 {
-				continue
-			}
+		stored, err := a.ShareSecret(ctx, sh.ID)
+		if err != nil || subtle.ConstantTimeCompare([]byte(stored), []byte(secret)) != 1 {
+			continue
 		}
 		if ok, err := a.UnsignedAllowed(ctx, sh.Peer); err != nil || !ok {
 			if len(candidates) == 1 {
@@ -117,7 +125,7 @@ func (a *Agent) shareForNotification(ctx context.Context, n *ocm.Notification, p
 	}
 	switch len(match) {
 	case 0:
-		return store.Share{}, unknown
+		return store.Share{}, errorf(http.StatusForbidden, "no share with this providerId and sharedSecret")
 	case 1:
 		return match[0], nil
 	default:
@@ -136,9 +144,24 @@ func (a *Agent) record(ctx context.Context, peer string, n *ocm.Notification, sh
 		}
 		b, _ := json.Marshal(m)
 		payload = string(b)
+		if len(payload) > maxRecordedPayload {
+			payload = `{"truncated":true}`
+		}
 	}
 	if err := a.store.AddNotification(ctx, store.Notification{Peer: peer, Type: n.NotificationType,
 		ResourceType: n.ResourceType, ProviderID: n.ProviderID, ShareID: shareID, Payload: payload}); err != nil {
 		a.log.Warn("could not record a notification", "err", err)
+		return
+	}
+	if err := a.store.PruneNotifications(ctx, maxNotifications, time.Now().Add(-maxNotificationAge)); err != nil {
+		a.log.Warn("could not prune recorded notifications", "err", err)
 	}
 }
+
+// Recorded notifications are history for the person, bounded so that a
+// chatty or hostile sender cannot fill the disk.
+const (
+	maxRecordedPayload = 4 << 10
+	maxNotifications   = 1000
+	maxNotificationAge = 180 * 24 * time.Hour
+)

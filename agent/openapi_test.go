@@ -97,7 +97,7 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 	if code := exchange(t, r, "POST", td.base+"/ocm/shares", group, nil); code != 501 {
 		t.Fatalf("group share: %d", code)
 	}
-	if code := exchange(t, r, "POST", td.base+"/ocm/notifications", notification("SHARE_UNSHARED", "8b1e2f9c-4d6a-4c3e-9f1a-2b7c8d9e0f11", ""), nil); code != 201 {
+	if code := exchange(t, r, "POST", td.base+"/ocm/notifications", notification("SHARE_UNSHARED", "8b1e2f9c-4d6a-4c3e-9f1a-2b7c8d9e0f11", `{"sharedSecret":"Go-Secret"}`), nil); code != 201 {
 		t.Fatalf("notification: %d", code)
 	}
 	if code := exchange(t, r, "POST", td.base+"/ocm/notifications", notification("NO_SUCH_TYPE", "x", ""), nil); code != 501 {

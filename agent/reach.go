@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
+	"github.com/ocm-agent/ocm-agent/control"
 	"github.com/ocm-agent/ocm-agent/store"
 )
 
@@ -129,10 +131,17 @@ func (a *Agent) mountState() (pending []string, entryName func(string) string) {
 // servers and writes not uploaded.
 func (a *Agent) withLive(shares []store.Share) []store.Share {
 	pending, entryName := a.mountState()
+	unresolved := map[string]control.UnreachableShare{}
+	for _, u := range a.unreachableShares() {
+		unresolved[u.ID] = u
+	}
 	for i := range shares {
 		sh := &shares[i]
 		if sh.State == store.StateAccepted {
 			sh.UnreachableSince, sh.UnreachableError = a.unreachable(sh.ID)
+			if u, ok := unresolved[sh.ID]; ok && sh.UnreachableSince.IsZero() {
+				sh.UnreachableSince, sh.UnreachableError = u.Since, u.Error
+			}
 		}
 		sh.NotUploaded = notUploaded(pending, a.nameInSpool(*sh, entryName))
 		if len(sh.NotUploaded) > 0 {
@@ -188,22 +197,28 @@ func isSizeNote(s string) bool {
 	return digits > 0 && strings.HasPrefix(s[digits:], " bytes)")
 }
 
-// shareNotices are the status lines about shares: unreachable servers,
-// and writes kept from shares that left the mount.
-func (a *Agent) shareNotices(ctx context.Context) (unreachable, kept []string) {
+// shareNotices are the status lines about shares: those whose server is
+// unreachable (not found, or answering with errors), and writes kept from
+// shares that left the mount.
+func (a *Agent) shareNotices(ctx context.Context) (unreachable []control.UnreachableShare, kept []string) {
+	unreachable = a.unreachableShares()
 	shares, err := a.store.Shares(ctx, store.StateAccepted, store.StateRevoked, store.StateError, store.StateRemoved)
 	if err != nil {
-		return nil, nil
+		return unreachable, nil
+	}
+	listed := map[string]bool{}
+	for _, u := range unreachable {
+		listed[u.ID] = true
 	}
 	for _, sh := range a.withLive(shares) {
-		if !sh.UnreachableSince.IsZero() {
-			unreachable = append(unreachable, fmt.Sprintf("%s (%s) from %s: unreachable since %s (%s); reads fail until its server answers again",
-				sh.Name, sh.ID, sh.Peer, sh.UnreachableSince.Local().Format(time.DateTime), sh.UnreachableError))
+		if !sh.UnreachableSince.IsZero() && !listed[sh.ID] {
+			unreachable = append(unreachable, control.UnreachableShare{ID: sh.ID, Name: sh.Name, Since: sh.UnreachableSince.UTC(), Error: sh.UnreachableError})
 		}
 		if sh.State != store.StateAccepted && len(sh.NotUploaded) > 0 {
 			kept = append(kept, fmt.Sprintf("%s (%s, %s): %s", sh.Name, sh.ID, sh.State, keptMessage(len(sh.NotUploaded), sh.KeptIn)))
 		}
 	}
+	sort.Slice(unreachable, func(i, j int) bool { return unreachable[i].ID < unreachable[j].ID })
 	return unreachable, kept
 }
 

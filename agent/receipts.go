@@ -2,6 +2,8 @@ package agent
 
 import (
 	"context"
+	"fmt"
+	"net/http"
 	"sync"
 
 	"github.com/ocm-agent/ocm-agent/store"
@@ -89,16 +91,28 @@ func (a *Agent) writeReceipts(ctx context.Context, batch []*receipt) {
 		return
 	}
 	secrets := map[string][]byte{}
-	live := batch
+	var live []*receipt
+	var caps *pendingCaps
 	for _, r := range batch {
 		key := r.sh.Peer + "\x00" + r.sh.ProviderID
 		if id, ok := ids[key]; ok {
 			r.sh.ID = id // stored already, or by an earlier receipt of this batch
 		} else {
+			if caps == nil {
+				if caps, err = a.loadPendingCaps(ctx, batch); err != nil {
+					r.err = a.unavailable("count pending shares", err)
+					caps = nil
+					continue
+				}
+			}
+			if r.err = caps.take(r.sh.Peer, r.sh.FromContact); r.err != nil {
+				continue
+			}
 			r.sh.ID, r.isNew = newID(), true
 			ids[key] = r.sh.ID
 		}
 		secrets[secretKey(r.sh.ID)] = r.secret
+		live = append(live, r)
 	}
 	if len(live) == 0 {
 		return
@@ -146,5 +160,40 @@ func (a *Agent) putSecrets(ctx context.Context, items map[string][]byte) error {
 			return err
 		}
 	}
+	return nil
+}
+
+// pendingCaps bounds the shares waiting for the person's decision, per
+// sending server and in all: strangers cannot fill the list (or the disk).
+// Batches are written one at a time, so counting here is exact.
+type pendingCaps struct {
+	perPeer, all int
+	total        int
+	byPeer       map[string]int
+}
+
+func (a *Agent) loadPendingCaps(ctx context.Context, batch []*receipt) (*pendingCaps, error) {
+	peers := make([]string, len(batch))
+	for i, r := range batch {
+		peers[i] = r.sh.Peer
+	}
+	total, byPeer, err := a.store.PendingCounts(ctx, peers)
+	if err != nil {
+		return nil, err
+	}
+	return &pendingCaps{perPeer: a.cfg.MaxPendingPerPeer, all: a.cfg.MaxPending, total: total, byPeer: byPeer}, nil
+}
+
+// take counts one more pending share from peer, or says why not. A
+// contact's share is not held up by strangers filling the total.
+func (c *pendingCaps) take(peer string, fromContact bool) error {
+	if c.perPeer > 0 && c.byPeer[peer] >= c.perPeer {
+		return errorf(http.StatusTooManyRequests, fmt.Sprintf("%s already has %d shares waiting for this user's decision (the most allowed); send more once some are accepted or declined", peer, c.byPeer[peer]))
+	}
+	if c.all > 0 && c.total >= c.all && !fromContact {
+		return errorf(http.StatusTooManyRequests, fmt.Sprintf("this user already has %d shares waiting for a decision (the most allowed); send it again later", c.total))
+	}
+	c.byPeer[peer]++
+	c.total++
 	return nil
 }

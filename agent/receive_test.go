@@ -139,8 +139,8 @@ func TestDuplicateProviderIDUpdates(t *testing.T) {
 	if code, b := td.post(t, "/ocm/shares", body); code != 201 {
 		t.Fatalf("first: %d %v", code, b)
 	}
+	// Unsigned, the sender proves itself with the share's current secret.
 	renamed := bytes.Replace(body, []byte(`"name":"MyDocs"`), []byte(`"name":"MyDocs v2"`), 1)
-	renamed = bytes.ReplaceAll(renamed, []byte("Reva-Secret"), []byte("Reva-Secret-2"))
 	if code, b := td.post(t, "/ocm/shares", renamed); code != 201 {
 		t.Fatalf("second: %d %v", code, b)
 	}
@@ -148,8 +148,17 @@ func TestDuplicateProviderIDUpdates(t *testing.T) {
 	if len(shares) != 1 || shares[0].Name != "MyDocs v2" {
 		t.Fatalf("after a repeated providerId: %+v", shares)
 	}
-	if s, _ := td.Agent.ShareSecret(ctx, shares[0].ID); s != "Reva-Secret-2" {
-		t.Fatal("the secret was not updated")
+	// Without it nothing changes, even before the person decided.
+	resecret := bytes.ReplaceAll(renamed, []byte("Reva-Secret"), []byte("Reva-Secret-2"))
+	resecret = bytes.Replace(resecret, []byte(`"name":"MyDocs v2"`), []byte(`"name":"MyDocs v3"`), 1)
+	if code, b := td.post(t, "/ocm/shares", resecret); code != 403 {
+		t.Fatalf("unsigned re-send with another secret: %d %v, want 403", code, b)
+	}
+	if shares, _ = td.client.Shares(ctx, true); shares[0].Name != "MyDocs v2" {
+		t.Fatalf("a refused re-send renamed the share: %+v", shares[0])
+	}
+	if s, _ := td.Agent.ShareSecret(ctx, shares[0].ID); s != "Reva-Secret" {
+		t.Fatal("a refused re-send replaced the secret")
 	}
 	// Same providerId from another server is another share.
 	other := bytes.ReplaceAll(body, []byte("cernbox.example.org"), []byte("other.example.org"))
@@ -190,9 +199,9 @@ func TestNotifications(t *testing.T) {
 	if code, _ := td.post(t, "/ocm/notifications", []byte(`{"notificationType":"SHARE_UNSHARED"}`)); code != 400 {
 		t.Fatalf("incomplete: %d, want 400", code)
 	}
-	// A notification carrying a secret must carry the share's own.
-	if code, _ := td.post(t, "/ocm/notifications", notification("SHARE_UNSHARED", "9f3c1a-77", `{"sharedSecret":"guess"}`)); code != 400 {
-		t.Fatalf("wrong secret: %d, want 400", code)
+	// An unsigned notification must carry the share's own secret.
+	if code, _ := td.post(t, "/ocm/notifications", notification("SHARE_UNSHARED", "9f3c1a-77", `{"sharedSecret":"guess"}`)); code != 403 {
+		t.Fatalf("wrong secret: %d, want 403", code)
 	}
 	for _, typ := range []string{"RESHARE_CHANGE_PERMISSION", "SHARE_CHANGE_PERMISSION", "RESHARE_UNDO", "REQUEST_RESHARE"} {
 		if code, b := td.post(t, "/ocm/notifications", notification(typ, "9f3c1a-77", `{"message":"x","sharedSecret":"Reva-Secret"}`)); code != 201 {
@@ -214,7 +223,13 @@ func TestNotifications(t *testing.T) {
 		t.Fatal("a notification's secret was stored")
 	}
 
-	if code, b := td.post(t, "/ocm/notifications", notification("SHARE_UNSHARED", "9f3c1a-77", "")); code != 201 {
+	if code, b := td.post(t, "/ocm/notifications", notification("SHARE_UNSHARED", "9f3c1a-77", "")); code != 403 {
+		t.Fatalf("SHARE_UNSHARED without the secret: %d %v, want 403", code, b)
+	}
+	if sh, _ = td.client.Share(ctx, id); sh.State != store.StateAccepted {
+		t.Fatalf("a refused SHARE_UNSHARED changed the state to %s", sh.State)
+	}
+	if code, b := td.post(t, "/ocm/notifications", notification("SHARE_UNSHARED", "9f3c1a-77", `{"sharedSecret":"Reva-Secret"}`)); code != 201 {
 		t.Fatalf("SHARE_UNSHARED: %d %v", code, b)
 	}
 	sh, _ = td.client.Share(ctx, id)

@@ -313,20 +313,31 @@ func (a *Agent) setupTrust(ctx context.Context) (*trust, []byte, error) {
 }
 
 // ResolveWebDAV turns a share's webdav URI into an absolute URL: absolute
-// URIs are kept (on the sender's server only), relative ones and the empty
-// legacy one are resolved against the WebDAV root the sender advertises.
+// URIs are kept, relative ones and the empty legacy one are resolved
+// against the WebDAV root the sender advertises. Either way the result
+// must be on the sender's origin (see origin.go): a URL elsewhere is an
+// error wrapping errForeignOrigin, and is never contacted.
 func (a *Agent) ResolveWebDAV(ctx context.Context, peer, uri string) (string, error) {
-	lower := strings.ToLower(uri)
-	if strings.HasPrefix(lower, "https://") || strings.HasPrefix(lower, "http://") {
+	if isAbsoluteHTTP(uri) && onOrigins(uri, senderOrigins(peer, nil)) {
 		return uri, nil
 	}
 	dc := a.Discovery()
 	if dc == nil {
+		if isAbsoluteHTTP(uri) {
+			return "", fmt.Errorf("share URI: %w", errForeignOrigin)
+		}
 		return "", errors.New("discovery is not available")
 	}
 	res, err := dc.Discover(ctx, peer)
 	if err != nil {
 		return "", err
+	}
+	origins := senderOrigins(peer, res)
+	if isAbsoluteHTTP(uri) {
+		if !onOrigins(uri, origins) {
+			return "", fmt.Errorf("share URI: %w", errForeignOrigin)
+		}
+		return uri, nil
 	}
 	root := res.Doc.WebDAVRoot()
 	if root == "" {
@@ -335,5 +346,12 @@ func (a *Agent) ResolveWebDAV(ctx context.Context, peer, uri string) (string, er
 	if !strings.HasPrefix(strings.ToLower(root), "http") {
 		root = strings.TrimSuffix(res.BaseURL, "/") + "/" + strings.TrimPrefix(root, "/")
 	}
-	return strings.TrimSuffix(root, "/") + "/" + strings.TrimPrefix(uri, "/"), nil
+	if !onOrigins(root, origins) {
+		return "", fmt.Errorf("the WebDAV root %s advertises: %w", peer, errForeignOrigin)
+	}
+	full := strings.TrimSuffix(root, "/") + "/" + strings.TrimPrefix(uri, "/")
+	if !onOrigins(full, origins) {
+		return "", fmt.Errorf("share URI: %w", errForeignOrigin)
+	}
+	return full, nil
 }

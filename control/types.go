@@ -49,6 +49,9 @@ type Share struct {
 	// decision: "" (nothing to tell), "queued", "sent", "unsupported: ..."
 	// (the sender takes no notifications) or "failed: ...".
 	NotifyState string `json:"notifyState,omitempty"`
+	// Changed says when and what the sender last changed in the share
+	// after it was accepted ("" when nothing).
+	Changed string `json:"changed,omitempty"`
 	// Kind is "folder" or "file": what the share's WebDAV showed it to be
 	// once the mount asked, else the sender's resourceType (which
 	// Nextcloud sets to "file" for folders too).
@@ -84,13 +87,37 @@ type Status struct {
 	// PendingUploads are files written through the mount that the server
 	// does not have yet ("Share/path (N bytes): last error").
 	PendingUploads []string `json:"pendingUploads,omitempty"`
-	// Unreachable are accepted shares whose server answers with errors
-	// ("Name (id) from server: unreachable since ...").
-	Unreachable []string `json:"unreachable,omitempty"`
+	// LostFound are files kept in the state directory's lost+found: data
+	// written through the mount that a crash left without its record.
+	LostFound []string `json:"lostFound,omitempty"`
+	// Conflicts are recent files that changed on the server while written
+	// here; the local version was saved beside them as a conflicted copy.
+	Conflicts []string `json:"conflicts,omitempty"`
+	// Unreachable are accepted shares whose server could not be reached,
+	// or answers them with errors; they stay in the mount and are tried
+	// again (in the background, or at the next access).
+	Unreachable []UnreachableShare `json:"unreachable,omitempty"`
 	// KeptWrites are shares that left the mount (revoked, removed) with
 	// writes not uploaded, and where those are kept.
 	KeptWrites []string  `json:"keptWrites,omitempty"`
 	StartedAt  time.Time `json:"startedAt"`
+	// With acme: the name of the certificate the agent gets itself, its
+	// issuer and end (zero before the first one arrives), and the last
+	// failure to obtain or renew it ("time message"; empty since a success).
+	CertName     string    `json:"certName,omitempty"`
+	CertIssuer   string    `json:"certIssuer,omitempty"`
+	CertNotAfter time.Time `json:"certNotAfter,omitzero"`
+	CertError    string    `json:"certError,omitempty"`
+}
+
+// UnreachableShare is an accepted share whose server has not answered, or
+// answers its root with server errors (3 in a row at least, over
+// unreachable-after: OpenCloud does so for a share it removed).
+type UnreachableShare struct {
+	ID    string    `json:"id"`
+	Name  string    `json:"name"`
+	Since time.Time `json:"since"`
+	Error string    `json:"error,omitempty"`
 }
 
 // Event is one change on the feed.

@@ -77,7 +77,7 @@ func TestDiskFullAnswers503(t *testing.T) {
 }
 
 func testDiskFull(t *testing.T, backend string) {
-	a := newAgent(t, "--rate-limit", "1000", "--rate-burst", "1000")
+	a := newAgent(t, "--rate-limit", "1000", "--rate-burst", "1000", "--max-pending-per-server", "100000", "--max-pending", "100000")
 	if backend == "keyring" {
 		testenv.Need(t, "a keyring", keyringtest.Available())
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

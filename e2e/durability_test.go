@@ -31,8 +31,9 @@ func shareBody(to, from, providerID string) []byte {
 // kills the daemon with SIGKILL in the middle, restarts it, and checks that
 // every share that got a 201 is there, whole, with its secret.
 func TestSIGKILLLosesNoAcknowledgedShare(t *testing.T) {
-	// One client address sends everything: lift the per-client limit.
-	a := newAgent(t, "--rate-limit", "100000", "--rate-burst", "100000")
+	// One client address and one sender send everything: lift the
+	// per-client limit and the caps on pending shares.
+	a := newAgent(t, "--rate-limit", "100000", "--rate-burst", "100000", "--max-pending-per-server", "100000", "--max-pending", "100000")
 	a.start()
 	peer := keylessPeer(t)
 

@@ -26,18 +26,86 @@ import (
 const (
 	maxPropfindBody = 128 << 20 // a multistatus for ~300k entries
 	maxErrorBody    = 64 << 10  // read (and dropped) from error answers to reuse the connection
+	// maxListings bounds the folder listings (PROPFIND Depth 1) in flight in
+	// the mount, and with the cap on entries, the memory they take; one
+	// share gets at most maxShareListings of them, so that a server that
+	// answers slowly cannot take every turn.
+	maxListings      = 4
+	maxShareListings = 2
+	// maxSelfEntries caps a Depth 0 answer, which should hold one entry.
+	maxSelfEntries = 1000
 )
 
 // davClient sends authorized WebDAV requests for shares.
 type davClient struct {
-	hc      *http.Client
-	auth    Authorizer
-	timeout time.Duration
-	log     *slog.Logger
-	refused func(shareID, url string, status int) // see noteRefusal
+	hc         *http.Client
+	auth       Authorizer
+	timeout    time.Duration
+	log        *slog.Logger
+	refused    func(shareID, url string, status int) // see noteRefusal
+	maxEntries int
+	listings   *listingSlots
 }
 
-func newDavClient(base *http.Client, auth Authorizer, timeout time.Duration, log *slog.Logger) *davClient {
+// listingSlots are the turns of listings in flight, in all and per share.
+type listingSlots struct {
+	all chan struct{}
+
+	mu    sync.Mutex
+	share map[string]chan struct{}
+	users map[string]int
+}
+
+func newListingSlots() *listingSlots {
+	return &listingSlots{all: make(chan struct{}, maxListings), share: map[string]chan struct{}{}, users: map[string]int{}}
+}
+
+// count returns the listings of shareID in flight or waiting for a turn.
+func (s *listingSlots) count(shareID string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.users[shareID]
+}
+
+// acquire waits (until ctx ends) for a turn of shareID; release gives it back.
+func (s *listingSlots) acquire(ctx context.Context, shareID string) (release func(), err error) {
+	s.mu.Lock()
+	per := s.share[shareID]
+	if per == nil {
+		per = make(chan struct{}, maxShareListings)
+		s.share[shareID] = per
+	}
+	s.users[shareID]++
+	s.mu.Unlock()
+	done := func() {
+		s.mu.Lock()
+		if s.users[shareID]--; s.users[shareID] == 0 {
+			delete(s.users, shareID)
+			delete(s.share, shareID)
+		}
+		s.mu.Unlock()
+	}
+	select {
+	case per <- struct{}{}:
+	case <-ctx.Done():
+		done()
+		return nil, ctx.Err()
+	}
+	select {
+	case s.all <- struct{}{}:
+	case <-ctx.Done():
+		<-per
+		done()
+		return nil, ctx.Err()
+	}
+	return func() {
+		<-s.all
+		<-per
+		done()
+	}, nil
+}
+
+func newDavClient(base *http.Client, auth Authorizer, timeout time.Duration, maxEntries int, log *slog.Logger) *davClient {
 	var rt http.RoundTripper
 	if base != nil && base.Transport != nil {
 		rt = base.Transport
@@ -73,7 +141,7 @@ func newDavClient(base *http.Client, auth Authorizer, timeout time.Duration, log
 			return nil
 		},
 	}
-	return &davClient{hc: hc, auth: auth, timeout: timeout, log: log}
+	return &davClient{hc: hc, auth: auth, timeout: timeout, log: log, maxEntries: maxEntries, listings: newListingSlots()}
 }
 
 // watchdog cancels a request context when no progress was made for d: no
@@ -159,6 +227,9 @@ type request struct {
 // a statusError. The returned body must be closed; it is bounded in time by
 // the watchdog (no progress for the client timeout cancels it).
 func (c *davClient) do(ctx context.Context, r request) (*http.Response, error) {
+	if strings.HasPrefix(r.url, unresolvedURL) {
+		return nil, errShareUnreachable
+	}
 	for attempt := 0; ; attempt++ {
 		resp, err := c.once(ctx, r)
 		if err != nil {
@@ -237,7 +308,7 @@ func drainClose(resp *http.Response) {
 
 // readErr maps an error from reading a body, noting a watchdog timeout.
 func readErr(method string, err error) error {
-	if errors.Is(err, context.Canceled) || errors.Is(err, errTimeout) {
+	if errors.Is(err, context.Canceled) || errors.Is(err, errTimeout) || errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("webdav %s: read body: %w", method, errTimeout)
 	}
 	return fmt.Errorf("webdav %s: read body: %w", method, err)
@@ -248,10 +319,31 @@ const propfindBody = `<?xml version="1.0" encoding="utf-8"?>` +
 	`<d:resourcetype/><d:getcontentlength/><d:getlastmodified/><d:getetag/><oc:fileid/><oc:permissions/>` +
 	`</d:prop></d:propfind>`
 
+// withDeadline bounds a whole operation (all its requests, every byte of
+// their answers) by the client timeout: a server that sends a byte now and
+// then must not hold a program in the mount for longer.
+func (c *davClient) withDeadline(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeoutCause(ctx, c.timeout, errTimeout)
+}
+
 // propfind lists u (depth "0" or "1"), telling onChild (if set) of each child
 // as it arrives. A 3xx to the same URL with a slash added (a collection asked
-// for without one) is followed once.
+// for without one) is followed once. The whole listing is bounded by the
+// client timeout, and by the cap on entries; at most maxListings Depth 1
+// listings run at once, the others wait (within their time) for a turn.
 func (c *davClient) propfind(ctx context.Context, shareID, u, depth string, onChild func(string, info)) (*listing, string, error) {
+	ctx, cancel := c.withDeadline(ctx)
+	defer cancel()
+	maxEntries := c.maxEntries
+	if depth == "0" {
+		maxEntries = min(maxEntries, maxSelfEntries)
+	} else {
+		release, err := c.listings.acquire(ctx, shareID)
+		if err != nil {
+			return nil, u, fmt.Errorf("webdav PROPFIND: wait for a turn: %w", errTimeout)
+		}
+		defer release()
+	}
 	for hop := 0; hop < 2; hop++ {
 		resp, err := c.do(ctx, request{
 			method:  "PROPFIND",
@@ -270,9 +362,15 @@ func (c *davClient) propfind(ctx context.Context, shareID, u, depth string, onCh
 		}
 		switch {
 		case resp.StatusCode == http.StatusMultiStatus:
-			l, err := parseStream(resp.Body, u, onChild)
+			l, err := parseStreamMax(resp.Body, u, maxEntries, onChild)
 			_ = resp.Body.Close()
+			if errors.Is(err, errTooManyEntries) {
+				return nil, u, fmt.Errorf("webdav PROPFIND: more than %d entries: %w", maxEntries, err)
+			}
 			if err != nil {
+				if context.Cause(ctx) == errTimeout {
+					return nil, u, fmt.Errorf("webdav PROPFIND: read body: %w", errTimeout)
+				}
 				return nil, u, readErr("PROPFIND", err)
 			}
 			return l, u, nil
@@ -311,6 +409,8 @@ func mustPath(u string) string {
 // head asks for the metadata of a file with HEAD, for servers that refuse
 // PROPFIND on a single-file share.
 func (c *davClient) head(ctx context.Context, shareID, u string) (info, error) {
+	ctx, cancel := c.withDeadline(ctx)
+	defer cancel()
 	resp, err := c.do(ctx, request{method: http.MethodHead, url: u, shareID: shareID})
 	if err != nil {
 		return info{}, err
@@ -329,10 +429,23 @@ func (c *davClient) head(ctx context.Context, shareID, u string) (info, error) {
 	return in, nil
 }
 
+// errRangeRefused means the server answered a Range request inside the
+// file with 416: reva does so for every range although its HEAD says
+// "Accept-Ranges: bytes".
+var errRangeRefused = errors.New("webdav GET: the server refused a byte range")
+
+// rangeIgnored is returned by getRange when the server answered with the
+// whole file (200). resp is that answer, body unread, for the caller to use
+// or close.
+type rangeIgnored struct{ resp *http.Response }
+
+func (e *rangeIgnored) Error() string { return "webdav GET: the server ignored a byte range" }
+
 // getRange fetches [off, off+n) of u into buf[:n] (buf may be filled partly
 // when the file is shorter). progress, if set, is told how many bytes of buf
 // are valid as they arrive. It returns the number of bytes read; a short count
-// with a nil error means end of file.
+// with a nil error means the file ended early. A server that will not serve
+// the range gives errRangeRefused or a *rangeIgnored.
 func (c *davClient) getRange(ctx context.Context, shareID, u string, off int64, buf []byte, progress func(int)) (int, error) {
 	n := len(buf)
 	resp, err := c.do(ctx, request{
@@ -344,29 +457,25 @@ func (c *davClient) getRange(ctx context.Context, shareID, u string, off int64, 
 	if err != nil {
 		return 0, err
 	}
-	defer resp.Body.Close()
-	var body io.Reader = resp.Body
 	switch resp.StatusCode {
 	case http.StatusPartialContent:
-	case http.StatusOK:
-		// The server ignored Range: skip to off. This is the only case where
-		// more than asked is transferred, and only up to off+n.
-		if off > 0 {
-			if _, err := io.CopyN(io.Discard, resp.Body, off); err != nil {
-				if errors.Is(err, io.EOF) {
-					return 0, nil
-				}
-				return 0, readErr("GET", err)
-			}
+		if !rangeStartsAt(resp.Header.Get("Content-Range"), off) {
+			drainClose(resp)
+			return 0, errRangeRefused
 		}
+	case http.StatusOK:
+		return 0, &rangeIgnored{resp: resp}
 	case http.StatusRequestedRangeNotSatisfiable:
-		return 0, nil
+		drainClose(resp)
+		return 0, errRangeRefused
 	default:
+		drainClose(resp)
 		return 0, &statusError{Method: "GET", Code: resp.StatusCode}
 	}
+	defer resp.Body.Close()
 	got := 0
 	for got < n {
-		m, err := body.Read(buf[got:n])
+		m, err := resp.Body.Read(buf[got:n])
 		got += m
 		if m > 0 && progress != nil {
 			progress(got)
@@ -381,6 +490,37 @@ func (c *davClient) getRange(ctx context.Context, shareID, u string, off int64, 
 	return got, nil
 }
 
+// rangeStartsAt reports whether a Content-Range header ("bytes 10-19/100")
+// starts at off. A missing header is taken as the range asked for.
+func rangeStartsAt(cr string, off int64) bool {
+	if cr == "" {
+		return true
+	}
+	rest, ok := strings.CutPrefix(cr, "bytes ")
+	if !ok {
+		return false
+	}
+	first, _, ok := strings.Cut(rest, "-")
+	if !ok {
+		return false
+	}
+	v, err := strconv.ParseInt(strings.TrimSpace(first), 10, 64)
+	return err == nil && v == off
+}
+
+// getWhole starts a plain GET of u, for servers that do not serve ranges.
+func (c *davClient) getWhole(ctx context.Context, shareID, u string) (*http.Response, error) {
+	resp, err := c.do(ctx, request{method: http.MethodGet, url: u, shareID: shareID})
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		drainClose(resp)
+		return nil, &statusError{Method: "GET", Code: resp.StatusCode}
+	}
+	return resp, nil
+}
+
 // move renames a file or directory with MOVE (never creating missing
 // parents, unlike gowebdav's Rename).
 func (f *FS) move(ctx context.Context, sh *share, from, to []string, dir, overwrite bool) error {
@@ -392,7 +532,11 @@ func (f *FS) move(ctx context.Context, sh *share, from, to []string, dir, overwr
 	if overwrite {
 		ow = "T"
 	}
-	resp, err := f.dav.do(f.ctx, request{
+	// The server may move a large tree before it answers: it gets as long
+	// as for storing an upload it has received.
+	mctx, cancel := context.WithTimeoutCause(f.ctx, f.dav.timeout*answerFactor, errTimeout)
+	defer cancel()
+	resp, err := f.dav.do(mctx, request{
 		method:  "MOVE",
 		url:     src,
 		shareID: sh.id,

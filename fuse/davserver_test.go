@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -35,6 +36,12 @@ type davServer struct {
 	putStarted chan struct{}   // closed when a blocked PUT started
 	refuse     map[string]bool // method+" "+path answered 405
 	hang       chan struct{}   // requests wait for this to close (or the client to go)
+
+	putMu     sync.Mutex          // a conditional PUT checks and writes as one step
+	onRequest func(*http.Request) // called as each request arrives
+	// intercept, if set, sees each authorized request first and answers it
+	// itself (true) or lets it through (false), possibly changed.
+	intercept func(w http.ResponseWriter, r *http.Request) bool
 }
 
 type davReq struct {
@@ -45,6 +52,7 @@ type davReq struct {
 	Status int
 	Sent   int64 // body bytes sent
 	Mtime  string
+	Cond   string // If-Match or If-None-Match sent with a PUT
 }
 
 func newDAVServer(t *testing.T) *davServer {
@@ -169,6 +177,9 @@ func (w *countingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// Unwrap lets http.ResponseController flush the answer.
+func (w *countingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
 func (w *countingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	hj, ok := w.ResponseWriter.(http.Hijacker)
 	if !ok {
@@ -185,13 +196,17 @@ func (s *davServer) wrap(h http.Handler) http.Handler {
 			s.reqs = append(s.reqs, davReq{
 				Method: r.Method, Path: r.URL.Path, Depth: r.Header.Get("Depth"), Range: r.Header.Get("Range"),
 				Status: cw.status, Sent: cw.sent, Mtime: r.Header.Get("X-OC-Mtime"),
+				Cond: r.Header.Get("If-Match") + r.Header.Get("If-None-Match"),
 			})
 			s.mu.Unlock()
 		}()
 		s.mu.Lock()
-		token, hang, refuse := s.token, s.hang, s.refuse[r.Method+" "+r.URL.Path]
+		token, hang, refuse, onRequest := s.token, s.hang, s.refuse[r.Method+" "+r.URL.Path], s.onRequest
 		putStatus, putReset, putBlock, putStarted := s.putStatus, s.putReset, s.putBlock, s.putStarted
 		s.mu.Unlock()
+		if onRequest != nil {
+			onRequest(r)
+		}
 		if hang != nil {
 			select {
 			case <-hang:
@@ -206,6 +221,12 @@ func (s *davServer) wrap(h http.Handler) http.Handler {
 		}
 		if refuse {
 			http.Error(cw, "not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		s.mu.Lock()
+		intercept := s.intercept
+		s.mu.Unlock()
+		if intercept != nil && intercept(cw, r) {
 			return
 		}
 		if r.Method == http.MethodPut {
@@ -240,8 +261,40 @@ func (s *davServer) wrap(h http.Handler) http.Handler {
 				return
 			}
 		}
+		if r.Method == http.MethodPut {
+			// golang.org/x/net/webdav ignores If-Match and If-None-Match on
+			// PUT; real servers (Nextcloud, reva) honour them.
+			s.putMu.Lock()
+			defer s.putMu.Unlock()
+			if !s.preconditionHolds(r) {
+				_, _ = io.Copy(io.Discard, r.Body)
+				http.Error(cw, "precondition failed", http.StatusPreconditionFailed)
+				return
+			}
+		}
 		h.ServeHTTP(cw, r)
 	})
+}
+
+// preconditionHolds checks If-Match and If-None-Match: * against the file's
+// ETag as golang.org/x/net/webdav computes it.
+func (s *davServer) preconditionHolds(r *http.Request) bool {
+	im, inm := r.Header.Get("If-Match"), r.Header.Get("If-None-Match")
+	if im == "" && inm == "" {
+		return true
+	}
+	fi, err := os.Stat(filepath.Join(s.dir, filepath.FromSlash(r.URL.Path)))
+	if inm == "*" {
+		return err != nil
+	}
+	if err != nil {
+		return false
+	}
+	return im == "*" || im == s.etagOf(fi)
+}
+
+func (s *davServer) etagOf(fi os.FileInfo) string {
+	return fmt.Sprintf(`"%x%x"`, fi.ModTime().UnixNano(), fi.Size())
 }
 
 // testAuth is an Authorizer handing out bearer tokens; after Invalidate it

@@ -2,6 +2,8 @@ package ocmfs
 
 import (
 	"context"
+	"errors"
+	"log/slog"
 	"sort"
 	"sync"
 	"syscall"
@@ -97,24 +99,39 @@ func (d *dirNode) where() ([]string, syscall.Errno) {
 }
 
 // listing returns the directory's listing, from the cache while younger than
-// maxAge. Concurrent callers share one request.
-func (d *dirNode) listing(maxAge time.Duration) (*listing, error) {
+// maxAge. Concurrent callers share one request, which runs on its own: a
+// caller whose program is killed (ctx is its FUSE request's) stops waiting.
+func (d *dirNode) listing(ctx context.Context, maxAge time.Duration) (*listing, error) {
 	d.lmu.Lock()
 	if d.list != nil && time.Since(d.listAt) < maxAge {
 		l := d.list
 		d.lmu.Unlock()
 		return l, nil
 	}
-	if fl := d.flight; fl != nil {
-		d.lmu.Unlock()
-		<-fl.done
-		return fl.l, fl.err
+	fl := d.flight
+	if fl == nil {
+		fl = newFlight()
+		d.flight = fl
+		old := d.list
+		d.sh.f.wg.Add(1)
+		go func() {
+			defer d.sh.f.wg.Done()
+			d.run(fl, old)
+		}()
 	}
-	fl := newFlight()
-	d.flight = fl
-	old := d.list
 	d.lmu.Unlock()
-	d.run(fl, old)
+	select {
+	case <-fl.done:
+	default:
+		killed := make(chan struct{})
+		stop := onKill(ctx, func() { close(killed) })
+		defer stop()
+		select {
+		case <-fl.done:
+		case <-killed:
+			return nil, errCallerKilled
+		}
+	}
 	return fl.l, fl.err
 }
 
@@ -144,23 +161,31 @@ func (d *dirNode) fetch(old *listing, onChild func(string, info)) (*listing, err
 		return nil, errno
 	}
 	u := d.sh.dirURL(segs)
+	// The check and the listing together are one operation for the
+	// programs waiting on it: bounded as one.
+	ctx, cancel := f.dav.withDeadline(f.ctx)
+	defer cancel()
 	if old != nil {
 		d.lmu.Lock()
 		oldETag, check := old.self.etag, old.fileID
 		d.lmu.Unlock()
 		if check && oldETag != "" {
-			if l0, _, err := f.dav.propfind(f.ctx, d.sh.id, u, "0", nil); err == nil && l0.self.etag == oldETag {
+			if l0, _, err := f.dav.propfind(ctx, d.sh.id, u, "0", nil); err == nil && l0.self.etag == oldETag {
 				return old, nil
 			}
 		}
 	}
 	streamed := false
-	l, _, err := f.dav.propfind(f.ctx, d.sh.id, u, "1", func(name string, in info) {
+	l, _, err := f.dav.propfind(ctx, d.sh.id, u, "1", func(name string, in info) {
 		streamed = true
 		onChild(name, in)
 	})
 	if err != nil {
-		f.log.Debug("listing failed", "share", d.sh.id, "err", err)
+		level := slog.LevelDebug
+		if errors.Is(err, errTooManyEntries) {
+			level = slog.LevelWarn
+		}
+		f.log.Log(f.ctx, level, "listing failed", "share", d.sh.id, "entry", d.sh.name, "err", err)
 		return nil, err
 	}
 	l.streamed = streamed || len(l.names) == 0
@@ -214,10 +239,19 @@ func (d *dirNode) patch(name string, in *info) {
 // child returns the info of name: from the listing, or a file that exists only
 // in the spool so far.
 func (d *dirNode) child(name string) (info, bool, syscall.Errno) {
+	return d.childOf(context.Background(), name)
+}
+
+// childOf is child for a FUSE request (ctx), which ends early if its
+// program is killed.
+func (d *dirNode) childOf(ctx context.Context, name string) (info, bool, syscall.Errno) {
 	if !validRemoteName(name) {
 		return info{}, false, 0
 	}
-	l, err := d.listing(d.sh.f.o.MetadataTTL)
+	l, err := d.listing(ctx, d.sh.f.o.MetadataTTL)
+	if errors.Is(err, errCallerKilled) {
+		return info{}, false, syscall.EINTR
+	}
 	if err != nil {
 		return info{}, false, toErrno(err)
 	}
@@ -272,7 +306,7 @@ func (d *dirNode) node(ctx context.Context, name string, in info, out *fuse.Entr
 }
 
 func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	in, ok, errno := d.child(name)
+	in, ok, errno := d.childOf(ctx, name)
 	if errno != 0 {
 		return nil, errno
 	}
@@ -371,15 +405,30 @@ type dirHandle struct {
 	pos    int
 }
 
-// at returns entry i, waiting for a flight to bring it; ok is false at the end.
-func (h *dirHandle) at(i int) (e dent, ok bool, errno syscall.Errno) {
+// at returns entry i, waiting for a flight to bring it (unless the program of
+// the FUSE request ctx is killed); ok is false at the end.
+func (h *dirHandle) at(ctx context.Context, i int) (e dent, ok bool, errno syscall.Errno) {
 	var l *listing
 	n := 0
 	if h.fl != nil {
 		fl := h.fl
 		fl.mu.Lock()
-		for i >= len(fl.ents) && !fl.over {
-			fl.cond.Wait()
+		if i >= len(fl.ents) && !fl.over {
+			killed := false
+			stop := onKill(ctx, func() {
+				fl.mu.Lock()
+				killed = true
+				fl.cond.Broadcast()
+				fl.mu.Unlock()
+			})
+			defer stop()
+			for i >= len(fl.ents) && !fl.over && !killed {
+				fl.cond.Wait()
+			}
+			if killed && i >= len(fl.ents) && !fl.over {
+				fl.mu.Unlock()
+				return dent{}, false, syscall.EINTR
+			}
 		}
 		if i < len(fl.ents) {
 			e = fl.ents[i]
@@ -419,7 +468,7 @@ func (h *dirHandle) at(i int) (e dent, ok bool, errno syscall.Errno) {
 func (h *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	e, ok, errno := h.at(h.pos)
+	e, ok, errno := h.at(ctx, h.pos)
 	if errno != 0 || !ok {
 		return nil, errno
 	}
@@ -436,7 +485,7 @@ func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut)
 	var e dent
 	found := false
 	if h.pos > 0 {
-		if last, ok, _ := h.at(h.pos - 1); ok && last.name == name {
+		if last, ok, _ := h.at(ctx, h.pos-1); ok && last.name == name {
 			e, found = last, true
 		}
 	}
@@ -513,7 +562,7 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 	}
 	f := d.sh.f
 	trunc := !exists || flags&syscall.O_TRUNC != 0
-	ws, err := f.spool.acquire(f.ctx, d.sh, append(segs, name), trunc, !exists, existing.size)
+	ws, err := f.spool.acquire(f.ctx, d.sh, append(segs, name), trunc, !exists, existing)
 	if err != nil {
 		f.log.Warn("create failed", "share", d.sh.id, "err", err)
 		return nil, nil, 0, toErrno(err)
@@ -558,6 +607,9 @@ func (d *dirNode) empty(segs []string) syscall.Errno {
 		return syscall.ENOTEMPTY
 	}
 	l, _, err := f.dav.propfind(f.ctx, d.sh.id, d.sh.dirURL(segs), "1", nil)
+	if errors.Is(err, errTooManyEntries) {
+		return syscall.ENOTEMPTY
+	}
 	if err != nil {
 		return toErrno(err)
 	}
@@ -670,10 +722,10 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent fs.InodeEmb
 			return toErrno(err)
 		}
 	}
-	f.spool.rekey(d.sh.id, from, to)
+	rerr := f.spool.rekey(d.sh.id, from, to)
 	d.patch(name, nil)
 	nd.patch(newName, &src)
-	return 0
+	return toErrno(rerr)
 }
 
 // Symbolic links, device nodes and hard links do not exist in WebDAV.

@@ -9,8 +9,28 @@
 // of network failures to errno values within a bounded time. Credentials come
 // from an Authorizer; this package never sees how they are stored.
 //
-// Requests to a peer are bounded by Options.Timeout (no progress for that
-// long fails them), not by the kernel's interrupts: a signal to one program
-// (the Go runtime's preemption signals among them) must not abort a listing
-// or a read-ahead that others share.
+// Where it differs from a local disk: a write is on the server only once
+// close(2) or fsync(2) returned without error (until then, and after a
+// failed upload, it is in the spool, fsync'd, and retried); an upload
+// replaces only the version the file was opened with (If-Match), and when
+// the server's file changed meanwhile the local version is saved beside it
+// as "name (conflicted copy YYYY-MM-DD HHMMSS).ext" (see Conflicts); a share
+// whose server has not been reached is shown, and its operations fail with
+// EHOSTUNREACH.
+//
+// Waiting on a peer is bounded by Options.Timeout, not by the kernel's
+// interrupts: a signal to one program (the Go runtime's preemption signals
+// among them) must not abort a listing or a read-ahead that others share.
+// A metadata operation (a listing with its checks, a PROPFIND or HEAD) ends
+// within the timeout however slowly the answer trickles in; a READ within the
+// timeout plus its size at a minimal rate; transfers shared by many reads or
+// an upload fail after the timeout without progress. A listing holds at most
+// Options.MaxEntries entries, and only a few run at once, so that what a
+// server sends cannot grow the agent's memory without bound. A program
+// killed while it waits on a listing or a read is released at once: on the
+// kernel's interrupt, the handler checks for a pending SIGKILL.
+//
+// A read never ends early: a server that refuses byte ranges or ignores them
+// is read with one plain GET of the whole file, and less data than the known
+// size is an error (EIO), not the end of the file.
 package ocmfs

@@ -19,6 +19,14 @@ var errTimeout = errors.New("webdav peer made no progress in time")
 // errShareGone is returned for operations on a share that has left the mount.
 var errShareGone = errors.New("share is no longer mounted")
 
+// errShareUnreachable is returned for operations on a share whose server
+// the agent has not reached yet (its WebDAV URL is unknown).
+var errShareUnreachable = errors.New("the share's server could not be reached yet; the agent keeps trying")
+
+// unresolvedURL stands for the URL of a share whose server has not been
+// reached: requests to it fail with errShareUnreachable, without a network.
+const unresolvedURL = "ocm-unresolved:"
+
 // statusError is a WebDAV answer with an unexpected status.
 type statusError struct {
 	Method string
@@ -50,6 +58,9 @@ func toErrno(err error) syscall.Errno {
 	}
 	if errors.Is(err, errShareGone) {
 		return syscall.ENOENT
+	}
+	if errors.Is(err, errShareUnreachable) {
+		return syscall.EHOSTUNREACH
 	}
 	code := 0
 	var se *statusError
@@ -113,7 +124,7 @@ func transient(err error) bool {
 	if errors.As(err, &ae) {
 		return false
 	}
-	if errors.Is(err, errShareGone) {
+	if errors.Is(err, errShareGone) || errors.Is(err, errShareUnreachable) {
 		return false
 	}
 	return true // network errors, resets, timeouts

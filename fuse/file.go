@@ -127,21 +127,26 @@ func (n *fileNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAt
 				return errno
 			}
 			cur, _ := n.getInfo()
-			ws, err := f.spool.acquire(f.ctx, n.sh, segs, size == 0, false, cur.size)
+			ws, err := f.spool.acquire(f.ctx, n.sh, segs, size == 0, false, cur)
 			if err != nil {
 				return toErrno(err)
 			}
 			err = ws.truncate(int64(size))
 			var up info
+			var moved []string
 			if err == nil {
-				up, err = ws.flush(f.ctx)
+				up, moved, err = ws.flushAt(f.ctx)
 			}
 			f.spool.release(ws)
 			if err != nil {
 				f.log.Warn("truncate failed", "share", n.sh.id, "err", err)
 				return toErrno(err)
 			}
-			n.uploaded(up)
+			if moved != nil {
+				n.forget()
+			} else {
+				n.uploaded(up)
+			}
 		}
 	}
 	if hasMtime {
@@ -167,6 +172,22 @@ func (n *fileNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAt
 	return 0
 }
 
+// forget drops what is known of the file, after its local version went to a
+// conflicted copy: the next stat asks the server.
+func (n *fileNode) forget() {
+	n.imu.Lock()
+	n.inAt = time.Time{}
+	n.imu.Unlock()
+	if n.isRoot {
+		return
+	}
+	if _, parent := n.Parent(); parent != nil {
+		if pd, ok := parent.Operations().(*dirNode); ok {
+			pd.invalidate()
+		}
+	}
+}
+
 // uploaded records what the server now has after an upload from this node.
 func (n *fileNode) uploaded(in info) {
 	in.dir = false
@@ -190,13 +211,17 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 	if errno != 0 {
 		return nil, 0, errno
 	}
+	if n.sh.unresolved() {
+		f.log.Debug("open refused: the share's server has not been reached", "share", n.sh.id)
+		return nil, 0, toErrno(errShareUnreachable)
+	}
 	write := flags&syscall.O_ACCMODE != syscall.O_RDONLY || flags&syscall.O_TRUNC != 0
 	if write {
 		if !n.sh.isWritable() {
 			return nil, 0, f.refuseWrite(n.sh, "open for writing")
 		}
 		cur, _ := n.getInfo()
-		ws, err := f.spool.acquire(f.ctx, n.sh, segs, flags&syscall.O_TRUNC != 0, false, cur.size)
+		ws, err := f.spool.acquire(f.ctx, n.sh, segs, flags&syscall.O_TRUNC != 0, false, cur)
 		if err != nil {
 			f.log.Warn("open for writing failed", "share", n.sh.id, "err", err)
 			return nil, 0, toErrno(err)
@@ -235,7 +260,7 @@ var (
 )
 
 func (h *readHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	return h.r.read(dest, off)
+	return h.r.read(ctx, dest, off)
 }
 
 func (h *readHandle) Release(ctx context.Context) syscall.Errno {
@@ -293,11 +318,17 @@ func (h *writeHandle) upload() syscall.Errno {
 	f := h.n.sh.f
 	// Writes racing with an upload leave the copy dirty: send again (bounded).
 	for range 3 {
-		in, err := h.ws.flush(f.ctx)
+		in, moved, err := h.ws.flushAt(f.ctx)
 		if err != nil {
 			errno := toErrno(err)
 			f.log.Warn("upload failed; the data stays in the spool", "share", h.n.sh.id, "err", err, "errno", errno.Error())
 			return errno
+		}
+		if moved != nil {
+			// This handle now writes the conflicted copy; the file's own
+			// name shows the server's version.
+			h.n.forget()
+			return 0
 		}
 		h.n.uploaded(in)
 		h.ws.mu.Lock()

@@ -25,8 +25,11 @@ type Entry struct {
 	// IsDir is the sender's word on folder vs file. It may be wrong (some
 	// Nextcloud versions call folders "file"): a PROPFIND Depth 0 (HEAD when
 	// PROPFIND is refused) decides.
-	IsDir    bool
-	URL      string // absolute WebDAV URL of the shared resource (folder root or the file)
+	IsDir bool
+	// URL is the absolute WebDAV URL of the shared resource (folder root or
+	// the file); empty while the server has not been reached: the entry is
+	// shown, and its operations fail with EHOSTUNREACH until it is set.
+	URL      string
 	Writable bool
 	// RightsFromServer: the sender did not say what the share allows
 	// (Nextcloud sends a property name instead of a list); the server's
@@ -46,12 +49,17 @@ type Authorizer interface {
 type Options struct {
 	Dir    string // mount point
 	FSName string // shown as the filesystem's source (df, file managers); default "ocm-agent"
-	// Timeout bounds every operation that waits on a peer: no progress for
-	// this long fails it with ETIMEDOUT (EIO for other failures). Default 5s.
+	// Timeout bounds every operation that waits on a peer: a listing or a
+	// metadata check as a whole, a read with its size at a minimal rate, an
+	// upload without progress; beyond, ETIMEDOUT (EIO for other failures).
+	// Default 5s.
 	Timeout time.Duration
 	// SpoolDir keeps written files until their upload succeeded; it should be
 	// in the state directory so that uploads survive a crash. Required.
 	SpoolDir string
+	// LostFoundDir keeps spooled data that no record accounts for after a
+	// crash (see LostFound). Default: "lost+found" beside SpoolDir.
+	LostFoundDir string
 	// Client supplies the transport for WebDAV requests (its Transport only;
 	// redirect policy and timeouts are this package's). Optional.
 	Client *http.Client
@@ -64,6 +72,10 @@ type Options struct {
 	// share root (senders that revoke without notice). Called outside
 	// FUSE handlers' locks; it must not block.
 	OnShareRefused func(shareID string, status int)
+	// MaxEntries caps the entries of one directory listing: a larger one
+	// fails with EIO (logged), so that a server cannot make the agent hold
+	// an endless listing. Default DefaultMaxEntries.
+	MaxEntries int
 	// OnShareRoot, when set, hears every server error (5xx) for a share's
 	// root, and the first success after them. Same rules as OnShareRefused.
 	OnShareRoot func(shareID string, status int)
@@ -99,6 +111,10 @@ type FS struct {
 	wg     sync.WaitGroup
 	kick   chan struct{}
 
+	nmu   sync.Mutex
+	notes []rootNote // for notifyLoop
+	nkick chan struct{}
+
 	mu      sync.Mutex
 	shares  map[string]*share // by id
 	names   map[string]*share // by root entry name
@@ -125,6 +141,12 @@ func Mount(ctx context.Context, o Options, auth Authorizer) (*FS, error) {
 	if o.MetadataTTL <= 0 {
 		o.MetadataTTL = DefaultMetadataTTL
 	}
+	if o.LostFoundDir == "" {
+		o.LostFoundDir = filepath.Join(filepath.Dir(filepath.Clean(o.SpoolDir)), "lost+found")
+	}
+	if o.MaxEntries <= 0 {
+		o.MaxEntries = DefaultMaxEntries
+	}
 	if o.FSName == "" {
 		o.FSName = subtype
 	}
@@ -149,17 +171,18 @@ func Mount(ctx context.Context, o Options, auth Authorizer) (*FS, error) {
 	f := &FS{
 		o:      o,
 		log:    log,
-		dav:    newDavClient(o.Client, auth, o.Timeout, log),
+		dav:    newDavClient(o.Client, auth, o.Timeout, o.MaxEntries, log),
 		uid:    uint32(os.Getuid()),
 		gid:    uint32(os.Getgid()),
 		start:  time.Now(),
 		kick:   make(chan struct{}, 1),
+		nkick:  make(chan struct{}, 1),
 		shares: map[string]*share{},
 		names:  map[string]*share{},
 	}
 	f.dav.refused = f.shareRefused
 	f.ctx, f.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	sp, err := openSpool(f, o.SpoolDir)
+	sp, err := openSpool(f, o.SpoolDir, o.LostFoundDir)
 	if err != nil {
 		f.cancel()
 		return nil, fmt.Errorf("mount: %w", err)
@@ -203,8 +226,9 @@ func Mount(ctx context.Context, o Options, auth Authorizer) (*FS, error) {
 		return nil, fmt.Errorf("mount %s: %w", dir, err)
 	}
 	f.server = server
-	f.wg.Add(1)
+	f.wg.Add(2)
 	go f.retryLoop()
+	go f.notifyLoop()
 	if n := len(f.spool.pending()); n > 0 {
 		log.Info("spooled writes from an earlier run wait for upload", "count", n)
 	}
@@ -239,24 +263,37 @@ func (f *FS) Unmount() error {
 // Dir is the mount point.
 func (f *FS) Dir() string { return f.o.Dir }
 
+// notifyWait bounds how long SetEntries waits for the kernel to take its
+// notifications: a lookup at the root in progress (which may wait on a slow
+// server) holds the kernel's lock on the root until it ends.
+const notifyWait = 200 * time.Millisecond
+
+// rootNote is a change of a root entry to tell the kernel about.
+type rootNote struct {
+	name string
+	gone bool
+	done chan struct{} // closed once told; nil for none
+}
+
 // SetEntries makes the root show exactly these shares. Entries are matched to
-// the current ones by ID; the kernel is told about every name that appeared or
-// went away before it returns (which can wait, at most about Timeout, for a
-// lookup at the root in progress). Call it from outside FUSE handlers.
+// the current ones by ID. The kernel is told about every name that appeared or
+// went away, in order, by a worker; SetEntries waits for that at most
+// notifyWait (a lookup at the root in progress delays it), so it never waits
+// on a server.
 func (f *FS) SetEntries(entries []Entry) {
 	sorted := append([]Entry(nil), entries...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].ID < sorted[j].ID })
 
-	type note struct {
-		name string
-		gone bool
-	}
-	var notes []note
+	var notes []rootNote
 	var fresh []*share
 
 	f.mu.Lock()
 	want := make(map[string]Entry, len(sorted))
-	for _, e := range sorted {
+	for i, e := range sorted {
+		if e.URL == "" {
+			sorted[i].URL = unresolvedURL
+			e.URL = unresolvedURL
+		}
 		if e.ID == "" {
 			continue
 		}
@@ -274,7 +311,7 @@ func (f *FS) SetEntries(entries []Entry) {
 			delete(f.names, sh.name)
 		}
 		sh.markGone()
-		notes = append(notes, note{name: sh.name, gone: true})
+		notes = append(notes, rootNote{name: sh.name, gone: true})
 	}
 	taken := func(n string) bool { _, ok := f.names[n]; return ok }
 	for _, e := range sorted {
@@ -290,24 +327,71 @@ func (f *FS) SetEntries(entries []Entry) {
 		f.shares[e.ID] = sh
 		f.names[sh.name] = sh
 		fresh = append(fresh, sh)
-		notes = append(notes, note{name: sh.name})
+		notes = append(notes, rootNote{name: sh.name})
 	}
 	f.mu.Unlock()
 
 	for _, sh := range fresh {
 		sh.startResolve()
 	}
-	// Kernel notifications are sent here, never from a FUSE handler: the
-	// kernel holds the directory lock while it waits for a handler.
-	for _, n := range notes {
-		if n.gone {
-			f.dropRootChild(n.name)
-		} else {
-			f.root.NotifyEntry(n.name)
+	if len(notes) > 0 {
+		done := make(chan struct{})
+		notes[len(notes)-1].done = done
+		f.notify(notes...)
+		t := time.NewTimer(notifyWait)
+		select {
+		case <-done:
+		case <-t.C:
+			f.log.Debug("the kernel is busy with the root; its entries are updated in the background")
 		}
+		t.Stop()
 	}
 	if len(fresh) > 0 {
 		f.kickRetry()
+	}
+}
+
+// notify queues changes of root entries for notifyLoop.
+func (f *FS) notify(notes ...rootNote) {
+	f.nmu.Lock()
+	f.notes = append(f.notes, notes...)
+	f.nmu.Unlock()
+	select {
+	case f.nkick <- struct{}{}:
+	default:
+	}
+}
+
+// notifyLoop tells the kernel about changed root entries, in order, until
+// the mount ends. Kernel notifications are sent here, never from a FUSE
+// handler: the kernel holds the directory lock while it waits for a handler.
+func (f *FS) notifyLoop() {
+	defer f.wg.Done()
+	for {
+		select {
+		case <-f.ctx.Done():
+			return
+		case <-f.nkick:
+		}
+		for {
+			f.nmu.Lock()
+			batch := f.notes
+			f.notes = nil
+			f.nmu.Unlock()
+			if len(batch) == 0 {
+				break
+			}
+			for _, n := range batch {
+				if n.gone {
+					f.dropRootChild(n.name)
+				} else {
+					f.root.NotifyEntry(n.name)
+				}
+				if n.done != nil {
+					close(n.done)
+				}
+			}
+		}
 	}
 }
 
@@ -353,6 +437,19 @@ func (f *FS) rootNames() []*share {
 // last error.
 func (f *FS) PendingUploads() []string {
 	return f.spool.describePending()
+}
+
+// LostFound describes files kept in the lost+found directory: spooled data
+// that no record accounted for on a start (after a power cut, say). They stay
+// until the person deletes them.
+func (f *FS) LostFound() []string {
+	return f.spool.lostFound()
+}
+
+// Conflicts describes the latest files that changed on the server while they
+// were written here, and the name the local version was saved under.
+func (f *FS) Conflicts() []string {
+	return f.spool.describeConflicts()
 }
 
 func (f *FS) kickRetry() {

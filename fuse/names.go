@@ -14,9 +14,16 @@ const maxNameBytes = 255
 const fallbackName = "Shared item"
 
 // cleanName turns an untrusted share name into one path component: no '/', no
-// NUL, no control characters, valid UTF-8, not "." or "..". Length is left to
-// safeName and withSuffix.
+// NUL, no control or format characters, valid UTF-8, not "." or "..". Its
+// at-signs become "[at]": only the collision suffix the mount adds
+// (" (alice@cloud.example)") has one, so no name can pass for another
+// sender's share. Length is left to safeName and withSuffix.
 func cleanName(s string) string {
+	return cleanText(s, true)
+}
+
+// cleanText is cleanName; noAt says whether at-signs are replaced.
+func cleanText(s string, noAt bool) string {
 	var b strings.Builder
 	for len(s) > 0 {
 		r, size := utf8.DecodeRuneInString(s)
@@ -27,8 +34,11 @@ func cleanName(s string) string {
 		case r == '/':
 			// U+2215 DIVISION SLASH looks like a slash but is no separator.
 			b.WriteRune('\u2215')
-		case r == 0, unicode.IsControl(r), r == '\u2028', r == '\u2029':
-			// dropped
+		case r == 0, unicode.IsControl(r), r == '\u2028', r == '\u2029', unicode.Is(unicode.Cf, r):
+			// dropped: format characters (bidi overrides, zero-width
+			// marks) make a name read as another ("Invoice\u202efdp.exe").
+		case noAt && isAtSign(r):
+			b.WriteString("[at]")
 		default:
 			b.WriteRune(r)
 		}
@@ -39,6 +49,20 @@ func cleanName(s string) string {
 		out = fallbackName
 	}
 	return out
+}
+
+// isAtSign reports '@' and the characters that look like it.
+func isAtSign(r rune) bool { return r == '@' || r == '\uFF20' || r == '\uFE6B' }
+
+// cleanTag makes a sender's address fit the collision suffix: its
+// parentheses are dropped so that it cannot close the suffix early.
+func cleanTag(s string) string {
+	return strings.Map(func(r rune) rune {
+		if strings.ContainsRune("()[]", r) {
+			return -1
+		}
+		return r
+	}, cleanText(s, false))
 }
 
 // safeName is cleanName cut to maxNameBytes, keeping a file's extension.
@@ -78,7 +102,7 @@ func withSuffix(name, tag string, n int, isDir bool) string {
 	base, ext := splitExt(name, isDir)
 	suffix := ""
 	if tag != "" {
-		suffix = " (" + cleanName(tag) + ")"
+		suffix = " (" + cleanTag(tag) + ")"
 	}
 	if n > 1 {
 		suffix += " " + strconv.Itoa(n)
@@ -122,5 +146,11 @@ func uniqueName(name, origin string, isDir bool, taken func(string) bool) string
 // mount rather than renamed, so local and remote names always agree.
 func validRemoteName(s string) bool {
 	return s != "" && s != "." && s != ".." && len(s) <= maxNameBytes &&
-		!strings.ContainsAny(s, "/\x00") && utf8.ValidString(s)
+		!strings.ContainsAny(s, "/\x00") && utf8.ValidString(s) && !hasFormatChar(s)
+}
+
+// hasFormatChar reports Unicode format characters, which would make a
+// file name read differently from what it is; such entries are left out.
+func hasFormatChar(s string) bool {
+	return strings.IndexFunc(s, func(r rune) bool { return unicode.Is(unicode.Cf, r) }) >= 0
 }

@@ -73,3 +73,43 @@ func TestUniqueName(t *testing.T) {
 		t.Errorf("origin slash kept: %q", got)
 	}
 }
+
+// TestNamesCannotSpoof: format characters cannot reorder a name, and an
+// untrusted name cannot carry the suffix the mount adds on collisions.
+func TestNamesCannotSpoof(t *testing.T) {
+	for in, want := range map[string]string{
+		"Invoice\u202efdp.exe":              "Invoicefdp.exe",
+		"a\u2066b\u2069c\u200ed\u200f":      "abcd",
+		"zero\u200bwidth\ufeff":             "zerowidth",
+		"Report (alice@cloud.example)":      "Report (alice[at]cloud.example)",
+		"Report (alice\uff20cloud.example)": "Report (alice[at]cloud.example)",
+	} {
+		if got := safeName(in, false); got != want {
+			t.Errorf("safeName(%q) = %q, want %q", in, got, want)
+		}
+	}
+	taken := map[string]bool{}
+	add := func(name, origin string) string {
+		n := uniqueName(name, origin, true, func(s string) bool { return taken[s] })
+		taken[n] = true
+		return n
+	}
+	real := add("Report", "alice@cloud.example")
+	forged := add("Report (alice@cloud.example)", "mallory@evil.example")
+	collided := add("Report", "bob@other.example")
+	if real != "Report" || collided != "Report (bob@other.example)" {
+		t.Fatalf("real %q, collided %q", real, collided)
+	}
+	if strings.Contains(forged, "@") {
+		t.Fatalf("an untrusted name produced a sender suffix: %q", forged)
+	}
+	// A sender address cannot close the suffix early.
+	if got := add("Report", "x) (alice@cloud.example"); strings.Count(got, "(") != 1 || strings.Count(got, ")") != 1 {
+		t.Fatalf("origin with parentheses: %q", got)
+	}
+	for _, n := range []string{"a\u202eb.txt", "\u200bx", "x\u2066"} {
+		if validRemoteName(n) {
+			t.Errorf("listing name %q with a format character is taken", n)
+		}
+	}
+}

@@ -38,20 +38,51 @@ type listing struct {
 // errNoResponse means a multistatus held nothing usable.
 var errNoResponse = errors.New("multistatus without a usable response")
 
+// errTooManyEntries means a listing has more entries than the mount takes.
+var errTooManyEntries = errors.New("multistatus with more entries than the limit")
+
+// Limits of one multistatus document, so that its memory is bounded by the
+// number of entries, whatever a server sends. Real documents are far below.
+const (
+	// DefaultMaxEntries is the default cap on the entries of one listing.
+	DefaultMaxEntries = 100_000
+	maxToken          = 1 << 20 // an incomplete tag, comment or text kept while more arrives
+	maxText           = 16 << 10
+	maxETag           = 256
+	maxNesting        = 64
+)
+
+// davResponse is one response of a multistatus, reduced to what a listing
+// needs: its name and how its href relates to the requested URL.
 type davResponse struct {
-	segs []string // decoded path segments of href
-	in   info
-	ok   bool // had a 200 propstat
-	id   bool
+	name  string // last segment of href; "/" for one too long to be a name
+	rel   uint8
+	empty bool // href without segments
+	in    info
+	ok    bool // had a 200 propstat
+	id    bool
 }
+
+const (
+	relOther uint8 = iota
+	relSelf        // href is the requested URL
+	relChild       // one segment below it
+)
 
 // parseMultistatus reads a whole PROPFIND answer for reqURL; see parseStream.
 func parseMultistatus(body []byte, reqURL string) (*listing, error) {
 	return parseStream(bytes.NewReader(body), reqURL, nil)
 }
 
-// parseStream reads a PROPFIND answer for reqURL (at most maxPropfindBody
-// bytes) as it arrives, calling onChild (if set) for each child entry as soon
+// parseStream reads a PROPFIND answer of at most DefaultMaxEntries entries;
+// see parseStreamMax.
+func parseStream(r io.Reader, reqURL string, onChild func(name string, in info)) (*listing, error) {
+	return parseStreamMax(r, reqURL, DefaultMaxEntries, onChild)
+}
+
+// parseStreamMax reads a PROPFIND answer for reqURL (at most maxPropfindBody
+// bytes and maxEntries responses besides the resource itself; more is
+// errTooManyEntries) as it arrives, calling onChild (if set) for each child entry as soon
 // as its response element is complete, in the server's order. The entry
 // whose href names reqURL is the resource itself (matched by decoded path,
 // not by position); children are the entries one segment below it. If no
@@ -59,12 +90,12 @@ func parseMultistatus(body []byte, reqURL string) (*listing, error) {
 // the resource and the last segment of every other href as a child name
 // (onChild then hears of none: the caller uses the listing). Names that
 // cannot be local file names are dropped, and so are repeated names.
-func parseStream(r io.Reader, reqURL string, onChild func(name string, in info)) (*listing, error) {
+func parseStreamMax(r io.Reader, reqURL string, maxEntries int, onChild func(name string, in info)) (*listing, error) {
 	reqSegs, err := urlSegments(reqURL)
 	if err != nil {
 		return nil, err
 	}
-	b := msBuilder{resps: make([]davResponse, 0, 64)}
+	b := msBuilder{resps: make([]davResponse, 0, 64), req: reqSegs, max: maxEntries}
 	if onChild != nil {
 		// Children are told once the resource itself has been seen (servers
 		// send it first): without it the listing falls back to other rules.
@@ -72,10 +103,10 @@ func parseStream(r io.Reader, reqURL string, onChild func(name string, in info))
 		selfSeen := false
 		var early []davResponse
 		tell := func(rsp *davResponse) {
-			if !rsp.ok || len(rsp.segs) != len(reqSegs)+1 || !equalSegs(rsp.segs[:len(reqSegs)], reqSegs) {
+			if !rsp.ok || rsp.rel != relChild {
 				return
 			}
-			name := rsp.segs[len(reqSegs)]
+			name := rsp.name
 			if !validRemoteName(name) || seen[name] {
 				return
 			}
@@ -90,7 +121,7 @@ func parseStream(r io.Reader, reqURL string, onChild func(name string, in info))
 			switch {
 			case selfSeen:
 				tell(rsp)
-			case equalSegs(rsp.segs, reqSegs):
+			case rsp.rel == relSelf:
 				selfSeen = true
 				for i := range early {
 					tell(&early[i])
@@ -123,6 +154,9 @@ func parseStream(r io.Reader, reqURL string, onChild func(name string, in info))
 			return nil, fmt.Errorf("parse multistatus: %w", err)
 		}
 		buf = buf[:copy(buf, buf[used:])]
+		if len(buf) > maxToken {
+			return nil, errors.New("parse multistatus: a token larger than the limit")
+		}
 		if eof {
 			break
 		}
@@ -134,6 +168,9 @@ func parseStream(r io.Reader, reqURL string, onChild func(name string, in info))
 // matching elements by local name (namespace prefixes vary by server).
 type msBuilder struct {
 	onResponse func(*davResponse)
+	req        []string // segments of the requested URL
+	max        int      // entries besides the resource itself
+	count      int      // response elements seen
 	resps      []davResponse
 	cur        *davResponse
 	stack      []string
@@ -145,10 +182,16 @@ type msBuilder struct {
 	href       bool
 }
 
-func (b *msBuilder) start(name string) {
+func (b *msBuilder) start(name string) error {
+	if len(b.stack) >= maxNesting {
+		return errors.New("elements nested too deep")
+	}
 	b.stack = append(b.stack, name)
 	switch name {
 	case "response":
+		if b.count++; b.count > b.max+1 {
+			return errTooManyEntries
+		}
 		b.resps = append(b.resps, davResponse{})
 		b.cur = &b.resps[len(b.resps)-1]
 		b.href = false
@@ -161,6 +204,7 @@ func (b *msBuilder) start(name string) {
 			b.psColl = true
 		}
 	}
+	return nil
 }
 
 // wantText reports whether the text of the innermost element matters.
@@ -195,7 +239,7 @@ func (b *msBuilder) end(text []byte) error {
 		if !b.inProp && !b.href {
 			b.href = true
 			if segs, err := urlSegments(val); err == nil {
-				cur.segs = segs
+				b.setHref(cur, segs)
 			}
 		}
 	case "status":
@@ -214,6 +258,9 @@ func (b *msBuilder) end(text []byte) error {
 		}
 	case "getetag":
 		if b.inProp {
+			if len(val) > maxETag {
+				return errors.New("ETag longer than the limit")
+			}
 			b.ps.etag = val
 		}
 	case "fileid":
@@ -247,7 +294,7 @@ func (b *msBuilder) end(text []byte) error {
 			}
 		}
 	case "response":
-		if cur.segs == nil {
+		if !b.href {
 			// No usable href: drop it.
 			b.resps = b.resps[:len(b.resps)-1]
 		} else if b.onResponse != nil {
@@ -256,6 +303,28 @@ func (b *msBuilder) end(text []byte) error {
 		b.cur = nil
 	}
 	return nil
+}
+
+// setHref records how the href of rsp relates to the requested URL, keeping
+// only its last segment.
+func (b *msBuilder) setHref(rsp *davResponse, segs []string) {
+	switch {
+	case equalSegs(segs, b.req):
+		rsp.rel = relSelf
+	case len(segs) == len(b.req)+1 && equalSegs(segs[:len(b.req)], b.req):
+		rsp.rel = relChild
+	}
+	if len(segs) == 0 {
+		rsp.empty = true
+		return
+	}
+	// A copy: the segment would keep the whole href in memory.
+	rsp.name = segs[len(segs)-1]
+	if len(rsp.name) > maxNameBytes {
+		rsp.name = "/"
+	} else {
+		rsp.name = strings.Clone(rsp.name)
+	}
 }
 
 func (b *msBuilder) listing(reqSegs []string) (*listing, error) {
@@ -269,7 +338,7 @@ func (b *msBuilder) listing(reqSegs []string) (*listing, error) {
 	l := &listing{items: make(map[string]info, len(resps))}
 	selfIdx := -1
 	for i := range resps {
-		if equalSegs(resps[i].segs, reqSegs) {
+		if resps[i].rel == relSelf {
 			selfIdx = i
 			break
 		}
@@ -288,13 +357,13 @@ func (b *msBuilder) listing(reqSegs []string) (*listing, error) {
 			continue
 		}
 		rsp := &resps[i]
-		if !rsp.ok || len(rsp.segs) == 0 {
+		if !rsp.ok || rsp.empty {
 			continue
 		}
-		if strict && (len(rsp.segs) != len(reqSegs)+1 || !equalSegs(rsp.segs[:len(reqSegs)], reqSegs)) {
+		if strict && rsp.rel != relChild {
 			continue
 		}
-		name := rsp.segs[len(rsp.segs)-1]
+		name := rsp.name
 		l.accepted++
 		if !validRemoteName(name) {
 			continue
@@ -341,7 +410,10 @@ func (s *xmlScanner) feed(b []byte, eof bool) (int, error) {
 		lt := bytes.IndexByte(b[i:], '<')
 		if lt < 0 {
 			if !eof {
-				return i, nil // the text may go on
+				if h.wantText() || len(h.stack) == 0 {
+					return i, nil // the text may go on
+				}
+				return len(b), nil // text nobody reads is not kept
 			}
 			if len(bytes.TrimSpace(b[i:])) > 0 {
 				return i, errors.New("text outside the root element")
@@ -354,6 +426,9 @@ func (s *xmlScanner) feed(b []byte, eof bool) (int, error) {
 				return i, err
 			}
 			s.text = append(s.text, t...)
+			if len(s.text) > maxText {
+				return i, errors.New("element text longer than the limit")
+			}
 		}
 		i += lt
 		rest := b[i:]
@@ -377,6 +452,9 @@ func (s *xmlScanner) feed(b []byte, eof bool) (int, error) {
 			}
 			if h.wantText() {
 				s.text = append(s.text, rest[9:9+k]...)
+				if len(s.text) > maxText {
+					return i, errors.New("element text longer than the limit")
+				}
 			}
 			i += 9 + k + 3
 		case bytes.HasPrefix(rest, []byte("<!")):
@@ -422,7 +500,9 @@ func (s *xmlScanner) feed(b []byte, eof bool) (int, error) {
 			if nameEnd == 1 {
 				return i, errors.New("element without a name")
 			}
-			h.start(localName(rest[1:nameEnd]))
+			if err := h.start(localName(rest[1:nameEnd])); err != nil {
+				return i, err
+			}
 			s.text = s.text[:0]
 			if self {
 				if err := h.end(nil); err != nil {

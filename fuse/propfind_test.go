@@ -19,7 +19,7 @@ func parseWithEncodingXML(doc, reqURL string) (*listing, error) {
 		return nil, err
 	}
 	dec := xml.NewDecoder(strings.NewReader(doc))
-	var b msBuilder
+	b := msBuilder{req: reqSegs, max: DefaultMaxEntries}
 	var text strings.Builder
 	for {
 		tok, err := dec.Token()
@@ -31,7 +31,9 @@ func parseWithEncodingXML(doc, reqURL string) (*listing, error) {
 		}
 		switch t := tok.(type) {
 		case xml.StartElement:
-			b.start(t.Name.Local)
+			if err := b.start(t.Name.Local); err != nil {
+				return nil, err
+			}
 			text.Reset()
 		case xml.EndElement:
 			if err := b.end([]byte(text.String())); err != nil {

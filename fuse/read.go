@@ -3,9 +3,12 @@ package ocmfs
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
 )
@@ -104,12 +107,43 @@ func putBuf(b []byte) {
 	bufPools[s].Put(&b)
 }
 
-// wait blocks until the chunk holds want bytes (from its start) or is done.
+// minReadRate is the slowest transfer a read waits for: a READ of n bytes
+// fails after Timeout + n/minReadRate, however steadily bytes trickle in.
+const minReadRate = 16 << 10
+
+// errReadTooSlow fails a READ whose bytes did not arrive in time.
+var errReadTooSlow = fmt.Errorf("read: the data did not arrive in time: %w", errTimeout)
+
+// wait blocks until the chunk holds want bytes (from its start) or is done,
+// or until deadline, or until the program of the FUSE request ctx is killed.
 // A short count with a nil error is the end of the file.
-func (c *chunk) wait(want int64) (int64, error) {
+func (c *chunk) wait(ctx context.Context, want int64, deadline time.Time) (int64, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	killed := false
+	if c.avail < want && !c.done {
+		wake := func() {
+			c.mu.Lock()
+			c.cond.Broadcast()
+			c.mu.Unlock()
+		}
+		t := time.AfterFunc(time.Until(deadline), wake)
+		defer t.Stop()
+		stop := onKill(ctx, func() {
+			c.mu.Lock()
+			killed = true
+			c.cond.Broadcast()
+			c.mu.Unlock()
+		})
+		defer stop()
+	}
 	for c.avail < want && !c.done {
+		if killed {
+			return c.avail, errCallerKilled
+		}
+		if !time.Now().Before(deadline) {
+			return c.avail, errReadTooSlow
+		}
 		c.cond.Wait()
 	}
 	if c.avail >= want {
@@ -138,6 +172,8 @@ type reader struct {
 	lastEnd int64
 	window  int64
 	seqRun  int64
+	whole   *wholeFile // set once the server would not serve a range
+	logged  bool       // a failed read was logged
 }
 
 func newReader(f *FS, sh *share, u string, size int64) *reader {
@@ -152,6 +188,10 @@ func (r *reader) release() {
 		r.dropChunk(c)
 	}
 	r.chunks = nil
+	if r.whole != nil {
+		r.whole.unuse()
+		r.whole = nil
+	}
 	r.mu.Unlock()
 }
 
@@ -182,12 +222,17 @@ func (r *reader) start(off, n int64, ahead bool) *chunk {
 		if r.sh.isGone() {
 			err = errShareGone
 		} else {
-			got, err = r.f.dav.getRange(ctx, r.sh.id, r.url, off, c.buf, func(k int) {
+			got, err = r.fetch(ctx, off, c.buf, func(k int) {
 				c.mu.Lock()
 				c.avail = int64(k)
 				c.mu.Unlock()
 				c.cond.Broadcast()
 			})
+			if err == nil && int64(got) < n {
+				// Chunks never reach beyond the size the file had at
+				// open: less is data that cannot be had, not the end.
+				err = errShortBody
+			}
 		}
 		c.mu.Lock()
 		c.avail = int64(got)
@@ -198,6 +243,91 @@ func (r *reader) start(off, n int64, ahead bool) *chunk {
 		c.cond.Broadcast()
 	}()
 	return c
+}
+
+// fetch fills buf with the file from off: with a ranged GET, or from the
+// plain GET of the whole file once the server would not serve a range.
+func (r *reader) fetch(ctx context.Context, off int64, buf []byte, progress func(int)) (int, error) {
+	r.mu.Lock()
+	w := r.whole
+	r.mu.Unlock()
+	if w != nil && !w.failed() {
+		return w.readInto(ctx, off, buf, progress)
+	}
+	// The request's context follows the chunk's, unless its answer is
+	// adopted as the stream of the whole file, which lives as long as the
+	// open file.
+	reqCtx, reqCancel := context.WithCancel(r.ctx)
+	detach := context.AfterFunc(ctx, reqCancel)
+	got, err := r.f.dav.getRange(reqCtx, r.sh.id, r.url, off, buf, progress)
+	var ign *rangeIgnored
+	switch {
+	case errors.As(err, &ign):
+		if detach() {
+			w, err = r.fallback(ign.resp, reqCancel)
+		} else {
+			// The chunk was dropped meanwhile: its answer went with it.
+			_ = ign.resp.Body.Close()
+			reqCancel()
+			w, err = r.fallback(nil, nil)
+		}
+	case errors.Is(err, errRangeRefused):
+		detach()
+		reqCancel()
+		w, err = r.fallback(nil, nil)
+	default:
+		detach()
+		reqCancel()
+		return got, err
+	}
+	if err != nil {
+		return 0, err
+	}
+	return w.readInto(ctx, off, buf, progress)
+}
+
+// fallback returns the stream of the whole file, starting it (from resp, a
+// 200 answer to a Range request, when set) unless one runs or succeeded.
+func (r *reader) fallback(resp *http.Response, cancel context.CancelFunc) (*wholeFile, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.ctx.Err(); err != nil {
+		if resp != nil {
+			_ = resp.Body.Close()
+			cancel()
+		}
+		return nil, err
+	}
+	if w := r.whole; w != nil && !w.failed() {
+		if resp != nil {
+			_ = resp.Body.Close()
+			cancel()
+		}
+		return w, nil
+	}
+	w, err := newWholeFile(r.f.o.SpoolDir, r.size)
+	if err != nil {
+		if resp != nil {
+			_ = resp.Body.Close()
+			cancel()
+		}
+		return nil, err
+	}
+	if r.whole != nil {
+		r.whole.unuse()
+	}
+	r.whole = w
+	r.sh.noteRangesRefused(resp != nil)
+	w.users++ // the stream's
+	r.f.wg.Add(1)
+	go func() {
+		defer r.f.wg.Done()
+		if cancel != nil {
+			defer cancel()
+		}
+		w.fill(r.ctx, r.f.dav, r.sh.id, r.url, resp)
+	}()
+	return w, nil
 }
 
 // plan decides the access pattern, starts the fetches needed for [off, end)
@@ -304,17 +434,18 @@ func (r *reader) plan(off, end int64) []*chunk {
 	return cover
 }
 
-// read serves a kernel READ.
-func (r *reader) read(dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+// read serves a kernel READ; ctx is the request's (for its interrupt only).
+func (r *reader) read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
 	if off >= r.size || len(dest) == 0 {
 		return fuse.ReadResultData(nil), 0
 	}
 	end := min(off+int64(len(dest)), r.size)
+	deadline := time.Now().Add(r.f.o.Timeout + time.Duration(end-off)*time.Second/minReadRate)
 	cover := r.plan(off, end)
 	if len(cover) == 1 && cover[0].off <= off {
 		c := cover[0]
 		want := min(end, c.end()) - c.off
-		avail, err := c.wait(want)
+		avail, err := c.wait(ctx, want, deadline)
 		if err != nil {
 			c.unref()
 			return nil, r.fail(err)
@@ -339,7 +470,7 @@ func (r *reader) read(dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
 			break // a gap after a chunk that met the end of the file
 		}
 		want := min(end, c.end()) - c.off
-		avail, err := c.wait(want)
+		avail, err := c.wait(ctx, want, deadline)
 		if err != nil {
 			return nil, r.fail(err)
 		}
@@ -355,10 +486,24 @@ func (r *reader) read(dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
 	return fuse.ReadResultData(dest[:n]), 0
 }
 
+// fail maps a failed read. The first failure of an open file is logged at
+// the default level: the program sees only EIO.
 func (r *reader) fail(err error) syscall.Errno {
 	if errors.Is(err, errShareGone) {
 		return syscall.ESTALE
 	}
-	r.f.log.Debug("read failed", "share", r.sh.id, "err", err)
-	return toErrno(err)
+	if errors.Is(err, errCallerKilled) {
+		return syscall.EINTR
+	}
+	errno := toErrno(err)
+	r.mu.Lock()
+	first := !r.logged
+	r.logged = true
+	r.mu.Unlock()
+	if first {
+		r.f.log.Warn("read failed", "share", r.sh.id, "entry", r.sh.name, "size", r.size, "err", err, "errno", errno.Error())
+	} else {
+		r.f.log.Debug("read failed", "share", r.sh.id, "err", err)
+	}
+	return errno
 }

@@ -61,21 +61,38 @@ func (r *rootNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) 
 	sh.awaitResolved()
 	dir, _, in := sh.state()
 	in.dir = dir
+	// Until the server has answered, the type is the sender's word and the
+	// metadata made up: the kernel must not keep them.
+	known, lastErr := sh.checked()
+	if !known && !dir {
+		// A file's size cannot be made up: 0 would read as an empty file.
+		if lastErr == nil {
+			return nil, syscall.ETIMEDOUT
+		}
+		return nil, toErrno(lastErr)
+	}
+	entryOut := func(in info) {
+		r.f.entryOut(out, in, sh.isWritable())
+		if !known {
+			out.SetEntryTimeout(0)
+			out.SetAttrTimeout(0)
+		}
+	}
 	if child := r.GetChild(name); child != nil {
 		switch n := child.Operations().(type) {
 		case *dirNode:
 			if dir && n.sh == sh {
-				r.f.entryOut(out, n.selfInfo(), sh.isWritable())
+				entryOut(n.selfInfo())
 				return child, 0
 			}
 		case *fileNode:
 			if !dir && n.sh == sh {
-				r.f.entryOut(out, n.attrInfo(in), sh.isWritable())
+				entryOut(n.attrInfo(in))
 				return child, 0
 			}
 		}
 	}
-	r.f.entryOut(out, in, sh.isWritable())
+	entryOut(in)
 	if dir {
 		d := &dirNode{remote: remote{sh: sh, isRoot: true}}
 		return r.NewInode(ctx, d, fs.StableAttr{Mode: syscall.S_IFDIR}), 0

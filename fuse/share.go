@@ -39,6 +39,7 @@ type share struct {
 	rootInfo  info
 	rootAt    time.Time
 	refusedAt time.Time
+	noRanges  bool // the server would not serve a byte range (logged once)
 	// rootFailing: the last answer for the root was a server error.
 	rootFailing bool
 }
@@ -78,6 +79,10 @@ func (sh *share) isWritable() bool {
 	return sh.writable
 }
 
+// unresolved reports whether the share's server has not been reached yet
+// (the agent gave no URL): it is shown, but holds nothing to read.
+func (sh *share) unresolved() bool { return sh.entry.URL == unresolvedURL }
+
 func (sh *share) markGone() {
 	sh.mu.Lock()
 	sh.gone = true
@@ -97,6 +102,14 @@ func (sh *share) state() (dir bool, u string, in info) {
 	return sh.dir, sh.url, sh.rootInfo
 }
 
+// checked reports whether the server has told what the share is, and the
+// error of the last check if it has not.
+func (sh *share) checked() (bool, error) {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return sh.known, sh.lastErr
+}
+
 func (sh *share) logRefusal(op string) {
 	sh.mu.Lock()
 	now := time.Now()
@@ -107,6 +120,22 @@ func (sh *share) logRefusal(op string) {
 	sh.mu.Unlock()
 	if logIt {
 		sh.f.log.Warn("write refused: the share is read-only", "share", sh.id, "entry", sh.name, "op", op)
+	}
+}
+
+// noteRangesRefused logs, once per share, that its server does not serve
+// byte ranges (ignored: it sent whole files instead).
+func (sh *share) noteRangesRefused(ignored bool) {
+	sh.mu.Lock()
+	first := !sh.noRanges
+	sh.noRanges = true
+	sh.mu.Unlock()
+	if first {
+		how := "refused"
+		if ignored {
+			how = "ignored"
+		}
+		sh.f.log.Info("the server does not serve byte ranges: files are read whole", "share", sh.id, "entry", sh.name, "range", how)
 	}
 }
 
@@ -199,6 +228,8 @@ func (sh *share) resolve(ctx context.Context) {
 
 // probe finds the type and metadata of the shared resource.
 func (sh *share) probe(ctx context.Context) (in info, dir bool, u string, headOnly bool, err error) {
+	ctx, cancel := sh.f.dav.withDeadline(ctx)
+	defer cancel()
 	u = sh.entry.URL
 	l, final, err := sh.f.dav.propfind(ctx, sh.id, u, "0", nil)
 	if err == nil {
@@ -230,6 +261,8 @@ func (sh *share) fileInfo(ctx context.Context, maxAge time.Duration) (info, erro
 	}
 	u, headOnly := sh.url, sh.headOnly
 	sh.mu.Unlock()
+	ctx, cancel := sh.f.dav.withDeadline(ctx)
+	defer cancel()
 	var in info
 	var err error
 	if headOnly {

@@ -20,29 +20,58 @@ import (
 )
 
 // The spool keeps every file being written as <key>.data in the spool
-// directory. While its content differs from the server's (from the first
-// write until an upload succeeded) a <key>.json beside it records where it
-// belongs, so that an agent killed at any point finds it on the next start
-// and uploads it. Nothing is deleted before the server answered the upload.
+// directory, with a <key>.json record beside it saying where it belongs and
+// whether its content differs from the server's. An agent killed at any point
+// (or a machine losing power) finds on the next start every file whose
+// upload had not succeeded, and uploads it:
+//
+//   - a record is written to a temporary file, fsync'd, renamed into place,
+//     and the directory fsync'd;
+//   - the data and the directory are fsync'd before an upload starts, so a
+//     close(2) that returned (success or failure) left it on disk;
+//   - on start, data that no record accounts for is never deleted: it is
+//     moved to the lost+found directory and reported (LostFound).
+//
+// Nothing is deleted before the server answered the upload.
 
-// spoolMeta is the <key>.json record of a file not on its server yet.
+// spoolMeta is the <key>.json record of a file in the spool.
 type spoolMeta struct {
 	Share   string    `json:"share"`
 	Entry   string    `json:"entry,omitempty"` // root entry name, for reports
 	Path    []string  `json:"path"`            // below the share's root; empty for a file share
 	Created bool      `json:"created"`         // not on the server at all yet
+	Clean   bool      `json:"clean,omitempty"` // the server has this content: nothing to upload
+	Base    string    `json:"base,omitempty"`  // ETag of the server's version this copy started from
 	Mtime   time.Time `json:"mtime"`
 	Saved   time.Time `json:"saved"`
 	Error   string    `json:"error,omitempty"`
 }
 
+// syncFile makes what was written to f durable (a variable so that tests
+// can see what was synced, and when).
+var syncFile = func(f *os.File) error { return f.Sync() }
+
+// syncDir makes the entries of dir (files created, renamed, removed) durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return syncFile(d)
+}
+
 type spool struct {
-	f   *FS
-	dir string
+	f       *FS
+	dir     string
+	lostDir string // where data no record accounts for is kept
 
 	mu     sync.Mutex
 	byPath map[string]*writeSession
 	count  atomic.Int32
+
+	cmu       sync.Mutex
+	conflicts []string // latest last, bounded
 }
 
 // writeSession is the local copy of one remote file being written, shared by
@@ -54,80 +83,107 @@ type writeSession struct {
 	upMu sync.Mutex // one upload at a time
 
 	// refs is guarded by sp.mu; the rest by mu.
-	refs     int
-	mu       sync.Mutex
-	shareID  string
-	entry    string
-	segs     []string
-	file     *os.File
-	size     int64
-	mtime    time.Time
-	gen      uint64
-	dirty    bool
-	created  bool
-	unlinked bool
-	lastErr  error
-	ready    chan struct{}
-	readyErr error
+	refs      int
+	mu        sync.Mutex
+	shareID   string
+	entry     string
+	segs      []string
+	file      *os.File
+	size      int64
+	mtime     time.Time
+	gen       uint64
+	synced    uint64 // gen whose data was last fsync'd
+	dirty     bool
+	created   bool
+	unlinked  bool
+	base      string // ETag of the server's version the copy is based on ("" unknown)
+	metaStale bool   // the record on disk does not say what this session is
+	lastErr   error
+	ready     chan struct{}
+	readyErr  error
 }
 
 func pathKey(shareID string, segs []string) string {
 	return shareID + "\x00" + strings.Join(segs, "\x00")
 }
 
-func openSpool(f *FS, dir string) (*spool, error) {
+func openSpool(f *FS, dir, lostDir string) (*spool, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
 	if err := os.Chmod(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
-	s := &spool{f: f, dir: dir, byPath: map[string]*writeSession{}}
+	s := &spool{f: f, dir: dir, lostDir: lostDir, byPath: map[string]*writeSession{}}
 	if err := s.load(); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
-// load picks up what an earlier run left: files with a record wait for
-// upload; data files without one held nothing the server lacks.
+// load picks up what an earlier run left. A record saying the copy differs
+// from the server's makes it wait for upload; a clean one lets it go. Data
+// that no readable record accounts for (a record lost or torn by a power
+// cut) goes to lost+found, never away.
 func (s *spool) load() error {
 	ents, err := os.ReadDir(s.dir)
 	if err != nil {
 		return fmt.Errorf("spool: %w", err)
 	}
+	datas := map[string]bool{}
 	metas := map[string]bool{}
-	for _, e := range ents {
-		if strings.HasSuffix(e.Name(), ".json") {
-			metas[strings.TrimSuffix(e.Name(), ".json")] = true
-		}
-	}
+	tmps := map[string]bool{}
 	for _, e := range ents {
 		name := e.Name()
 		switch {
-		case strings.HasSuffix(name, ".tmp"):
-			_ = os.Remove(filepath.Join(s.dir, name))
+		case strings.HasSuffix(name, ".json.tmp"):
+			tmps[strings.TrimSuffix(name, ".json.tmp")] = true
+		case strings.HasSuffix(name, ".json"):
+			metas[strings.TrimSuffix(name, ".json")] = true
 		case strings.HasSuffix(name, ".data"):
-			if !metas[strings.TrimSuffix(name, ".data")] {
-				_ = os.Remove(filepath.Join(s.dir, name))
-			}
+			datas[strings.TrimSuffix(name, ".data")] = true
 		}
 	}
-	for key := range metas {
-		mp := filepath.Join(s.dir, key+".json")
-		b, err := os.ReadFile(mp)
-		var m spoolMeta
-		if err == nil {
-			err = json.Unmarshal(b, &m)
+	// A record cut off between its write (fsync'd) and its rename: a
+	// complete temporary file is the newest word; a torn one is dropped.
+	for key := range tmps {
+		tmp := s.metaPath(key) + ".tmp"
+		if _, ok := readMeta(tmp); ok {
+			if err := os.Rename(tmp, s.metaPath(key)); err == nil {
+				metas[key] = true
+				continue
+			}
 		}
-		if err != nil || m.Share == "" {
-			s.f.log.Warn("unreadable spool record kept aside", "file", mp, "err", err)
+		_ = os.Remove(tmp)
+	}
+	for key := range datas {
+		if metas[key] {
 			continue
 		}
-		file, err := os.OpenFile(filepath.Join(s.dir, key+".data"), os.O_RDWR, 0)
-		if err != nil {
-			s.f.log.Warn("spool record without data", "file", mp, "err", err)
+		s.keepLost(key, "no record")
+	}
+	for key := range metas {
+		mp := s.metaPath(key)
+		m, ok := readMeta(mp)
+		if !datas[key] {
+			// Nothing to lose: the data was removed after its upload.
 			_ = os.Remove(mp)
+			continue
+		}
+		if !ok {
+			s.keepLost(key, "unreadable record")
+			continue
+		}
+		if m.Clean {
+			// The server has it; data first, so that a crash here leaves a
+			// record without data, which the next start drops.
+			_ = os.Remove(s.dataPath(key))
+			_ = os.Remove(mp)
+			continue
+		}
+		file, err := os.OpenFile(s.dataPath(key), os.O_RDWR, 0)
+		if err != nil {
+			s.f.log.Warn("spooled data cannot be opened; it stays in the spool", "file", s.dataPath(key), "err", err)
 			continue
 		}
 		st, err := file.Stat()
@@ -137,26 +193,126 @@ func (s *spool) load() error {
 		}
 		ws := &writeSession{
 			sp: s, key: key, shareID: m.Share, entry: m.Entry, segs: m.Path, file: file,
-			size: st.Size(), mtime: m.Mtime, dirty: true, created: m.Created,
+			size: st.Size(), mtime: m.Mtime, dirty: true, created: m.Created, base: m.Base,
 			ready: make(chan struct{}),
 		}
+		ws.synced = ws.gen
 		if m.Error != "" {
 			ws.lastErr = errors.New(m.Error)
 		}
 		close(ws.ready)
 		pk := pathKey(m.Share, m.Path)
 		if old := s.byPath[pk]; old != nil {
-			// Two records for one path: the later write wins, as it would have.
+			// Two records for one path: the later write wins, as it would
+			// have; the other is kept aside, not deleted.
 			if old.mtime.After(ws.mtime) {
-				ws.remove()
+				_ = file.Close()
+				s.keepLost(key, "older copy of "+strings.Join(m.Path, "/"))
 				continue
 			}
-			old.remove()
+			old.mu.Lock()
+			if old.file != nil {
+				_ = old.file.Close()
+				old.file = nil
+			}
+			old.mu.Unlock()
+			s.keepLost(old.key, "older copy of "+strings.Join(m.Path, "/"))
 		}
 		s.byPath[pk] = ws
 	}
 	s.count.Store(int32(len(s.byPath)))
 	return nil
+}
+
+// readMeta reads a record; ok is false for a missing, torn or empty one.
+func readMeta(p string) (spoolMeta, bool) {
+	var m spoolMeta
+	b, err := os.ReadFile(p)
+	if err != nil || json.Unmarshal(b, &m) != nil || m.Share == "" {
+		return spoolMeta{}, false
+	}
+	if m.Path == nil {
+		m.Path = []string{}
+	}
+	return m, true
+}
+
+// keepLost moves the data of key (and its record, if any) to lost+found.
+// An empty data file held nothing and is removed.
+// It returns where the data went ("" when it stayed or was empty).
+func (s *spool) keepLost(key, why string) string {
+	dp, mp := s.dataPath(key), s.metaPath(key)
+	if st, err := os.Stat(dp); err == nil && st.Size() == 0 {
+		_ = os.Remove(dp)
+		_ = os.Remove(mp)
+		return ""
+	}
+	if err := os.MkdirAll(s.lostDir, 0o700); err != nil {
+		s.f.log.Error("spooled data could not be moved to lost+found; it stays in the spool", "file", dp, "why", why, "err", err)
+		return ""
+	}
+	stem := time.Now().UTC().Format("20060102T150405Z") + "-" + key
+	dst := filepath.Join(s.lostDir, stem+".data")
+	if err := os.Rename(dp, dst); err != nil {
+		s.f.log.Error("spooled data could not be moved to lost+found; it stays in the spool", "file", dp, "why", why, "err", err)
+		return ""
+	}
+	if _, err := os.Stat(mp); err == nil {
+		_ = os.Rename(mp, filepath.Join(s.lostDir, stem+".json"))
+	}
+	_ = syncDir(s.lostDir)
+	_ = syncDir(s.dir)
+	s.f.log.Warn("spooled data kept in lost+found", "file", dst, "why", why)
+	return dst
+}
+
+// setAside keeps the local version of a file share that changed on the
+// server meanwhile: a file share has no folder for a conflicted copy, so it
+// goes to lost+found, and the person is told.
+func (s *spool) setAside(ws *writeSession, name string) {
+	s.mu.Lock()
+	s.dropLocked(ws)
+	s.mu.Unlock()
+	ws.mu.Lock()
+	ws.unlinked = true // nothing to upload any more
+	ws.mu.Unlock()
+	dst := s.keepLost(ws.key, "changed on the server")
+	if dst == "" {
+		return
+	}
+	s.f.log.Warn("the file changed on the server while it was written here: the local version is kept in lost+found",
+		"share", ws.shareID, "file", name, "local version", dst)
+	s.noteConflict(name + ": changed on the server while written here; this version was kept in " + dst)
+}
+
+// lostFound describes the files in lost+found: path, size and, when its
+// record could be read, where it belonged.
+func (s *spool) lostFound() []string {
+	ents, err := os.ReadDir(s.lostDir)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, e := range ents {
+		if !strings.HasSuffix(e.Name(), ".data") {
+			continue
+		}
+		p := filepath.Join(s.lostDir, e.Name())
+		line := p
+		if st, err := e.Info(); err == nil {
+			line += " (" + strconv.FormatInt(st.Size(), 10) + " bytes)"
+		}
+		if m, ok := readMeta(strings.TrimSuffix(p, ".data") + ".json"); ok {
+			name := m.Entry
+			if name == "" {
+				name = m.Share
+			}
+			line += ", was " + strings.Join(append([]string{name}, m.Path...), "/")
+		}
+		out = append(out, line)
+	}
+	sort.Strings(out)
+	return out
 }
 
 func newKey() string {
@@ -170,9 +326,10 @@ func (s *spool) metaPath(key string) string { return filepath.Join(s.dir, key+".
 
 // acquire returns the session for the file at segs, creating it if needed.
 // The new session starts empty when trunc or create is set, otherwise with
-// the server's content (size bytes, downloaded). Every acquire is paired with
-// a release.
-func (s *spool) acquire(ctx context.Context, sh *share, segs []string, trunc, create bool, size int64) (*writeSession, error) {
+// the server's content (cur.size bytes, downloaded). cur is what the mount
+// knows of the server's file: its ETag is the version the copy is based on.
+// Every acquire is paired with a release.
+func (s *spool) acquire(ctx context.Context, sh *share, segs []string, trunc, create bool, cur info) (*writeSession, error) {
 	pk := pathKey(sh.id, segs)
 	s.mu.Lock()
 	if ws := s.byPath[pk]; ws != nil {
@@ -201,34 +358,42 @@ func (s *spool) acquire(ctx context.Context, sh *share, segs []string, trunc, cr
 		sp: s, key: key, refs: 1, shareID: sh.id, entry: sh.name, segs: append([]string(nil), segs...),
 		file: file, mtime: time.Now(), created: create, ready: make(chan struct{}),
 	}
+	if !create {
+		ws.base = cur.etag
+	}
 	s.byPath[pk] = ws
 	s.count.Add(1)
 	s.mu.Unlock()
 
-	if trunc || create || size == 0 {
-		var err error
-		if trunc || create {
+	var rerr error
+	ws.mu.Lock()
+	if trunc || create {
+		rerr = ws.markDirty()
+	} else {
+		// A clean record: after a crash this copy is known to hold nothing
+		// the server lacks.
+		rerr = s.writeMetaLocked(ws)
+	}
+	ws.mu.Unlock()
+	if rerr == nil && !trunc && !create && cur.size != 0 {
+		var n int64
+		var etag string
+		n, etag, rerr = s.f.download(ctx, sh, segs, file)
+		if rerr == nil {
 			ws.mu.Lock()
-			err = ws.markDirty()
+			ws.size = n
+			if etag != "" && etag != ws.base {
+				ws.base = etag
+				rerr = s.writeMetaLocked(ws)
+			}
 			ws.mu.Unlock()
 		}
-		ws.readyErr = err
-		close(ws.ready)
-		if err != nil {
-			s.release(ws)
-			return nil, err
-		}
-		return ws, nil
 	}
-	n, err := s.f.download(ctx, sh, segs, file)
-	if err == nil {
-		ws.size = n
-	}
-	ws.readyErr = err
+	ws.readyErr = rerr
 	close(ws.ready)
-	if err != nil {
+	if rerr != nil {
 		s.release(ws)
-		return nil, err
+		return nil, rerr
 	}
 	return ws, nil
 }
@@ -309,17 +474,23 @@ func (s *spool) discard(shareID string, segs []string) (existed bool, onServer b
 	ws.unlinked = true
 	onServer = !ws.created
 	ws.mu.Unlock()
-	_ = os.Remove(s.metaPath(ws.key))
+	// Handles still open keep reading through their descriptor.
+	ws.unlinkFiles()
 	if refs == 0 {
 		ws.remove()
 	}
 	return true, onServer
 }
 
-// rekey moves sessions at or below from to the same place below to (a rename).
-func (s *spool) rekey(shareID string, from, to []string) {
+// rekey moves sessions at or below from to the same place below to (a
+// rename). The records of sessions with unsent data are rewritten (durably)
+// so that a crash does not upload to the old name. When one cannot be, its
+// old record is removed instead (the data then goes to lost+found on the
+// next start rather than to the old name), the rewrite is tried again before
+// the next upload, and the error is returned.
+func (s *spool) rekey(shareID string, from, to []string) error {
 	if s.count.Load() == 0 {
-		return
+		return nil
 	}
 	prefix := pathKey(shareID, from)
 	s.mu.Lock()
@@ -331,11 +502,19 @@ func (s *spool) rekey(shareID string, from, to []string) {
 		delete(s.byPath, k)
 		moved = append(moved, ws)
 	}
+	var errs []error
 	for _, ws := range moved {
 		ws.mu.Lock()
 		ws.segs = append(append([]string(nil), to...), ws.segs[len(from):]...)
-		if ws.dirty {
-			_ = s.writeMetaLocked(ws)
+		if !ws.dirty && !ws.metaStale {
+			// A clean record names nothing to upload: its path does not matter.
+		} else if err := s.writeMetaLocked(ws); err != nil {
+			ws.metaStale = true
+			if rerr := os.Remove(s.metaPath(ws.key)); rerr == nil || errors.Is(rerr, os.ErrNotExist) {
+				_ = syncDir(s.dir)
+			}
+			s.f.log.Error("spool record not updated after a rename; the data stays in the spool", "share", shareID, "err", err)
+			errs = append(errs, err)
 		}
 		pk := pathKey(shareID, ws.segs)
 		ws.mu.Unlock()
@@ -345,11 +524,12 @@ func (s *spool) rekey(shareID string, from, to []string) {
 			old.mu.Lock()
 			old.unlinked = true
 			old.mu.Unlock()
-			_ = os.Remove(s.metaPath(old.key))
+			old.unlinkFiles()
 		}
 		s.byPath[pk] = ws
 	}
 	s.mu.Unlock()
+	return errors.Join(errs...)
 }
 
 // localChildren returns the files in the directory at dir that exist only in
@@ -471,6 +651,12 @@ func (s *spool) close() {
 	for _, ws := range s.byPath {
 		ws.mu.Lock()
 		if ws.file != nil {
+			if ws.dirty {
+				// Still open in a program: what it wrote so far is kept.
+				if err := ws.syncLocked(); err != nil {
+					s.f.log.Warn("spooled data not synced at unmount", "share", ws.shareID, "err", err)
+				}
+			}
 			_ = ws.file.Close()
 			ws.file = nil
 		}
@@ -478,9 +664,12 @@ func (s *spool) close() {
 	}
 }
 
-// writeMetaLocked records ws in <key>.json (atomically). ws.mu is held.
+// writeMetaLocked records ws in <key>.json, durably: written to a temporary
+// file, fsync'd, renamed over the old record, and the directory fsync'd.
+// ws.mu is held.
 func (s *spool) writeMetaLocked(ws *writeSession) error {
-	m := spoolMeta{Share: ws.shareID, Entry: ws.entry, Path: ws.segs, Created: ws.created, Mtime: ws.mtime, Saved: time.Now().UTC()}
+	m := spoolMeta{Share: ws.shareID, Entry: ws.entry, Path: ws.segs, Created: ws.created, Clean: !ws.dirty,
+		Base: ws.base, Mtime: ws.mtime, Saved: time.Now().UTC()}
 	if m.Path == nil {
 		m.Path = []string{}
 	}
@@ -492,24 +681,41 @@ func (s *spool) writeMetaLocked(ws *writeSession) error {
 		return fmt.Errorf("spool record: %w", err)
 	}
 	tmp := s.metaPath(ws.key) + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
 		return fmt.Errorf("spool record: %w", err)
 	}
-	if err := os.Rename(tmp, s.metaPath(ws.key)); err != nil {
+	_, err = f.Write(b)
+	if err == nil {
+		err = syncFile(f)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, s.metaPath(ws.key))
+	}
+	if err == nil {
+		err = syncDir(s.dir)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
 		return fmt.Errorf("spool record: %w", err)
 	}
+	ws.metaStale = false
 	return nil
 }
 
 // markDirty notes that the local copy differs from the server's. ws.mu is held.
 func (ws *writeSession) markDirty() error {
 	ws.gen++
-	if ws.dirty {
+	if ws.dirty && !ws.metaStale {
 		return nil
 	}
+	was := ws.dirty
 	ws.dirty = true
 	if err := ws.sp.writeMetaLocked(ws); err != nil {
-		ws.dirty = false
+		ws.dirty = was
 		return err
 	}
 	return nil
@@ -590,55 +796,150 @@ func (ws *writeSession) stat() info {
 func (ws *writeSession) sync() error {
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
-	if ws.file == nil {
+	return ws.syncLocked()
+}
+
+// syncLocked makes the data and the record durable. ws.mu is held.
+func (ws *writeSession) syncLocked() error {
+	if ws.file == nil || ws.unlinked {
 		return nil
 	}
-	if err := ws.file.Sync(); err != nil {
+	if ws.metaStale {
+		if err := ws.sp.writeMetaLocked(ws); err != nil {
+			return err
+		}
+	}
+	if ws.synced == ws.gen {
+		return nil
+	}
+	if err := syncFile(ws.file); err != nil {
 		return fmt.Errorf("spool sync: %w", err)
 	}
+	// The data file's own entry, created with the session.
+	if err := syncDir(ws.sp.dir); err != nil {
+		return fmt.Errorf("spool sync: %w", err)
+	}
+	ws.synced = ws.gen
 	return nil
 }
 
-// flush uploads the local copy if it differs from the server's. On success
-// the record is removed (the data file stays while handles are open); on
-// failure the record notes the error and everything stays.
+// errRemoteChanged means the server's file is not the version the local copy
+// started from (412 to a conditional PUT).
+var errRemoteChanged = errors.New("the file changed on the server while it was being written here")
+
+// flush uploads the local copy if it differs from the server's: see flushAt.
 func (ws *writeSession) flush(ctx context.Context) (info, error) {
+	in, _, err := ws.flushAt(ctx)
+	return in, err
+}
+
+// flushAt uploads the local copy if it differs from the server's, making it
+// durable in the spool first. The upload is conditional on the server still
+// having the version the copy started from; when it has another, the local
+// version is uploaded beside it as a conflicted copy, the session moves to
+// that name and moved is its path. On success the record says clean (the
+// data file stays while handles are open); on failure the record notes the
+// error and everything stays.
+func (ws *writeSession) flushAt(ctx context.Context) (in info, moved []string, err error) {
 	ws.upMu.Lock()
 	defer ws.upMu.Unlock()
 	ws.mu.Lock()
 	if !ws.dirty || ws.unlinked || ws.file == nil {
 		in := info{size: ws.size, mtime: ws.mtime}
 		ws.mu.Unlock()
-		return in, nil
+		return in, nil, nil
+	}
+	if err := ws.syncLocked(); err != nil {
+		ws.mu.Unlock()
+		return info{}, nil, err
 	}
 	shareID, segs, size, mtime, gen, file := ws.shareID, append([]string(nil), ws.segs...), ws.size, ws.mtime, ws.gen, ws.file
+	cond := precondition{ifNoneMatch: ws.created, ifMatch: ws.base}
 	ws.mu.Unlock()
 
-	var in info
-	var err error
-	sh := ws.sp.f.shareByID(shareID)
+	sp := ws.sp
+	sh := sp.f.shareByID(shareID)
 	if sh == nil || sh.isGone() {
 		err = errShareGone
 	} else {
-		in, err = ws.sp.f.upload(ctx, sh, segs, file, size, mtime)
+		in, err = sp.f.upload(ctx, sh, segs, file, size, mtime, cond)
+		if errors.Is(err, errRemoteChanged) {
+			if len(segs) == 0 {
+				sp.setAside(ws, sh.name)
+				return info{}, nil, err
+			}
+			moved, in, err = sp.f.uploadConflicted(ctx, sh, segs, file, size, mtime)
+		}
 	}
 
+	if moved != nil {
+		sp.moveTo(ws, moved)
+	}
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
 	if err != nil {
 		ws.lastErr = err
 		if !ws.unlinked {
-			_ = ws.sp.writeMetaLocked(ws)
+			if werr := sp.writeMetaLocked(ws); werr != nil {
+				sp.f.log.Warn("spool record not updated", "share", shareID, "err", werr)
+			}
 		}
-		return info{}, err
+		return info{}, nil, err
 	}
 	ws.lastErr = nil
+	ws.created = false
+	ws.base = in.etag
 	if ws.gen == gen && !ws.unlinked {
 		ws.dirty = false
-		ws.created = false
-		_ = os.Remove(ws.sp.metaPath(ws.key))
 	}
-	return in, nil
+	if !ws.unlinked {
+		if werr := sp.writeMetaLocked(ws); werr != nil {
+			// A stale record only means an upload again after a crash.
+			sp.f.log.Warn("spool record not updated", "share", shareID, "err", werr)
+		}
+	}
+	return in, moved, nil
+}
+
+// moveTo files ws under segs (the conflicted copy's name, new on the server).
+func (s *spool) moveTo(ws *writeSession, segs []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.dropLocked(ws)
+	ws.mu.Lock()
+	ws.segs = segs
+	ws.mu.Unlock()
+	pk := pathKey(ws.shareID, segs)
+	if old := s.byPath[pk]; old != nil {
+		s.dropLocked(old)
+	}
+	s.byPath[pk] = ws
+	s.count.Add(1)
+}
+
+// noteConflict tells the person, in the log and the status, that a file
+// changed on both sides and where their version went.
+func (s *spool) noteConflict(line string) {
+	s.cmu.Lock()
+	s.conflicts = append(s.conflicts, time.Now().UTC().Format(time.RFC3339)+" "+line)
+	if len(s.conflicts) > 20 {
+		s.conflicts = s.conflicts[len(s.conflicts)-20:]
+	}
+	s.cmu.Unlock()
+}
+
+func (s *spool) describeConflicts() []string {
+	s.cmu.Lock()
+	defer s.cmu.Unlock()
+	return append([]string(nil), s.conflicts...)
+}
+
+// unlinkFiles removes the session's files from the spool directory; open
+// descriptors keep working. Data first: a crash in between leaves a record
+// without data, which the next start drops.
+func (ws *writeSession) unlinkFiles() {
+	_ = os.Remove(ws.sp.dataPath(ws.key))
+	_ = os.Remove(ws.sp.metaPath(ws.key))
 }
 
 // remove closes and deletes the session's files.
@@ -649,28 +950,48 @@ func (ws *writeSession) remove() {
 		ws.file = nil
 	}
 	ws.mu.Unlock()
-	_ = os.Remove(ws.sp.dataPath(ws.key))
-	_ = os.Remove(ws.sp.metaPath(ws.key))
+	ws.unlinkFiles()
 }
 
 // uploadAttempts bounds the tries of one upload on transient failures; a
 // timeout is not tried again (close would block too long).
 const uploadAttempts = 3
 
+// precondition makes a PUT conditional: on the server's version being
+// ifMatch (an ETag), or on there being no file yet (ifNoneMatch).
+type precondition struct {
+	ifMatch     string
+	ifNoneMatch bool
+}
+
+func (c precondition) set(h http.Header) {
+	switch {
+	case c.ifNoneMatch:
+		h.Set("If-None-Match", "*")
+	case c.ifMatch != "" && !strings.HasPrefix(c.ifMatch, "W/"):
+		// A weak ETag can never match under If-Match's strong comparison;
+		// without a usable ETag the upload is unconditional.
+		h.Set("If-Match", c.ifMatch)
+	}
+}
+
 // upload PUTs size bytes of file to the file at segs, streamed from the
-// spool, with X-OC-Mtime for ownCloud/Nextcloud peers.
-func (f *FS) upload(ctx context.Context, sh *share, segs []string, file *os.File, size int64, mtime time.Time) (info, error) {
+// spool, with X-OC-Mtime for ownCloud/Nextcloud peers. A 412 answer is
+// errRemoteChanged.
+func (f *FS) upload(ctx context.Context, sh *share, segs []string, file *os.File, size int64, mtime time.Time, cond precondition) (info, error) {
 	u := sh.fileURL(segs)
 	var lastErr error
 	for attempt := 1; attempt <= uploadAttempts; attempt++ {
+		h := http.Header{
+			"Content-Type": {"application/octet-stream"},
+			"X-Oc-Mtime":   {strconv.FormatInt(mtime.Unix(), 10)},
+		}
+		cond.set(h)
 		resp, err := f.dav.do(ctx, request{
 			method:  http.MethodPut,
 			url:     u,
 			shareID: sh.id,
-			header: http.Header{
-				"Content-Type": {"application/octet-stream"},
-				"X-Oc-Mtime":   {strconv.FormatInt(mtime.Unix(), 10)},
-			},
+			header:  h,
 			body: func() (io.Reader, int64, error) {
 				return io.NewSectionReader(file, 0, size), size, nil
 			},
@@ -679,11 +1000,9 @@ func (f *FS) upload(ctx context.Context, sh *share, segs []string, file *os.File
 			drainClose(resp)
 			switch resp.StatusCode {
 			case http.StatusOK, http.StatusCreated, http.StatusNoContent:
-				etag := resp.Header.Get("Oc-Etag")
-				if etag == "" {
-					etag = resp.Header.Get("ETag")
-				}
-				return info{size: size, mtime: mtime, etag: etag}, nil
+				return info{size: size, mtime: mtime, etag: responseETag(resp)}, nil
+			case http.StatusPreconditionFailed:
+				return info{}, fmt.Errorf("upload: %w", errRemoteChanged)
 			}
 			err = &statusError{Method: "PUT", Code: resp.StatusCode}
 		}
@@ -701,19 +1020,60 @@ func (f *FS) upload(ctx context.Context, sh *share, segs []string, file *os.File
 	return info{}, fmt.Errorf("upload: %w", lastErr)
 }
 
-// download copies the whole remote file at segs into w.
-func (f *FS) download(ctx context.Context, sh *share, segs []string, w io.Writer) (int64, error) {
+// responseETag is the ETag of the version a response is about.
+func responseETag(resp *http.Response) string {
+	if etag := resp.Header.Get("ETag"); etag != "" {
+		return etag
+	}
+	return resp.Header.Get("Oc-Etag")
+}
+
+// conflictTag is the Nextcloud desktop client's mark of a conflicted copy.
+func conflictTag(t time.Time) string {
+	return "conflicted copy " + t.Format("2006-01-02 150405")
+}
+
+// uploadConflicted uploads the local version of the file at segs, which
+// changed on the server meanwhile, beside it as "name (conflicted copy
+// YYYY-MM-DD HHMMSS).ext" (a new file: If-None-Match). It returns the path
+// it went to.
+func (f *FS) uploadConflicted(ctx context.Context, sh *share, segs []string, file *os.File, size int64, mtime time.Time) ([]string, info, error) {
+	name := segs[len(segs)-1]
+	tag := conflictTag(time.Now())
+	var err error
+	for n := 1; n <= 3; n++ {
+		to := append(append([]string(nil), segs[:len(segs)-1]...), withSuffix(name, tag, n, false))
+		var in info
+		in, err = f.upload(ctx, sh, to, file, size, mtime, precondition{ifNoneMatch: true})
+		if err == nil {
+			where := strings.Join(append([]string{sh.name}, segs...), "/")
+			f.log.Warn("the file changed on the server while it was written here: both versions are kept",
+				"share", sh.id, "file", where, "local version", to[len(to)-1])
+			f.spool.noteConflict(where + ": changed on the server while written here; this version was saved as " + to[len(to)-1])
+			f.invalidateDir(sh.id, segs)
+			return to, in, nil
+		}
+		if !errors.Is(err, errRemoteChanged) {
+			break
+		}
+	}
+	return nil, info{}, fmt.Errorf("conflicted copy: %w", err)
+}
+
+// download copies the whole remote file at segs into w and returns its
+// size and ETag.
+func (f *FS) download(ctx context.Context, sh *share, segs []string, w io.Writer) (int64, string, error) {
 	resp, err := f.dav.do(ctx, request{method: http.MethodGet, url: sh.fileURL(segs), shareID: sh.id})
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return 0, &statusError{Method: "GET", Code: resp.StatusCode}
+		return 0, "", &statusError{Method: "GET", Code: resp.StatusCode}
 	}
 	n, err := io.Copy(w, resp.Body)
 	if err != nil {
-		return n, readErr("GET", err)
+		return n, "", readErr("GET", err)
 	}
-	return n, nil
+	return n, responseETag(resp), nil
 }

@@ -309,8 +309,12 @@ func (s *Server) fail(w http.ResponseWriter, err error) {
 		writeError(w, http.StatusNotImplemented, ue.Error(), nil)
 	case errors.As(err, &se):
 		code := se.HTTPStatus()
-		if code == http.StatusServiceUnavailable {
+		switch code {
+		case http.StatusServiceUnavailable:
 			w.Header().Set("Retry-After", "30")
+		case http.StatusTooManyRequests:
+			// A full list of pending shares empties at the person's pace.
+			w.Header().Set("Retry-After", "3600")
 		}
 		writeError(w, code, err.Error(), se.ValidationErrors())
 	default:

@@ -28,6 +28,17 @@ func (s *Store) AddNotification(ctx context.Context, n Notification) error {
 	return nil
 }
 
+// PruneNotifications keeps at most keep recorded notifications (the
+// newest), none received before olderThan.
+func (s *Store) PruneNotifications(ctx context.Context, keep int, olderThan time.Time) error {
+	_, err := s.db.ExecContext(ctx, `DELETE FROM notifications WHERE received_at < ?
+		OR id <= (SELECT id FROM notifications ORDER BY id DESC LIMIT 1 OFFSET ?)`, olderThan.UnixNano(), keep)
+	if err != nil {
+		return fmt.Errorf("store: prune notifications: %w", err)
+	}
+	return nil
+}
+
 // Notifications lists the notifications received about a share, oldest first.
 func (s *Store) Notifications(ctx context.Context, shareID string) ([]Notification, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT id, peer, type, resource_type, provider_id, share_id, payload, received_at FROM notifications WHERE share_id = ? ORDER BY id`, shareID)

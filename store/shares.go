@@ -59,6 +59,9 @@ type Share struct {
 	// "" (nothing to tell), NotifyQueued, NotifySent, NotifyUnsupported or
 	// NotifyFailed, the last two with a reason after ": ".
 	NotifyState string `json:"notifyState,omitempty"`
+	// Changed says when and what the sender last changed in the share
+	// after the user accepted it ("" when nothing): the person sees it.
+	Changed string `json:"changed,omitempty"`
 	// KindSeen is "folder" or "file" as the share root's WebDAV answer
 	// showed it, "" until then; ResourceType keeps the sender's word
 	// (Nextcloud calls folders "file"), which notifications repeat.
@@ -92,7 +95,7 @@ func (sh Share) Kind() string {
 const shareColumns = `id, peer, provider_id, name, description, share_with, owner, sender,
 	owner_display_name, sender_display_name, share_type, resource_type, expiration, dialect,
 	protocols, webdav_uri, permissions, legacy_permissions, requirements, access_types, size,
-	legacy_code, signed_by, state, error, created_at, updated_at, from_contact, notify_state,
+	legacy_code, signed_by, state, error, created_at, updated_at, from_contact, notify_state, changed,
 	kind_seen, mount_name`
 
 type scanner interface{ Scan(...any) error }
@@ -105,7 +108,7 @@ func scanShare(r scanner) (Share, error) {
 	err := r.Scan(&sh.ID, &sh.Peer, &sh.ProviderID, &sh.Name, &sh.Description, &sh.ShareWith, &sh.Owner, &sh.Sender,
 		&sh.OwnerDisplayName, &sh.SenderDisplayName, &sh.ShareType, &sh.ResourceType, &exp, &sh.Dialect,
 		&protocols, &sh.WebDAVURI, &perms, &sh.LegacyPermissions, &reqs, &access, &sh.Size,
-		&legacy, &sh.SignedBy, &sh.State, &sh.Error, &created, &updated, &fromContact, &sh.NotifyState,
+		&legacy, &sh.SignedBy, &sh.State, &sh.Error, &created, &updated, &fromContact, &sh.NotifyState, &sh.Changed,
 		&sh.KindSeen, &sh.MountName)
 	if err != nil {
 		return sh, err
@@ -196,7 +199,7 @@ func (s *Store) PutShares(ctx context.Context, shares []Share) ([]Share, []Upser
 	return out, results, nil
 }
 
-const upsertShareSQL = `INSERT INTO shares (` + shareColumns + `) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+const upsertShareSQL = `INSERT INTO shares (` + shareColumns + `) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
 		ON CONFLICT(id) DO UPDATE SET name=excluded.name, description=excluded.description,
 		share_with=excluded.share_with, owner=excluded.owner, sender=excluded.sender,
 		owner_display_name=excluded.owner_display_name, sender_display_name=excluded.sender_display_name,
@@ -206,7 +209,7 @@ const upsertShareSQL = `INSERT INTO shares (` + shareColumns + `) VALUES (?,?,?,
 		requirements=excluded.requirements, access_types=excluded.access_types, size=excluded.size,
 		legacy_code=excluded.legacy_code, signed_by=excluded.signed_by, state=excluded.state,
 		error=excluded.error, updated_at=excluded.updated_at, from_contact=excluded.from_contact,
-		notify_state=excluded.notify_state`
+		notify_state=excluded.notify_state, changed=excluded.changed`
 
 type shareWrites struct{ find, upsert *sql.Stmt }
 
@@ -257,6 +260,9 @@ func putShareTx(ctx context.Context, w shareWrites, sh Share) (Share, UpsertResu
 	if result == Updated && sh.State == existing.State {
 		sh.NotifyState = existing.NotifyState
 	}
+	if result == Updated && sh.Changed == "" {
+		sh.Changed = existing.Changed
+	}
 	if result == Updated {
 		// What the mount learnt is not the sender's to change (the
 		// upsert keeps these columns).
@@ -267,7 +273,7 @@ func putShareTx(ctx context.Context, w shareWrites, sh Share) (Share, UpsertResu
 		sh.OwnerDisplayName, sh.SenderDisplayName, sh.ShareType, sh.ResourceType, exp, sh.Dialect,
 		jsonList(sh.Protocols), sh.WebDAVURI, jsonList(sh.Permissions), sh.LegacyPermissions,
 		jsonList(sh.Requirements), jsonList(sh.AccessTypes), sh.Size, legacy, sh.SignedBy, sh.State,
-		sh.Error, sh.CreatedAt.UnixNano(), sh.UpdatedAt.UnixNano(), fromContact, sh.NotifyState,
+		sh.Error, sh.CreatedAt.UnixNano(), sh.UpdatedAt.UnixNano(), fromContact, sh.NotifyState, sh.Changed,
 		sh.KindSeen, sh.MountName)
 	if err != nil {
 		return Share{}, 0, fmt.Errorf("store: write share: %w", err)
@@ -417,4 +423,25 @@ func (s *Store) ShareIDs(ctx context.Context, pairs [][2]string) (map[string]str
 		}
 	}
 	return out, nil
+}
+
+// PendingCounts counts pending shares: in all, and of each of peers.
+func (s *Store) PendingCounts(ctx context.Context, peers []string) (int, map[string]int, error) {
+	var total int
+	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM shares WHERE state = ?`, StatePending).Scan(&total); err != nil {
+		return 0, nil, fmt.Errorf("store: count pending shares: %w", err)
+	}
+	byPeer := make(map[string]int, len(peers))
+	for _, p := range peers {
+		if _, done := byPeer[p]; done {
+			continue
+		}
+		var n int
+		// The (peer, provider_id) index serves this.
+		if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM shares WHERE peer = ? AND state = ?`, p, StatePending).Scan(&n); err != nil {
+			return 0, nil, fmt.Errorf("store: count pending shares: %w", err)
+		}
+		byPeer[p] = n
+	}
+	return total, byPeer, nil
 }

@@ -25,6 +25,11 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("store: create state directory: %w", err)
 	}
+	// Created private before SQLite sees it: its -wal and -shm files take
+	// the database file's mode.
+	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600); err == nil {
+		f.Close()
+	}
 	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(ON)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
@@ -38,9 +43,11 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("store: restrict %s: %w", path, err)
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if err := os.Chmod(p, 0o600); err != nil && !errors.Is(err, os.ErrNotExist) {
+			db.Close()
+			return nil, fmt.Errorf("store: restrict %s: %w", p, err)
+		}
 	}
 	return s, nil
 }
@@ -150,7 +157,11 @@ var migrations = []string{
 	ALTER TABLE shares ADD COLUMN from_contact INTEGER NOT NULL DEFAULT 0;
 	ALTER TABLE shares ADD COLUMN notify_state TEXT NOT NULL DEFAULT '';
 	CREATE INDEX shares_expiration ON shares(expiration) WHERE expiration > 0;`,
-	// 4: what the share's WebDAV showed it to be (folder or file), and its
+	// 4: what the sender last changed in an accepted share, for the person
+	// to see; notifications are pruned by age and count.
+	`ALTER TABLE shares ADD COLUMN changed TEXT NOT NULL DEFAULT '';
+	CREATE INDEX notifications_received ON notifications(received_at);`,
+	// 5: what the share's WebDAV showed it to be (folder or file), and its
 	// name in the mount when it left it (to find its unsent writes).
 	`ALTER TABLE shares ADD COLUMN kind_seen TEXT NOT NULL DEFAULT '';
 	ALTER TABLE shares ADD COLUMN mount_name TEXT NOT NULL DEFAULT '';`,

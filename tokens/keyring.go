@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/godbus/dbus/v5"
@@ -48,11 +49,19 @@ type KeyringOptions struct {
 type KeyringStore struct {
 	service string
 	timeout time.Duration
+
+	// One go-keyring call at a time: a call that hangs (a Secret Service
+	// that never answers) is abandoned by its caller but keeps its
+	// goroutine; while it hangs, later calls fail at once instead of each
+	// leaving one more goroutine behind.
+	slot      chan struct{}
+	mu        sync.Mutex
+	hungSince time.Time // an abandoned call has not returned since then
 }
 
 // NewKeyringStore returns a store over the OS keyring.
 func NewKeyringStore(o KeyringOptions) *KeyringStore {
-	k := &KeyringStore{service: o.Service, timeout: o.Timeout}
+	k := &KeyringStore{service: o.Service, timeout: o.Timeout, slot: make(chan struct{}, 1)}
 	if k.service == "" {
 		k.service = DefaultService
 	}
@@ -122,18 +131,60 @@ func (k *KeyringStore) Delete(ctx context.Context, key string) error {
 }
 
 // call runs one go-keyring operation, which knows no context, bounded by
-// ctx and the store's timeout. A call that times out is abandoned.
+// ctx and the store's timeout. Calls take turns; a call that times out is
+// abandoned, and until it returns every other call fails at once with
+// ErrKeyringUnavailable: at most one goroutine is ever left waiting on the
+// keyring.
 func (k *KeyringStore) call(ctx context.Context, fn func() error) error {
 	ctx, cancel := context.WithTimeout(ctx, k.timeout)
 	defer cancel()
+	if err := k.hung(); err != nil {
+		return err
+	}
+	select {
+	case k.slot <- struct{}{}:
+	case <-ctx.Done():
+		if err := k.hung(); err != nil {
+			return err
+		}
+		return fmt.Errorf("the keyring did not answer: %w", ctx.Err())
+	}
+	var finished, abandoned bool // under k.mu
 	done := make(chan error, 1)
-	go func() { done <- fn() }()
+	go func() {
+		err := fn()
+		k.mu.Lock()
+		finished = true
+		if abandoned {
+			k.hungSince = time.Time{}
+		}
+		k.mu.Unlock()
+		<-k.slot
+		done <- err
+	}()
 	select {
 	case err := <-done:
 		return err
 	case <-ctx.Done():
+		k.mu.Lock()
+		if !finished {
+			abandoned = true
+			k.hungSince = time.Now()
+		}
+		k.mu.Unlock()
 		return fmt.Errorf("the keyring did not answer: %w", ctx.Err())
 	}
+}
+
+// hung returns an error while an abandoned call has not returned.
+func (k *KeyringStore) hung() error {
+	k.mu.Lock()
+	since := k.hungSince
+	k.mu.Unlock()
+	if since.IsZero() {
+		return nil
+	}
+	return fmt.Errorf("%w: an earlier call has not returned for %s", ErrKeyringUnavailable, time.Since(since).Round(time.Second))
 }
 
 // KeyringState is what Probe found.

@@ -6,7 +6,10 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -326,4 +329,70 @@ func TestMigrateStopsAndKeepsTheRest(t *testing.T) {
 	}
 	_ = kr.Delete(ctx, "a")
 	_ = kr.Delete(ctx, "c")
+}
+
+// A Secret Service that never answers: every call through go-keyring would
+// block for good. The blocking function stands in for go-keyring here (its
+// D-Bus connection is process-wide and cached, so a hung fake service on a
+// private bus would poison the other keyring tests of this binary). Calls
+// made while one hangs fail at once, and no more than one goroutine is
+// ever left waiting on the keyring.
+func TestKeyringHungCallsLeakNoGoroutines(t *testing.T) {
+	k := NewKeyringStore(KeyringOptions{Timeout: 50 * time.Millisecond})
+	release := make(chan struct{})
+	var started atomic.Int32
+	hang := func() error {
+		started.Add(1)
+		<-release
+		return nil
+	}
+	released := false
+	defer func() {
+		if !released {
+			close(release)
+		}
+	}()
+	before := runtime.NumGoroutine()
+	ctx := context.Background()
+	if err := k.call(ctx, hang); err == nil || !strings.Contains(err.Error(), "did not answer") {
+		t.Fatalf("first call: %v, want a timeout", err)
+	}
+	const n = 200
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- k.call(ctx, hang)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if !errors.Is(err, ErrKeyringUnavailable) {
+			t.Fatalf("call while the keyring hangs: %v, want ErrKeyringUnavailable", err)
+		}
+	}
+	if got := started.Load(); got != 1 {
+		t.Errorf("%d calls reached the keyring while it hung, want 1", got)
+	}
+	if after := runtime.NumGoroutine(); after > before+2 {
+		t.Errorf("goroutines: %d before, %d after %d calls to a hung keyring", before, after, n+1)
+	}
+
+	// It answers again: so do the calls.
+	close(release)
+	released = true
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := k.call(ctx, func() error { return nil })
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("calls still fail after the keyring answered: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond) // polling, bounded by the deadline
+	}
 }

@@ -231,16 +231,44 @@ func (s Snapshot) Problems() []Problem {
 			Severe: true,
 		})
 	}
+	if p, ok := certProblem(st, s.At); ok {
+		out = append(out, p)
+	}
 	for _, e := range st.Errors {
 		out = append(out, Problem{Key: "error:" + e, Title: "The agent reported an error", Detail: e})
 	}
 	for _, u := range st.Unreachable {
-		out = append(out, Problem{Key: "unreachable:" + u, Title: "A share's server does not answer", Detail: u})
+		out = append(out, Problem{Key: "unreachable:" + u.ID + "@" + u.Since.String(), Title: "A share's server does not answer",
+			Detail: "“" + u.Name + "” cannot be read since " + u.Since.Local().Format(timeLayout) + " (" + firstNonEmpty(u.Error, "no answer") +
+				"). It stays in your shares folder and works again once its server answers."})
 	}
 	for _, k := range st.KeptWrites {
 		out = append(out, Problem{Key: "kept:" + k, Title: "Files you wrote were not uploaded", Detail: k})
 	}
 	return out
+}
+
+// certProblem: the certificate the agent gets itself (acme) cannot be
+// renewed; severe from two weeks before it ends, when peers will soon
+// refuse it.
+func certProblem(st control.Status, now time.Time) (Problem, bool) {
+	if st.CertName == "" || st.CertError == "" {
+		return Problem{}, false
+	}
+	if now.IsZero() {
+		now = time.Now()
+	}
+	p := Problem{Key: "cert:" + st.CertError, Title: "The HTTPS certificate cannot be renewed", Severe: true}
+	if st.CertNotAfter.IsZero() {
+		p.Title = "No HTTPS certificate yet"
+		p.Detail = "Other servers cannot reach you until the agent gets one: " + st.CertError + ". Run 'ocm-agent doctor' for help."
+		return p, true
+	}
+	left := st.CertNotAfter.Sub(now)
+	p.Severe = left < 14*24*time.Hour
+	p.Detail = fmt.Sprintf("It ends on %s (%d days left); the agent keeps trying: %s. Run 'ocm-agent doctor' for help.",
+		st.CertNotAfter.Local().Format("2 Jan 2006"), max(0, int(left.Hours()/24)), st.CertError)
+	return p, true
 }
 
 // Icon is the tray icon's state.

@@ -1,6 +1,8 @@
 package tray
 
 import (
+	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -21,6 +23,9 @@ func keyShareSeen(id string) string    { return "share/" + id + "/seen" }
 func keyShareRemoved(id string) string { return "share/" + id + "/removed" }
 func keyShareError(id string) string   { return "share/" + id + "/error" }
 func keyShareRevoked(id string) string { return "share/" + id + "/revoked" }
+func keyShareChanged(id, when string) string {
+	return "share/" + id + "/changed/" + when
+}
 func keyContact(c Contact) string {
 	return "contact/" + firstNonEmpty(c.ID, strings.ToLower(c.Address))
 }
@@ -51,20 +56,33 @@ func Notes(prev, next Snapshot, rec *Notified, now time.Time) (notes []Note, cha
 	}
 	firstRun := rec.Fresh() && prev.Conn != Connected
 
+	var arrived []control.Share
 	for _, sh := range next.Shares {
 		seen := rec.Has(keyShareSeen(sh.ID))
 		switch sh.State {
 		case StatePending:
 			if rec.Add(keyShareSeen(sh.ID), now) {
 				changed = true
-				notes = append(notes, Note{
-					Key:   keyShareSeen(sh.ID),
-					Title: "New share from " + next.SenderName(sh),
-					Body:  "“" + ShareName(sh) + "” (" + Kind(sh) + "). Accept or decline it from the OCM icon.",
-				})
+				arrived = append(arrived, sh)
 			}
 		case StateAccepted:
 			changed = rec.Add(keyShareSeen(sh.ID), now) || changed
+			if sh.Changed == "" {
+				continue
+			}
+			// Changed starts with when: each change is told once.
+			when, _, _ := strings.Cut(sh.Changed, " ")
+			k := keyShareChanged(sh.ID, when)
+			if rec.Add(k, now) {
+				changed = true
+				if !firstRun {
+					notes = append(notes, Note{
+						Key:   k,
+						Title: "“" + ShareName(sh) + "” was changed by its sender",
+						Body:  "Changed: " + sh.Changed + ". It is from " + next.SenderLine(sh) + ".",
+					})
+				}
+			}
 		case StateRemoved:
 			old, wasLive := prev.Find(sh.ID)
 			wasLive = wasLive && (old.State == StatePending || old.State == StateAccepted)
@@ -105,6 +123,8 @@ func Notes(prev, next Snapshot, rec *Notified, now time.Time) (notes []Note, cha
 			}
 		}
 	}
+
+	notes = append(notes, arrivalNotes(arrived)...)
 
 	if next.ContactsSupported {
 		for _, c := range next.Contacts {
@@ -196,4 +216,36 @@ func sentence(s string) string {
 		s += "."
 	}
 	return s
+}
+
+// maxArrivalNotes is how many new shares are notified one by one; more
+// arriving at once (a flood, or a long absence) get one summary.
+const maxArrivalNotes = 3
+
+func arrivalNotes(arrived []control.Share) []Note {
+	if len(arrived) <= maxArrivalNotes {
+		var notes []Note
+		for _, sh := range arrived {
+			notes = append(notes, Note{
+				Key:   keyShareSeen(sh.ID),
+				Title: "New share from " + SenderName(sh),
+				Body:  "“" + ShareName(sh) + "” (" + Kind(sh) + "). Accept or decline it from the OCM icon.",
+			})
+		}
+		return notes
+	}
+	var senders []string
+	for _, sh := range arrived {
+		if n := SenderName(sh); !slices.Contains(senders, n) {
+			senders = append(senders, n)
+		}
+	}
+	from := strings.Join(senders, ", ")
+	if len(senders) > maxArrivalNotes {
+		from = strings.Join(senders[:maxArrivalNotes], ", ") + fmt.Sprintf(" and %d others", len(senders)-maxArrivalNotes)
+	}
+	return []Note{{
+		Title: fmt.Sprintf("%d new shares", len(arrived)),
+		Body:  "From " + from + ". Accept or decline them from the OCM icon.",
+	}}
 }

@@ -238,3 +238,43 @@ func TestDefaultNotifiedPath(t *testing.T) {
 		t.Errorf("DefaultNotifiedPath %q", got)
 	}
 }
+
+// TestNotesSummariseAFlood: many shares arriving at once make one note,
+// not one each; each is still recorded as seen.
+func TestNotesSummariseAFlood(t *testing.T) {
+	rec := openRecord(t, filepath.Join(t.TempDir(), NotifiedFile))
+	var flood []control.Share
+	for i := 0; i < 50; i++ {
+		sh := share(fmt.Sprintf("f%d", i), fmt.Sprintf("Spam %d", i), StatePending)
+		sh.SenderDisplayName = fmt.Sprintf("Sender %d", i%7)
+		flood = append(flood, sh)
+	}
+	notes := step(t, Snapshot{}, connected(flood...), rec)
+	if len(notes) != 1 || notes[0].Title != "50 new shares" || !strings.Contains(notes[0].Body, "and 4 others") {
+		t.Fatalf("flood notes %+v", notes)
+	}
+	if notes := step(t, connected(flood...), connected(flood...), rec); len(notes) != 0 {
+		t.Fatalf("the flood was notified again: %v", titles(notes))
+	}
+	few := []control.Share{share("n1", "One", StatePending), share("n2", "Two", StatePending)}
+	if notes := step(t, connected(flood...), connected(append(flood, few...)...), rec); len(notes) != 2 {
+		t.Fatalf("two new shares after the flood: %v", titles(notes))
+	}
+}
+
+// TestNotesChangedBySender: a change the sender made to an accepted share
+// is told once.
+func TestNotesChangedBySender(t *testing.T) {
+	rec := openRecord(t, filepath.Join(t.TempDir(), NotifiedFile))
+	accepted := share("c1", "Budget", StateAccepted)
+	step(t, Snapshot{}, connected(accepted), rec)
+	moved := accepted
+	moved.Changed = "2026-12-03T12:00:00Z address, secret (signed)"
+	notes := step(t, connected(accepted), connected(moved), rec)
+	if len(notes) != 1 || !strings.Contains(notes[0].Title, "changed by its sender") || !strings.Contains(notes[0].Body, "address, secret") {
+		t.Fatalf("change notes %+v", notes)
+	}
+	if notes := step(t, connected(moved), connected(moved), rec); len(notes) != 0 {
+		t.Fatalf("the change was told twice: %v", titles(notes))
+	}
+}

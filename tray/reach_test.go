@@ -82,7 +82,7 @@ func TestUnreachableRevokedAndKeptWrites(t *testing.T) {
 	team.ResourceType, team.Kind = "file", "folder"
 	b.shares = []control.Share{un, rv, team}
 	b.setStatus(func(st *control.Status) {
-		st.Unreachable = []string{"Slides (u1) from cloud.example: unreachable since ..."}
+		st.Unreachable = []control.UnreachableShare{{ID: "u1", Name: "Slides", Since: un.UnreachableSince, Error: un.UnreachableError}}
 		st.KeptWrites = []string{"Drafts (r1, revoked): 1 file written here was not uploaded; it is kept in /state/spool"}
 	})
 	u := newUI(t, b, true)

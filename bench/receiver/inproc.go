@@ -40,6 +40,7 @@ func runProfile(o options, dir string) error {
 	cfg.AllowInsecurePeers = true
 	cfg.DNSServer = "127.0.0.1:9"
 	cfg.RateLimit, cfg.RateBurst, cfg.MaxConcurrent = 1e6, 1e6, 1024
+	cfg.MaxPendingPerPeer, cfg.MaxPending = 1e9, 1e9
 	if err := cfg.Finish(); err != nil {
 		return err
 	}

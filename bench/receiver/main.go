@@ -201,8 +201,10 @@ type receiverResult struct {
 func measureReceiver(bin, dir string, sender *ocmtest.Server, o options, withDiscovery bool) (receiverResult, error) {
 	var r receiverResult
 	a, err := newAgentProc(bin, dir, "",
-		// Loopback is one client address: lift its limits for the measurement.
-		"--rate-limit", "1000000", "--rate-burst", "1000000", "--max-concurrent", "1024")
+		// Loopback is one client address and one sender: lift their limits
+		// for the measurement.
+		"--rate-limit", "1000000", "--rate-burst", "1000000", "--max-concurrent", "1024",
+		"--max-pending-per-server", "1000000000", "--max-pending", "1000000000")
 	if err != nil {
 		return r, err
 	}

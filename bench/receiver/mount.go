@@ -60,8 +60,10 @@ func measureMount(bin, dir string, n, starts int, settle time.Duration) (mountRe
 	defer peer.Close()
 
 	mnt := filepath.Join(dir, "mnt")
-	// The shares all come from loopback at once: lift the per-client limit.
-	a, err := newAgentProc(bin, filepath.Join(dir, "agent"), mnt, "--rate-limit", "1000000", "--rate-burst", "1000000")
+	// The shares all come from loopback at once, from one sender: lift the
+	// per-client limit and the caps on pending shares.
+	a, err := newAgentProc(bin, filepath.Join(dir, "agent"), mnt, "--rate-limit", "1000000", "--rate-burst", "1000000",
+		"--max-pending-per-server", "1000000000", "--max-pending", "1000000000")
 	if err != nil {
 		return r, err
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"github.com/ocm-agent/ocm-agent/control"
 	"github.com/spf13/cobra"
@@ -37,12 +38,19 @@ func newStatus() *cobra.Command {
 			}
 			fmt.Fprintf(tw, "Secrets:\t%s\n", secrets)
 			fmt.Fprintf(tw, "Pending shares:\t%d\n", st.Pending)
+			writeCertStatus(tw, st)
 			fmt.Fprintf(tw, "Running since:\t%s (version %s)\n", st.StartedAt.Local().Format(time.RFC1123), st.Version)
 			for _, u := range st.PendingUploads {
 				fmt.Fprintf(tw, "Not uploaded yet:\t%s\n", u)
 			}
 			for _, u := range st.Unreachable {
-				fmt.Fprintf(tw, "Unreachable share:\t%s\n", u)
+				fmt.Fprintf(tw, "Unreachable:\t%s (%s) since %s: %s\n", clean(u.Name), u.ID, u.Since.Local().Format("2006-01-02 15:04:05"), u.Error)
+			}
+			for _, c := range st.Conflicts {
+				fmt.Fprintf(tw, "Conflict:\t%s\n", c)
+			}
+			for _, l := range st.LostFound {
+				fmt.Fprintf(tw, "Lost+found (crash leftover, yours to check):\t%s\n", l)
 			}
 			for _, k := range st.KeptWrites {
 				fmt.Fprintf(tw, "Writes kept:\t%s\n", k)
@@ -55,6 +63,21 @@ func newStatus() *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// writeCertStatus shows the certificate the agent gets itself (acme).
+func writeCertStatus(w io.Writer, st control.Status) {
+	switch {
+	case st.CertName == "":
+	case st.CertNotAfter.IsZero():
+		fmt.Fprintf(w, "Certificate:\t%s: none yet (asking the ACME CA)\n", st.CertName)
+	default:
+		fmt.Fprintf(w, "Certificate:\t%s from %q, valid until %s (%d days left)\n", st.CertName, st.CertIssuer,
+			st.CertNotAfter.Local().Format(time.RFC1123), int(time.Until(st.CertNotAfter).Hours()/24))
+	}
+	if st.CertError != "" {
+		fmt.Fprintf(w, "Certificate error:\t%s\n", st.CertError)
+	}
 }
 
 func newShares() *cobra.Command {
@@ -79,10 +102,20 @@ func newShares() *cobra.Command {
 				fmt.Fprintln(cmd.OutOrStdout(), "No shares yet. Your OCM address is shown by 'ocm-agent status'.")
 				return nil
 			}
+			unreachable := map[string]time.Time{}
+			if st, err := client().Status(cmd.Context()); err == nil {
+				for _, u := range st.Unreachable {
+					unreachable[u.ID] = u.Since
+				}
+			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tSTATE\tTYPE\tNAME\tFROM\tRECEIVED")
 			for _, s := range shares {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, stateOf(s), kindOf(s), clean(s.Name), senderOf(s), s.CreatedAt.Local().Format("2006-01-02 15:04"))
+				state := s.State
+				if since, ok := unreachable[s.ID]; ok {
+					state += " (unreachable since " + since.Local().Format("2006-01-02 15:04") + ")"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, state, kindOf(s), clean(s.Name), senderOf(s), s.CreatedAt.Local().Format("2006-01-02 15:04"))
 			}
 			return tw.Flush()
 		},
@@ -177,17 +210,9 @@ func printShare(w io.Writer, s control.Share) {
 	row("Signed", signed)
 	row("Received", s.CreatedAt.Local().Format(time.RFC1123))
 	row("Sender notified", s.NotifyState)
+	row("Changed by sender", clean(s.Changed))
 	row("Provider ID", s.ProviderID)
 	tw.Flush()
-}
-
-// stateOf is the state for lists: an accepted share whose server answers
-// with errors shows as unreachable.
-func stateOf(s control.Share) string {
-	if s.State == "accepted" && !s.UnreachableSince.IsZero() {
-		return "unreachable"
-	}
-	return s.State
 }
 
 // kindOf is folder or file as best known (Nextcloud calls folders "file";
@@ -246,7 +271,9 @@ func opaqueID(u string) bool {
 // changing its colours.
 func clean(s string) string {
 	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+		// Format characters (bidi overrides, zero-width marks) would
+		// make the text read differently from what it is.
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || unicode.Is(unicode.Cf, r) {
 			return '?'
 		}
 		return r

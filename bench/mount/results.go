@@ -82,6 +82,7 @@ func fmtVal(v float64) string {
 // row is one line of the table: a workload, its figure per system, and
 // the target as a ratio to the reference column.
 type row struct {
+	short    string // the name in the line of ratios
 	workload string
 	cell     func(sys string) string // "" when not measured
 	ref      string                  // the reference column's figure
@@ -135,11 +136,11 @@ func (r *results) print(w io.Writer, c config, sz sizes) {
 	}
 	var rows []row
 
-	rows = append(rows, ratioRow(row{workload: fmt.Sprintf("seq read %d MiB, MB/s", sz.seq>>20), cell: val(mSeq),
+	rows = append(rows, ratioRow(row{short: "seq read", workload: fmt.Sprintf("seq read %d MiB, MB/s", sz.seq>>20), cell: val(mSeq),
 		target: ">= 90% of curl"}, mSeq, "curl", true, 0.9))
-	rows = append(rows, ratioRow(row{workload: fmt.Sprintf("copy in %d MiB, MB/s to close()", sz.copyIn>>20), cell: val(mCopyProg),
+	rows = append(rows, ratioRow(row{short: "copy in", workload: fmt.Sprintf("copy in %d MiB, MB/s to close()", sz.copyIn>>20), cell: val(mCopyProg),
 		target: ">= 80% of curl PUT"}, mCopyProg, "curl", true, 0.8))
-	small := ratioRow(row{workload: fmt.Sprintf("write %d new %d KiB files, files/s", sz.small, sz.smallSize>>10),
+	small := ratioRow(row{short: "small writes", workload: fmt.Sprintf("write %d new %d KiB files, files/s", sz.small, sz.smallSize>>10),
 		cell: rate(mSmallProg, float64(sz.small)), target: ">= 60% of curl PUTs, all on the server at close"}, mSmallProg, "curl", false, 1/0.6)
 	if small.ratio != "" { // a time ratio turned into a rate ratio
 		o, _ := get(mSmallProg, ours)
@@ -149,11 +150,11 @@ func (r *results) print(w io.Writer, c config, sz sizes) {
 		small.met = cu/o >= 0.6 && srv <= o*1.05
 	}
 	rows = append(rows, small)
-	rows = append(rows, ratioRow(row{workload: fmt.Sprintf("ls -l of %d files cold, s", sz.wide), cell: val(mLsCold),
+	rows = append(rows, ratioRow(row{short: "ls cold", workload: fmt.Sprintf("ls -l of %d files cold, s", sz.wide), cell: val(mLsCold),
 		target: "<= 1.3x one PROPFIND"}, mLsCold, "curl", false, 1.3))
-	rows = append(rows, ratioRow(row{workload: "ls -l warm, s (reference: local disk)", cell: val(mLsWarm),
+	rows = append(rows, ratioRow(row{short: "ls warm", workload: "ls -l warm, s (reference: local disk)", cell: val(mLsWarm),
 		target: "<= 1.1x local disk"}, mLsWarm, "local", false, 1.1))
-	thumbs := ratioRow(row{workload: fmt.Sprintf("thumbnails: first %d KiB of %d files, s", sz.thumbReadBytes>>10, sz.thumbs),
+	thumbs := ratioRow(row{short: "thumbnails", workload: fmt.Sprintf("thumbnails: first %d KiB of %d files, s", sz.thumbReadBytes>>10, sz.thumbs),
 		cell: func(sys string) string {
 			t, ok := get(mThumbTime, sys)
 			if !ok {
@@ -168,7 +169,7 @@ func (r *results) print(w io.Writer, c config, sz sizes) {
 		thumbs.met = thumbs.met && x <= 1.5
 	}
 	rows = append(rows, thumbs)
-	randRow := row{workload: fmt.Sprintf("%d random 4 KiB preads p50 / p99, ms", sz.randomReads),
+	randRow := row{short: "random p50/p99", workload: fmt.Sprintf("%d random 4 KiB preads p50 / p99, ms", sz.randomReads),
 		cell: func(sys string) string {
 			a, ok1 := get(mRandP50, sys)
 			b, ok2 := get(mRandP99, sys)
@@ -188,13 +189,13 @@ func (r *results) print(w io.Writer, c config, sz sizes) {
 		}
 	}
 	rows = append(rows, randRow)
-	rows = append(rows, ratioRow(row{workload: fmt.Sprintf("walk + stat %d files, s (reference: curl crawl, PROPFIND of every folder, 8 at once)", sz.treeDirs*sz.treePerDir),
+	rows = append(rows, ratioRow(row{short: "walk+stat", workload: fmt.Sprintf("walk + stat %d files, s (reference: curl crawl, PROPFIND of every folder, 8 at once)", sz.treeDirs*sz.treePerDir),
 		cell: val(mFind), target: "<= 1.5x the curl crawl"}, mFind, "curl", false, 1.5))
 	var names []string
 	for _, n := range sz.lsScale {
 		names = append(names, fmt.Sprint(n))
 	}
-	scaleRow := row{workload: "ls -l cold of " + strings.Join(names, " / ") + " entries, s",
+	scaleRow := row{short: "ls cold by size", workload: "ls -l cold of " + strings.Join(names, " / ") + " entries, s",
 		cell: func(sys string) string {
 			var parts []string
 			for _, n := range sz.lsScale {
@@ -225,7 +226,7 @@ func (r *results) print(w io.Writer, c config, sz sizes) {
 		scaleRow.met = false
 	}
 	rows = append(rows, scaleRow)
-	rss := row{workload: fmt.Sprintf("agent RSS per cached entry at %d entries, bytes", sz.lsScale[len(sz.lsScale)-1]),
+	rss := row{short: "RSS/entry", workload: fmt.Sprintf("agent RSS per cached entry at %d entries, bytes", sz.lsScale[len(sz.lsScale)-1]),
 		cell: val(mRSSEntry), target: "<= 300 bytes"}
 	if v, ok := get(mRSSEntry, ours); ok {
 		rss.ratio, rss.met = fmtVal(v)+" B", v <= 300
@@ -261,7 +262,7 @@ func (r *results) print(w io.Writer, c config, sz sizes) {
 				met++
 				state = "yes"
 			}
-			summary = append(summary, fmt.Sprintf("%s %s", shortName(rw.workload), rw.ratio))
+			summary = append(summary, rw.short+" "+rw.ratio)
 		}
 		cells = append(cells, rw.target, dash(rw.ratio), state)
 		fmt.Fprintln(w, "| "+strings.Join(cells, " | ")+" |")
@@ -292,13 +293,4 @@ func columnName(sys string) string {
 		return "rclone mount2 (full)"
 	}
 	return sys
-}
-
-// shortName is the first words of a workload, for the line of ratios.
-func shortName(workload string) string {
-	f := strings.Fields(workload)
-	if len(f) > 2 {
-		f = f[:2]
-	}
-	return strings.TrimSuffix(strings.Join(f, " "), ",")
 }

@@ -105,8 +105,10 @@ func OpenFileStore(ctx context.Context, o FileOptions) (*FileStore, error) {
 		return nil, err
 	}
 	if f.log.legacy {
-		if err := f.convertLocked(); err != nil {
-			return nil, err
+		// Converted under the lock, as a write: another process may be
+		// converting it too, and then appending to its log.
+		if err := f.writeLocked(nil); err != nil {
+			return nil, fmt.Errorf("file store: converting %s to the log format: %w", f.path, err)
 		}
 	}
 	return f, nil
@@ -388,10 +390,15 @@ func (f *FileStore) appendLocked(fh *os.File, ops []logOp) error {
 		return err
 	}
 	if f.log.legacy {
-		if err := f.convertLocked(); err != nil {
+		n := len(f.data)
+		if err := f.compactLocked(applied(f.data, ops)); err != nil {
 			return err
 		}
-		return f.compactLocked(applied(f.data, ops))
+		f.logger.Info("secrets: converted the secrets file to the log format", "path", f.path, "secrets", n)
+		return nil
+	}
+	if len(ops) == 0 {
+		return nil
 	}
 	live := f.log.liveBytes
 	for _, op := range ops {
@@ -470,16 +477,6 @@ func (f *FileStore) compactLocked(data map[string][]byte) error {
 	}
 	st.setFile(fi)
 	f.data, f.log = data, st
-	return nil
-}
-
-// convertLocked rewrites a file of the first version as a log.
-func (f *FileStore) convertLocked() error {
-	n := len(f.data)
-	if err := f.compactLocked(f.data); err != nil {
-		return fmt.Errorf("file store: converting %s to the log format: %w", f.path, err)
-	}
-	f.logger.Info("secrets: converted the secrets file to the log format", "path", f.path, "secrets", n)
 	return nil
 }
 

@@ -57,7 +57,7 @@ func sizesFor(scale float64) sizes {
 		treeDirs:       int(sc(200, 10)),
 		treePerDir:     100,
 		small:          int(sc(1000, 50)),
-		smallSize:      8 << 10,
+		smallSize:      4 << 10,
 		copyIn:         int64(sc(1<<30, 16<<20)),
 		randomReads:    300,
 		thumbReadBytes: 64 << 10,

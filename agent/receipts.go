@@ -95,7 +95,7 @@ func (a *Agent) writeReceipts(ctx context.Context, batch []*receipt) {
 		if id, ok := ids[key]; ok {
 			r.sh.ID = id // stored already, or by an earlier receipt of this batch
 		} else {
-			r.sh.ID, r.isNew = newID(), true
+			r.sh.ID, r.isNew = newShareID(), true
 			ids[key] = r.sh.ID
 		}
 		secrets[secretKey(r.sh.ID)] = r.secret

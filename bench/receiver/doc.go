@@ -20,7 +20,7 @@
 //	go run ./bench/receiver                       # everything (about a minute)
 //	go run ./bench/receiver -duration 3s -workers 8
 //	go run ./bench/receiver -stored 0               # no second load with 10,000 shares stored
-//	go run ./bench/receiver -profile /tmp/prof    # agent in-process; CPU and heap profiles
+//	go run ./bench/receiver -profile /tmp/prof    # agent in-process, -stored shares first; CPU and heap profiles
 //
 // It prints a table of figures against their targets and does not fail on
 // a missed target. It is not a test.

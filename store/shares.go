@@ -180,11 +180,17 @@ func (s *Store) PutShares(ctx context.Context, shares []Share) ([]Share, []Upser
 		return nil, nil, fmt.Errorf("store: %w", err)
 	}
 	defer tx.Rollback()
-	// Prepared once per batch: parsing SQL is a good part of a write's CPU.
-	stmts, err := prepareShareWrites(ctx, tx)
+	// Statements prepared once on the connection: parsing SQL is a good
+	// part of a write's CPU.
+	find, err := s.stmt(ctx, `SELECT `+shareColumns+` FROM shares WHERE peer = ? AND provider_id = ?`)
 	if err != nil {
 		return nil, nil, err
 	}
+	upsert, err := s.stmt(ctx, upsertShareSQL)
+	if err != nil {
+		return nil, nil, err
+	}
+	stmts := shareWrites{tx.StmtContext(ctx, find), tx.StmtContext(ctx, upsert)}
 	defer stmts.close()
 	out := make([]Share, len(shares))
 	results := make([]UpsertResult, len(shares))
@@ -216,19 +222,6 @@ type shareWrites struct{ find, upsert *sql.Stmt }
 func (w shareWrites) close() {
 	w.find.Close()
 	w.upsert.Close()
-}
-
-func prepareShareWrites(ctx context.Context, tx *sql.Tx) (shareWrites, error) {
-	find, err := tx.PrepareContext(ctx, `SELECT `+shareColumns+` FROM shares WHERE peer = ? AND provider_id = ?`)
-	if err != nil {
-		return shareWrites{}, fmt.Errorf("store: prepare: %w", err)
-	}
-	upsert, err := tx.PrepareContext(ctx, upsertShareSQL)
-	if err != nil {
-		find.Close()
-		return shareWrites{}, fmt.Errorf("store: prepare: %w", err)
-	}
-	return shareWrites{find, upsert}, nil
 }
 
 func putShareTx(ctx context.Context, w shareWrites, sh Share) (Share, UpsertResult, error) {
@@ -402,14 +395,13 @@ func (s *Store) setShareColumn(ctx context.Context, id, column, value string) er
 }
 
 // ShareIDs finds the ids of shares by (peer, providerId), with one
-// prepared statement for all; absent pairs are absent from the map, whose
+// prepared statement; absent pairs are absent from the map, whose
 // keys are peer + "\x00" + providerId.
 func (s *Store) ShareIDs(ctx context.Context, pairs [][2]string) (map[string]string, error) {
-	stmt, err := s.db.PrepareContext(ctx, `SELECT id FROM shares WHERE peer = ? AND provider_id = ?`)
+	stmt, err := s.stmt(ctx, `SELECT id FROM shares WHERE peer = ? AND provider_id = ?`)
 	if err != nil {
-		return nil, fmt.Errorf("store: prepare: %w", err)
+		return nil, err
 	}
-	defer stmt.Close()
 	out := make(map[string]string, len(pairs))
 	for _, p := range pairs {
 		var id string

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
@@ -18,6 +19,32 @@ var ErrNotFound = errors.New("not found")
 type Store struct {
 	db   *sql.DB
 	path string
+	hot  hotStatements
+}
+
+// hotStatements are the queries of every received share, prepared on
+// first use and kept: parsing their SQL cost more CPU than running them.
+type hotStatements struct {
+	mu    sync.Mutex
+	stmts map[string]*sql.Stmt
+}
+
+// stmt returns the prepared statement of query.
+func (s *Store) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	s.hot.mu.Lock()
+	defer s.hot.mu.Unlock()
+	if st, ok := s.hot.stmts[query]; ok {
+		return st, nil
+	}
+	st, err := s.db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, fmt.Errorf("store: prepare: %w", err)
+	}
+	if s.hot.stmts == nil {
+		s.hot.stmts = map[string]*sql.Stmt{}
+	}
+	s.hot.stmts[query] = st
+	return st, nil
 }
 
 // Open opens (creating if needed) the database at path and migrates it.
@@ -53,7 +80,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 }
 
 // Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error { return s.db.Close() } // closes the statements too
 
 // Path is the database file.
 func (s *Store) Path() string { return s.path }

@@ -139,6 +139,9 @@ func (a *Agent) ShareErrorLater(shareID string, err error) {
 // opencloudmesh-go end shares this way without SHARE_UNSHARED.
 func (a *Agent) shareRevoked(shareID string, status int) {
 	ctx := context.Background()
+	// Its writes not uploaded stay in the spool under this name; the
+	// share and status report them.
+	a.rememberMountName(ctx, shareID)
 	msg := fmt.Sprintf("the sender's server refuses the share (HTTP %d): revoked without notice? 'shares retry %s' tries again", status, shareID)
 	sh, err := a.store.SetShareState(ctx, shareID, store.StateRevoked, msg, store.StateAccepted)
 	if err != nil {
@@ -163,6 +166,7 @@ func (a *Agent) shareAccessFailed(shareID string, err error) {
 	if serr != nil {
 		return
 	}
+	a.rememberMountName(ctx, shareID)
 	a.log.Warn("share moved to error", "share", shareID, "reason", msg)
 	a.recordError("share " + sh.Name + ": " + msg)
 	a.events.publish("share", shareID, store.StateError)

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ocm-agent/ocm-agent/config"
+	"github.com/ocm-agent/ocm-agent/control"
 	"github.com/ocm-agent/ocm-agent/discovery"
 	"github.com/ocm-agent/ocm-agent/ocm"
 	"github.com/ocm-agent/ocm-agent/receiver"
@@ -74,6 +76,8 @@ type Agent struct {
 	errs          []string
 	trust         PeerTrust
 	secretsStatus SecretsStatus
+	certStatus    func() control.Status    // the ACME certificate, if any (acme.go)
+	rootFail      map[string]*rootFailures // share id: its root's server errors in a row
 
 	// Published in the discovery document by the parts that implement them.
 	capabilities  []string
@@ -146,6 +150,20 @@ func newID() string {
 	var b [12]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		panic("crypto/rand failed: " + err.Error()) // the platform is broken; nothing safe to do
+	}
+	return hex.EncodeToString(b[:])
+}
+
+// newShareID is a newID whose first 4 bytes are the time in seconds, the
+// other 8 random: ids of shares received together sort together, so the
+// database inserts them into the same index pages instead of one page per
+// share, and a batch's commit stays as small with 10,000 shares stored as
+// with none.
+func newShareID() string {
+	var b [12]byte
+	binary.BigEndian.PutUint32(b[:4], uint32(time.Now().Unix()))
+	if _, err := rand.Read(b[4:]); err != nil {
+		panic("crypto/rand failed: " + err.Error())
 	}
 	return hex.EncodeToString(b[:])
 }
@@ -264,21 +282,31 @@ func (a *Agent) serverAllowed(host string) bool {
 }
 
 // Shares lists shares: all of them, or the live ones (pending, accepted,
-// error, revoked).
+// error, revoked), with what the mount knows of them now.
 func (a *Agent) Shares(ctx context.Context, all bool) ([]store.Share, error) {
+	var shares []store.Share
+	var err error
 	if all {
-		return a.store.Shares(ctx)
+		shares, err = a.store.Shares(ctx)
+	} else {
+		shares, err = a.store.Shares(ctx, store.StatePending, store.StateAccepted, store.StateError, store.StateRevoked)
 	}
-	return a.store.Shares(ctx, store.StatePending, store.StateAccepted, store.StateError, store.StateRevoked)
+	if err != nil {
+		return shares, err
+	}
+	return a.withLive(shares), nil
 }
 
-// Share returns one share by id.
+// Share returns one share by id, with what the mount knows of it now.
 func (a *Agent) Share(ctx context.Context, id string) (store.Share, error) {
 	sh, err := a.store.Share(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return sh, fmt.Errorf("no share with id %q: %w", id, ErrNotFound)
 	}
-	return sh, err
+	if err != nil {
+		return sh, err
+	}
+	return a.withLive([]store.Share{sh})[0], nil
 }
 
 // AcceptShare accepts a pending share (or retries one in error or
@@ -308,6 +336,7 @@ func (a *Agent) RemoveShare(ctx context.Context, id string) (store.Share, error)
 	if err != nil {
 		return sh, err
 	}
+	a.rememberMountName(ctx, id)
 	a.forgetSecret(ctx, id)
 	a.refreshMount(ctx)
 	return sh, nil
@@ -378,12 +407,13 @@ func (a *Agent) refreshMount(ctx context.Context) {
 		a.log.Error("cannot list accepted shares for the mount", "err", err)
 		return
 	}
+	a.forgetRootFailures(shares)
 	entries := make([]MountEntry, 0, len(shares))
 	ids := make(map[string]bool, len(shares))
 	for _, sh := range shares {
 		ids[sh.ID] = true
 		entries = append(entries, MountEntry{ID: sh.ID, Name: sh.Name, Origin: sh.Sender,
-			IsDir: sh.ResourceType == "folder", URL: a.webdavURL(sh, r), Writable: slices.Contains(sh.Permissions, "write"),
+			IsDir: sh.Kind() == "folder", URL: a.webdavURL(sh, r), Writable: slices.Contains(sh.Permissions, "write"),
 			RightsFromServer: len(sh.Permissions) == 0 && sh.LegacyPermissions != ""})
 	}
 	a.keepURLs(ids)

@@ -28,6 +28,8 @@ func shareToControl(sh store.Share) control.Share {
 		Size: sh.Size, LegacyCode: sh.LegacyCode, SignedBy: sh.SignedBy, State: sh.State, Error: sh.Error,
 		CreatedAt: sh.CreatedAt, UpdatedAt: sh.UpdatedAt, FromContact: sh.FromContact, NotifyState: sh.NotifyState,
 		Changed: sh.Changed,
+		Kind:    sh.Kind(), UnreachableSince: sh.UnreachableSince, UnreachableError: sh.UnreachableError,
+		NotUploaded: sh.NotUploaded, KeptIn: sh.KeptIn,
 	}
 }
 
@@ -144,6 +146,14 @@ func (a *Agent) SetSecretsStatus(s SecretsStatus) {
 	a.mu.Unlock()
 }
 
+// SetCertStatus connects the certificate manager: f fills the Cert*
+// fields of the status.
+func (a *Agent) SetCertStatus(f func() control.Status) {
+	a.mu.Lock()
+	a.certStatus = f
+	a.mu.Unlock()
+}
+
 // Status reports the daemon's state.
 func (a *Agent) Status(ctx context.Context) control.Status {
 	a.mu.Lock()
@@ -172,10 +182,15 @@ func (a *Agent) Status(ctx context.Context) control.Status {
 	default:
 		st.MountState = "not mounted"
 	}
+	certStatus := a.certStatus
 	a.mu.Unlock()
-	st.Unreachable = a.unreachableShares()
+	if certStatus != nil {
+		c := certStatus()
+		st.CertName, st.CertIssuer, st.CertNotAfter, st.CertError = c.CertName, c.CertIssuer, c.CertNotAfter, c.CertError
+	}
 	if pending, err := a.store.Shares(ctx, store.StatePending); err == nil {
 		st.Pending = len(pending)
 	}
+	st.Unreachable, st.KeptWrites = a.shareNotices(ctx)
 	return st
 }

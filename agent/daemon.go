@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/ocm-agent/ocm-agent/acmecert"
 	"github.com/ocm-agent/ocm-agent/config"
 	"github.com/ocm-agent/ocm-agent/control"
 	"github.com/ocm-agent/ocm-agent/discovery"
@@ -34,6 +35,10 @@ type Daemon struct {
 	Tokens   *tokens.Manager
 	closers  []func(context.Context) error
 	trust    *trust
+	// With acme (acme.go): the certificate manager and the HTTP-01 listener.
+	acme       *acmecert.Manager
+	acmeHTTP   *http.Server
+	acmeHTTPLn net.Listener
 }
 
 // Start opens the state, listens on the public address and the control
@@ -129,6 +134,14 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, e
 		d.public.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 		d.publicLn = tls.NewListener(ln, d.public.TLSConfig)
 	}
+	if cfg.ACME {
+		if err := d.setupACME(ln); err != nil {
+			ln.Close()
+			return nil, err
+		}
+		d.public.TLSConfig = d.acme.TLSConfig()
+		d.publicLn = tls.NewListener(ln, d.public.TLSConfig)
+	}
 
 	d.control = control.NewServer(a.ControlBackend(), log)
 	if err := d.control.Listen(cfg.Socket); err != nil {
@@ -144,15 +157,17 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	errc := make(chan error, 2)
 	go func() { errc <- d.public.Serve(d.publicLn) }()
 	go func() { errc <- d.control.Serve() }()
+	d.startACME(ctx)
 	// Mount only once the endpoint serves: showing the shares may exchange
 	// codes, and the peer then fetches our keys from this endpoint.
 	d.mount(ctx, d.Tokens)
+	d.bookmark() // the mount in the file managers' sidebars (bookmark.go)
 	// Under systemd (Type=notify): ready once the endpoint listens and the
 	// mount is up, which Start has already done. Outside systemd this is a no-op.
 	if _, err := sddaemon.SdNotify(false, sddaemon.SdNotifyReady); err != nil {
 		d.log.Warn("could not tell systemd the agent is ready", "err", err)
 	}
-	d.log.Info("ocm-agent running", "version", Version, "address", d.cfg.Address(), "endpoint", d.cfg.PublicURL+"/ocm",
+	d.log.Info("ocm-agent running", "version", Version, "address", d.cfg.PeerAddress(), "endpoint", d.cfg.PublicURL+"/ocm",
 		"listen", d.publicLn.Addr().String(), "socket", d.cfg.Socket, "secrets", d.Agent.secrets.Backend())
 	var err error
 	select {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sort"
 	"sync"
 	"time"
@@ -31,6 +30,8 @@ func (m fsMounter) PendingUploads() []string { return m.fs.PendingUploads() }
 func (m fsMounter) LostFound() []string      { return m.fs.LostFound() }
 func (m fsMounter) Conflicts() []string      { return m.fs.Conflicts() }
 
+func (m fsMounter) EntryName(id string) string { return m.fs.EntryName(id) }
+
 // mount mounts the shares filesystem at the configured directory and
 // shows the accepted shares in it. A failure is reported in the status,
 // not fatal: the agent still receives shares without a mount.
@@ -53,12 +54,19 @@ func (d *Daemon) mount(ctx context.Context, auth ocmfs.Authorizer) {
 		FSName:     "ocm-agent",
 		Timeout:    cfg.MountTimeout.Duration,
 		MaxEntries: cfg.MountEntries,
-		SpoolDir:   filepath.Join(cfg.StateDir, "spool"),
+		SpoolDir:   a.spoolDir(),
 		Client:     client,
 		Logger:     d.log,
 		// Senders that end shares without SHARE_UNSHARED.
 		OnShareRefused: func(id string, status int) {
 			a.fromMount("refused/"+id, func() { a.shareRevoked(id, status) })
+		},
+		// OpenCloud answers 500 for a share it removed: counted at once
+		// (a map update), each error counts.
+		OnShareRoot: a.shareRoot,
+		// Nextcloud calls folders "file".
+		OnShareKind: func(id string, dir bool) {
+			a.fromMount("kind/"+id, func() { a.shareKind(id, dir) })
 		},
 	}, auth)
 	if err != nil {

@@ -108,7 +108,7 @@ func (a *Agent) writeReceipts(ctx context.Context, batch []*receipt) {
 			if r.err = caps.take(r.sh.Peer, r.sh.FromContact); r.err != nil {
 				continue
 			}
-			r.sh.ID, r.isNew = newID(), true
+			r.sh.ID, r.isNew = newShareID(), true
 			ids[key] = r.sh.ID
 		}
 		secrets[secretKey(r.sh.ID)] = r.secret

@@ -45,12 +45,19 @@ type Config struct {
 	Socket             string   `toml:"socket" help:"control socket path (default $XDG_RUNTIME_DIR/ocm-agent.sock)"`
 	TLSCert            string   `toml:"tls-cert" help:"TLS certificate file (PEM); with tls-key, serve HTTPS"`
 	TLSKey             string   `toml:"tls-key" help:"TLS private key file (PEM)"`
+	ACME               bool     `toml:"acme" help:"get and renew the certificate for the host of public-url from an ACME CA (Let's Encrypt by default); port 443 of that host must reach listen"`
+	ACMECA             string   `toml:"acme-ca" help:"ACME directory URL of the certificate authority"`
+	ACMEEmail          string   `toml:"acme-email" help:"e-mail address of the ACME account, for the CA's notices (optional)"`
+	ACMECARoot         string   `toml:"acme-ca-root" help:"PEM file of the roots to trust for the ACME CA's own HTTPS, for a private CA (default: the system's)"`
+	ACMEHTTPListen     string   `toml:"acme-http-listen" help:"host:port that port 80 of the public host reaches: answers HTTP-01 challenges and redirects to https (default: none, TLS-ALPN-01 on listen only)"`
+	AllowRoot          bool     `toml:"allow-root" help:"run as root even with acme or a non-loopback listen address (not recommended)"`
 	AllowInsecurePeers bool     `toml:"allow-insecure-peers" help:"permit http:// and loopback/private peer addresses (tests and labs only)"`
 	Secrets            string   `toml:"secrets" help:"secret store backend: auto, keyring or file"`
 	SecretsKeyFile     string   `toml:"secrets-key-file" help:"key file for the encrypted file secret store (default: systemd credential or $XDG_CONFIG_HOME/ocm-agent/secrets.key)"`
 	Mount              string   `toml:"mount" help:"directory where accepted shares are mounted; empty disables mounting (default ~/OCM)"`
 	MountTimeout       Duration `toml:"mount-timeout" help:"how long a file operation may wait for a peer before it fails"`
 	MountEntries       int      `toml:"mount-max-entries" help:"most entries a folder listing of a share may have; a larger one fails with an error"`
+	Bookmark           bool     `toml:"file-manager-bookmark" help:"put the mount in the file managers' sidebars (GTK bookmarks, KDE places) once, at the first start; false takes it out"`
 	LogFormat          string   `toml:"log-format" help:"log format: text or json"`
 	LogLevel           string   `toml:"log-level" help:"log level: debug, info, warn or error"`
 	RequireSignatures  bool     `toml:"require-signatures" help:"refuse unsigned requests from peers (criterion must-use-http-sig)"`
@@ -70,6 +77,7 @@ type Config struct {
 	NotifyRetry        Duration `toml:"notify-retry" help:"first wait before resending a notification the sender did not take (doubles each time)"`
 	NotifyRetryMax     Duration `toml:"notify-retry-max" help:"longest wait between resends of a notification"`
 	NotifyGiveUp       Duration `toml:"notify-give-up" help:"how long to keep resending a notification before giving up (shown on the share)"`
+	UnreachableAfter   Duration `toml:"unreachable-after" help:"how long a share's server may answer its root with errors (3 in a row at least) before the share shows as unreachable"`
 }
 
 // Default returns the configuration used when neither file nor flag says
@@ -83,6 +91,7 @@ func Default() Config {
 	}
 	c := Config{
 		Listen:         "127.0.0.1:9200",
+		ACMECA:         DefaultACMECA,
 		User:           user,
 		StateDir:       filepath.Join(xdgDir("XDG_STATE_HOME", ".local/state"), "ocm-agent"),
 		Socket:         DefaultSocket(),
@@ -90,6 +99,7 @@ func Default() Config {
 		Mount:          filepath.Join(homeDir(), "OCM"),
 		MountTimeout:   Duration{5 * time.Second},
 		MountEntries:   100_000,
+		Bookmark:       true,
 		LogFormat:      "text",
 		LogLevel:       "info",
 		AcceptFrom:     "anyone",
@@ -102,8 +112,13 @@ func Default() Config {
 		NotifyGiveUp:   Duration{48 * time.Hour},
 	}
 	c.MaxPendingPerPeer, c.MaxPending = 100, 1000
+	// A minute of server errors (OpenCloud answers 500 for a removed share).
+	c.UnreachableAfter = Duration{time.Minute}
 	return c
 }
+
+// DefaultACMECA is Let's Encrypt's production directory.
+const DefaultACMECA = "https://acme-v02.api.letsencrypt.org/directory"
 
 // DefaultSocket is $XDG_RUNTIME_DIR/ocm-agent.sock, or a per-user path in
 // the state directory where there is no runtime directory.
@@ -247,6 +262,9 @@ func (c *Config) Finish() error {
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		bad("listen %q: %v (expected host:port)", c.Listen, err)
 	}
+	if c.ACME && c.PublicURL == "" {
+		bad("acme needs public-url: the https origin whose name the certificate is for")
+	}
 	if c.PublicURL == "" {
 		scheme := "http"
 		if c.TLSCert != "" {
@@ -268,6 +286,9 @@ func (c *Config) Finish() error {
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		bad("tls-cert and tls-key go together")
+	}
+	if c.ACME {
+		c.checkACME(bad)
 	}
 	switch c.Secrets {
 	case "auto", "keyring", "file":
@@ -301,6 +322,9 @@ func (c *Config) Finish() error {
 	if c.MountTimeout.Duration <= 0 {
 		bad("mount-timeout must be positive")
 	}
+	if c.UnreachableAfter.Duration < 0 {
+		bad("unreachable-after must not be negative")
+	}
 	if c.MountEntries <= 0 {
 		bad("mount-max-entries must be positive")
 	}
@@ -327,6 +351,46 @@ func (c *Config) Finish() error {
 		return errors.New("invalid configuration:\n  " + strings.Join(problems, "\n  "))
 	}
 	return nil
+}
+
+func (c *Config) checkACME(bad func(string, ...any)) {
+	if c.TLSCert != "" {
+		bad("acme and tls-cert exclude each other: the agent either gets its certificate or uses yours")
+	}
+	if u, err := url.Parse(c.PublicURL); err == nil && u.Scheme != "https" {
+		bad("acme needs an https public-url, not %q", c.PublicURL)
+	} else if err == nil && (u.Hostname() == "localhost" || net.ParseIP(u.Hostname()) != nil) {
+		bad("acme needs a DNS name in public-url, not %q", u.Hostname())
+	}
+	if u, err := url.Parse(c.ACMECA); err != nil || u.Scheme != "https" || u.Host == "" {
+		bad("acme-ca %q must be the https URL of an ACME directory", c.ACMECA)
+	}
+	if c.ACMECARoot != "" && !filepath.IsAbs(c.ACMECARoot) {
+		bad("acme-ca-root %q must be an absolute path", c.ACMECARoot)
+	}
+	if c.ACMEHTTPListen != "" {
+		if _, _, err := net.SplitHostPort(c.ACMEHTTPListen); err != nil {
+			bad("acme-http-listen %q: %v (expected host:port)", c.ACMEHTTPListen, err)
+		}
+	}
+}
+
+// CheckRoot refuses to run as root (euid 0) where it matters: with acme or
+// a listen address beyond loopback, a flaw reachable from the network would
+// own the machine. Binding port 443 needs no root (see the README); a
+// loopback-only agent (development, tests) is not refused. allow-root
+// overrides.
+func (c *Config) CheckRoot(euid int) error {
+	if euid != 0 || c.AllowRoot {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(c.Listen)
+	if err == nil && !c.ACME && isLoopbackHost(host) {
+		return nil
+	}
+	return errors.New("refusing to run as root with acme or a public listen address: run as your own user " +
+		"(to listen on port 443: 'sudo setcap cap_net_bind_service=+ep $(command -v ocm-agent)' or forward 443 to a high port), " +
+		"or set allow-root if you really mean it")
 }
 
 // PublicHost is the host[:port] of the public URL: the provider part of

@@ -52,6 +52,21 @@ type Share struct {
 	// Changed says when and what the sender last changed in the share
 	// after it was accepted ("" when nothing).
 	Changed string `json:"changed,omitempty"`
+	// Kind is "folder" or "file": what the share's WebDAV showed it to be
+	// once the mount asked, else the sender's resourceType (which
+	// Nextcloud sets to "file" for folders too).
+	Kind string `json:"kind"`
+	// UnreachableSince, when set, is since when the share's server answers
+	// the share with errors (3 in a row at least); the share stays in the
+	// mount, reads fail until the server answers again. UnreachableError
+	// is its last answer.
+	UnreachableSince time.Time `json:"unreachableSince,omitzero"`
+	UnreachableError string    `json:"unreachableError,omitempty"`
+	// NotUploaded are files written into the share that its server does
+	// not have ("Name/path (N bytes): last error"), kept in the directory
+	// KeptIn (also after the share was revoked or removed).
+	NotUploaded []string `json:"notUploaded,omitempty"`
+	KeptIn      string   `json:"keptIn,omitempty"`
 }
 
 // Status is the daemon's state at a glance.
@@ -78,13 +93,26 @@ type Status struct {
 	// Conflicts are recent files that changed on the server while written
 	// here; the local version was saved beside them as a conflicted copy.
 	Conflicts []string `json:"conflicts,omitempty"`
-	// Unreachable are accepted shares whose server could not be reached;
-	// they stay in the mount and are tried again in the background.
+	// Unreachable are accepted shares whose server could not be reached,
+	// or answers them with errors; they stay in the mount and are tried
+	// again (in the background, or at the next access).
 	Unreachable []UnreachableShare `json:"unreachable,omitempty"`
-	StartedAt   time.Time          `json:"startedAt"`
+	// KeptWrites are shares that left the mount (revoked, removed) with
+	// writes not uploaded, and where those are kept.
+	KeptWrites []string  `json:"keptWrites,omitempty"`
+	StartedAt  time.Time `json:"startedAt"`
+	// With acme: the name of the certificate the agent gets itself, its
+	// issuer and end (zero before the first one arrives), and the last
+	// failure to obtain or renew it ("time message"; empty since a success).
+	CertName     string    `json:"certName,omitempty"`
+	CertIssuer   string    `json:"certIssuer,omitempty"`
+	CertNotAfter time.Time `json:"certNotAfter,omitzero"`
+	CertError    string    `json:"certError,omitempty"`
 }
 
-// UnreachableShare is an accepted share whose server has not answered.
+// UnreachableShare is an accepted share whose server has not answered, or
+// answers its root with server errors (3 in a row at least, over
+// unreachable-after: OpenCloud does so for a share it removed).
 type UnreachableShare struct {
 	ID    string    `json:"id"`
 	Name  string    `json:"name"`

@@ -38,6 +38,7 @@ const (
 	CheckEndpoint  = "endpoint"
 	CheckPublicURL = "public-url"
 	CheckTLS       = "tls"
+	CheckACME      = "acme"
 	CheckSRV       = "dns-srv"
 	CheckClock     = "clock"
 	CheckSystemd   = "systemd"
@@ -45,12 +46,12 @@ const (
 
 // Checks lists every check id in order.
 func Checks() []string {
-	return []string{CheckConfig, CheckFUSE, CheckMount, CheckSecrets, CheckEndpoint, CheckPublicURL, CheckTLS, CheckSRV, CheckClock, CheckSystemd}
+	return []string{CheckConfig, CheckFUSE, CheckMount, CheckSecrets, CheckEndpoint, CheckPublicURL, CheckTLS, CheckACME, CheckSRV, CheckClock, CheckSystemd}
 }
 
 var checkNames = map[string]string{
 	CheckConfig: "Config", CheckFUSE: "FUSE", CheckMount: "Mount", CheckSecrets: "Secrets",
-	CheckEndpoint: "Endpoint", CheckPublicURL: "Public URL", CheckTLS: "TLS", CheckSRV: "DNS SRV",
+	CheckEndpoint: "Endpoint", CheckPublicURL: "Public URL", CheckTLS: "TLS", CheckACME: "ACME certificate", CheckSRV: "DNS SRV",
 	CheckClock: "Clock", CheckSystemd: "systemd",
 }
 
@@ -117,6 +118,8 @@ type Options struct {
 	Systemctl func(ctx context.Context, args ...string) (string, error)
 	// LocalAddr says whether ip belongs to this machine.
 	LocalAddr func(ip net.IP) bool
+	// LookupIP resolves a host name (default: DNSServer, else the system's resolver).
+	LookupIP func(ctx context.Context, host string) ([]net.IP, error)
 }
 
 func (o *Options) fill() {
@@ -150,6 +153,9 @@ func (o *Options) fill() {
 	}
 	if o.LocalAddr == nil {
 		o.LocalAddr = isLocalAddr
+	}
+	if o.LookupIP == nil {
+		o.LookupIP = lookupIP(o.DNSServer, o.Timeout)
 	}
 	if o.Status == nil {
 		o.Status = func(context.Context) (control.Status, error) {
@@ -200,6 +206,7 @@ func Run(ctx context.Context, o Options) Report {
 		{CheckEndpoint, r.checkEndpoint},
 		{CheckPublicURL, r.checkPublicURL},
 		{CheckTLS, r.checkTLS},
+		{CheckACME, r.checkACME},
 		{CheckSRV, r.checkSRV},
 		{CheckClock, r.checkClock},
 		{CheckSystemd, r.checkSystemd},

@@ -77,7 +77,8 @@ func newAgent(t *testing.T, extra ...string) *agentProc {
 
 func (a *agentProc) env() []string {
 	return append(append(os.Environ(), a.extraEnv...), "XDG_CONFIG_HOME="+filepath.Join(a.dir, "config"),
-		"XDG_STATE_HOME="+filepath.Join(a.dir, "xdgstate"), "XDG_RUNTIME_DIR="+filepath.Join(a.dir, "run"))
+		"XDG_STATE_HOME="+filepath.Join(a.dir, "xdgstate"), "XDG_RUNTIME_DIR="+filepath.Join(a.dir, "run"),
+		"XDG_DATA_HOME="+filepath.Join(a.dir, "data"))
 }
 
 // start runs the daemon and waits (bounded) until its endpoint answers.

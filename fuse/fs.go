@@ -76,6 +76,12 @@ type Options struct {
 	// fails with EIO (logged), so that a server cannot make the agent hold
 	// an endless listing. Default DefaultMaxEntries.
 	MaxEntries int
+	// OnShareRoot, when set, hears every server error (5xx) for a share's
+	// root, and the first success after them. Same rules as OnShareRefused.
+	OnShareRoot func(shareID string, status int)
+	// OnShareKind, when set, hears that a share's root is a folder (dir)
+	// or a file although its Entry said otherwise. Same rules.
+	OnShareKind func(shareID string, dir bool)
 }
 
 // Defaults.
@@ -94,6 +100,7 @@ type FS struct {
 	o      Options
 	log    *slog.Logger
 	dav    *vfs.Client
+	auth   Authorizer
 	server *fuse.Server
 	root   *rootNode
 	spool  *vfs.Spool
@@ -167,6 +174,7 @@ func Mount(ctx context.Context, o Options, auth Authorizer) (*FS, error) {
 		o:      o,
 		log:    log,
 		dav:    vfs.NewClient(o.Client, auth, o.Timeout, o.MaxEntries, log),
+		auth:   auth,
 		uid:    uint32(os.Getuid()),
 		gid:    uint32(os.Getgid()),
 		start:  time.Now(),

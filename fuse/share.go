@@ -41,6 +41,8 @@ type share struct {
 	rootAt    time.Time
 	refusedAt time.Time
 	noRanges  bool // the server would not serve a byte range (logged once)
+	// rootFailing: the last answer for the root was a server error.
+	rootFailing bool
 }
 
 func newShare(f *FS, e Entry) *share {
@@ -216,6 +218,7 @@ func (sh *share) resolve(ctx context.Context) {
 	if guessed != dir {
 		sh.f.log.Info("share type corrected by the server", "share", sh.id, "entry", name, "dir", dir)
 	}
+	sh.f.tellKind(sh, dir)
 	if gone {
 		return
 	}

@@ -125,7 +125,11 @@ func (s *Store) Contact(ctx context.Context, id string) (Contact, error) {
 // ContactByAddress returns the contact with an OCM address (in the
 // canonical user@host form).
 func (s *Store) ContactByAddress(ctx context.Context, address string) (Contact, error) {
-	c, err := scanContact(s.db.QueryRowContext(ctx, `SELECT `+contactColumns+` FROM contacts WHERE address = ?`, address))
+	st, err := s.stmt(ctx, `SELECT `+contactColumns+` FROM contacts WHERE address = ?`)
+	if err != nil {
+		return Contact{}, err
+	}
+	c, err := scanContact(st.QueryRowContext(ctx, address))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Contact{}, fmt.Errorf("contact %q: %w", address, ErrNotFound)
 	}

@@ -62,12 +62,41 @@ type Share struct {
 	// Changed says when and what the sender last changed in the share
 	// after the user accepted it ("" when nothing): the person sees it.
 	Changed string `json:"changed,omitempty"`
+	// KindSeen is "folder" or "file" as the share root's WebDAV answer
+	// showed it, "" until then; ResourceType keeps the sender's word
+	// (Nextcloud calls folders "file"), which notifications repeat.
+	KindSeen string `json:"kindSeen,omitempty"`
+	// MountName is the share's name in the mount when it left it
+	// (revoked): its writes not uploaded are kept under that name.
+	MountName string `json:"mountName,omitempty"`
+
+	// Filled by the agent from the mount, not stored:
+	// UnreachableSince is when the share's server began answering its
+	// root with server errors (the share stays mounted, reads fail until
+	// it answers again); UnreachableError is its last answer.
+	UnreachableSince time.Time `json:"unreachableSince,omitzero"`
+	UnreachableError string    `json:"unreachableError,omitempty"`
+	// NotUploaded are the files written into the share that its server
+	// does not have, as the mount's spool describes them.
+	NotUploaded []string `json:"notUploaded,omitempty"`
+	// KeptIn is the directory that keeps them.
+	KeptIn string `json:"keptIn,omitempty"`
+}
+
+// Kind is "folder" or "file": as the share's WebDAV showed it, else as
+// the sender said.
+func (sh Share) Kind() string {
+	if sh.KindSeen != "" {
+		return sh.KindSeen
+	}
+	return sh.ResourceType
 }
 
 const shareColumns = `id, peer, provider_id, name, description, share_with, owner, sender,
 	owner_display_name, sender_display_name, share_type, resource_type, expiration, dialect,
 	protocols, webdav_uri, permissions, legacy_permissions, requirements, access_types, size,
-	legacy_code, signed_by, state, error, created_at, updated_at, from_contact, notify_state, changed`
+	legacy_code, signed_by, state, error, created_at, updated_at, from_contact, notify_state, changed,
+	kind_seen, mount_name`
 
 type scanner interface{ Scan(...any) error }
 
@@ -79,7 +108,8 @@ func scanShare(r scanner) (Share, error) {
 	err := r.Scan(&sh.ID, &sh.Peer, &sh.ProviderID, &sh.Name, &sh.Description, &sh.ShareWith, &sh.Owner, &sh.Sender,
 		&sh.OwnerDisplayName, &sh.SenderDisplayName, &sh.ShareType, &sh.ResourceType, &exp, &sh.Dialect,
 		&protocols, &sh.WebDAVURI, &perms, &sh.LegacyPermissions, &reqs, &access, &sh.Size,
-		&legacy, &sh.SignedBy, &sh.State, &sh.Error, &created, &updated, &fromContact, &sh.NotifyState, &sh.Changed)
+		&legacy, &sh.SignedBy, &sh.State, &sh.Error, &created, &updated, &fromContact, &sh.NotifyState, &sh.Changed,
+		&sh.KindSeen, &sh.MountName)
 	if err != nil {
 		return sh, err
 	}
@@ -150,11 +180,17 @@ func (s *Store) PutShares(ctx context.Context, shares []Share) ([]Share, []Upser
 		return nil, nil, fmt.Errorf("store: %w", err)
 	}
 	defer tx.Rollback()
-	// Prepared once per batch: parsing SQL is a good part of a write's CPU.
-	stmts, err := prepareShareWrites(ctx, tx)
+	// Statements prepared once on the connection: parsing SQL is a good
+	// part of a write's CPU.
+	find, err := s.stmt(ctx, `SELECT `+shareColumns+` FROM shares WHERE peer = ? AND provider_id = ?`)
 	if err != nil {
 		return nil, nil, err
 	}
+	upsert, err := s.stmt(ctx, upsertShareSQL)
+	if err != nil {
+		return nil, nil, err
+	}
+	stmts := shareWrites{tx.StmtContext(ctx, find), tx.StmtContext(ctx, upsert)}
 	defer stmts.close()
 	out := make([]Share, len(shares))
 	results := make([]UpsertResult, len(shares))
@@ -169,7 +205,7 @@ func (s *Store) PutShares(ctx context.Context, shares []Share) ([]Share, []Upser
 	return out, results, nil
 }
 
-const upsertShareSQL = `INSERT INTO shares (` + shareColumns + `) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+const upsertShareSQL = `INSERT INTO shares (` + shareColumns + `) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
 		ON CONFLICT(id) DO UPDATE SET name=excluded.name, description=excluded.description,
 		share_with=excluded.share_with, owner=excluded.owner, sender=excluded.sender,
 		owner_display_name=excluded.owner_display_name, sender_display_name=excluded.sender_display_name,
@@ -186,19 +222,6 @@ type shareWrites struct{ find, upsert *sql.Stmt }
 func (w shareWrites) close() {
 	w.find.Close()
 	w.upsert.Close()
-}
-
-func prepareShareWrites(ctx context.Context, tx *sql.Tx) (shareWrites, error) {
-	find, err := tx.PrepareContext(ctx, `SELECT `+shareColumns+` FROM shares WHERE peer = ? AND provider_id = ?`)
-	if err != nil {
-		return shareWrites{}, fmt.Errorf("store: prepare: %w", err)
-	}
-	upsert, err := tx.PrepareContext(ctx, upsertShareSQL)
-	if err != nil {
-		find.Close()
-		return shareWrites{}, fmt.Errorf("store: prepare: %w", err)
-	}
-	return shareWrites{find, upsert}, nil
 }
 
 func putShareTx(ctx context.Context, w shareWrites, sh Share) (Share, UpsertResult, error) {
@@ -233,12 +256,18 @@ func putShareTx(ctx context.Context, w shareWrites, sh Share) (Share, UpsertResu
 	if result == Updated && sh.Changed == "" {
 		sh.Changed = existing.Changed
 	}
+	if result == Updated {
+		// What the mount learnt is not the sender's to change (the
+		// upsert keeps these columns).
+		sh.KindSeen, sh.MountName = existing.KindSeen, existing.MountName
+	}
 	_, err = w.upsert.ExecContext(ctx,
 		sh.ID, sh.Peer, sh.ProviderID, sh.Name, sh.Description, sh.ShareWith, sh.Owner, sh.Sender,
 		sh.OwnerDisplayName, sh.SenderDisplayName, sh.ShareType, sh.ResourceType, exp, sh.Dialect,
 		jsonList(sh.Protocols), sh.WebDAVURI, jsonList(sh.Permissions), sh.LegacyPermissions,
 		jsonList(sh.Requirements), jsonList(sh.AccessTypes), sh.Size, legacy, sh.SignedBy, sh.State,
-		sh.Error, sh.CreatedAt.UnixNano(), sh.UpdatedAt.UnixNano(), fromContact, sh.NotifyState, sh.Changed)
+		sh.Error, sh.CreatedAt.UnixNano(), sh.UpdatedAt.UnixNano(), fromContact, sh.NotifyState, sh.Changed,
+		sh.KindSeen, sh.MountName)
 	if err != nil {
 		return Share{}, 0, fmt.Errorf("store: write share: %w", err)
 	}
@@ -341,15 +370,38 @@ func (s *Store) setShareStateTx(ctx context.Context, tx *sql.Tx, id, state, errT
 	return sh, nil
 }
 
+// SetShareKindSeen records what the share's WebDAV showed it to be
+// ("folder" or "file").
+func (s *Store) SetShareKindSeen(ctx context.Context, id, kind string) error {
+	return s.setShareColumn(ctx, id, "kind_seen", kind)
+}
+
+// SetShareMountName records the share's name in the mount.
+func (s *Store) SetShareMountName(ctx context.Context, id, name string) error {
+	return s.setShareColumn(ctx, id, "mount_name", name)
+}
+
+// setShareColumn sets one text column the mount learnt (column is one of
+// this file's constants, never input).
+func (s *Store) setShareColumn(ctx context.Context, id, column, value string) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE shares SET `+column+` = ? WHERE id = ?`, value, id)
+	if err != nil {
+		return fmt.Errorf("store: update share %s: %w", column, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("share %q: %w", id, ErrNotFound)
+	}
+	return nil
+}
+
 // ShareIDs finds the ids of shares by (peer, providerId), with one
-// prepared statement for all; absent pairs are absent from the map, whose
+// prepared statement; absent pairs are absent from the map, whose
 // keys are peer + "\x00" + providerId.
 func (s *Store) ShareIDs(ctx context.Context, pairs [][2]string) (map[string]string, error) {
-	stmt, err := s.db.PrepareContext(ctx, `SELECT id FROM shares WHERE peer = ? AND provider_id = ?`)
+	stmt, err := s.stmt(ctx, `SELECT id FROM shares WHERE peer = ? AND provider_id = ?`)
 	if err != nil {
-		return nil, fmt.Errorf("store: prepare: %w", err)
+		return nil, err
 	}
-	defer stmt.Close()
 	out := make(map[string]string, len(pairs))
 	for _, p := range pairs {
 		var id string

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
@@ -18,6 +19,32 @@ var ErrNotFound = errors.New("not found")
 type Store struct {
 	db   *sql.DB
 	path string
+	hot  hotStatements
+}
+
+// hotStatements are the queries of every received share, prepared on
+// first use and kept: parsing their SQL cost more CPU than running them.
+type hotStatements struct {
+	mu    sync.Mutex
+	stmts map[string]*sql.Stmt
+}
+
+// stmt returns the prepared statement of query.
+func (s *Store) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	s.hot.mu.Lock()
+	defer s.hot.mu.Unlock()
+	if st, ok := s.hot.stmts[query]; ok {
+		return st, nil
+	}
+	st, err := s.db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, fmt.Errorf("store: prepare: %w", err)
+	}
+	if s.hot.stmts == nil {
+		s.hot.stmts = map[string]*sql.Stmt{}
+	}
+	s.hot.stmts[query] = st
+	return st, nil
 }
 
 // Open opens (creating if needed) the database at path and migrates it.
@@ -53,7 +80,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 }
 
 // Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error { return s.db.Close() } // closes the statements too
 
 // Path is the database file.
 func (s *Store) Path() string { return s.path }
@@ -161,6 +188,10 @@ var migrations = []string{
 	// to see; notifications are pruned by age and count.
 	`ALTER TABLE shares ADD COLUMN changed TEXT NOT NULL DEFAULT '';
 	CREATE INDEX notifications_received ON notifications(received_at);`,
+	// 5: what the share's WebDAV showed it to be (folder or file), and its
+	// name in the mount when it left it (to find its unsent writes).
+	`ALTER TABLE shares ADD COLUMN kind_seen TEXT NOT NULL DEFAULT '';
+	ALTER TABLE shares ADD COLUMN mount_name TEXT NOT NULL DEFAULT '';`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

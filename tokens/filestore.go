@@ -5,8 +5,7 @@ import (
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
-	"crypto/rand"
-	"encoding/json"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -21,12 +20,13 @@ import (
 // SecretsFileName is the file the FileStore keeps in the state directory.
 const SecretsFileName = "secrets.enc"
 
-// maxSecretsFile bounds what the FileStore reads back.
+// maxSecretsFile bounds the secrets file: what is read back, and what a
+// write may grow it to (a write past it compacts the log first).
 const maxSecretsFile = 32 << 20
 
-// fileMagic starts every secrets file; it is also the AEAD's additional
-// data, so a file of another format or version cannot be passed off as one.
-var fileMagic = []byte("OCM-AGENT-SECRETS v1\n")
+// compactSlack is the dead weight (overwritten and deleted secrets) the
+// log may carry beyond its live content before a write compacts it.
+const compactSlack = 256 << 10
 
 // FileOptions configures a FileStore.
 type FileOptions struct {
@@ -44,30 +44,28 @@ type FileOptions struct {
 
 // FileStore is the headless fallback: all secrets in one file in the state
 // directory, mode 0600, encrypted with AES-256-GCM under a key kept
-// elsewhere (see resolveFileKey). Writes are atomic (temporary file, fsync,
-// rename, fsync of the directory). It is safe for concurrent use within a
-// process; the file is re-read when another process replaced it.
+// elsewhere (see resolveFileKey).
+//
+// The file is a log (see logfile.go): a put or delete appends one sealed
+// record and fsyncs it, so its cost does not grow with the number of
+// secrets; when dead records outweigh the live ones a write compacts the
+// log into a new file (temporary file, fsync, rename, fsync of the
+// directory). A record cut short by a crash is ignored on reading and cut
+// off by the next write; any other damage is an error. The file of the
+// first version (one sealed JSON document) is converted on open.
+//
+// It is safe for concurrent use within a process and between processes:
+// writers hold an exclusive flock on the file, readers of records another
+// process appended a shared one.
 type FileStore struct {
 	path      string
 	keySource string
 	aead      cipher.AEAD
 	logger    *slog.Logger
 
-	mu    sync.Mutex
-	data  map[string][]byte
-	stamp fileStamp
-}
-
-type fileStamp struct {
-	exists bool
-	size   int64
-	mtime  int64 // UnixNano
-}
-
-// fileContent is the plaintext inside the encrypted file.
-type fileContent struct {
-	Version int               `json:"version"`
-	Secrets map[string][]byte `json:"secrets"`
+	mu   sync.Mutex
+	data map[string][]byte
+	log  logState
 }
 
 // OpenFileStore opens (or prepares) the secrets file in o.StateDir. The
@@ -103,8 +101,15 @@ func OpenFileStore(ctx context.Context, o FileOptions) (*FileStore, error) {
 	f := &FileStore{path: path, keySource: source, aead: aead, logger: logger}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.reloadLocked(); err != nil {
+	if err := f.refreshLocked(); err != nil {
 		return nil, err
+	}
+	if f.log.legacy {
+		// Converted under the lock, as a write: another process may be
+		// converting it too, and then appending to its log.
+		if err := f.writeLocked(nil); err != nil {
+			return nil, fmt.Errorf("file store: converting %s to the log format: %w", f.path, err)
+		}
 	}
 	return f, nil
 }
@@ -123,9 +128,10 @@ func (f *FileStore) Put(ctx context.Context, key string, value []byte) error {
 	return f.PutMany(ctx, map[string][]byte{key: value})
 }
 
-// PutMany stores several values with one rewrite of the file: the cost
-// of a write is the file's size, so a burst of shares is stored at once.
+// PutMany stores several values in one record: one write and one fsync,
+// all or none of them.
 func (f *FileStore) PutMany(ctx context.Context, items map[string][]byte) error {
+	ops := make([]logOp, 0, len(items))
 	for k, v := range items {
 		if err := checkKey(k); err != nil {
 			return err
@@ -133,26 +139,16 @@ func (f *FileStore) PutMany(ctx context.Context, items map[string][]byte) error 
 		if err := checkValue(v); err != nil {
 			return fmt.Errorf("file store: put %q: %w", k, err)
 		}
+		ops = append(ops, logOp{key: k, value: bytes.Clone(v)})
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.refreshLocked(); err != nil {
-		return err
-	}
-	next := make(map[string][]byte, len(f.data)+len(items))
-	for k, v := range f.data {
-		next[k] = v
-	}
-	for k, v := range items {
-		next[k] = bytes.Clone(v)
-	}
-	if err := f.writeLocked(next); err != nil {
+	if err := f.writeLocked(ops); err != nil {
 		return fmt.Errorf("file store: put %d secret(s): %w", len(items), err)
 	}
-	f.data = next
 	return nil
 }
 
@@ -192,16 +188,9 @@ func (f *FileStore) Delete(ctx context.Context, key string) error {
 	if _, ok := f.data[key]; !ok {
 		return nil
 	}
-	next := make(map[string][]byte, len(f.data))
-	for k, v := range f.data {
-		if k != key {
-			next[k] = v
-		}
-	}
-	if err := f.writeLocked(next); err != nil {
+	if err := f.writeLocked([]logOp{{key: key, del: true}}); err != nil {
 		return fmt.Errorf("file store: delete %q: %w", key, err)
 	}
-	f.data = next
 	return nil
 }
 
@@ -228,56 +217,66 @@ func (f *FileStore) Keys(ctx context.Context) ([]string, error) {
 func (f *FileStore) removeIfEmpty() (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.refreshLocked(); err != nil {
+	fh, err := f.lockFile()
+	if errors.Is(err, fs.ErrNotExist) {
+		f.resetLocked()
+		return false, nil
+	}
+	if err != nil {
 		return false, err
 	}
-	if len(f.data) != 0 || !f.stamp.exists {
+	defer fh.Close()
+	if err := f.catchUpLocked(fh); err != nil {
+		return false, err
+	}
+	if len(f.data) != 0 {
 		return false, nil
 	}
 	if err := os.Remove(f.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return false, fmt.Errorf("file store: %w", err)
 	}
-	f.stamp = fileStamp{}
+	f.resetLocked()
 	return true, syncDir(filepath.Dir(f.path))
 }
 
-func (f *FileStore) statLocked() (fileStamp, error) {
+func (f *FileStore) resetLocked() {
+	f.data, f.log = map[string][]byte{}, logState{}
+}
+
+// refreshLocked reads what other processes wrote since we last looked:
+// nothing when the file is the one we know at the length we know, the new
+// records when it grew, all of it when it was replaced.
+func (f *FileStore) refreshLocked() error {
 	fi, err := os.Stat(f.path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return fileStamp{}, nil
-	}
-	if err != nil {
-		return fileStamp{}, fmt.Errorf("file store: %w", err)
-	}
-	return fileStamp{exists: true, size: fi.Size(), mtime: fi.ModTime().UnixNano()}, nil
-}
-
-// refreshLocked re-reads the file when it changed under us.
-func (f *FileStore) refreshLocked() error {
-	st, err := f.statLocked()
-	if err != nil {
-		return err
-	}
-	if st == f.stamp && f.data != nil {
+		f.resetLocked()
 		return nil
 	}
-	return f.reloadLocked()
-}
-
-func (f *FileStore) reloadLocked() error {
-	st, err := f.statLocked()
 	if err != nil {
-		return err
+		return fmt.Errorf("file store: %w", err)
 	}
-	if !st.exists {
-		f.data, f.stamp = map[string][]byte{}, st
+	if f.data != nil && f.log.same(fi) && fi.Size() == f.log.end {
 		return nil
 	}
 	fh, err := os.Open(f.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		f.resetLocked()
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("file store: %w", err)
 	}
 	defer fh.Close()
+	// A shared lock: no writer is half-way through a record we read.
+	if err := flock(fh, false); err != nil {
+		return fmt.Errorf("file store: lock %s: %w", f.path, err)
+	}
+	return f.catchUpLocked(fh)
+}
+
+// catchUpLocked brings data up to the content of fh, which the caller
+// has locked.
+func (f *FileStore) catchUpLocked(fh *os.File) error {
 	fi, err := fh.Stat()
 	if err != nil {
 		return fmt.Errorf("file store: %w", err)
@@ -285,101 +284,250 @@ func (f *FileStore) reloadLocked() error {
 	if fi.Mode().Perm()&0o077 != 0 {
 		return fmt.Errorf("file store: %s is accessible by other users (mode %v); run chmod 600 on it", f.path, fi.Mode().Perm())
 	}
-	raw, err := io.ReadAll(io.LimitReader(fh, maxSecretsFile+1))
-	if err != nil {
-		return fmt.Errorf("file store: %w", err)
-	}
-	if len(raw) > maxSecretsFile {
+	if fi.Size() > 2*maxSecretsFile {
 		return fmt.Errorf("file store: %s is larger than %d bytes", f.path, maxSecretsFile)
 	}
-	data, err := f.decrypt(raw)
-	if err != nil {
+	from := f.log.end
+	if f.data == nil || f.log.legacy || !f.log.same(fi) || fi.Size() < f.log.end || !f.sameSalt(fh) {
+		from = 0
+	}
+	if from == fi.Size() {
+		return nil
+	}
+	raw := make([]byte, fi.Size()-from)
+	if _, err := io.ReadFull(io.NewSectionReader(fh, from, int64(len(raw))), raw); err != nil {
+		return fmt.Errorf("file store: reading %s: %w", f.path, err)
+	}
+	if from == 0 {
+		data, st, err := f.parseWhole(raw)
+		if err != nil {
+			return err
+		}
+		st.setFile(fi)
+		f.data, f.log = data, st
+		return nil
+	}
+	st := f.log
+	st.setFile(fi)
+	if err := f.parseRecords(raw, from, f.data, &st); err != nil {
 		return err
 	}
-	f.data, f.stamp = data, st
+	f.log = st
 	return nil
 }
 
-func (f *FileStore) decrypt(raw []byte) (map[string][]byte, error) {
-	ns := f.aead.NonceSize()
-	if !bytes.HasPrefix(raw, fileMagic) || len(raw) < len(fileMagic)+ns+f.aead.Overhead() {
-		return nil, fmt.Errorf("file store: %s is not a secrets file of this version", f.path)
-	}
-	body := raw[len(fileMagic):]
-	plain, err := f.aead.Open(nil, body[:ns], body[ns:], fileMagic)
-	if err != nil {
-		return nil, fmt.Errorf("file store: %s cannot be decrypted with the key from %s (was the key replaced?)", f.path, f.keySource)
-	}
-	defer clear(plain)
-	var c fileContent
-	if err := json.Unmarshal(plain, &c); err != nil || c.Version != 1 {
-		return nil, fmt.Errorf("file store: %s holds an unexpected layout", f.path)
-	}
-	if c.Secrets == nil {
-		c.Secrets = map[string][]byte{}
-	}
-	return c.Secrets, nil
+// sameSalt tells a file that reuses the inode of the one we knew apart
+// from it.
+func (f *FileStore) sameSalt(fh *os.File) bool {
+	salt := make([]byte, saltSize)
+	_, err := fh.ReadAt(salt, int64(len(fileMagic)))
+	return err == nil && bytes.Equal(salt, f.log.salt)
 }
 
-// writeLocked encrypts data and replaces the file atomically.
-func (f *FileStore) writeLocked(data map[string][]byte) error {
-	plain, err := json.Marshal(fileContent{Version: 1, Secrets: data})
+// writeLocked applies ops durably: appended as one record to the log
+// under an exclusive lock, or by writing a new compacted file when the log
+// is missing or carries too much dead weight.
+func (f *FileStore) writeLocked(ops []logOp) error {
+	// A compaction by another process may replace the file between our
+	// open and our lock; then the lock is on an orphan and we go again.
+	for range 8 {
+		fh, err := f.lockFile()
+		if errors.Is(err, fs.ErrNotExist) {
+			f.resetLocked()
+			created, err := f.createLocked(ops)
+			if err != nil || created {
+				return err
+			}
+			continue // another process created it first: append to theirs
+		}
+		if errors.Is(err, errReplaced) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		err = f.appendLocked(fh, ops)
+		fh.Close()
+		return err
+	}
+	return fmt.Errorf("%s keeps being replaced by another process", f.path)
+}
+
+var errReplaced = errors.New("replaced while locking")
+
+// lockFile opens the secrets file and locks it exclusively, making sure
+// the lock is on the file that is at the path.
+func (f *FileStore) lockFile() (*os.File, error) {
+	fh, err := os.OpenFile(f.path, os.O_RDWR, 0)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("file store: %w", err)
+	}
+	if err := flock(fh, true); err != nil {
+		fh.Close()
+		return nil, fmt.Errorf("file store: lock %s: %w", f.path, err)
+	}
+	locked, err1 := fh.Stat()
+	atPath, err2 := os.Stat(f.path)
+	if err1 != nil || err2 != nil || !os.SameFile(locked, atPath) {
+		fh.Close()
+		if errors.Is(err2, fs.ErrNotExist) {
+			return nil, err2
+		}
+		return nil, errReplaced
+	}
+	return fh, nil
+}
+
+// appendLocked writes ops as one record at the end of the log in fh
+// (locked exclusively), after reading what others appended and cutting
+// off a torn tail. Its cost is that of the record, not of the file,
+// except when it compacts.
+func (f *FileStore) appendLocked(fh *os.File, ops []logOp) error {
+	if err := f.catchUpLocked(fh); err != nil {
+		return err
+	}
+	if f.log.legacy {
+		n := len(f.data)
+		if err := f.compactLocked(applied(f.data, ops)); err != nil {
+			return err
+		}
+		f.logger.Info("secrets: converted the secrets file to the log format", "path", f.path, "secrets", n)
+		return nil
+	}
+	if len(ops) == 0 {
+		return nil
+	}
+	live := f.log.liveBytes
+	for _, op := range ops {
+		if old, ok := f.data[op.key]; ok {
+			live -= entrySize(op.key, old)
+		}
+		if !op.del {
+			live += entrySize(op.key, op.value)
+		}
+	}
+	rec, err := f.seal(encodeOps(ops), f.log.end)
 	if err != nil {
 		return err
 	}
-	nonce := make([]byte, f.aead.NonceSize())
-	if _, err := rand.Read(nonce); err != nil {
-		clear(plain)
+	end := f.log.end + int64(len(rec))
+	if end > maxSecretsFile || end-f.log.start > 2*live+compactSlack {
+		return f.compactLocked(applied(f.data, ops))
+	}
+	if f.log.size > f.log.end {
+		f.logger.Warn("secrets: cutting off the torn end of the secrets file (a write interrupted by a crash; it was never acknowledged)",
+			"path", f.path, "bytes", f.log.size-f.log.end)
+		if err := fh.Truncate(f.log.end); err != nil {
+			return err
+		}
+	}
+	if _, err := fh.WriteAt(rec, f.log.end); err != nil {
+		// Whatever reached the file is a torn tail: ignored on reading.
 		return err
 	}
-	out := make([]byte, 0, len(fileMagic)+len(nonce)+len(plain)+f.aead.Overhead())
-	out = append(out, fileMagic...)
-	out = append(out, nonce...)
-	out = f.aead.Seal(out, nonce, plain, fileMagic)
-	clear(plain)
-	if err := writeFileAtomic(f.path, out); err != nil {
+	if err := fdatasync(fh); err != nil {
 		return err
 	}
-	st, err := f.statLocked()
-	if err != nil {
-		return err
+	for _, op := range ops {
+		if op.del {
+			delete(f.data, op.key)
+		} else {
+			f.data[op.key] = op.value
+		}
 	}
-	f.stamp = st
+	f.log.end, f.log.size, f.log.liveBytes = end, end, live
 	return nil
 }
 
-// writeFileAtomic writes data to path with mode 0600: a temporary file in
-// the same directory, fsync, rename, fsync of the directory.
-func writeFileAtomic(path string, data []byte) (err error) {
+// createLocked writes a new log holding data with ops applied, unless a
+// file appeared at the path meanwhile (created is then false).
+func (f *FileStore) createLocked(ops []logOp) (created bool, err error) {
+	next := applied(f.data, ops)
+	raw, st, err := f.encodeWhole(next)
+	if err != nil {
+		return false, err
+	}
+	fi, err := placeFile(f.path, raw, false)
+	if errors.Is(err, fs.ErrExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	st.setFile(fi)
+	f.data, f.log = next, st
+	return true, nil
+}
+
+// compactLocked replaces the log by a new file holding only data.
+func (f *FileStore) compactLocked(data map[string][]byte) error {
+	raw, st, err := f.encodeWhole(data)
+	if err != nil {
+		return err
+	}
+	if int64(len(raw)) > maxSecretsFile {
+		return fmt.Errorf("the secrets would take more than %d bytes", maxSecretsFile)
+	}
+	fi, err := placeFile(f.path, raw, true)
+	if err != nil {
+		return err
+	}
+	st.setFile(fi)
+	f.data, f.log = data, st
+	return nil
+}
+
+func applied(data map[string][]byte, ops []logOp) map[string][]byte {
+	next := make(map[string][]byte, len(data)+len(ops))
+	for k, v := range data {
+		next[k] = v
+	}
+	for _, op := range ops {
+		if op.del {
+			delete(next, op.key)
+		} else {
+			next[op.key] = op.value
+		}
+	}
+	return next
+}
+
+// placeFile writes data to a temporary file (mode 0600) in path's
+// directory, fsyncs it, moves it to path (replacing what is there, or
+// failing with fs.ErrExist when replace is false) and fsyncs the
+// directory.
+func placeFile(path string, data []byte, replace bool) (fi os.FileInfo, err error) {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer func() {
-		if err != nil {
-			_ = os.Remove(tmp.Name())
-		}
-	}()
+	defer os.Remove(tmp.Name()) // a no-op after the rename
+	defer tmp.Close()
 	if err = tmp.Chmod(0o600); err != nil {
-		_ = tmp.Close()
-		return err
+		return nil, err
 	}
 	if _, err = tmp.Write(data); err != nil {
-		_ = tmp.Close()
-		return err
+		return nil, err
 	}
 	if err = tmp.Sync(); err != nil {
-		_ = tmp.Close()
-		return err
+		return nil, err
 	}
-	if err = tmp.Close(); err != nil {
-		return err
+	if fi, err = tmp.Stat(); err != nil {
+		return nil, err
 	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return err
+	if replace {
+		err = os.Rename(tmp.Name(), path)
+	} else {
+		err = os.Link(tmp.Name(), path)
 	}
-	return syncDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	return fi, syncDir(dir)
 }
 
 func syncDir(dir string) error {
@@ -393,3 +541,6 @@ func syncDir(dir string) error {
 	}
 	return nil
 }
+
+// be is the byte order of the log's numbers.
+var be = binary.BigEndian

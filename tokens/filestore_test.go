@@ -3,7 +3,9 @@ package tokens
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -317,5 +319,276 @@ func TestFileStorePutMany(t *testing.T) {
 	}
 	if v, _ := f.Get(ctx, "share/1/secret"); string(v) != "one" {
 		t.Error("a refused PutMany changed stored secrets")
+	}
+}
+
+// writeV1 writes a secrets file of the first version (one sealed JSON
+// document), as the store wrote before it kept a log.
+func writeV1(t *testing.T, f *FileStore, secrets map[string][]byte) {
+	t.Helper()
+	plain, err := json.Marshal(fileContentV1{Version: 1, Secrets: secrets})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nonce := make([]byte, f.aead.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		t.Fatal(err)
+	}
+	out := append(append(bytes.Clone(fileMagicV1), nonce...), f.aead.Seal(nil, nonce, plain, fileMagicV1)...)
+	if err := os.WriteFile(f.Path(), out, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestFileStoreConvertsFirstVersion(t *testing.T) {
+	ctx := context.Background()
+	o := FileOptions{StateDir: t.TempDir(), ConfigDir: t.TempDir()}
+	logger, logs := newTestLogger()
+	o.Logger = logger
+	old := openFile(t, o)
+	want := map[string][]byte{"share/a/secret": []byte("alpha"), "agent/ed25519": []byte("key")}
+	for i := range 50 {
+		want[fmt.Sprintf("share/%d/secret", i)] = fmt.Appendf(nil, "s3cr3t-%d", i)
+	}
+	writeV1(t, old, want)
+
+	f := openFile(t, o)
+	raw, err := os.ReadFile(f.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(raw, fileMagic) {
+		t.Fatalf("the file was not converted: starts %q", raw[:min(len(raw), 24)])
+	}
+	if fi, _ := os.Stat(f.Path()); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("converted file mode %v", fi.Mode().Perm())
+	}
+	if !strings.Contains(logs.String(), "converted") {
+		t.Fatalf("no log of the conversion:\n%s", logs)
+	}
+	// Nothing lost, in this handle, in the one opened before the
+	// conversion and after a reopen; and the log takes new writes.
+	if err := f.Put(ctx, "share/new/secret", []byte("new")); err != nil {
+		t.Fatal(err)
+	}
+	want["share/new/secret"] = []byte("new")
+	for _, h := range []*FileStore{f, old, openFile(t, o)} {
+		keys, err := h.Keys(ctx)
+		if err != nil || len(keys) != len(want) {
+			t.Fatalf("%d keys (%v), want %d", len(keys), err, len(want))
+		}
+		for k, v := range want {
+			if got, err := h.Get(ctx, k); err != nil || !bytes.Equal(got, v) {
+				t.Fatalf("%s = %q, %v; want %q", k, got, err, v)
+			}
+		}
+	}
+}
+
+func TestFileStoreFirstVersionWrongKeyUntouched(t *testing.T) {
+	state := t.TempDir()
+	f := openFile(t, FileOptions{StateDir: state, ConfigDir: t.TempDir()})
+	writeV1(t, f, map[string][]byte{"k": []byte("v")})
+	before, _ := os.ReadFile(f.Path())
+	other := filepath.Join(t.TempDir(), "other.key")
+	if err := os.WriteFile(other, []byte("some entirely different key material"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := OpenFileStore(context.Background(), FileOptions{StateDir: state, KeyFile: other})
+	if err == nil || !strings.Contains(err.Error(), "cannot be decrypted") {
+		t.Fatalf("wrong key on a first-version file: %v", err)
+	}
+	if after, _ := os.ReadFile(f.Path()); !bytes.Equal(before, after) {
+		t.Fatal("a file that could not be read was changed")
+	}
+}
+
+// tornTails are the ways a crash can leave the end of the log: the last
+// record's bytes only partly written, the file extended with zeros, the
+// record in place but its end (the tag) never written.
+var tornTails = map[string]func(rec []byte) []byte{
+	"cut short":         func(rec []byte) []byte { return rec[:len(rec)/2] },
+	"length only":       func(rec []byte) []byte { return rec[:4] },
+	"three bytes":       func(rec []byte) []byte { return rec[:3] },
+	"zeros":             func(rec []byte) []byte { return make([]byte, len(rec)) },
+	"tag never written": func(rec []byte) []byte { r := bytes.Clone(rec); clear(r[len(r)-16:]); return r },
+}
+
+func TestFileStoreIgnoresTornTail(t *testing.T) {
+	for name, tear := range tornTails {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			logger, logs := newTestLogger()
+			o := FileOptions{StateDir: t.TempDir(), ConfigDir: t.TempDir(), Logger: logger}
+			f := openFile(t, o)
+			for _, k := range []string{"share/a/secret", "share/b/secret"} {
+				if err := f.Put(ctx, k, []byte(k)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			before, _ := os.ReadFile(f.Path())
+			if err := f.Put(ctx, "share/torn/secret", []byte("never acknowledged")); err != nil {
+				t.Fatal(err)
+			}
+			after, _ := os.ReadFile(f.Path())
+			if !bytes.HasPrefix(after, before) {
+				t.Fatal("a put rewrote the file instead of appending")
+			}
+			torn := append(bytes.Clone(before), tear(after[len(before):])...)
+			if err := os.WriteFile(f.Path(), torn, 0o600); err != nil {
+				t.Fatal(err)
+			}
+
+			g, err := OpenFileStore(ctx, o)
+			if err != nil {
+				t.Fatalf("open with a torn tail: %v", err)
+			}
+			check := func(h *FileStore, want ...string) {
+				t.Helper()
+				keys, err := h.Keys(ctx)
+				if err != nil || strings.Join(keys, ",") != strings.Join(want, ",") {
+					t.Fatalf("keys %v (%v), want %v", keys, err, want)
+				}
+				for _, k := range want {
+					if v, err := h.Get(ctx, k); err != nil || string(v) != k {
+						t.Fatalf("%s = %q, %v", k, v, err)
+					}
+				}
+			}
+			check(g, "share/a/secret", "share/b/secret")
+			// The next write cuts the tail off and appends after the
+			// last whole record: a reopen sees all acknowledged puts.
+			if err := g.Put(ctx, "share/c/secret", []byte("share/c/secret")); err != nil {
+				t.Fatal(err)
+			}
+			check(openFile(t, o), "share/a/secret", "share/b/secret", "share/c/secret")
+			check(f, "share/a/secret", "share/b/secret", "share/c/secret")
+			if !strings.Contains(logs.String(), "torn") {
+				t.Fatalf("the cut was not logged:\n%s", logs)
+			}
+		})
+	}
+}
+
+func TestFileStoreRejectsDamagedRecord(t *testing.T) {
+	ctx := context.Background()
+	o := FileOptions{StateDir: t.TempDir(), ConfigDir: t.TempDir()}
+	f := openFile(t, o)
+	var ends []int
+	for _, k := range []string{"a", "b", "c"} {
+		if err := f.Put(ctx, k, []byte(k)); err != nil {
+			t.Fatal(err)
+		}
+		fi, _ := os.Stat(f.Path())
+		ends = append(ends, int(fi.Size()))
+	}
+	raw, _ := os.ReadFile(f.Path())
+	cases := map[string]func([]byte){
+		"a bit of a middle record": func(r []byte) { r[ends[0]+20] ^= 1 },
+		"the last record's tag":    func(r []byte) { r[len(r)-1] ^= 1 },
+		"a record length":          func(r []byte) { r[ends[0]+3] = 5 },
+		"two records swapped": func(r []byte) {
+			b, c := bytes.Clone(r[ends[0]:ends[1]]), bytes.Clone(r[ends[1]:ends[2]])
+			if len(b) == len(c) {
+				copy(r[ends[0]:], c)
+				copy(r[ends[0]+len(c):], b)
+			}
+		},
+	}
+	for name, damage := range cases {
+		t.Run(name, func(t *testing.T) {
+			r := bytes.Clone(raw)
+			damage(r)
+			if err := os.WriteFile(f.Path(), r, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := OpenFileStore(ctx, o)
+			if err == nil || !strings.Contains(err.Error(), "damaged") && !strings.Contains(err.Error(), "cannot be decrypted") {
+				t.Fatalf("damage not reported: %v", err)
+			}
+			if after, _ := os.ReadFile(f.Path()); !bytes.Equal(after, r) {
+				t.Fatal("a damaged file was changed on open")
+			}
+		})
+	}
+}
+
+// TestFileStorePutCostIndependentOfSize checks the shape, not the time: a
+// put of a new secret appends its record to the same file, however many
+// secrets are stored.
+func TestFileStorePutCostIndependentOfSize(t *testing.T) {
+	ctx := context.Background()
+	o := FileOptions{StateDir: t.TempDir(), ConfigDir: t.TempDir()}
+	f := openFile(t, o)
+	const n = 2000
+	batch := map[string][]byte{}
+	for i := range n {
+		batch[fmt.Sprintf("share/%024x/secret", i)] = fmt.Appendf(nil, "s3cr3t-%d", i)
+	}
+	if err := f.PutMany(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	first, _ := os.Stat(f.Path())
+	prev := first.Size()
+	for i := range 100 {
+		if err := f.Put(ctx, fmt.Sprintf("share/new%020x/secret", i), []byte("s3cr3t-new")); err != nil {
+			t.Fatal(err)
+		}
+		fi, err := os.Stat(f.Path())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !os.SameFile(first, fi) {
+			t.Fatalf("put %d replaced the file", i)
+		}
+		if grew := fi.Size() - prev; grew > 128 {
+			t.Fatalf("put %d wrote %d bytes at %d secrets", i, grew, n+i)
+		}
+		prev = fi.Size()
+	}
+	if keys, err := openFile(t, o).Keys(ctx); err != nil || len(keys) != n+100 {
+		t.Fatalf("%d keys after reopen (%v)", len(keys), err)
+	}
+}
+
+// TestFileStoreCompacts overwrites one secret until the dead records
+// outweigh the live ones: the file is rewritten, stays small and holds the
+// last value.
+func TestFileStoreCompacts(t *testing.T) {
+	ctx := context.Background()
+	o := FileOptions{StateDir: t.TempDir(), ConfigDir: t.TempDir()}
+	f := openFile(t, o)
+	other := openFile(t, o)
+	value := bytes.Repeat([]byte("v"), 4096)
+	first, _ := func() (os.FileInfo, error) {
+		if err := f.Put(ctx, "k", value); err != nil {
+			t.Fatal(err)
+		}
+		return os.Stat(f.Path())
+	}()
+	replaced := false
+	for i := range 200 {
+		value[0] = byte(i)
+		if err := f.Put(ctx, "k", value); err != nil {
+			t.Fatal(err)
+		}
+		fi, _ := os.Stat(f.Path())
+		if !os.SameFile(first, fi) {
+			replaced = true
+		}
+		if fi.Size() > 2*compactSlack {
+			t.Fatalf("the log grew to %d bytes for one secret", fi.Size())
+		}
+	}
+	if !replaced {
+		t.Fatal("the log was never compacted")
+	}
+	for _, h := range []*FileStore{f, other, openFile(t, o)} {
+		if got, err := h.Get(ctx, "k"); err != nil || !bytes.Equal(got, value) {
+			t.Fatalf("after compaction: %d bytes, %v", len(got), err)
+		}
+	}
+	if entries, _ := os.ReadDir(o.StateDir); len(entries) != 1 {
+		t.Fatalf("%d entries in the state directory", len(entries))
 	}
 }

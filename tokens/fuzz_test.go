@@ -1,7 +1,11 @@
 package tokens
 
 import (
+	"bytes"
+	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -43,6 +47,46 @@ func FuzzParseToken(f *testing.F) {
 		}
 		if tok.String() != other.String() {
 			t.Fatal("the token's String depends on the token")
+		}
+	})
+}
+
+// FuzzSecretsLogTail: whatever follows the whole records of a secrets
+// file (a torn append, garbage, an attack), opening it either fails with
+// an error or keeps every secret of those records; it never panics.
+func FuzzSecretsLogTail(f *testing.F) {
+	for _, seed := range [][]byte{nil, {0}, {0, 0, 0, 0}, {0, 0, 0, 40, 1, 2, 3}, {0xff, 0xff, 0xff, 0xff}, make([]byte, 64)} {
+		f.Add(seed)
+	}
+	dir := f.TempDir()
+	o := FileOptions{StateDir: filepath.Join(dir, "state"), ConfigDir: filepath.Join(dir, "config")}
+	s, err := OpenFileStore(context.Background(), o)
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, k := range []string{"a", "b"} {
+		if err := s.Put(context.Background(), k, []byte(k)); err != nil {
+			f.Fatal(err)
+		}
+	}
+	whole, err := os.ReadFile(s.Path())
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, tail []byte) {
+		state := t.TempDir()
+		path := filepath.Join(state, SecretsFileName)
+		if err := os.WriteFile(path, append(bytes.Clone(whole), tail...), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		g, err := OpenFileStore(context.Background(), FileOptions{StateDir: state, ConfigDir: o.ConfigDir})
+		if err != nil {
+			return
+		}
+		for _, k := range []string{"a", "b"} {
+			if v, err := g.Get(context.Background(), k); err != nil || string(v) != k {
+				t.Fatalf("%s = %q, %v with a tail of %d bytes", k, v, err, len(tail))
+			}
 		}
 	})
 }

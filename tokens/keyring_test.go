@@ -393,6 +393,6 @@ func TestKeyringHungCallsLeakNoGoroutines(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("calls still fail after the keyring answered: %v", err)
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond) // polling, bounded by the deadline
 	}
 }

@@ -17,11 +17,14 @@ const (
 	StateDeclined = "declined"
 	StateRemoved  = "removed"
 	StateError    = "error"
+	// StateRevoked: the sender's server stopped serving the share without
+	// telling; it left the shares folder, "Try again" asks again.
+	StateRevoked = "revoked"
 )
 
 // StateOrder is the order in which the window groups shares: what needs
 // a decision first, history last.
-var StateOrder = []string{StatePending, StateError, StateAccepted, StateDeclined, StateRemoved}
+var StateOrder = []string{StatePending, StateError, StateRevoked, StateAccepted, StateDeclined, StateRemoved}
 
 // Conn is how the tray currently sees the daemon.
 type Conn int
@@ -228,10 +231,44 @@ func (s Snapshot) Problems() []Problem {
 			Severe: true,
 		})
 	}
+	if p, ok := certProblem(st, s.At); ok {
+		out = append(out, p)
+	}
 	for _, e := range st.Errors {
 		out = append(out, Problem{Key: "error:" + e, Title: "The agent reported an error", Detail: e})
 	}
+	for _, u := range st.Unreachable {
+		out = append(out, Problem{Key: "unreachable:" + u.ID + "@" + u.Since.String(), Title: "A share's server does not answer",
+			Detail: "“" + u.Name + "” cannot be read since " + u.Since.Local().Format(timeLayout) + " (" + firstNonEmpty(u.Error, "no answer") +
+				"). It stays in your shares folder and works again once its server answers."})
+	}
+	for _, k := range st.KeptWrites {
+		out = append(out, Problem{Key: "kept:" + k, Title: "Files you wrote were not uploaded", Detail: k})
+	}
 	return out
+}
+
+// certProblem: the certificate the agent gets itself (acme) cannot be
+// renewed; severe from two weeks before it ends, when peers will soon
+// refuse it.
+func certProblem(st control.Status, now time.Time) (Problem, bool) {
+	if st.CertName == "" || st.CertError == "" {
+		return Problem{}, false
+	}
+	if now.IsZero() {
+		now = time.Now()
+	}
+	p := Problem{Key: "cert:" + st.CertError, Title: "The HTTPS certificate cannot be renewed", Severe: true}
+	if st.CertNotAfter.IsZero() {
+		p.Title = "No HTTPS certificate yet"
+		p.Detail = "Other servers cannot reach you until the agent gets one: " + st.CertError + ". Run 'ocm-agent doctor' for help."
+		return p, true
+	}
+	left := st.CertNotAfter.Sub(now)
+	p.Severe = left < 14*24*time.Hour
+	p.Detail = fmt.Sprintf("It ends on %s (%d days left); the agent keeps trying: %s. Run 'ocm-agent doctor' for help.",
+		st.CertNotAfter.Local().Format("2 Jan 2006"), max(0, int(left.Hours()/24)), st.CertError)
+	return p, true
 }
 
 // Icon is the tray icon's state.
@@ -277,23 +314,98 @@ func ShareName(sh control.Share) string {
 	return firstNonEmpty(strings.TrimSpace(sh.Name), "(unnamed share)")
 }
 
-// SenderName is who sent the share: display name when given, else address.
-func SenderName(sh control.Share) string {
-	return firstNonEmpty(sh.SenderDisplayName, sh.OwnerDisplayName, sh.Sender, sh.Owner, sh.Peer, "unknown sender")
+// SenderName is who sent the share: the display name the sender gave,
+// else the owner's, else the address; an address whose user part is an
+// opaque id (a reva UUID, opencloudmesh-go's long ids) shows as "someone at
+// host". Snapshot.SenderName prefers a contact's name to the address.
+func SenderName(sh control.Share) string { return Snapshot{}.SenderName(sh) }
+
+// SenderName is who sent the share, as the package's SenderName says, with
+// the name of a contact whose address it is before the owner's name.
+func (s Snapshot) SenderName(sh control.Share) string {
+	if n := strings.TrimSpace(sh.SenderDisplayName); n != "" {
+		return n
+	}
+	if c, ok := s.contact(sh.Sender); ok {
+		if n := strings.TrimSpace(firstNonEmpty(c.Name, c.DisplayName)); n != "" {
+			return n
+		}
+	}
+	if n := strings.TrimSpace(sh.OwnerDisplayName); n != "" {
+		return n
+	}
+	for _, addr := range []string{sh.Sender, sh.Owner} {
+		if addr == "" {
+			continue
+		}
+		if host, ok := opaqueAddress(addr); ok {
+			return "someone at " + host
+		}
+		return addr
+	}
+	return firstNonEmpty(sh.Peer, "unknown sender")
 }
 
-// SenderLine is the sender with their address, e.g. "Bob (bob@cloud.example)".
-func SenderLine(sh control.Share) string {
-	name := SenderName(sh)
-	if sh.Sender != "" && sh.Sender != name {
-		return name + " (" + sh.Sender + ")"
+// SenderLine is the sender with their address, e.g. "Bob (bob@cloud.example)",
+// or with their server only when the address is an opaque id (shown in the
+// details as the sender id).
+func SenderLine(sh control.Share) string { return Snapshot{}.SenderLine(sh) }
+
+// SenderLine is SenderLine with contact names.
+func (s Snapshot) SenderLine(sh control.Share) string {
+	name := s.SenderName(sh)
+	if sh.Sender == "" || sh.Sender == name {
+		return name
 	}
-	return name
+	if host, ok := opaqueAddress(sh.Sender); ok {
+		if strings.HasSuffix(name, " at "+host) {
+			return name
+		}
+		return name + " (" + host + ")"
+	}
+	return name + " (" + sh.Sender + ")"
+}
+
+// OpaqueSender reports whether the share's sender address is an opaque id.
+func OpaqueSender(sh control.Share) bool {
+	_, ok := opaqueAddress(sh.Sender)
+	return ok
+}
+
+func (s Snapshot) contact(addr string) (Contact, bool) {
+	if addr == "" {
+		return Contact{}, false
+	}
+	for _, c := range s.Contacts {
+		if c.Active() && strings.EqualFold(c.Address, addr) {
+			return c, true
+		}
+	}
+	return Contact{}, false
+}
+
+// opaqueAddress returns the host of an OCM address whose user part is
+// machine-made: a UUID, or a long run of base64 characters.
+func opaqueAddress(addr string) (host string, ok bool) {
+	i := strings.LastIndexByte(addr, '@')
+	if i <= 0 || i == len(addr)-1 {
+		return "", false
+	}
+	u := addr[:i]
+	uuid := len(u) == 36 && strings.Count(u, "-") == 4 && strings.Trim(strings.ToLower(u), "0123456789abcdef-") == ""
+	long := len(u) >= 32 && strings.Trim(u, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=+/") == ""
+	return addr[i+1:], uuid || long
+}
+
+// KindOf is "folder" or "file": as the share's server showed it once the
+// mount asked (Nextcloud calls folders "file"), else as the sender said.
+func KindOf(sh control.Share) string {
+	return firstNonEmpty(sh.Kind, sh.ResourceType, "file")
 }
 
 // Kind is the resource and share type in words, e.g. "file" or "file, shared with a group".
 func Kind(sh control.Share) string {
-	k := firstNonEmpty(sh.ResourceType, "file")
+	k := KindOf(sh)
 	switch sh.ShareType {
 	case "group":
 		k += ", shared with a group"
@@ -305,7 +417,19 @@ func Kind(sh control.Share) string {
 
 // MenuLabel is a pending share as one tray menu line: name, sender, type.
 func MenuLabel(sh control.Share) string {
-	return fmt.Sprintf("%s — from %s (%s)", ShareName(sh), SenderName(sh), firstNonEmpty(sh.ResourceType, "file"))
+	return fmt.Sprintf("%s — from %s (%s)", ShareName(sh), SenderName(sh), KindOf(sh))
+}
+
+// KeptLine says how many files written into the share were not uploaded
+// and where they are kept, e.g. "2 files written here were not uploaded;
+// they are kept in /path"; the files follow, one a line.
+func KeptLine(sh control.Share) string {
+	n := len(sh.NotUploaded)
+	head := fmt.Sprintf("%d files written here were not uploaded; they are kept in %s", n, sh.KeptIn)
+	if n == 1 {
+		head = "1 file written here was not uploaded; it is kept in " + sh.KeptIn
+	}
+	return strings.Join(append([]string{head}, sh.NotUploaded...), "\n")
 }
 
 // Permissions says what the recipient may do, in words.
@@ -366,7 +490,7 @@ func HumanBytes(n int64) string {
 func StateTitle(state string, n int) string {
 	names := map[string]string{
 		StatePending: "Waiting for you", StateAccepted: "Accepted", StateDeclined: "Declined",
-		StateRemoved: "Removed", StateError: "Problems",
+		StateRemoved: "Removed", StateError: "Problems", StateRevoked: "Revoked by the sender",
 	}
 	name := names[state]
 	if name == "" {

@@ -22,6 +22,7 @@ type Note struct {
 func keyShareSeen(id string) string    { return "share/" + id + "/seen" }
 func keyShareRemoved(id string) string { return "share/" + id + "/removed" }
 func keyShareError(id string) string   { return "share/" + id + "/error" }
+func keyShareRevoked(id string) string { return "share/" + id + "/revoked" }
 func keyShareChanged(id, when string) string {
 	return "share/" + id + "/changed/" + when
 }
@@ -78,7 +79,7 @@ func Notes(prev, next Snapshot, rec *Notified, now time.Time) (notes []Note, cha
 					notes = append(notes, Note{
 						Key:   k,
 						Title: "“" + ShareName(sh) + "” was changed by its sender",
-						Body:  "Changed: " + sh.Changed + ". It is from " + SenderLine(sh) + ".",
+						Body:  "Changed: " + sh.Changed + ". It is from " + next.SenderLine(sh) + ".",
 					})
 				}
 			}
@@ -93,7 +94,21 @@ func Notes(prev, next Snapshot, rec *Notified, now time.Time) (notes []Note, cha
 				notes = append(notes, Note{
 					Key:   keyShareRemoved(sh.ID),
 					Title: "“" + ShareName(sh) + "” is no longer shared with you",
-					Body:  sentence(sh.Error) + " It was from " + SenderLine(sh) + ".",
+					Body:  sentence(sh.Error) + " It was from " + next.SenderLine(sh) + ".",
+				})
+			}
+		case StateRevoked:
+			changed = rec.Add(keyShareSeen(sh.ID), now) || changed
+			if rec.Add(keyShareRevoked(sh.ID), now) {
+				changed = true
+				body := "Its server no longer serves it; it left your shares folder. Open the OCM window to try again or remove it."
+				if len(sh.NotUploaded) > 0 {
+					body += " " + strings.SplitN(KeptLine(sh), "\n", 2)[0] + "."
+				}
+				notes = append(notes, Note{
+					Key:   keyShareRevoked(sh.ID),
+					Title: "“" + ShareName(sh) + "” was revoked by " + next.SenderName(sh),
+					Body:  body,
 				})
 			}
 		case StateError:

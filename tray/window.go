@@ -178,13 +178,13 @@ func (m *mainWindow) updateNode(uid widget.TreeNodeID, branch bool, o fyne.Canva
 		return
 	}
 	sh, _ := m.t.snap.Find(uid)
-	if sh.ResourceType == "folder" {
+	if KindOf(sh) == "folder" {
 		icon.SetResource(theme.FolderIcon())
 	} else {
 		icon.SetResource(theme.FileIcon())
 	}
 	label.TextStyle = fyne.TextStyle{}
-	label.SetText(ShareName(sh) + " — " + SenderName(sh))
+	label.SetText(ShareName(sh) + " — " + m.t.snap.SenderName(sh))
 }
 
 // update shows the tray's current snapshot and message.
@@ -306,7 +306,7 @@ func (m *mainWindow) updateDetail() {
 	title := widget.NewLabelWithStyle(ShareName(sh), fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
 	title.SizeName = theme.SizeNameSubHeadingText
 	title.Wrapping = fyne.TextWrapWord
-	from := SenderLine(sh)
+	from := s.SenderLine(sh)
 	if s.ContactsSupported {
 		if s.IsContact(sh.Sender) {
 			from += " · in your contacts"
@@ -315,6 +315,9 @@ func (m *mainWindow) updateDetail() {
 		}
 	}
 	rows := [][2]string{{"From", from}}
+	if OpaqueSender(sh) {
+		rows = append(rows, [2]string{"Sender ID", sh.Sender})
+	}
 	if sh.Owner != "" && sh.Owner != sh.Sender {
 		rows = append(rows, [2]string{"Owner", firstNonEmpty(sh.OwnerDisplayName, sh.Owner) + " (" + sh.Owner + ")"})
 	}
@@ -328,6 +331,9 @@ func (m *mainWindow) updateDetail() {
 		[2]string{"Signature", firstNonEmpty(sh.SignedBy, "none (the server did not sign)")},
 		[2]string{"State", stateLine(sh, m.t.MountPath() != "")},
 	)
+	if len(sh.NotUploaded) > 0 {
+		rows = append(rows, [2]string{"Not uploaded", KeptLine(sh)})
+	}
 	if sh.Description != "" {
 		rows = append(rows, [2]string{"Note", sh.Description})
 	}
@@ -339,7 +345,7 @@ func (m *mainWindow) updateDetail() {
 		m.acceptBtn.Importance = widget.HighImportance
 		m.declineBtn = widget.NewButtonWithIcon("Decline", theme.CancelIcon(), func() { m.t.Decline(id) })
 		buttons = append(buttons, m.acceptBtn, m.declineBtn)
-	case StateError:
+	case StateError, StateRevoked:
 		m.acceptBtn = widget.NewButtonWithIcon("Try again", theme.ViewRefreshIcon(), func() { m.t.Accept(id) })
 		m.removeBtn = widget.NewButtonWithIcon("Remove", theme.DeleteIcon(), func() { m.confirmRemove(sh) })
 		buttons = append(buttons, m.acceptBtn, m.removeBtn)
@@ -368,8 +374,13 @@ func stateLine(sh control.Share, mounted bool) string {
 	s := map[string]string{
 		StatePending: "waiting for your decision", StateAccepted: accepted,
 		StateDeclined: "declined", StateRemoved: "removed", StateError: "failed",
+		StateRevoked: "revoked by the sender: it left your shares folder",
 	}[sh.State]
 	s = firstNonEmpty(s, sh.State)
+	if sh.State == StateAccepted && !sh.UnreachableSince.IsZero() {
+		s += "; its server does not answer it since " + sh.UnreachableSince.Local().Format(timeLayout) +
+			" (" + firstNonEmpty(sh.UnreachableError, "error") + "): reads fail until it does"
+	}
 	if sh.Error != "" {
 		s += " (" + sh.Error + ")"
 	}

@@ -11,7 +11,7 @@ import (
 // generate writes the served tree (once per work directory and scale) and
 // the local files copied in.
 func generate(data, local string, sz sizes) error {
-	marker := filepath.Join(data, fmt.Sprintf(".generated-%d-%d", sz.seq, sz.wide))
+	marker := filepath.Join(data, fmt.Sprintf(".generated-%d-%d-%d", sz.seq, sz.wide, sz.lsScale[len(sz.lsScale)-1]))
 	if _, err := os.Stat(marker); err == nil {
 		return nil
 	}
@@ -57,6 +57,17 @@ func generate(data, local string, sz sizes) error {
 			}
 		}
 	}
+	for _, n := range sz.lsScale {
+		dir := filepath.Join(data, scaleDir(n))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		for i := range n {
+			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("e%06d.txt", i)), block[i%1000:i%1000+16], 0o644); err != nil {
+				return err
+			}
+		}
+	}
 	return os.WriteFile(marker, nil, 0o644)
 }
 
@@ -89,3 +100,6 @@ func bigFile(path string, size int64, block []byte, seed byte) error {
 	}
 	return f.Close()
 }
+
+// scaleDir is the folder of n entries listed to see how listing grows.
+func scaleDir(n int) string { return fmt.Sprintf("entries-%d", n) }

@@ -43,6 +43,7 @@ type sizes struct {
 	copyIn         int64
 	randomReads    int
 	thumbReadBytes int64
+	lsScale        []int // entries of the folders listed cold to see how listing grows
 }
 
 func sizesFor(scale float64) sizes {
@@ -56,10 +57,11 @@ func sizesFor(scale float64) sizes {
 		treeDirs:       int(sc(200, 10)),
 		treePerDir:     100,
 		small:          int(sc(1000, 50)),
-		smallSize:      8 << 10,
+		smallSize:      4 << 10,
 		copyIn:         int64(sc(1<<30, 16<<20)),
 		randomReads:    300,
 		thumbReadBytes: 64 << 10,
+		lsScale:        []int{int(sc(1000, 100)), int(sc(10_000, 300)), int(sc(100_000, 1000))},
 	}
 }
 
@@ -73,11 +75,11 @@ func main() {
 	var c config
 	var systems string
 	flag.Float64Var(&c.scale, "scale", 1, "size of the data set (1 = 1 GiB files, 10,000-entry folder, ...)")
-	flag.StringVar(&systems, "systems", "curl,ocm-agent,rclone-off,rclone-full,davfs2", "what to measure, comma-separated")
+	flag.StringVar(&systems, "systems", "curl,ocm-agent,rclone-off,rclone-mount2", "what to measure, comma-separated (also: rclone-full, davfs2)")
 	flag.StringVar(&c.workdir, "workdir", "", "directory for the data and mounts (default: a new temporary directory)")
 	flag.IntVar(&c.reps, "reps", 3, "runs of the short metadata workloads (ls, find), each on a fresh mount; the best is kept")
 	flag.BoolVar(&c.keep, "keep", false, "keep the work directory (and reuse its data next time with -workdir)")
-	only := flag.String("only", "", "run only these workloads, comma-separated: ls,find,thumbs,rand,seq,small,copy")
+	only := flag.String("only", "", "run only these workloads, comma-separated: ls,find,scale,thumbs,rand,seq,small,copy")
 	flag.Parse()
 	if *only != "" {
 		c.only = map[string]bool{}
@@ -124,6 +126,9 @@ func run(c config) error {
 	defer ng.stop()
 
 	b := &bench{c: c, sz: sz, ng: ng, token: token, data: data, local: local, res: newResults()}
+	if b.want("ls") {
+		b.localWorkloads()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	for _, name := range c.systems {
@@ -152,6 +157,8 @@ type bench struct {
 	data  string
 	local string
 	res   *results
+	// mountPID is the process serving the ocm-agent mount, for its memory.
+	mountPID int
 }
 
 // serveMount is the ocm-agent mount in its own process (as the agent runs it):

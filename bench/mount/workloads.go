@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -20,7 +21,8 @@ const (
 	mThumbX    = "thumbnails: bytes sent / bytes asked"
 	mLsCold    = "ls -l big folder, cold (s)"
 	mLsWarm    = "ls -l big folder, warm (s)"
-	mFind      = "find over the tree (s)"
+	mFind      = "walk + stat of the tree (s)"
+	mRSSEntry  = "RSS per cached entry (bytes)"
 	mSmallProg = "small files written: program (s)"
 	mSmallSrv  = "small files written: on server (s)"
 	mCopyProg  = "copy in: program (MB/s)"
@@ -33,7 +35,69 @@ var metricOrder = []struct {
 }{
 	{mSeq, true}, {mRandP50, false}, {mRandP99, false}, {mThumbTime, false}, {mThumbX, false},
 	{mLsCold, false}, {mLsWarm, false}, {mFind, false},
-	{mSmallProg, false}, {mSmallSrv, false}, {mCopyProg, true}, {mCopySrv, true},
+	{mSmallProg, false}, {mSmallSrv, false}, {mCopyProg, true}, {mCopySrv, true}, {mRSSEntry, false},
+}
+
+// mLsScale is the cold ls -l of the folder of n entries.
+func mLsScale(n int) string { return fmt.Sprintf("ls -l cold, %d entries (s)", n) }
+
+// localWorkloads measures the local disk where it is the reference: ls -l
+// of the served folder itself, warm.
+func (b *bench) localWorkloads() {
+	step := b.stepper("local")
+	for range b.c.reps {
+		step(mLsWarm, func() (float64, error) {
+			dir := filepath.Join(b.data, "wide")
+			if _, err := timeCmd("ls", "-l", dir); err != nil {
+				return 0, err
+			}
+			d, err := timeCmd("ls", "-l", dir)
+			return d.Seconds(), err
+		})
+	}
+}
+
+// scaleWorkloads lists the folders of growing size cold, on a fresh mount:
+// the largest first, with the mount's RSS before and after (the memory
+// per cached entry) when the mount is ours.
+func (b *bench) scaleWorkloads(sys, root string) {
+	step := b.stepper(sys)
+	ns := b.sz.lsScale
+	for i := len(ns) - 1; i >= 0; i-- {
+		n := ns[i]
+		var before int64
+		if sys == "ocm-agent" && i == len(ns)-1 {
+			runtime.GC()
+			before = rssBytes(b.mountPID)
+		}
+		step(mLsScale(n), func() (float64, error) {
+			d, err := timeCmd("ls", "-l", filepath.Join(root, scaleDir(n)))
+			return d.Seconds(), err
+		})
+		if before > 0 {
+			if after := rssBytes(b.mountPID); after > 0 {
+				step(mRSSEntry, func() (float64, error) { return float64(after-before) / float64(n), nil })
+			}
+		}
+	}
+}
+
+// rssBytes is the resident memory of process pid (0 when unknown).
+func rssBytes(pid int) int64 {
+	if pid <= 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kib, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kib << 10
+		}
+	}
+	return 0
 }
 
 // timeCmd runs a command (output discarded) and returns its wall time.
@@ -118,9 +182,14 @@ func (b *bench) metadataWorkloads(sys, root string) error {
 			return d.Seconds(), err
 		})
 	}
+	if b.want("scale") {
+		b.scaleWorkloads(sys, root)
+	}
 	if b.want("find") {
 		step(mFind, func() (float64, error) {
-			cmd := exec.Command("find", filepath.Join(root, "tree"), "-type", "f")
+			// -printf %s stats every file, as a file manager or a backup
+			// tool does.
+			cmd := exec.Command("find", filepath.Join(root, "tree"), "-type", "f", "-printf", "%s\n")
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
 			t0 := time.Now()
@@ -275,13 +344,25 @@ func (b *bench) curlWorkloads(sys string) error {
 			_, d, err = b.curl([]string{propfind("/wide/")})
 			step(mLsWarm, d.Seconds(), err)
 		}
-		if b.want("find") {
-			blocks := []string{propfind("/tree/")}
-			for i := range sz.treeDirs {
-				blocks = append(blocks, propfind(fmt.Sprintf("/tree/d%03d/", i)))
+		if b.want("scale") {
+			for _, n := range sz.lsScale {
+				_, d, err := b.curl([]string{propfind("/" + scaleDir(n) + "/")})
+				step(mLsScale(n), d.Seconds(), err)
 			}
-			_, d, err := b.curl(blocks)
-			step(mFind, d.Seconds(), err)
+		}
+		if b.want("find") {
+			// The curl crawl: the root folder, then every folder it
+			// lists, 8 at once.
+			t0 := time.Now()
+			_, _, err := b.curl([]string{propfind("/tree/")})
+			if err == nil {
+				var blocks []string
+				for i := range sz.treeDirs {
+					blocks = append(blocks, propfind(fmt.Sprintf("/tree/d%03d/", i)))
+				}
+				_, _, err = b.curl(blocks, "--parallel", "--parallel-max", "8")
+			}
+			step(mFind, time.Since(t0).Seconds(), err)
 		}
 	}
 	if b.want("thumbs") {

@@ -62,7 +62,8 @@ func (a *agentProc) address() string { return "bob@" + a.listen }
 
 func (a *agentProc) env() []string {
 	return append(os.Environ(), "XDG_CONFIG_HOME="+filepath.Join(a.dir, "config"),
-		"XDG_STATE_HOME="+filepath.Join(a.dir, "xdgstate"), "XDG_RUNTIME_DIR="+filepath.Join(a.dir, "run"))
+		"XDG_STATE_HOME="+filepath.Join(a.dir, "xdgstate"), "XDG_RUNTIME_DIR="+filepath.Join(a.dir, "run"),
+		"XDG_DATA_HOME="+filepath.Join(a.dir, "data"))
 }
 
 // start execs the agent; it does not wait for it.

@@ -85,6 +85,14 @@ func runProfile(o options, dir string) error {
 	if err := warmUp(client, sender, base, to); err != nil {
 		return err
 	}
+	if o.preload > 0 {
+		// Profile the load with the store filled, where a cost that grows
+		// with the shares stored shows.
+		fmt.Printf("storing %d shares ...\n", o.preload)
+		if _, err := fill(o.workers, o.preload, shareRequests(client, sender, base, to, "fill", ocmtest.SignRFC9421)); err != nil {
+			return err
+		}
+	}
 	cpu, err := os.Create(filepath.Join(o.profile, "cpu.pprof"))
 	if err != nil {
 		return err

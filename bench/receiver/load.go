@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ocm-agent/ocm-agent/internal/ocmtest"
@@ -90,6 +91,44 @@ func runLoad(name string, workers int, d time.Duration, do request) loadResult {
 		r.Max = lat[n-1]
 	}
 	return r
+}
+
+// fill sends n requests with workers in parallel, unmeasured, and returns
+// the ids answered 201; any other answer is an error.
+func fill(workers, n int, do request) ([]string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	var next atomic.Int64
+	var mu sync.Mutex
+	var acked []string
+	var firstErr error
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n || ctx.Err() != nil {
+					return
+				}
+				st, _, id, err := do(ctx, w, i)
+				mu.Lock()
+				if err == nil && st != http.StatusCreated {
+					err = fmt.Errorf("answered %d", st)
+				}
+				if err != nil && firstErr == nil {
+					firstErr = err
+					cancel()
+				} else if err == nil {
+					acked = append(acked, id)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return acked, firstErr
 }
 
 func newLoadClient(workers int) *http.Client {

@@ -33,6 +33,8 @@ with the fix under each problem. The checks:
 - public-url: <public-url>/.well-known/ocm answers from this machine with a valid
   discovery document naming this agent's endpoint
 - tls: the certificate of an https public URL is valid and not expiring within 14 days
+- acme: with acme, the daemon holds its certificate, renewing it works, and the
+  name resolves to this machine
 - dns-srv: a _ocm._tcp.<host> SRV record, if there is one, points here
 - clock: this clock agrees with another server's (the public URL's when it is
   served from elsewhere, or --clock-peer)

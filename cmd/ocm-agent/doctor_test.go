@@ -239,7 +239,7 @@ func TestDoctorAgainstRunningDaemon(t *testing.T) {
 			t.Fatalf("doctor: %v\n%s", err, out)
 		}
 		text := string(out)
-		for _, w := range []string{"PASS  Endpoint", "WARN  Public URL", "fix: ", "10 checks: 4 passed, 2 warnings, 0 failed, 4 skipped"} {
+		for _, w := range []string{"PASS  Endpoint", "WARN  Public URL", "fix: ", "11 checks: 4 passed, 2 warnings, 0 failed, 5 skipped"} {
 			if !strings.Contains(text, w) {
 				t.Errorf("text output lacks %q:\n%s", w, text)
 			}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 
 	"github.com/BurntSushi/toml"
@@ -29,6 +30,8 @@ type initAnswers struct {
 	Mount              string   `toml:"mount"`
 	TLSCert            string   `toml:"tls-cert,omitempty"`
 	TLSKey             string   `toml:"tls-key,omitempty"`
+	ACME               bool     `toml:"acme,omitempty"`
+	ACMEEmail          string   `toml:"acme-email,omitempty"`
 	AllowInsecurePeers bool     `toml:"allow-insecure-peers,omitempty"`
 	TrustedProxies     []string `toml:"trusted-proxies,omitempty"`
 }
@@ -49,8 +52,14 @@ func newInit() *cobra.Command {
 (mode 0600). An existing file is kept unless --force is given (the old one is
 saved as config.toml.bak).
 
+With an https public URL, the agent can get its certificate from Let's Encrypt
+itself (acme, the first choice offered): then port 443 of the public name must
+reach the agent's listen address. Otherwise a reverse proxy or your own
+certificate files serve HTTPS.
+
 Then print what to publish so that other servers reach the agent: the DNS SRV
-record and a reverse proxy configuration for nginx and for Caddy.
+record, the ports to open or forward, or a reverse proxy configuration for nginx
+and for Caddy.
 
 Other keys can be added to the file later; see ocm-agent.toml(5).`,
 		Example: `  ocm-agent init
@@ -98,6 +107,8 @@ Other keys can be added to the file later; see ocm-agent.toml(5).`,
 	f.StringVar(&a.Mount, "mount", a.Mount, "directory where accepted shares appear; empty for none")
 	f.StringVar(&a.TLSCert, "tls-cert", "", "TLS certificate (PEM) when the agent serves HTTPS itself instead of a reverse proxy")
 	f.StringVar(&a.TLSKey, "tls-key", "", "TLS private key (PEM) that goes with --tls-cert")
+	f.BoolVar(&a.ACME, "acme", false, "the agent gets its certificate from Let's Encrypt itself (port 443 of the public name must reach --listen)")
+	f.StringVar(&a.ACMEEmail, "acme-email", "", "e-mail address for the Let's Encrypt account (optional)")
 	f.BoolVar(&a.AllowInsecurePeers, "allow-insecure-peers", false, "allow a plain http public URL and private-address peers (labs and tests only)")
 	return cmd
 }
@@ -171,6 +182,9 @@ func askAll(in *bufio.Reader, out io.Writer, a *initAnswers) error {
 		return err
 	}
 	if strings.HasPrefix(a.PublicURL, "https://") {
+		if err := askACME(p, a); err != nil || a.ACME {
+			return err
+		}
 		fmt.Fprintln(out, "If a reverse proxy (nginx, Caddy) handles TLS, leave the certificate empty.")
 		if a.TLSCert, err = p.ask("TLS certificate file (PEM) for the agent itself", a.TLSCert, checkReadable); err != nil {
 			return err
@@ -185,6 +199,62 @@ func askAll(in *bufio.Reader, out io.Writer, a *initAnswers) error {
 				return err
 			}
 		}
+	}
+	return nil
+}
+
+// askACME offers the agent's own certificate from Let's Encrypt, the first
+// choice for an https URL without a reverse proxy; it says which ports must
+// reach the machine and asks for a listen address that they can reach.
+func askACME(p prompter, a *initAnswers) error {
+	u, _ := url.Parse(a.PublicURL)
+	fmt.Fprintf(p.out, `HTTPS: the agent can get and renew its certificate from Let's Encrypt itself
+(no reverse proxy). Port 443 of %s must then reach this machine: forward it on
+your router to the agent's port, or let the agent listen on :443 itself (see the
+README: setcap, no root). Port 80 is needed only for the HTTP-01 challenge
+(key acme-http-listen); 443 alone works (TLS-ALPN-01).
+`, u.Hostname())
+	mode, err := p.ask("Who serves HTTPS: acme (the agent, Let's Encrypt), proxy (nginx, Caddy) or files (your certificate)", "acme", func(s string) error {
+		if s != "acme" && s != "proxy" && s != "files" {
+			return errors.New("answer acme, proxy or files")
+		}
+		return nil
+	})
+	if err != nil || mode != "acme" {
+		return err
+	}
+	a.ACME = true
+	if isLoopbackListen(a.Listen) {
+		fmt.Fprintln(p.out, "Peers and Let's Encrypt connect to the agent directly, so it cannot listen on loopback only.")
+		if a.Listen, err = p.ask("Address to listen on (:443 with setcap, or 0.0.0.0:8443 with 443 forwarded to it)", "0.0.0.0:8443", checkACMEListen); err != nil {
+			return err
+		}
+	}
+	a.ACMEEmail, err = p.ask("E-mail address for Let's Encrypt's notices (optional)", a.ACMEEmail, nil)
+	return err
+}
+
+// bindProblem says why this user cannot listen on addr now, if so.
+func bindProblem(addr string) string {
+	ln, err := net.Listen("tcp", addr)
+	switch {
+	case err == nil:
+		ln.Close()
+		return ""
+	case errors.Is(err, syscall.EACCES):
+		return fmt.Sprintf("you cannot listen on %s as this user: run 'sudo setcap cap_net_bind_service=+ep $(command -v ocm-agent)', or listen on a port above 1023 and forward 443 to it", addr)
+	case errors.Is(err, syscall.EADDRINUSE):
+		return fmt.Sprintf("%s is in use (fine if it is this agent already running; otherwise choose another port)", addr)
+	}
+	return fmt.Sprintf("cannot listen on %s: %v", addr, err)
+}
+
+func checkACMEListen(s string) error {
+	if err := checkListen(s); err != nil {
+		return err
+	}
+	if isLoopbackListen(s) {
+		return errors.New("with acme the agent must listen beyond loopback, e.g. :443 or 0.0.0.0:8443")
 	}
 	return nil
 }
@@ -270,7 +340,7 @@ func (a *initAnswers) normalize() {
 
 // behindProxy: an https public URL served by someone else's TLS.
 func behindProxy(a initAnswers) bool {
-	return strings.HasPrefix(a.PublicURL, "https://") && a.TLSCert == ""
+	return strings.HasPrefix(a.PublicURL, "https://") && a.TLSCert == "" && !a.ACME
 }
 
 func isLoopbackListen(listen string) bool {
@@ -291,6 +361,11 @@ func (a initAnswers) check() error {
 	for _, f := range []string{a.TLSCert, a.TLSKey} {
 		if err := checkReadable(f); err != nil {
 			return fmt.Errorf("%s: %w", f, err)
+		}
+	}
+	if a.ACME {
+		if err := checkACMEListen(a.Listen); err != nil {
+			return fmt.Errorf("listen %q: %w", a.Listen, err)
 		}
 	}
 	return nil
@@ -372,6 +447,8 @@ func printSummary(w io.Writer, path string, a initAnswers, cfg config.Config) {
 	}
 	fmt.Fprintf(tw, "  Shares appear in\t%s\n", mount)
 	switch {
+	case a.ACME:
+		fmt.Fprintf(tw, "  TLS\tserved by the agent, certificate from %s\n", cfg.ACMECA)
 	case a.TLSCert != "":
 		fmt.Fprintf(tw, "  TLS\tserved by the agent (%s)\n", a.TLSCert)
 	case behindProxy(a):
@@ -417,6 +494,25 @@ SRV record, which lets OCM servers find the endpoint from your address:
 
   _ocm._tcp.%s. 3600 IN SRV 10 10 %s %s.
 `, host, host, port, host)
+	}
+	if a.ACME {
+		_, lport, _ := net.SplitHostPort(cfg.Listen)
+		fmt.Fprintf(w, `
+Ports: port %[1]s of %[2]s must reach this machine's port %[3]s, from the whole
+Internet (Let's Encrypt checks it from several places):
+  - on a home network, forward TCP %[1]s on the router to this machine's port %[3]s;
+  - to listen on 443 directly without root:
+      sudo setcap cap_net_bind_service=+ep $(command -v ocm-agent)
+    then set listen = ":443". The agent refuses to run as root (key allow-root).
+Port 80 is not needed unless you set acme-http-listen (HTTP-01 challenge).
+The first start asks Let's Encrypt for the certificate; 'ocm-agent status' shows it,
+'ocm-agent doctor' checks it, the name and the port.
+`, port, host, lport)
+		if msg := bindProblem(cfg.Listen); msg != "" {
+			fmt.Fprintf(w, "\nWarning: %s\n", msg)
+		}
+		fmt.Fprint(w, next)
+		return
 	}
 	if !behindProxy(a) {
 		if a.TLSCert != "" {

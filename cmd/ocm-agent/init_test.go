@@ -115,13 +115,14 @@ func TestInit(t *testing.T) {
 			"https://ocm.example.org/", // public URL
 			listen,                     // listen
 			"~/Shares",                 // mount
+			"proxy",                    // HTTPS by a reverse proxy, not acme
 			"",                         // no TLS certificate: a reverse proxy
 		}, "\n") + "\n"
 		out, stderr, code := runInit(t, bin, u, answers)
 		if code != 0 {
 			t.Fatalf("init failed (%d): %s\n%s", code, stderr, out)
 		}
-		for _, want := range []string{"Your OCM user id", "the user id must be", "other servers require https", "TLS certificate file", "Wrote "} {
+		for _, want := range []string{"Your OCM user id", "the user id must be", "other servers require https", "Let's Encrypt", "TLS certificate file", "Wrote "} {
 			if !strings.Contains(out, want) {
 				t.Errorf("the dialogue lacks %q:\n%s", want, out)
 			}

@@ -42,6 +42,9 @@ $XDG_STATE_HOME/ocm-agent.`,
 			if err := final.Finish(); err != nil {
 				return err
 			}
+			if err := final.CheckRoot(os.Geteuid()); err != nil {
+				return err
+			}
 			log := newLogger(os.Stderr, final.LogFormat, final.LogLevel)
 			if err := agent.HardenProcess(); err != nil {
 				return err

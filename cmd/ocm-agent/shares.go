@@ -38,6 +38,7 @@ func newStatus() *cobra.Command {
 			}
 			fmt.Fprintf(tw, "Secrets:\t%s\n", secrets)
 			fmt.Fprintf(tw, "Pending shares:\t%d\n", st.Pending)
+			writeCertStatus(tw, st)
 			fmt.Fprintf(tw, "Running since:\t%s (version %s)\n", st.StartedAt.Local().Format(time.RFC1123), st.Version)
 			for _, u := range st.PendingUploads {
 				fmt.Fprintf(tw, "Not uploaded yet:\t%s\n", u)
@@ -51,6 +52,9 @@ func newStatus() *cobra.Command {
 			for _, l := range st.LostFound {
 				fmt.Fprintf(tw, "Lost+found (crash leftover, yours to check):\t%s\n", l)
 			}
+			for _, k := range st.KeptWrites {
+				fmt.Fprintf(tw, "Writes kept:\t%s\n", k)
+			}
 			for _, e := range st.Errors {
 				fmt.Fprintf(tw, "Recent error:\t%s\n", e)
 			}
@@ -59,6 +63,21 @@ func newStatus() *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// writeCertStatus shows the certificate the agent gets itself (acme).
+func writeCertStatus(w io.Writer, st control.Status) {
+	switch {
+	case st.CertName == "":
+	case st.CertNotAfter.IsZero():
+		fmt.Fprintf(w, "Certificate:\t%s: none yet (asking the ACME CA)\n", st.CertName)
+	default:
+		fmt.Fprintf(w, "Certificate:\t%s from %q, valid until %s (%d days left)\n", st.CertName, st.CertIssuer,
+			st.CertNotAfter.Local().Format(time.RFC1123), int(time.Until(st.CertNotAfter).Hours()/24))
+	}
+	if st.CertError != "" {
+		fmt.Fprintf(w, "Certificate error:\t%s\n", st.CertError)
+	}
 }
 
 func newShares() *cobra.Command {
@@ -96,7 +115,7 @@ func newShares() *cobra.Command {
 				if since, ok := unreachable[s.ID]; ok {
 					state += " (unreachable since " + since.Local().Format("2006-01-02 15:04") + ")"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, state, s.ResourceType, clean(s.Name), senderOf(s), s.CreatedAt.Local().Format("2006-01-02 15:04"))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, state, kindOf(s), clean(s.Name), senderOf(s), s.CreatedAt.Local().Format("2006-01-02 15:04"))
 			}
 			return tw.Flush()
 		},
@@ -157,8 +176,17 @@ func printShare(w io.Writer, s control.Share) {
 	row("ID", s.ID)
 	row("Name", clean(s.Name))
 	row("State", s.State)
+	if !s.UnreachableSince.IsZero() {
+		row("Unreachable", "since "+s.UnreachableSince.Local().Format(time.RFC1123)+" ("+s.UnreachableError+"); reads fail until its server answers again")
+	}
 	row("Error", s.Error)
-	row("Type", s.ResourceType)
+	row("Type", kindOf(s))
+	if len(s.NotUploaded) > 0 {
+		row("Not uploaded", keptMessage(len(s.NotUploaded), s.KeptIn))
+		for _, u := range s.NotUploaded {
+			row("  file", clean(u))
+		}
+	}
 	from := senderOf(s)
 	if !s.FromContact {
 		from += " (not in your contacts)"
@@ -185,6 +213,23 @@ func printShare(w io.Writer, s control.Share) {
 	row("Changed by sender", clean(s.Changed))
 	row("Provider ID", s.ProviderID)
 	tw.Flush()
+}
+
+// kindOf is folder or file as best known (Nextcloud calls folders "file";
+// the mount finds out).
+func kindOf(s control.Share) string {
+	if s.Kind != "" {
+		return s.Kind
+	}
+	return s.ResourceType
+}
+
+// keptMessage says that n files written into a share are kept unsent.
+func keptMessage(n int, dir string) string {
+	if n == 1 {
+		return "1 file written here was not uploaded; it is kept in " + dir
+	}
+	return fmt.Sprintf("%d files written here were not uploaded; they are kept in %s", n, dir)
 }
 
 // senderOf names the sender for lists: "Name <user@host>", or, when the

@@ -2,9 +2,10 @@ package vfs
 
 import "net/http"
 
-// noteRefusal tells OnRefused about answers that mean the sender stopped
-// serving a share: a 401 although the credentials were just renewed
-// (attempt > 0), or a 403/404 (which count only for the share root).
+// noteRefusal tells OnRefused about answers that say whether the sender
+// still serves a share: a 401 although the credentials were just renewed
+// (attempt > 0), a 403/404 or a server error (which count only for the
+// share root), and success after such errors.
 func (c *Client) noteRefusal(r Request, status, attempt int) {
 	if c.OnRefused == nil || r.ShareID == "" {
 		return
@@ -12,6 +13,7 @@ func (c *Client) noteRefusal(r Request, status, attempt int) {
 	switch {
 	case status == http.StatusUnauthorized && attempt > 0:
 	case status == http.StatusForbidden || status == http.StatusNotFound:
+	case status >= 500 || (status >= 200 && status < 300):
 	default:
 		return
 	}

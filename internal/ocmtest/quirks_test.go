@@ -174,6 +174,39 @@ func TestRevaRefusesRanges(t *testing.T) {
 	}
 }
 
+// OpenCloud answers 500 for a share its user removed; other servers 401.
+func TestOpenCloudRemovedShareAnswers500(t *testing.T) {
+	for _, c := range []struct {
+		emulate string
+		want    int
+	}{{"opencloud", http.StatusInternalServerError}, {"", http.StatusUnauthorized}} {
+		var o Options
+		if err := Emulate(&o, c.emulate); err != nil {
+			t.Fatal(err)
+		}
+		s := newPeer(t, o)
+		sh, err := s.RegisterShare(ShareRequest{To: "bob@127.0.0.1:1", Path: "file.txt", Dialect: DialectOCIS})
+		if err != nil {
+			t.Fatal(err)
+		}
+		auth := "Bearer " + sh.Secret
+		if st, _, _ := do(t, s, http.MethodGet, s.WebDAVURL()+sh.ID, auth, nil, nil); st != http.StatusOK {
+			t.Fatalf("%s: live share: %d", c.emulate, st)
+		}
+		s.RevokeShare(sh.ID)
+		if st, _, _ := do(t, s, http.MethodGet, s.WebDAVURL()+sh.ID, auth, nil, nil); st != c.want {
+			t.Fatalf("%q: removed share: %d, want %d", c.emulate, st, c.want)
+		}
+		if st, _, _ := do(t, s, http.MethodGet, s.WebDAVURL()+sh.ID, "Bearer wrong", nil, nil); st != http.StatusUnauthorized {
+			t.Fatalf("%q: unknown credentials: %d", c.emulate, st)
+		}
+		s.RestoreShare(sh.ID)
+		if st, _, _ := do(t, s, http.MethodGet, s.WebDAVURL()+sh.ID, auth, nil, nil); st != http.StatusOK {
+			t.Fatalf("%q: restored share: %d", c.emulate, st)
+		}
+	}
+}
+
 // opencloudmesh-go answers 200 and refuses a decline after an accept.
 func TestOCMGoNotificationAnswers(t *testing.T) {
 	s := newPeer(t, Options{OCMGoNotifications: true})
@@ -232,6 +265,9 @@ func TestEmulate(t *testing.T) {
 	}
 	if err := Emulate(&o, "nextcloud"); err != nil || !o.ReadSignaturesAsCavage {
 		t.Fatalf("nextcloud: %v", err)
+	}
+	if err := Emulate(&o, "opencloud"); err != nil || !o.ServerErrorForRevoked {
+		t.Fatalf("opencloud: %v", err)
 	}
 	if err := Emulate(&o, "seafile"); err == nil {
 		t.Fatal("an unknown server was accepted")

@@ -100,6 +100,10 @@ type Options struct {
 	// 200 {"status":"ok"}, and 409 SHARE_STATUS_CONFLICT to a
 	// SHARE_DECLINED for a share that was accepted.
 	OCMGoNotifications bool
+	// ServerErrorForRevoked answers 500 to WebDAV requests with the
+	// credentials of a share that was revoked (RevokeShare), as OpenCloud
+	// does for a share its user removed.
+	ServerErrorForRevoked bool
 	// ClientRootCAs are the roots trusted when this server calls others
 	// (receivers, key look-ups). The server's own CA is always trusted;
 	// nil adds the system roots.
@@ -113,7 +117,8 @@ type Options struct {
 // Emulate sets the options that make the server behave as one real
 // server does on the wire: "nextcloud" (signature reading), "reva" (416 to
 // every Range), "ocmgo" (PROPFIND 405, 200/409 notification answers,
-// signed token requests); "" changes nothing. Share bodies follow the
+// signed token requests), "opencloud" (500 for a removed share); ""
+// changes nothing. Share bodies follow the
 // ShareRequest's Dialect.
 func Emulate(o *Options, server string) error {
 	switch server {
@@ -124,8 +129,10 @@ func Emulate(o *Options, server string) error {
 		o.RefuseRanges = true
 	case "ocmgo":
 		o.NoPropfindOnFiles, o.OCMGoNotifications, o.RequireSignedTokenRequests = true, true, true
+	case "opencloud":
+		o.ServerErrorForRevoked = true
 	default:
-		return fmt.Errorf("ocmtest: cannot emulate %q (nextcloud, reva or ocmgo)", server)
+		return fmt.Errorf("ocmtest: cannot emulate %q (nextcloud, reva, ocmgo or opencloud)", server)
 	}
 	return nil
 }

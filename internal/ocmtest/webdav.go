@@ -150,6 +150,12 @@ func (s *Server) serveWebDAV(w http.ResponseWriter, r *http.Request) {
 	}()
 	rec := s.authenticate(r)
 	if rec == nil {
+		if s.opts.ServerErrorForRevoked {
+			if old := s.credentialsOf(r); old != nil && s.stateOf(old) == ShareStateRevoked {
+				http.Error(cw, "Internal Server Error", http.StatusInternalServerError) // OpenCloud's answer
+				return
+			}
+		}
 		s.unauthorized(cw)
 		return
 	}
@@ -207,6 +213,28 @@ func (s *Server) isShareID(id string) bool {
 
 // authenticate finds the live share the request's credentials open.
 func (s *Server) authenticate(r *http.Request) *shareRec {
+	sh := s.credentialsOf(r)
+	if sh == nil {
+		return nil
+	}
+	s.mu.Lock()
+	live := sh.live(time.Now())
+	s.mu.Unlock()
+	if !live {
+		return nil
+	}
+	return sh
+}
+
+func (s *Server) stateOf(rec *shareRec) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return rec.State
+}
+
+// credentialsOf finds the share the request's credentials belong to,
+// live or not.
+func (s *Server) credentialsOf(r *http.Request) *shareRec {
 	h := r.Header.Get("Authorization")
 	scheme, cred, ok := strings.Cut(h, " ")
 	if !ok {
@@ -233,9 +261,6 @@ func (s *Server) authenticate(r *http.Request) *shareRec {
 		if rec, ok := s.bySecret[user]; ok && rec.AllowBasic && !rec.MustExchangeToken {
 			sh = rec
 		}
-	}
-	if sh == nil || !sh.live(now) {
-		return nil
 	}
 	return sh
 }

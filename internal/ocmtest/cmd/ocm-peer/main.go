@@ -73,7 +73,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	fs.DurationVar(&c.shareWait, "share-wait", 30*time.Second, "how long to keep trying to reach the receiver for --share-to")
 	fs.BoolVar(&c.requireSignedTokens, "require-signed-token-requests", false, "refuse unsigned token requests")
 	fs.DurationVar(&c.tokenLifetime, "token-lifetime", ocmtest.DefaultTokenLifetime, "lifetime of issued access tokens")
-	fs.StringVar(&c.emulate, "emulate", "", "behave as a real server does on the wire: nextcloud, reva or ocmgo (see ocmtest.Emulate)")
+	fs.StringVar(&c.emulate, "emulate", "", "behave as a real server does on the wire: nextcloud, reva, ocmgo or opencloud (see ocmtest.Emulate)")
 	fs.BoolVar(&c.noStdin, "no-stdin", false, "do not read commands from standard input")
 	fs.BoolVar(&c.verbose, "v", false, "log requests and decisions to standard error")
 	if err := fs.Parse(args); err != nil {

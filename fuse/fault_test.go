@@ -130,7 +130,7 @@ func TestPeerDownAndBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.srv.stop()
-	time.Sleep(300 * time.Millisecond) // let the caches expire
+	time.Sleep(300 * time.Millisecond) // outlive the 200 ms TTL (real time: the kernel's cache has no other clock)
 	bound := e.opts.Timeout + 10*time.Second
 	err := within(t, bound, "listing with the peer down", func() error {
 		_, err := os.ReadDir(e.path("P", "sub"))
@@ -231,7 +231,7 @@ func TestTokenRenewal(t *testing.T) {
 	}
 	// Rejected for good: EACCES, after exactly one renewal attempt per request.
 	e.srv.set(func(s *davServer) { s.token = "nobody-has-this" })
-	time.Sleep(e.opts.MetadataTTL) // let the cached listing expire
+	time.Sleep(e.opts.MetadataTTL) // outlive the TTL (real time: the kernel's cache has no other clock)
 	before := e.auth.invalidations()
 	_, err = os.ReadDir(e.path("T"))
 	if !isErrno(err, syscall.EACCES) {

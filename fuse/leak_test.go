@@ -71,7 +71,7 @@ func TestNoLeaksAfterPeerFaults(t *testing.T) {
 	// A peer that hangs: listings and reads time out.
 	hang := make(chan struct{})
 	srv.set(func(s *davServer) { s.hang = hang })
-	time.Sleep(100 * time.Millisecond) // outlive the 50 ms TTL, so that the peer is asked
+	time.Sleep(100 * time.Millisecond) // outlive the 50 ms TTL, so that the peer is asked (real time: the kernel's cache has no other clock)
 	for i := 0; i < 3; i++ {
 		os.ReadDir(e.path("L", "sub"))
 		os.ReadFile(e.path("L", "f.bin"))
@@ -86,7 +86,7 @@ func TestNoLeaksAfterPeerFaults(t *testing.T) {
 
 	// A peer that is down, then back.
 	srv.stop()
-	time.Sleep(100 * time.Millisecond) // outlive the 50 ms TTL, so that the peer is asked
+	time.Sleep(100 * time.Millisecond) // outlive the 50 ms TTL, so that the peer is asked (real time: the kernel's cache has no other clock)
 	os.ReadDir(e.path("L", "sub"))
 	os.ReadFile(e.path("L", "f.bin"))
 	srv.start()

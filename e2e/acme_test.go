@@ -30,6 +30,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/ocm-agent/ocm-agent/control"
+	"github.com/ocm-agent/ocm-agent/internal/testenv"
 )
 
 // pebbleModule is the ACME test server the agent is checked against,
@@ -73,24 +74,6 @@ func buildPebble(t *testing.T) string {
 	})
 	needPart(t, "Pebble ("+pebbleModule+")", pebbleErr)
 	return pebbleBin
-}
-
-// syncBuffer collects a process's output while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // apiCert is a CA of the test's own and a certificate for 127.0.0.1 it
@@ -195,7 +178,7 @@ func startNameServer(t *testing.T) string {
 type pebbleProc struct {
 	t      *testing.T
 	cmd    *exec.Cmd
-	log    *syncBuffer
+	log    *testenv.Buffer
 	dirURL string
 	mgmt   string
 	api    apiCert
@@ -209,7 +192,7 @@ func startPebble(t *testing.T, api apiCert, dnsAddr string, validity, httpPort, 
 	t.Helper()
 	bin := buildPebble(t)
 	dir := t.TempDir()
-	p := &pebbleProc{t: t, log: &syncBuffer{}, api: api}
+	p := &pebbleProc{t: t, log: &testenv.Buffer{}, api: api}
 	listen, mgmt := freePort(t), freePort(t)
 	p.dirURL, p.mgmt = "https://"+listen+"/dir", "https://"+mgmt
 	cfg := map[string]any{"pebble": map[string]any{

@@ -1,7 +1,8 @@
 package e2e
 
 import (
-	"bytes"
+	"github.com/ocm-agent/ocm-agent/internal/testenv"
+
 	"context"
 	"fmt"
 	"net"
@@ -11,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -46,7 +46,7 @@ type agentProc struct {
 	socket string
 	args   []string
 	cmd    *exec.Cmd
-	log    *logBuffer
+	log    *testenv.Buffer
 	// extraEnv is added to the daemon's and the CLI's environment.
 	extraEnv []string
 }
@@ -84,7 +84,7 @@ func (a *agentProc) env() []string {
 // start runs the daemon and waits (bounded) until its endpoint answers.
 func (a *agentProc) start() {
 	a.t.Helper()
-	a.log = &logBuffer{}
+	a.log = &testenv.Buffer{}
 	a.cmd = exec.Command(agentBin, a.args...)
 	a.cmd.Env = a.env()
 	a.cmd.Stdout, a.cmd.Stderr = a.log, a.log
@@ -162,24 +162,3 @@ func keylessPeer(t *testing.T) string {
 	t.Cleanup(srv.Close)
 	return strings.TrimPrefix(srv.URL, "http://")
 }
-
-// logBuffer collects the agent's output; tests may read it while the agent
-// still writes.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) Bytes() []byte {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return bytes.Clone(l.b.Bytes())
-}
-
-func (l *logBuffer) String() string { return string(l.Bytes()) }

@@ -135,7 +135,7 @@ func TestCrashDuringUpload(t *testing.T) {
 
 	// Next start: the stale mount is cleared, the spool found.
 	srv.set(func(s *davServer) { s.putBlock, s.putStarted = nil, nil })
-	logs := &syncBuffer{}
+	logs := &testenv.Buffer{}
 	f, err := Mount(context.Background(), Options{Dir: mnt, SpoolDir: spool, Timeout: 2 * time.Second,
 		Logger: slog.New(slog.NewTextHandler(logs, nil))}, &testAuth{token: "test-token"})
 	if err != nil {

@@ -1,38 +1,18 @@
 package ocmfs
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ocm-agent/ocm-agent/internal/testenv"
 )
-
-// syncBuffer collects log output from many goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // env is one mount against one WebDAV server.
 type env struct {
@@ -42,14 +22,14 @@ type env struct {
 	fs    *FS
 	mnt   string
 	spool string
-	logs  *syncBuffer
+	logs  *testenv.Buffer
 	opts  Options
 }
 
 func newEnv(t *testing.T, tweak ...func(*Options)) *env {
 	t.Helper()
 	testenv.FUSE(t)
-	e := &env{t: t, srv: newDAVServer(t), logs: &syncBuffer{}}
+	e := &env{t: t, srv: newDAVServer(t), logs: &testenv.Buffer{}}
 	e.auth = &testAuth{token: "test-token"}
 	e.mnt = filepath.Join(t.TempDir(), "OCM")
 	e.spool = t.TempDir()

@@ -37,7 +37,7 @@ func TestNoLeaksAfterPeerFaults(t *testing.T) {
 	srv := newDAVServer(t)
 	srv.write("/shares/l/f.bin", pattern(256<<10, 7))
 	srv.write("/shares/l/sub/g.txt", []byte("g"))
-	logs := &syncBuffer{}
+	logs := &testenv.Buffer{}
 	opts := Options{
 		Dir: filepath.Join(t.TempDir(), "OCM"), SpoolDir: t.TempDir(),
 		Timeout: 500 * time.Millisecond, MetadataTTL: 50 * time.Millisecond,

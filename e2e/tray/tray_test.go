@@ -1,7 +1,6 @@
 package tray
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,7 +13,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -55,34 +53,16 @@ func build(t *testing.T, root, dir, pkg string, cgo bool) string {
 	return out
 }
 
-// logBuf collects a child's output for the failure report.
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // proc is a started child process.
 type proc struct {
 	cmd  *exec.Cmd
-	log  *logBuf
+	log  *testenv.Buffer
 	done chan error
 }
 
 func start(t *testing.T, name string, env []string, stdin io.Reader, args ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(name, args...), log: &logBuf{}, done: make(chan error, 1)}
+	p := &proc{cmd: exec.Command(name, args...), log: &testenv.Buffer{}, done: make(chan error, 1)}
 	p.cmd.Env, p.cmd.Stdin = env, stdin
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	if err := p.cmd.Start(); err != nil {

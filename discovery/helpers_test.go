@@ -214,15 +214,7 @@ func startDNS(t *testing.T) *dnsZone {
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	testenv.Need(t, "UDP on loopback", err)
 	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(z.serve)}
-	started := make(chan struct{})
-	srv.NotifyStartedFunc = func() { close(started) }
-	go func() { _ = srv.ActivateAndServe() }()
-	select {
-	case <-started:
-	case <-time.After(5 * time.Second):
-		t.Fatal("DNS server did not start")
-	}
-	t.Cleanup(func() { _ = srv.Shutdown() })
+	testenv.ServeDNS(t, srv)
 	z.Addr = pc.LocalAddr().String()
 	return z
 }

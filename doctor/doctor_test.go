@@ -473,15 +473,7 @@ func dnsServer(t *testing.T, records map[string][]dns.RR) string {
 		m.Answer = rrs
 		w.WriteMsg(m)
 	})}
-	started := make(chan struct{})
-	srv.NotifyStartedFunc = func() { close(started) }
-	go srv.ActivateAndServe()
-	select {
-	case <-started:
-	case <-time.After(5 * time.Second):
-		t.Fatal("DNS server did not start")
-	}
-	t.Cleanup(func() { srv.Shutdown() })
+	testenv.ServeDNS(t, srv)
 	return pc.LocalAddr().String()
 }
 

@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/ocm-agent/ocm-agent/internal/testenv"
 )
 
 // clientFrom is an HTTP client whose connections come from the loopback
@@ -112,15 +114,7 @@ func startDNSRecorder(t *testing.T) *dnsRecorder {
 		d.mu.Unlock()
 		w.WriteMsg(m)
 	})}
-	started := make(chan struct{})
-	srv.NotifyStartedFunc = func() { close(started) }
-	go srv.ActivateAndServe()
-	select {
-	case <-started:
-	case <-time.After(5 * time.Second):
-		t.Fatal("DNS server did not start")
-	}
-	t.Cleanup(func() { srv.Shutdown() })
+	testenv.ServeDNS(t, srv)
 	d.addr = pc.LocalAddr().String()
 	return d
 }

@@ -161,15 +161,7 @@ func startNameServer(t *testing.T) string {
 		t.Fatal("no loopback port free for both TCP and UDP")
 	}
 	for _, srv := range []*dns.Server{{Listener: ln, Handler: handler}, {PacketConn: pc, Handler: handler}} {
-		started := make(chan struct{})
-		srv.NotifyStartedFunc = func() { close(started) }
-		go srv.ActivateAndServe()
-		select {
-		case <-started:
-		case <-time.After(5 * time.Second):
-			t.Fatal("DNS server did not start")
-		}
-		t.Cleanup(func() { srv.Shutdown() })
+		testenv.ServeDNS(t, srv)
 	}
 	return ln.Addr().String()
 }

@@ -250,6 +250,14 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (_ fs.FileHandle, _ u
 	if keep {
 		fuseFlags |= fuse.FOPEN_KEEP_CACHE
 	}
+	if in.Size >= directMin {
+		// Through the page cache the kernel reads at most 128 KiB at a
+		// time, one request after the other: a large file is read
+		// direct, in requests of the program's size (up to MaxWrite),
+		// copied once into the program's buffer, with this package's
+		// read-ahead behind them.
+		fuseFlags |= fuse.FOPEN_DIRECT_IO
+	}
 	return &readHandle{r: newReader(f, n.sh, n.sh.fileURL(segs), in.Size)}, fuseFlags, 0
 }
 
@@ -264,7 +272,7 @@ var (
 )
 
 func (h *readHandle) Read(ctx context.Context, dest []byte, off int64) (_ fuse.ReadResult, errno syscall.Errno) {
-	defer h.r.f.trace("readh.Read", "off", off)(&errno)
+	defer h.r.f.trace("readh.Read", "off", off, "size", len(dest))(&errno)
 	return h.r.read(ctx, dest, off)
 }
 

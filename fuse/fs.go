@@ -219,7 +219,9 @@ func Mount(ctx context.Context, o Options, auth Authorizer) (*FS, error) {
 			DisableXAttrs: true,
 			// With O_TRUNC passed to OPEN, an open for rewriting does not
 			// download the old content first.
-			ExtraCapabilities: fuse.CAP_ATOMIC_O_TRUNC,
+			// Large files are opened with direct I/O (see directMin);
+			// ALLOW_MMAP keeps shared read-only mappings of them working.
+			ExtraCapabilities: fuse.CAP_ATOMIC_O_TRUNC | fuse.CAP_DIRECT_IO_ALLOW_MMAP,
 			Logger:            slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		},
 		EntryTimeout:    &ttl,

@@ -6,6 +6,8 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -185,4 +187,47 @@ func TestETagChangeDropsCache(t *testing.T) {
 		got, err := os.ReadFile(p)
 		return err == nil && bytes.Equal(got, b)
 	})
+}
+
+// A large file is read direct: a program's 1 MiB reads reach the file system
+// as 1 MiB requests (through the page cache they would be 128 KiB), the
+// bytes exact; a shared read-only mapping of it still works.
+func TestLargeFileReadDirect(t *testing.T) {
+	e := newEnv(t)
+	const size = directMin + 3<<20 + 777
+	data := pattern(size, 6)
+	e.srv.write("/shares/large.bin", data)
+	e.fs.SetEntries([]Entry{e.file("s1", "large.bin", "/shares/large.bin", false)})
+	fh, err := os.Open(e.path("large.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
+	var got bytes.Buffer
+	buf := make([]byte, 1<<20)
+	for {
+		n, err := fh.Read(buf)
+		got.Write(buf[:n])
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !bytes.Equal(got.Bytes(), data) {
+		t.Fatalf("content differs (%d bytes read)", got.Len())
+	}
+	if !strings.Contains(e.logs.String(), "op=readh.Read off=1048576 size=1048576") {
+		t.Errorf("no 1 MiB READ request at 1 MiB in the log")
+	}
+
+	m, err := syscall.Mmap(int(fh.Fd()), 0, size, syscall.PROT_READ, syscall.MAP_SHARED)
+	if err != nil {
+		t.Fatalf("shared read-only mapping: %v", err)
+	}
+	defer func() { _ = syscall.Munmap(m) }()
+	if !bytes.Equal(m, data) {
+		t.Fatal("mapped content differs")
+	}
 }

@@ -107,6 +107,9 @@ type FS struct {
 	uid    uint32
 	gid    uint32
 	start  time.Time
+	// direct: large files are read with direct I/O; only where the kernel
+	// still allows shared mappings of such files.
+	direct bool
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -238,6 +241,7 @@ func Mount(ctx context.Context, o Options, auth Authorizer) (*FS, error) {
 		return nil, fmt.Errorf("mount %s: %w", dir, err)
 	}
 	f.server = server
+	f.direct = server.KernelSettings().Flags64()&fuse.CAP_DIRECT_IO_ALLOW_MMAP != 0
 	f.wg.Add(2)
 	go f.retryLoop()
 	go f.notifyLoop()

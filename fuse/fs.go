@@ -217,6 +217,9 @@ func Mount(ctx context.Context, o Options, auth Authorizer) (*FS, error) {
 			// from this package, in larger requests.
 			MaxReadAhead:  96 << 10,
 			MaxBackground: 64,
+			// Replies come from memory, never from a file descriptor:
+			// no splice attempt per READ.
+			DisableSplice: true,
 			// ls -l asks for ACL and SELinux xattrs of every entry: answer
 			// ENOSYS once so that the kernel stops asking.
 			DisableXAttrs: true,

@@ -68,10 +68,19 @@ func (c *chunk) unref() {
 	}
 }
 
-// chunkReply is a READ reply pointing into a chunk.
+// chunkReply is a READ reply pointing into a chunk. Slices makes go-fuse
+// write it with one writev, after which it calls Done: without it go-fuse
+// tries a splice first (a pipe resize and a write per reply, and a logged
+// failure for replies over the pipe's 1 MiB).
 type chunkReply struct {
 	c    *chunk
 	data []byte
+	sl   [1][]byte
+}
+
+func (r *chunkReply) Slices() ([][]byte, fuse.Status) {
+	r.sl[0] = r.data
+	return r.sl[:], fuse.OK
 }
 
 func (r *chunkReply) Bytes([]byte) ([]byte, fuse.Status) { return r.data, fuse.OK }

@@ -427,7 +427,12 @@ func (r *reader) plan(off, end int64) []*chunk {
 			if inflight >= maxInflight || raInUse.Load()+chunkLen > raBudget {
 				break
 			}
-			n = min(n, chunkLen)
+			// A whole chunk, even past the window's end: cut there, every
+			// small read would add its own small GET at the window's end.
+			n = min(chunkLen, r.size-pos)
+			if i < len(r.chunks) {
+				n = min(n, r.chunks[i].off-pos)
+			}
 		}
 		if n <= 0 {
 			break

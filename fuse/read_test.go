@@ -237,3 +237,43 @@ func TestLargeFileReadDirect(t *testing.T) {
 		t.Fatal("mapped content differs")
 	}
 }
+
+// Small sequential reads of a large file (read direct, so the requests are
+// the program's 4 KiB) are served by read-ahead in whole chunks: a few
+// dozen GETs, not one per read.
+func TestSmallSequentialReadsOfLargeFile(t *testing.T) {
+	e := newEnv(t)
+	const size = directMin + 1<<20 + 99
+	data := pattern(size, 8)
+	e.srv.write("/shares/large.bin", data)
+	e.fs.SetEntries([]Entry{e.file("s1", "large.bin", "/shares/large.bin", false)})
+	fh, err := os.Open(e.path("large.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
+	e.srv.resetLog()
+	var got bytes.Buffer
+	buf := make([]byte, 4096)
+	for {
+		n, err := fh.Read(buf)
+		got.Write(buf[:n])
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !bytes.Equal(got.Bytes(), data) {
+		t.Fatalf("content differs (%d bytes read)", got.Len())
+	}
+	gets, sent := e.srv.count("GET", "")
+	t.Logf("%d GETs, %d bytes sent", gets, sent)
+	if gets > 64 {
+		t.Errorf("%d GETs for a %d byte file read in small pieces", gets, size)
+	}
+	if sent > size+size/4 {
+		t.Errorf("%d bytes sent for a %d byte file", sent, size)
+	}
+}

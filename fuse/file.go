@@ -250,7 +250,7 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (_ fs.FileHandle, _ u
 	if keep {
 		fuseFlags |= fuse.FOPEN_KEEP_CACHE
 	}
-	if f.direct && in.Size >= directMin {
+	if f.direct && in.Size >= f.o.DirectReadMin {
 		// Through the page cache the kernel reads at most 128 KiB at a
 		// time, one request after the other: a large file is read
 		// direct, in requests of the program's size (up to MaxWrite),

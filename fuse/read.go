@@ -30,11 +30,6 @@ const (
 	keepBehind  = 2 << 20 // kernel reads may arrive slightly out of order
 	// raBudget bounds the memory of all read-ahead buffers of the mount.
 	raBudget = 512 << 20
-	// directMin is the size from which a file opened for reading bypasses
-	// the page cache: sequential reads of it are then as large as the
-	// program's (the page cache reads 128 KiB at a time, one after the
-	// other). Smaller files keep the page cache across opens.
-	directMin = 8 << 20
 )
 
 var raInUse atomic.Int64

@@ -194,7 +194,7 @@ func TestETagChangeDropsCache(t *testing.T) {
 // bytes exact; a shared read-only mapping of it still works.
 func TestLargeFileReadDirect(t *testing.T) {
 	e := newEnv(t)
-	const size = directMin + 3<<20 + 777
+	const size = DefaultDirectReadMin + 3<<20 + 777
 	data := pattern(size, 6)
 	e.srv.write("/shares/large.bin", data)
 	e.fs.SetEntries([]Entry{e.file("s1", "large.bin", "/shares/large.bin", false)})
@@ -243,7 +243,7 @@ func TestLargeFileReadDirect(t *testing.T) {
 // dozen GETs, not one per read.
 func TestSmallSequentialReadsOfLargeFile(t *testing.T) {
 	e := newEnv(t)
-	const size = directMin + 1<<20 + 99
+	const size = DefaultDirectReadMin + 1<<20 + 99
 	data := pattern(size, 8)
 	e.srv.write("/shares/large.bin", data)
 	e.fs.SetEntries([]Entry{e.file("s1", "large.bin", "/shares/large.bin", false)})
@@ -275,5 +275,31 @@ func TestSmallSequentialReadsOfLargeFile(t *testing.T) {
 	}
 	if sent > size+size/4 {
 		t.Errorf("%d bytes sent for a %d byte file", sent, size)
+	}
+}
+
+// With DirectReadMin negative a large file goes through the page cache:
+// the kernel's requests are its read-ahead's (at most 128 KiB), and a second
+// open of the unchanged file is served from the cache.
+func TestDirectReadsOff(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.DirectReadMin = -1; o.MetadataTTL = time.Minute })
+	const size = DefaultDirectReadMin + 12345
+	data := pattern(size, 3)
+	e.srv.write("/shares/large.bin", data)
+	e.fs.SetEntries([]Entry{e.file("s1", "large.bin", "/shares/large.bin", false)})
+	for i := range 2 {
+		if i == 1 {
+			e.srv.resetLog()
+		}
+		got, err := os.ReadFile(e.path("large.bin"))
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("read %d: %v (%d bytes)", i, err, len(got))
+		}
+	}
+	if strings.Contains(e.logs.String(), "size=1048576") {
+		t.Errorf("1 MiB READ requests: the file was read direct")
+	}
+	if n, _ := e.srv.count("GET", ""); n != 0 {
+		t.Errorf("%d GETs for the second read of an unchanged file", n)
 	}
 }

@@ -54,9 +54,12 @@ func (d *Daemon) mount(ctx context.Context, auth ocmfs.Authorizer) {
 		FSName:     "ocm-agent",
 		Timeout:    cfg.MountTimeout.Duration,
 		MaxEntries: cfg.MountEntries,
-		SpoolDir:   a.spoolDir(),
-		Client:     client,
-		Logger:     d.log,
+		// Off by default: direct reads slow down programs reading in small
+		// pieces, and keep nothing in the page cache across opens.
+		DirectReadMin: directReadMin(cfg.MountDirectReads),
+		SpoolDir:      a.spoolDir(),
+		Client:        client,
+		Logger:        d.log,
 		// Senders that end shares without SHARE_UNSHARED.
 		OnShareRefused: func(id string, status int) {
 			a.fromMount("refused/"+id, func() { a.shareRevoked(id, status) })
@@ -240,4 +243,11 @@ func (a *Agent) unreachableShares() []control.UnreachableShare {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
+}
+
+func directReadMin(on bool) int64 {
+	if on {
+		return ocmfs.DirectReadSize
+	}
+	return 0
 }

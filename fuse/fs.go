@@ -87,8 +87,9 @@ type Options struct {
 	// program's reads as they are (up to 1 MiB; through the page cache at
 	// most 128 KiB, one after the other), which makes large reads about
 	// twice as fast and small ones (under 64 KiB) slower, and the file is
-	// not kept in the page cache across opens. Default
-	// DefaultDirectReadMin; negative: never.
+	// not kept in the page cache across opens. Zero or negative: never
+	// (the default, so that small reads and re-reads keep their speed);
+	// DirectReadSize is the size the agent's mount-direct-reads uses.
 	DirectReadMin int64
 }
 
@@ -97,9 +98,10 @@ const (
 	DefaultTimeout     = 5 * time.Second
 	DefaultMetadataTTL = 10 * time.Second
 	DefaultMaxEntries  = vfs.DefaultMaxEntries
-	// DefaultDirectReadMin: smaller files keep the page cache across opens.
-	DefaultDirectReadMin = 8 << 20
-	subtype              = "ocm-agent"
+	// DirectReadSize: with direct reads on, smaller files keep the page
+	// cache across opens.
+	DirectReadSize = 8 << 20
+	subtype        = "ocm-agent"
 )
 
 // retryInterval is how often failed uploads are tried again.
@@ -158,9 +160,6 @@ func Mount(ctx context.Context, o Options, auth Authorizer) (*FS, error) {
 	}
 	if o.LostFoundDir == "" {
 		o.LostFoundDir = filepath.Join(filepath.Dir(filepath.Clean(o.SpoolDir)), "lost+found")
-	}
-	if o.DirectReadMin == 0 {
-		o.DirectReadMin = DefaultDirectReadMin
 	}
 	if o.MaxEntries <= 0 {
 		o.MaxEntries = DefaultMaxEntries

@@ -193,8 +193,8 @@ func TestETagChangeDropsCache(t *testing.T) {
 // as 1 MiB requests (through the page cache they would be 128 KiB), the
 // bytes exact; a shared read-only mapping of it still works.
 func TestLargeFileReadDirect(t *testing.T) {
-	e := newEnv(t)
-	const size = DefaultDirectReadMin + 3<<20 + 777
+	e := newEnv(t, func(o *Options) { o.DirectReadMin = DirectReadSize })
+	const size = DirectReadSize + 3<<20 + 777
 	data := pattern(size, 6)
 	e.srv.write("/shares/large.bin", data)
 	e.fs.SetEntries([]Entry{e.file("s1", "large.bin", "/shares/large.bin", false)})
@@ -242,8 +242,8 @@ func TestLargeFileReadDirect(t *testing.T) {
 // the program's 4 KiB) are served by read-ahead in whole chunks: a few
 // dozen GETs, not one per read.
 func TestSmallSequentialReadsOfLargeFile(t *testing.T) {
-	e := newEnv(t)
-	const size = DefaultDirectReadMin + 1<<20 + 99
+	e := newEnv(t, func(o *Options) { o.DirectReadMin = DirectReadSize })
+	const size = DirectReadSize + 1<<20 + 99
 	data := pattern(size, 8)
 	e.srv.write("/shares/large.bin", data)
 	e.fs.SetEntries([]Entry{e.file("s1", "large.bin", "/shares/large.bin", false)})
@@ -283,7 +283,7 @@ func TestSmallSequentialReadsOfLargeFile(t *testing.T) {
 // open of the unchanged file is served from the cache.
 func TestDirectReadsOff(t *testing.T) {
 	e := newEnv(t, func(o *Options) { o.DirectReadMin = -1; o.MetadataTTL = time.Minute })
-	const size = DefaultDirectReadMin + 12345
+	const size = DirectReadSize + 12345
 	data := pattern(size, 3)
 	e.srv.write("/shares/large.bin", data)
 	e.fs.SetEntries([]Entry{e.file("s1", "large.bin", "/shares/large.bin", false)})

@@ -39,6 +39,7 @@ func scanXBEL(data []byte, dir string) (xbelDoc, error) {
 	}
 	dec := xml.NewDecoder(bytes.NewReader(data))
 	depth, start, match := 0, -1, false
+	rootOpened := -1 // offset just past the root's start tag
 	for {
 		off := int(dec.InputOffset())
 		tok, err := dec.Token()
@@ -56,6 +57,7 @@ func scanXBEL(data []byte, dir string) (xbelDoc, error) {
 				if t.Name.Local != "xbel" {
 					return doc, fmt.Errorf("not an XBEL document: the root is <%s>", t.Name.Local)
 				}
+				rootOpened = int(dec.InputOffset())
 				for _, a := range t.Attr {
 					if a.Name.Space == "xmlns" && a.Value == nsDesktopBookmarks {
 						doc.iconPrefix = a.Name.Local
@@ -77,6 +79,11 @@ func scanXBEL(data []byte, dir string) (xbelDoc, error) {
 				start = -1
 			}
 			if depth == 1 {
+				if off == rootOpened && bytes.HasSuffix(data[:off], []byte("/>")) {
+					// <xbel/>: no closing tag to put a place before, and
+					// rewriting the root would change the user's bytes.
+					return doc, errors.New("not edited: the XBEL document is an empty, self-closed <xbel/>")
+				}
 				doc.end = off
 			}
 			depth--

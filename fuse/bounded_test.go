@@ -177,26 +177,32 @@ func dripListing(dir string, release <-chan struct{}, started chan<- struct{}) f
 		}
 		w.Header().Set("Content-Type", "application/xml; charset=utf-8")
 		w.WriteHeader(http.StatusMultiStatus)
-		rc := http.NewResponseController(w)
-		_ = rc.Flush()
-		t := time.NewTicker(200 * time.Millisecond)
-		defer t.Stop()
-		for i := 0; i < len(doc); i++ {
-			select {
-			case <-release:
-				return true
-			case <-r.Context().Done():
-				return true
-			case <-t.C:
-			}
-			if _, err := w.Write([]byte{doc[i]}); err != nil {
-				return true
-			}
-			if err := rc.Flush(); err != nil {
-				return true
-			}
-		}
+		drip(w, r, []byte(doc), release)
 		return true
+	}
+}
+
+// drip sends body one byte every 200 ms, flushed, until it is all sent, the
+// client goes away or release is closed.
+func drip(w http.ResponseWriter, r *http.Request, body []byte, release <-chan struct{}) {
+	rc := http.NewResponseController(w)
+	_ = rc.Flush()
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for i := range body {
+		select {
+		case <-release:
+			return
+		case <-r.Context().Done():
+			return
+		case <-t.C:
+		}
+		if _, err := w.Write(body[i : i+1]); err != nil {
+			return
+		}
+		if err := rc.Flush(); err != nil {
+			return
+		}
 	}
 }
 
@@ -323,25 +329,7 @@ func dripFile(path string, data []byte, release <-chan struct{}, started chan<- 
 		w.Header().Set("Content-Length", strconv.Itoa(to-from+1))
 		w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", from, to, len(data)))
 		w.WriteHeader(http.StatusPartialContent)
-		rc := http.NewResponseController(w)
-		_ = rc.Flush()
-		t := time.NewTicker(200 * time.Millisecond)
-		defer t.Stop()
-		for i := from; i <= to; i++ {
-			select {
-			case <-release:
-				return true
-			case <-r.Context().Done():
-				return true
-			case <-t.C:
-			}
-			if _, err := w.Write(data[i : i+1]); err != nil {
-				return true
-			}
-			if err := rc.Flush(); err != nil {
-				return true
-			}
-		}
+		drip(w, r, data[from:to+1], release)
 		return true
 	}
 }

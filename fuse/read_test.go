@@ -124,24 +124,9 @@ func TestSequentialRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer fh.Close()
-	var got bytes.Buffer
-	buf := make([]byte, 128<<10)
-	reads := 0
-	for {
-		n, err := fh.Read(buf)
-		got.Write(buf[:n])
-		if n > 0 {
-			reads++
-		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	if !bytes.Equal(got.Bytes(), data) {
-		t.Fatalf("content differs (%d bytes read)", got.Len())
+	got, reads := readInPieces(t, fh, 128<<10)
+	if !bytes.Equal(got, data) {
+		t.Fatalf("content differs (%d bytes read)", len(got))
 	}
 	gets, sent := e.srv.count("GET", "")
 	t.Logf("%d reads of 128 KiB, %d GETs, %d bytes sent", reads, gets, sent)
@@ -203,20 +188,9 @@ func TestLargeFileReadDirect(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer fh.Close()
-	var got bytes.Buffer
-	buf := make([]byte, 1<<20)
-	for {
-		n, err := fh.Read(buf)
-		got.Write(buf[:n])
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	if !bytes.Equal(got.Bytes(), data) {
-		t.Fatalf("content differs (%d bytes read)", got.Len())
+	got, _ := readInPieces(t, fh, 1<<20)
+	if !bytes.Equal(got, data) {
+		t.Fatalf("content differs (%d bytes read)", len(got))
 	}
 	logs := e.logs.String()
 	if !strings.Contains(logs, "op=readh.Read off=1048576 size=1048576") {
@@ -253,20 +227,9 @@ func TestSmallSequentialReadsOfLargeFile(t *testing.T) {
 	}
 	defer fh.Close()
 	e.srv.resetLog()
-	var got bytes.Buffer
-	buf := make([]byte, 4096)
-	for {
-		n, err := fh.Read(buf)
-		got.Write(buf[:n])
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	if !bytes.Equal(got.Bytes(), data) {
-		t.Fatalf("content differs (%d bytes read)", got.Len())
+	got, _ := readInPieces(t, fh, 4096)
+	if !bytes.Equal(got, data) {
+		t.Fatalf("content differs (%d bytes read)", len(got))
 	}
 	gets, sent := e.srv.count("GET", "")
 	t.Logf("%d GETs, %d bytes sent", gets, sent)
@@ -301,5 +264,26 @@ func TestDirectReadsOff(t *testing.T) {
 	}
 	if n, _ := e.srv.count("GET", ""); n != 0 {
 		t.Errorf("%d GETs for the second read of an unchanged file", n)
+	}
+}
+
+// readInPieces reads f to its end with reads of piece bytes each (the size
+// the kernel passes on depends on it) and says how many returned data.
+func readInPieces(t *testing.T, f *os.File, piece int) (data []byte, reads int) {
+	t.Helper()
+	var got bytes.Buffer
+	buf := make([]byte, piece)
+	for {
+		n, err := f.Read(buf)
+		got.Write(buf[:n])
+		if n > 0 {
+			reads++
+		}
+		if err == io.EOF {
+			return got.Bytes(), reads
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -146,28 +146,9 @@ func createKeyFile(path string) error {
 	text := []byte(base64.StdEncoding.EncodeToString(key[:]) + "\n")
 	clear(key[:])
 	defer clear(text)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
+	_, err := placeFile(path, text, false)
+	if errors.Is(err, fs.ErrExist) {
+		return syncDir(dir) // another process made it first: use theirs
 	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		_ = tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(text); err != nil {
-		_ = tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		_ = tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Link(tmp.Name(), path); err != nil && !errors.Is(err, fs.ErrExist) {
-		return err
-	}
-	return syncDir(dir)
+	return err
 }

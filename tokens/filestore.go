@@ -11,6 +11,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
@@ -481,9 +482,9 @@ func (f *FileStore) compactLocked(data map[string][]byte) error {
 }
 
 func applied(data map[string][]byte, ops []logOp) map[string][]byte {
-	next := make(map[string][]byte, len(data)+len(ops))
-	for k, v := range data {
-		next[k] = v
+	next := maps.Clone(data)
+	if next == nil {
+		next = make(map[string][]byte, len(ops))
 	}
 	for _, op := range ops {
 		if op.del {

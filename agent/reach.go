@@ -201,17 +201,14 @@ func isSizeNote(s string) bool {
 // unreachable (not found, or answering with errors), and writes kept from
 // shares that left the mount.
 func (a *Agent) shareNotices(ctx context.Context) (unreachable []control.UnreachableShare, kept []string) {
-	unreachable = a.unreachableShares()
 	shares, err := a.store.Shares(ctx, store.StateAccepted, store.StateRevoked, store.StateError, store.StateRemoved)
 	if err != nil {
-		return unreachable, nil
+		return a.unreachableShares(), nil
 	}
-	listed := map[string]bool{}
-	for _, u := range unreachable {
-		listed[u.ID] = true
-	}
+	// withLive gives accepted shares both kinds of unreachable: no WebDAV
+	// address found, and a root answering with errors.
 	for _, sh := range a.withLive(shares) {
-		if !sh.UnreachableSince.IsZero() && !listed[sh.ID] {
+		if !sh.UnreachableSince.IsZero() {
 			unreachable = append(unreachable, control.UnreachableShare{ID: sh.ID, Name: sh.Name, Since: sh.UnreachableSince.UTC(), Error: sh.UnreachableError})
 		}
 		if sh.State != store.StateAccepted && len(sh.NotUploaded) > 0 {

@@ -33,16 +33,16 @@ func hash(s string) []byte {
 	return h[:]
 }
 
-// A database made by the first schema (shares and notifications only)
-// is migrated with its rows intact and gains the new columns' defaults.
-func TestMigrationKeepsExistingShares(t *testing.T) {
+// openMigrated makes a database with the first version migrations, lets
+// fill write to it, then opens it with every migration.
+func openMigrated(t *testing.T, version int, fill func(old *Store) error) *Store {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "agent.db")
 	all := migrations
-	migrations = all[:2]
+	migrations = all[:version]
 	old, err := Open(context.Background(), path)
 	if err == nil {
-		_, err = old.db.Exec(`INSERT INTO shares (id, peer, provider_id, name, share_with, owner, sender, share_type, resource_type, state, created_at, updated_at)
-			VALUES ('s1', 'p.example.org', 'x', 'old', 'bob@me', 'a@p', 'a@p', 'user', 'file', 'accepted', 1, 1)`)
+		err = fill(old)
 		old.Close()
 	}
 	migrations = all
@@ -53,7 +53,18 @@ func TestMigrationKeepsExistingShares(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// A database made by the first schema (shares and notifications only)
+// is migrated with its rows intact and gains the new columns' defaults.
+func TestMigrationKeepsExistingShares(t *testing.T) {
+	s := openMigrated(t, 2, func(old *Store) error {
+		_, err := old.db.Exec(`INSERT INTO shares (id, peer, provider_id, name, share_with, owner, sender, share_type, resource_type, state, created_at, updated_at)
+			VALUES ('s1', 'p.example.org', 'x', 'old', 'bob@me', 'a@p', 'a@p', 'user', 'file', 'accepted', 1, 1)`)
+		return err
+	})
 	sh, err := s.Share(context.Background(), "s1")
 	if err != nil || sh.Name != "old" || sh.State != StateAccepted || sh.FromContact || sh.NotifyState != "" {
 		t.Fatalf("after migration: %+v, %v", sh, err)

@@ -182,7 +182,7 @@ func (s *Store) PutShares(ctx context.Context, shares []Share) ([]Share, []Upser
 	defer tx.Rollback()
 	// Statements prepared once on the connection: parsing SQL is a good
 	// part of a write's CPU.
-	find, err := s.stmt(ctx, `SELECT `+shareColumns+` FROM shares WHERE peer = ? AND provider_id = ?`)
+	find, err := s.stmt(ctx, shareByProviderIDSQL)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -204,6 +204,8 @@ func (s *Store) PutShares(ctx context.Context, shares []Share) ([]Share, []Upser
 	}
 	return out, results, nil
 }
+
+const shareByProviderIDSQL = `SELECT ` + shareColumns + ` FROM shares WHERE peer = ? AND provider_id = ?`
 
 const upsertShareSQL = `INSERT INTO shares (` + shareColumns + `) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
 		ON CONFLICT(id) DO UPDATE SET name=excluded.name, description=excluded.description,
@@ -288,7 +290,11 @@ func (s *Store) Share(ctx context.Context, id string) (Share, error) {
 
 // ShareByProviderID finds the share a peer knows by providerId.
 func (s *Store) ShareByProviderID(ctx context.Context, peer, providerID string) (Share, error) {
-	sh, err := scanShare(s.db.QueryRowContext(ctx, `SELECT `+shareColumns+` FROM shares WHERE peer = ? AND provider_id = ?`, peer, providerID))
+	find, err := s.stmt(ctx, shareByProviderIDSQL)
+	if err != nil {
+		return Share{}, err
+	}
+	sh, err := scanShare(find.QueryRowContext(ctx, peer, providerID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Share{}, fmt.Errorf("share %q of %s: %w", providerID, peer, ErrNotFound)
 	}
@@ -417,10 +423,20 @@ func (s *Store) ShareIDs(ctx context.Context, pairs [][2]string) (map[string]str
 	return out, nil
 }
 
-// PendingCounts counts pending shares: in all, and of each of peers.
+// PendingCounts counts pending shares: in all, and of each of peers. The
+// counts are kept by triggers (migration 6): reading them costs the same
+// however many shares are stored.
 func (s *Store) PendingCounts(ctx context.Context, peers []string) (int, map[string]int, error) {
+	totalStmt, err := s.stmt(ctx, `SELECT n FROM pending_total`)
+	if err != nil {
+		return 0, nil, err
+	}
+	peerStmt, err := s.stmt(ctx, `SELECT n FROM pending_counts WHERE peer = ?`)
+	if err != nil {
+		return 0, nil, err
+	}
 	var total int
-	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM shares WHERE state = ?`, StatePending).Scan(&total); err != nil {
+	if err := totalStmt.QueryRowContext(ctx).Scan(&total); err != nil {
 		return 0, nil, fmt.Errorf("store: count pending shares: %w", err)
 	}
 	byPeer := make(map[string]int, len(peers))
@@ -429,8 +445,8 @@ func (s *Store) PendingCounts(ctx context.Context, peers []string) (int, map[str
 			continue
 		}
 		var n int
-		// The (peer, provider_id) index serves this.
-		if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM shares WHERE peer = ? AND state = ?`, p, StatePending).Scan(&n); err != nil {
+		err := peerStmt.QueryRowContext(ctx, p).Scan(&n)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return 0, nil, fmt.Errorf("store: count pending shares: %w", err)
 		}
 		byPeer[p] = n

@@ -63,8 +63,11 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
 	// One writer at a time is what SQLite does anyway; a small pool lets
-	// readers proceed under WAL.
+	// readers proceed under WAL. The pool keeps all its connections: one
+	// closed when idle is opened again under load, reading the schema and
+	// preparing every statement anew.
 	db.SetMaxOpenConns(4)
+	db.SetMaxIdleConns(4)
 	s := &Store{db: db, path: path}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
@@ -192,6 +195,32 @@ var migrations = []string{
 	// name in the mount when it left it (to find its unsent writes).
 	`ALTER TABLE shares ADD COLUMN kind_seen TEXT NOT NULL DEFAULT '';
 	ALTER TABLE shares ADD COLUMN mount_name TEXT NOT NULL DEFAULT '';`,
+	// 6: pending shares counted as they come and go, per sending server and
+	// in all, so that the caps checked on every received share cost the
+	// same with 10,000 shares stored as with none (a COUNT(*) reads them
+	// all). Triggers keep the counts whichever statement changes a share.
+	`CREATE TABLE pending_counts (peer TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
+	CREATE TABLE pending_total (one INTEGER PRIMARY KEY CHECK (one = 1), n INTEGER NOT NULL);
+	INSERT INTO pending_counts (peer, n) SELECT peer, COUNT(*) FROM shares WHERE state = 'pending' GROUP BY peer;
+	INSERT INTO pending_total (one, n) SELECT 1, COUNT(*) FROM shares WHERE state = 'pending';
+	CREATE TRIGGER pending_in AFTER INSERT ON shares WHEN new.state = 'pending' BEGIN
+		INSERT INTO pending_counts (peer, n) VALUES (new.peer, 1) ON CONFLICT (peer) DO UPDATE SET n = n + 1;
+		UPDATE pending_total SET n = n + 1;
+	END;
+	CREATE TRIGGER pending_out AFTER DELETE ON shares WHEN old.state = 'pending' BEGIN
+		UPDATE pending_counts SET n = n - 1 WHERE peer = old.peer;
+		UPDATE pending_total SET n = n - 1;
+	END;
+	CREATE TRIGGER pending_left AFTER UPDATE OF state, peer ON shares
+		WHEN old.state = 'pending' AND (new.state <> 'pending' OR new.peer <> old.peer) BEGIN
+		UPDATE pending_counts SET n = n - 1 WHERE peer = old.peer;
+		UPDATE pending_total SET n = n - 1;
+	END;
+	CREATE TRIGGER pending_came AFTER UPDATE OF state, peer ON shares
+		WHEN new.state = 'pending' AND (old.state <> 'pending' OR new.peer <> old.peer) BEGIN
+		INSERT INTO pending_counts (peer, n) VALUES (new.peer, 1) ON CONFLICT (peer) DO UPDATE SET n = n + 1;
+		UPDATE pending_total SET n = n + 1;
+	END;`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

@@ -1,10 +1,5 @@
 package ocm
 
-import (
-	"encoding/json"
-	"fmt"
-)
-
 // InviteAccepted is the POST /invite-accepted body.
 type InviteAccepted struct {
 	RecipientProvider string `json:"recipientProvider"`
@@ -47,12 +42,9 @@ type TokenError struct {
 
 // ParseInviteAccepted decodes and validates an invite acceptance.
 func ParseInviteAccepted(body []byte) (*InviteAccepted, error) {
-	if err := CheckJSON(body); err != nil {
+	m, err := parseObject(body)
+	if err != nil {
 		return nil, err
-	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(body, &m); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadJSON, err)
 	}
 	var errs ValidationErrors
 	f := fields{m: m, errs: &errs}

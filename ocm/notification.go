@@ -2,7 +2,6 @@ package ocm
 
 import (
 	"encoding/json"
-	"fmt"
 )
 
 // Notification types of the spec, plus the ones real peers send.
@@ -39,12 +38,9 @@ type Notification struct {
 // ParseNotification decodes and validates a notification body. An unknown
 // type is not an error here: the caller answers it with 501.
 func ParseNotification(body []byte) (*Notification, error) {
-	if err := CheckJSON(body); err != nil {
+	m, err := parseObject(body)
+	if err != nil {
 		return nil, err
-	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(body, &m); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadJSON, err)
 	}
 	var errs ValidationErrors
 	f := fields{m: m, errs: &errs}

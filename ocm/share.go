@@ -210,8 +210,8 @@ func (f fields) object(k string) (fields, bool) {
 	if !ok || string(raw) == "null" {
 		return fields{}, false
 	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &m); err != nil {
+	m, ok := members(raw) // raw is part of a body parseObject checked
+	if !ok {
 		f.errs.Add(f.name(k), "must be an object")
 		return fields{}, false
 	}
@@ -242,12 +242,9 @@ var (
 // It returns ValidationErrors (400), *UnsupportedError (501), or an error
 // wrapping ErrBadJSON (400).
 func ParseNewShare(body []byte) (*NewShare, error) {
-	if err := CheckJSON(body); err != nil {
+	m, err := parseObject(body)
+	if err != nil {
 		return nil, err
-	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(body, &m); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadJSON, err)
 	}
 	var errs ValidationErrors
 	f := fields{m: m, errs: &errs}

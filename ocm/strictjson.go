@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
+	"unicode/utf8"
 )
 
 // MaxJSONDepth bounds the nesting of any document we accept from a peer.
@@ -19,88 +19,134 @@ var ErrBadJSON = errors.New("invalid JSON")
 // nesting deeper than MaxJSONDepth, trailing data, and a top level that is
 // not an object.
 func CheckJSON(data []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	var stack []*jsonFrame
-	first := true
-	for {
-		tok, err := dec.Token()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("%w: %v", ErrBadJSON, err)
-		}
-		if first {
-			if d, ok := tok.(json.Delim); !ok || d != '{' {
-				return fmt.Errorf("%w: the body must be a JSON object", ErrBadJSON)
-			}
-			first = false
-		}
-		var top *jsonFrame
-		if len(stack) > 0 {
-			top = stack[len(stack)-1]
-		}
-		if top != nil && top.object && top.expect {
-			if d, ok := tok.(json.Delim); ok && d == '}' {
-				stack = stack[:len(stack)-1]
-				markValueDone(stack)
-				continue
-			}
-			key, _ := tok.(string)
-			if _, dup := top.keys[key]; dup {
-				return fmt.Errorf("%w: duplicate key %q", ErrBadJSON, key)
-			}
-			top.keys[key] = struct{}{}
-			top.expect = false
-			continue
-		}
-		switch tok {
-		case json.Delim('{'):
-			if len(stack) >= MaxJSONDepth {
-				return fmt.Errorf("%w: nested deeper than %d levels", ErrBadJSON, MaxJSONDepth)
-			}
-			stack = append(stack, &jsonFrame{object: true, keys: map[string]struct{}{}, expect: true})
-		case json.Delim('['):
-			if len(stack) >= MaxJSONDepth {
-				return fmt.Errorf("%w: nested deeper than %d levels", ErrBadJSON, MaxJSONDepth)
-			}
-			stack = append(stack, &jsonFrame{})
-		case json.Delim(']'), json.Delim('}'):
-			stack = stack[:len(stack)-1]
-			markValueDone(stack)
-		default:
-			markValueDone(stack)
-		}
-		if len(stack) == 0 && !first {
-			if dec.More() {
-				return fmt.Errorf("%w: trailing data after the object", ErrBadJSON)
-			}
-			if _, err := dec.Token(); err != io.EOF {
-				return fmt.Errorf("%w: trailing data after the object", ErrBadJSON)
-			}
-			return nil
-		}
+	return walkJSON(data, nil)
+}
+
+// parseObject is CheckJSON that also splits the top-level object into its
+// members, in the same pass: a received share is read once, not once to
+// check it and again to decode it.
+func parseObject(data []byte) (map[string]json.RawMessage, error) {
+	m := make(map[string]json.RawMessage, 16)
+	if err := walkJSON(data, m); err != nil {
+		return nil, err
 	}
-	if first {
+	return m, nil
+}
+
+// members splits raw, a JSON object that CheckJSON accepted (or part of
+// one), into its members.
+func members(raw []byte) (map[string]json.RawMessage, bool) {
+	raw = bytes.TrimLeft(raw, " \t\r\n")
+	if len(raw) == 0 || raw[0] != '{' {
+		return nil, false
+	}
+	m := make(map[string]json.RawMessage, 8)
+	return m, walkJSON(raw, m) == nil
+}
+
+// walkJSON checks data as CheckJSON says, and puts the members of the
+// top-level object into top when it is not nil. The syntax is checked
+// first (json.Valid, which does not allocate), so the walk that follows
+// sees well-formed JSON and only follows strings and brackets.
+func walkJSON(data []byte, top map[string]json.RawMessage) error {
+	start := skipSpace(data, 0)
+	if start == len(data) {
 		return fmt.Errorf("%w: empty body", ErrBadJSON)
 	}
-	if len(stack) != 0 {
-		return fmt.Errorf("%w: unexpected end of input", ErrBadJSON)
+	if !json.Valid(data) {
+		var v json.RawMessage
+		return fmt.Errorf("%w: %v", ErrBadJSON, json.Unmarshal(data, &v)) // says what is wrong, and where
+	}
+	if data[start] != '{' {
+		return fmt.Errorf("%w: the body must be a JSON object", ErrBadJSON)
+	}
+	// One set of keys per open object; arrays hold nil.
+	var stack [MaxJSONDepth]map[string]struct{}
+	depth := 0
+	expectKey := false // the next string is a key of the innermost object
+	var key string     // the top-level member being read
+	valueStart := -1
+	for i := start; i < len(data); i++ {
+		switch c := data[i]; c {
+		case '{', '[':
+			if depth == MaxJSONDepth {
+				return fmt.Errorf("%w: nested deeper than %d levels", ErrBadJSON, MaxJSONDepth)
+			}
+			stack[depth] = nil
+			if c == '{' {
+				stack[depth] = make(map[string]struct{}, 8)
+			}
+			depth++
+			expectKey = c == '{'
+		case '}', ']':
+			depth--
+			if valueStart >= 0 && depth == 1 { // a member's object or array ends
+				top[key] = data[valueStart : i+1]
+				valueStart = -1
+			} else if valueStart >= 0 && depth == 0 { // the last member was a scalar
+				top[key] = bytes.TrimRight(data[valueStart:i], " \t\r\n")
+			}
+			expectKey = false
+		case ',':
+			if valueStart >= 0 && depth == 1 { // a scalar member ends
+				top[key] = bytes.TrimRight(data[valueStart:i], " \t\r\n")
+				valueStart = -1
+			}
+			expectKey = stack[depth-1] != nil
+		case ':':
+			if depth == 1 && top != nil {
+				valueStart = skipSpace(data, i+1)
+			}
+		case '"':
+			end := stringEnd(data, i)
+			if expectKey {
+				k := decodeKey(data[i:end])
+				keys := stack[depth-1]
+				if _, dup := keys[k]; dup {
+					return fmt.Errorf("%w: duplicate key %q", ErrBadJSON, k)
+				}
+				keys[k] = struct{}{}
+				if depth == 1 {
+					key = k
+				}
+				expectKey = false
+			}
+			i = end - 1
+		}
 	}
 	return nil
 }
 
-type jsonFrame struct {
-	object bool
-	keys   map[string]struct{}
-	expect bool // the next token in this object is a key
+func skipSpace(data []byte, i int) int {
+	for i < len(data) && (data[i] == ' ' || data[i] == '\t' || data[i] == '\r' || data[i] == '\n') {
+		i++
+	}
+	return i
 }
 
-// markValueDone records that a value ended, so the enclosing object (if
-// any) expects a key next.
-func markValueDone(stack []*jsonFrame) {
-	if n := len(stack); n > 0 && stack[n-1].object {
-		stack[n-1].expect = true
+// stringEnd is the index after the closing quote of the well-formed
+// string starting at data[i].
+func stringEnd(data []byte, i int) int {
+	for i++; i < len(data); i++ {
+		switch data[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
 	}
+	return len(data)
+}
+
+// decodeKey is the key a quoted, well-formed JSON string stands for, as
+// encoding/json reads it (escapes resolved, invalid UTF-8 replaced), so
+// that two spellings of one key are one key.
+func decodeKey(quoted []byte) string {
+	inner := quoted[1 : len(quoted)-1]
+	if bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
+		return string(inner)
+	}
+	var k string
+	json.Unmarshal(quoted, &k)
+	return k
 }

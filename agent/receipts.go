@@ -2,7 +2,9 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"sync"
 
@@ -12,10 +14,17 @@ import (
 // Group commit of received shares. A share is answered 201 only once it
 // and its secret are durable, and a durable write costs an fsync or two
 // whatever its size. So concurrent receipts are written together: the
-// first one writes, those arriving meanwhile queue up, and when a write
-// finishes the oldest queued receipt writes the whole queue as the next
-// batch (one secret-store write and one SQLite transaction). Under no load
-// a batch is one share and nothing waits.
+// first one writes, those arriving meanwhile queue up, and when a batch's
+// secrets are written the oldest queued receipt takes the queue as the
+// next batch. Under no load a batch is one share and nothing waits.
+//
+// A batch is written in two stages: its secrets (one secret-store write),
+// then its rows (one SQLite transaction), so that a row never exists
+// without its secret. The stages of consecutive batches overlap: while
+// batch N commits its rows, batch N+1 writes its secrets, and the two
+// fsyncs run at once. Batch N+1 sees what N is writing (its ids and
+// pending counts, the flight below) as if N were committed; it commits
+// after N, and fails if N failed and it relied on N's ids.
 
 // receipt is one received share on its way to storage.
 type receipt struct {
@@ -31,8 +40,24 @@ type receipt struct {
 type receiptQueue struct {
 	mu      sync.Mutex
 	queue   []*receipt
-	writing bool
+	writing bool    // a batch is in its first stage
+	flight  *flight // the batch in its second stage, if any
+	// rows is held by the batch writing its rows; batches take it in
+	// turn, so rows are committed in the order of the batches.
+	rows sync.Mutex
 }
+
+// flight is a batch whose secrets are written, as the next batch needs
+// to know it before its rows are committed.
+type flight struct {
+	ids  map[string]string // receiptKey: id, of every share of the batch
+	caps *pendingCaps      // the pending counts with the batch's new shares; nil if it counted none
+	// failed is set before rows is released, when the rows were not
+	// stored.
+	failed bool
+}
+
+func receiptKey(sh store.Share) string { return sh.Peer + "\x00" + sh.ProviderID }
 
 // storeReceipt makes sh (with secret) durable, batched with concurrent
 // receipts, and reports what was stored and whether it is a new share.
@@ -48,36 +73,57 @@ func (a *Agent) storeReceipt(ctx context.Context, sh store.Share, secret []byte)
 			return r.stored, r.isNew, r.err
 		case <-r.lead:
 		}
+		q.mu.Lock()
 	} else {
 		q.writing = true
-		q.mu.Unlock()
 	}
-	q.mu.Lock()
-	batch := q.queue
+	batch, prev := q.queue, q.flight
 	q.queue = nil
 	q.mu.Unlock()
 	// The batch holds other requests' shares: a client that gives up
 	// must not abort their write.
-	a.writeReceipts(context.WithoutCancel(ctx), batch)
+	a.writeReceipts(context.WithoutCancel(ctx), batch, prev)
+	return r.stored, r.isNew, r.err
+}
+
+// writeReceipts stores one batch: ids first (an update keeps its share's
+// id), then every secret in one write, then every row in one transaction.
+// prev is the batch still committing its rows, if any.
+func (a *Agent) writeReceipts(ctx context.Context, batch []*receipt, prev *flight) {
+	defer func() {
+		for _, r := range batch {
+			close(r.done)
+		}
+	}()
+	q := &a.receipts
+	f, live, borrowed := a.writeSecrets(ctx, batch, prev)
+	q.rows.Lock()
+	defer q.rows.Unlock()
+	// prev's rows are committed (or failed) now: the next batch may start
+	// its first stage, overlapping this one's commit.
 	q.mu.Lock()
+	q.flight = f
 	if len(q.queue) > 0 {
 		q.queue[0].lead <- struct{}{}
 	} else {
 		q.writing = false
 	}
 	q.mu.Unlock()
-	return r.stored, r.isNew, r.err
+	if !a.writeRows(ctx, live, borrowed && prev.failed) {
+		f.failed = true
+	}
+	q.mu.Lock()
+	if q.flight == f {
+		q.flight = nil
+	}
+	q.mu.Unlock()
 }
 
-// writeReceipts stores one batch: ids first (an update keeps its share's
-// id), then every secret in one write, then every row in one transaction.
-// A row never exists without its secret.
-func (a *Agent) writeReceipts(ctx context.Context, batch []*receipt) {
-	defer func() {
-		for _, r := range batch {
-			close(r.done)
-		}
-	}()
+// writeSecrets is a batch's first stage: it finds the ids, applies the
+// caps on pending shares and writes the secrets of the receipts that pass
+// (live). borrowed says that some id came from prev, not the database.
+func (a *Agent) writeSecrets(ctx context.Context, batch []*receipt, prev *flight) (f *flight, live []*receipt, borrowed bool) {
+	f = &flight{ids: map[string]string{}}
 	pairs := make([][2]string, len(batch))
 	for i, r := range batch {
 		pairs[i] = [2]string{r.sh.Peer, r.sh.ProviderID}
@@ -88,50 +134,74 @@ func (a *Agent) writeReceipts(ctx context.Context, batch []*receipt) {
 		for _, r := range batch {
 			r.err = e
 		}
-		return
+		return f, nil, false
 	}
 	secrets := map[string][]byte{}
-	var live []*receipt
-	var caps *pendingCaps
 	for _, r := range batch {
-		key := r.sh.Peer + "\x00" + r.sh.ProviderID
+		key := receiptKey(r.sh)
 		if id, ok := ids[key]; ok {
-			r.sh.ID = id // stored already, or by an earlier receipt of this batch
+			r.sh.ID = id // stored already
+		} else if id, ok := f.ids[key]; ok {
+			r.sh.ID = id // by an earlier receipt of this batch
+		} else if id, ok := prevID(prev, key); ok {
+			r.sh.ID, borrowed = id, true // by the batch committing now
 		} else {
-			if caps == nil {
-				if caps, err = a.loadPendingCaps(ctx, batch); err != nil {
+			if f.caps == nil {
+				if f.caps, err = a.loadPendingCaps(ctx, batch, prev); err != nil {
 					r.err = a.unavailable("count pending shares", err)
-					caps = nil
+					f.caps = nil
 					continue
 				}
 			}
-			if r.err = caps.take(r.sh.Peer, r.sh.FromContact); r.err != nil {
+			if r.err = f.caps.take(r.sh.Peer, r.sh.FromContact); r.err != nil {
 				continue
 			}
 			r.sh.ID, r.isNew = newShareID(), true
-			ids[key] = r.sh.ID
 		}
+		f.ids[key] = r.sh.ID
 		secrets[secretKey(r.sh.ID)] = r.secret
 		live = append(live, r)
 	}
 	if len(live) == 0 {
-		return
+		return f, nil, false
 	}
-	fail := func(what string, err error) {
-		e := a.unavailable(what, err)
+	if err := a.putSecrets(ctx, secrets); err != nil {
+		e := a.unavailable("store share secrets", err)
 		for _, r := range live {
 			r.err = e
 		}
+		f.failed = true // its ids are not to be relied on
+		return f, nil, false
 	}
-	if err := a.putSecrets(ctx, secrets); err != nil {
-		fail("store share secrets", err)
-		return
+	return f, live, borrowed
+}
+
+func prevID(prev *flight, key string) (string, bool) {
+	if prev == nil {
+		return "", false
 	}
-	shares := make([]store.Share, len(live))
-	for i, r := range live {
-		shares[i] = r.sh
+	id, ok := prev.ids[key]
+	return id, ok
+}
+
+// writeRows is a batch's second stage: its rows in one transaction. With
+// prevFailed, the batch relied on ids of a batch whose rows were not
+// stored, and fails too. It reports whether the rows were stored.
+func (a *Agent) writeRows(ctx context.Context, live []*receipt, prevFailed bool) bool {
+	if len(live) == 0 {
+		return true
 	}
-	stored, _, err := a.store.PutShares(ctx, shares)
+	var stored []store.Share
+	var err error
+	if prevFailed {
+		err = errors.New("the batch before, whose ids this one took, was not stored")
+	} else {
+		shares := make([]store.Share, len(live))
+		for i, r := range live {
+			shares[i] = r.sh
+		}
+		stored, _, err = a.store.PutShares(ctx, shares)
+	}
 	if err != nil {
 		for _, r := range live {
 			if r.isNew {
@@ -140,12 +210,16 @@ func (a *Agent) writeReceipts(ctx context.Context, batch []*receipt) {
 				}
 			}
 		}
-		fail("store shares", err)
-		return
+		e := a.unavailable("store shares", err)
+		for _, r := range live {
+			r.err = e
+		}
+		return false
 	}
 	for i, r := range live {
 		r.stored = stored[i]
 	}
+	return true
 }
 
 // putSecrets writes several secrets at once where the store can.
@@ -165,23 +239,42 @@ func (a *Agent) putSecrets(ctx context.Context, items map[string][]byte) error {
 
 // pendingCaps bounds the shares waiting for the person's decision, per
 // sending server and in all: strangers cannot fill the list (or the disk).
-// Batches are written one at a time, so counting here is exact.
+// Batches are counted one at a time, each from where the one before left
+// the counts, so counting here is exact.
 type pendingCaps struct {
 	perPeer, all int
 	total        int
 	byPeer       map[string]int
 }
 
-func (a *Agent) loadPendingCaps(ctx context.Context, batch []*receipt) (*pendingCaps, error) {
-	peers := make([]string, len(batch))
-	for i, r := range batch {
-		peers[i] = r.sh.Peer
+// loadPendingCaps counts the pending shares of the batch's senders. While
+// prev commits, its counts are the database's with its new shares added:
+// they are taken over, and only senders it did not count (which it has no
+// new shares of) are counted in the database.
+func (a *Agent) loadPendingCaps(ctx context.Context, batch []*receipt, prev *flight) (*pendingCaps, error) {
+	c := &pendingCaps{perPeer: a.cfg.MaxPendingPerPeer, all: a.cfg.MaxPending, byPeer: map[string]int{}}
+	fresh := prev == nil || prev.caps == nil
+	if !fresh {
+		c.total, c.byPeer = prev.caps.total, maps.Clone(prev.caps.byPeer)
+	}
+	var peers []string
+	for _, r := range batch {
+		if _, ok := c.byPeer[r.sh.Peer]; !ok {
+			peers = append(peers, r.sh.Peer)
+		}
+	}
+	if len(peers) == 0 && !fresh {
+		return c, nil
 	}
 	total, byPeer, err := a.store.PendingCounts(ctx, peers)
 	if err != nil {
 		return nil, err
 	}
-	return &pendingCaps{perPeer: a.cfg.MaxPendingPerPeer, all: a.cfg.MaxPending, total: total, byPeer: byPeer}, nil
+	if fresh {
+		c.total = total
+	}
+	maps.Copy(c.byPeer, byPeer)
+	return c, nil
 }
 
 // take counts one more pending share from peer, or says why not. A

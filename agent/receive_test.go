@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ocm-agent/ocm-agent/config"
 	"github.com/ocm-agent/ocm-agent/control"
 	"github.com/ocm-agent/ocm-agent/store"
 	"github.com/ocm-agent/ocm-agent/tokens"
@@ -324,5 +325,80 @@ func TestConcurrentDuplicatesStayOne(t *testing.T) {
 	wg.Wait()
 	if l := mustShares(t, td); len(l) != 1 {
 		t.Fatalf("%d shares from 8 concurrent posts of one providerId", len(l))
+	}
+}
+
+// Concurrent shares are written in overlapping batches: whatever the
+// interleaving, every 201 is a stored share with its own secret, re-sends
+// keep their share's id, and the cap on pending shares holds exactly.
+func TestConcurrentReceiptsBatched(t *testing.T) {
+	const perPeer, workers, each = 15, 16, 20
+	td := startDaemon(t, func(c *config.Config) {
+		c.MaxPendingPerPeer = perPeer
+		c.RateLimit, c.RateBurst, c.MaxConcurrent = 1e6, 1e6, 1024 // one client address sends it all
+	})
+	base := td.fixture(t, "ocmgo.json")
+	var mu sync.Mutex
+	created := map[string]bool{} // providerId: answered 201 at least once
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				// Workers send nearly the same shares at nearly the same
+				// time: re-sends land in the batch after the first.
+				pid := fmt.Sprintf("p%02d", i+w%4)
+				body := bytes.Replace(base, []byte(`"providerId":"8b1e2f9c-4d6a-4c3e-9f1a-2b7c8d9e0f11"`), []byte(`"providerId":"`+pid+`"`), 1)
+				body = bytes.Replace(body, []byte(`"sharedSecret":"Go-Secret"`), []byte(`"sharedSecret":"secret-`+pid+`"`), 1)
+				code, m := td.post(t, "/ocm/shares", body)
+				mu.Lock()
+				switch code {
+				case 201:
+					created[pid] = true
+				case 429:
+					if msg, _ := m["message"].(string); !strings.Contains(msg, "waiting") {
+						t.Errorf("share %s answered 429 %v", pid, m)
+					}
+				default:
+					t.Errorf("share %s answered %d %v", pid, code, m)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	shares := mustShares(t, td)
+	if len(shares) != perPeer {
+		t.Fatalf("%d shares stored, want the cap of %d", len(shares), perPeer)
+	}
+	stored := map[string]bool{}
+	for _, sh := range shares {
+		if stored[sh.ProviderID] {
+			t.Fatalf("providerId %s stored twice", sh.ProviderID)
+		}
+		stored[sh.ProviderID] = true
+		secret, err := td.Agent.ShareSecret(context.Background(), sh.ID)
+		if err != nil || secret != "secret-"+sh.ProviderID {
+			t.Fatalf("share %s (%s): secret %q, %v", sh.ID, sh.ProviderID, secret, err)
+		}
+	}
+	for pid := range created {
+		if !stored[pid] {
+			t.Fatalf("share %s was answered 201 but is not stored", pid)
+		}
+	}
+	keys, err := td.Agent.secrets.(*tokens.FileStore).Keys(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var secrets int
+	for _, k := range keys {
+		if strings.HasPrefix(k, "share/") {
+			secrets++
+		}
+	}
+	if secrets != len(shares) {
+		t.Fatalf("%d share secrets stored for %d shares", secrets, len(shares))
 	}
 }

@@ -157,8 +157,8 @@ func (f fields) str(k string, max int) string {
 	if !ok || string(raw) == "null" {
 		return ""
 	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
+	s, plain := plainString(raw)
+	if !plain && json.Unmarshal(raw, &s) != nil {
 		f.errs.Add(f.name(k), "must be a string")
 		return ""
 	}
@@ -179,8 +179,9 @@ func (f fields) id(k string) string {
 	if !ok || string(raw) == "null" {
 		return ""
 	}
+	// A string is read by str (which reads "123" as json.Number would).
 	var n json.Number
-	if err := json.Unmarshal(raw, &n); err == nil {
+	if raw[0] != '"' && json.Unmarshal(raw, &n) == nil {
 		if _, err := strconv.ParseInt(string(n), 10, 64); err == nil {
 			return string(n)
 		}

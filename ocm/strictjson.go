@@ -142,11 +142,28 @@ func stringEnd(data []byte, i int) int {
 // encoding/json reads it (escapes resolved, invalid UTF-8 replaced), so
 // that two spellings of one key are one key.
 func decodeKey(quoted []byte) string {
-	inner := quoted[1 : len(quoted)-1]
-	if bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
-		return string(inner)
+	if k, ok := plainString(quoted); ok {
+		return k
 	}
 	var k string
 	json.Unmarshal(quoted, &k)
 	return k
+}
+
+// plainString reads a JSON string that needs no decoding (no escapes,
+// valid UTF-8) without encoding/json; ok is false for any other value.
+func plainString(raw []byte) (string, bool) {
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+		return "", false
+	}
+	inner := raw[1 : len(raw)-1]
+	for _, c := range inner {
+		if c < 0x20 || c == '"' || c == '\\' {
+			return "", false
+		}
+	}
+	if !utf8.Valid(inner) {
+		return "", false
+	}
+	return string(inner), true
 }

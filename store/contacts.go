@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 )
 
@@ -53,6 +54,7 @@ func scanContact(r scanner) (Contact, error) {
 // (keeping its id and creation time, making it active again). c.Address
 // must be set; c.ID is used for a new row.
 func (s *Store) PutContact(ctx context.Context, c Contact) (Contact, error) {
+	defer s.forgetContacts()
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return Contact{}, fmt.Errorf("store: %w", err)
@@ -123,21 +125,54 @@ func (s *Store) Contact(ctx context.Context, id string) (Contact, error) {
 }
 
 // ContactByAddress returns the contact with an OCM address (in the
-// canonical user@host form).
+// canonical user@host form). Every received share asks, so the address
+// book is kept in memory (see contactCache).
 func (s *Store) ContactByAddress(ctx context.Context, address string) (Contact, error) {
-	st, err := s.stmt(ctx, `SELECT `+contactColumns+` FROM contacts WHERE address = ?`)
-	if err != nil {
-		return Contact{}, err
+	s.contacts.mu.Lock()
+	book, gen := s.contacts.byAddress, s.contacts.gen
+	s.contacts.mu.Unlock()
+	if book == nil {
+		all, err := s.Contacts(ctx)
+		if err != nil {
+			return Contact{}, err
+		}
+		book = make(map[string]Contact, len(all))
+		for _, c := range all {
+			book[c.Address] = c
+		}
+		s.contacts.mu.Lock()
+		if s.contacts.gen == gen { // no write since the read began
+			s.contacts.byAddress = book
+		}
+		s.contacts.mu.Unlock()
 	}
-	c, err := scanContact(st.QueryRowContext(ctx, address))
-	if errors.Is(err, sql.ErrNoRows) {
+	c, ok := book[address]
+	if !ok {
 		return Contact{}, fmt.Errorf("contact %q: %w", address, ErrNotFound)
 	}
-	return c, err
+	return c, nil
+}
+
+// contactCache is the address book as ContactByAddress last read it. A
+// write to the contacts table forgets it once committed (a read begun
+// before then is not kept).
+type contactCache struct {
+	mu        sync.Mutex
+	gen       uint64
+	byAddress map[string]Contact // nil: not read
+}
+
+// forgetContacts is called after every write to the contacts table.
+func (s *Store) forgetContacts() {
+	s.contacts.mu.Lock()
+	s.contacts.gen++
+	s.contacts.byAddress = nil
+	s.contacts.mu.Unlock()
 }
 
 // DeleteContact removes a contact and returns what it was.
 func (s *Store) DeleteContact(ctx context.Context, id string) (Contact, error) {
+	defer s.forgetContacts()
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return Contact{}, fmt.Errorf("store: %w", err)
@@ -169,5 +204,6 @@ func (s *Store) MarkContactRemovedByPeer(ctx context.Context, address string) (C
 	if n, _ := res.RowsAffected(); n == 0 {
 		return Contact{}, fmt.Errorf("active contact %q: %w", address, ErrNotFound)
 	}
+	s.forgetContacts()
 	return s.ContactByAddress(ctx, address)
 }

@@ -131,6 +131,7 @@ func (s *Store) RevokeInvite(ctx context.Context, id string) (Invite, error) {
 // adds (or refreshes) the contact c. The hashes are compared in constant
 // time.
 func (s *Store) RedeemInvite(ctx context.Context, tokenHash []byte, now time.Time, c Contact) (Invite, Contact, error) {
+	defer s.forgetContacts()
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return Invite{}, Contact{}, fmt.Errorf("store: %w", err)

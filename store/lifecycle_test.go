@@ -131,6 +131,56 @@ func TestContacts(t *testing.T) {
 	}
 }
 
+// ContactByAddress answers from memory, and every write to the address
+// book shows in its next answer.
+func TestContactByAddressFollowsWrites(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	const addr = "alice@peer.example.org"
+	state := func() string {
+		t.Helper()
+		c, err := s.ContactByAddress(ctx, addr)
+		if errors.Is(err, ErrNotFound) {
+			return "absent"
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.State + " " + c.Name
+	}
+	if got := state(); got != "absent" {
+		t.Fatalf("empty book: %s", got)
+	}
+	if _, err := s.PutContact(ctx, Contact{ID: "c1", Address: addr, Name: "Alice", Source: SourceAcceptedTheirInvite}); err != nil {
+		t.Fatal(err)
+	}
+	if got := state(); got != "active Alice" {
+		t.Fatalf("after PutContact: %s", got)
+	}
+	if _, err := s.MarkContactRemovedByPeer(ctx, addr); err != nil {
+		t.Fatal(err)
+	}
+	if got := state(); got != ContactRemovedByPeer+" Alice" {
+		t.Fatalf("after MarkContactRemovedByPeer: %s", got)
+	}
+	if _, err := s.DeleteContact(ctx, "c1"); err != nil {
+		t.Fatal(err)
+	}
+	if got := state(); got != "absent" {
+		t.Fatalf("after DeleteContact: %s", got)
+	}
+	now := time.Now()
+	if _, err := s.AddInvite(ctx, Invite{ID: "i1", TokenHash: hash("tok"), ExpiresAt: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.RedeemInvite(ctx, hash("tok"), now, Contact{ID: "c2", Address: addr, Name: "Alice B", Source: SourceAcceptedOurInvite}); err != nil {
+		t.Fatal(err)
+	}
+	if got := state(); got != "active Alice B" {
+		t.Fatalf("after RedeemInvite: %s", got)
+	}
+}
+
 func TestInviteRedeemedOnce(t *testing.T) {
 	s := openTest(t)
 	ctx := context.Background()

@@ -20,6 +20,8 @@ type Store struct {
 	db   *sql.DB
 	path string
 	hot  hotStatements
+	// contacts is the address book in memory, for ContactByAddress.
+	contacts contactCache
 }
 
 // hotStatements are the queries of every received share, prepared on

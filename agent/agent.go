@@ -211,16 +211,13 @@ func (a *Agent) ReceiveShare(ctx context.Context, ns *ocm.NewShare, peer Peer) (
 	if err := a.checkShareURI(ctx, peer.Host, sh.WebDAVURI); err != nil {
 		return "", err
 	}
-	change, accepted, err := a.checkUpdate(ctx, sh, ns.Secret(), peer)
-	if err != nil {
-		return "", err
+	// A re-send of a stored share is checked (checkUpdate) in its batch,
+	// against the share as the batch finds it.
+	r := a.storeReceipt(ctx, sh, []byte(ns.Secret()), peer)
+	if r.err != nil {
+		return "", r.err
 	}
-	sh.Changed = change
-
-	stored, isNew, err := a.storeReceipt(ctx, sh, []byte(ns.Secret()))
-	if err != nil {
-		return "", err
-	}
+	stored, isNew, accepted, change := r.stored, r.isNew, r.accepted, r.sh.Changed
 	a.log.Info("share received", "share", stored.ID, "name", stored.Name, "from", stored.Sender,
 		"peer", stored.Peer, "dialect", stored.Dialect, "signed", peer.Signed, "update", !isNew)
 	if accepted && !isNew {

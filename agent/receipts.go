@@ -28,13 +28,17 @@ import (
 
 // receipt is one received share on its way to storage.
 type receipt struct {
-	sh     store.Share // ID is filled in by the batch
+	sh     store.Share // ID and Changed are filled in by the batch
 	secret []byte
+	peer   Peer
 	lead   chan struct{} // this receipt's goroutine writes the next batch
 	done   chan struct{} // closed once the outcome below is set
 	stored store.Share
 	isNew  bool
-	err    error
+	// accepted: it updated an accepted share (whose cached credentials
+	// are then forgotten); sh.Changed says what changed.
+	accepted bool
+	err      error
 }
 
 type receiptQueue struct {
@@ -59,10 +63,11 @@ type flight struct {
 
 func receiptKey(sh store.Share) string { return sh.Peer + "\x00" + sh.ProviderID }
 
-// storeReceipt makes sh (with secret) durable, batched with concurrent
-// receipts, and reports what was stored and whether it is a new share.
-func (a *Agent) storeReceipt(ctx context.Context, sh store.Share, secret []byte) (store.Share, bool, error) {
-	r := &receipt{sh: sh, secret: secret, lead: make(chan struct{}, 1), done: make(chan struct{})}
+// storeReceipt makes sh (with secret) from peer durable, batched with
+// concurrent receipts, and reports what was stored, whether it is a new
+// share, and what it changed.
+func (a *Agent) storeReceipt(ctx context.Context, sh store.Share, secret []byte, peer Peer) *receipt {
+	r := &receipt{sh: sh, secret: secret, peer: peer, lead: make(chan struct{}, 1), done: make(chan struct{})}
 	q := &a.receipts
 	q.mu.Lock()
 	q.queue = append(q.queue, r)
@@ -70,7 +75,7 @@ func (a *Agent) storeReceipt(ctx context.Context, sh store.Share, secret []byte)
 		q.mu.Unlock()
 		select {
 		case <-r.done:
-			return r.stored, r.isNew, r.err
+			return r
 		case <-r.lead:
 		}
 		q.mu.Lock()
@@ -83,7 +88,7 @@ func (a *Agent) storeReceipt(ctx context.Context, sh store.Share, secret []byte)
 	// The batch holds other requests' shares: a client that gives up
 	// must not abort their write.
 	a.writeReceipts(context.WithoutCancel(ctx), batch, prev)
-	return r.stored, r.isNew, r.err
+	return r
 }
 
 // writeReceipts stores one batch: ids first (an update keeps its share's
@@ -119,7 +124,8 @@ func (a *Agent) writeReceipts(ctx context.Context, batch []*receipt, prev *fligh
 	q.mu.Unlock()
 }
 
-// writeSecrets is a batch's first stage: it finds the ids, applies the
+// writeSecrets is a batch's first stage: it finds the shares the
+// receipts update (checking each update, see checkUpdate), applies the
 // caps on pending shares and writes the secrets of the receipts that pass
 // (live). borrowed says that some id came from prev, not the database.
 func (a *Agent) writeSecrets(ctx context.Context, batch []*receipt, prev *flight) (f *flight, live []*receipt, borrowed bool) {
@@ -128,7 +134,7 @@ func (a *Agent) writeSecrets(ctx context.Context, batch []*receipt, prev *flight
 	for i, r := range batch {
 		pairs[i] = [2]string{r.sh.Peer, r.sh.ProviderID}
 	}
-	ids, err := a.store.ShareIDs(ctx, pairs)
+	stored, err := a.store.SharesByPeerAndProviderID(ctx, pairs)
 	if err != nil {
 		e := a.unavailable("look up shares", err)
 		for _, r := range batch {
@@ -139,8 +145,11 @@ func (a *Agent) writeSecrets(ctx context.Context, batch []*receipt, prev *flight
 	secrets := map[string][]byte{}
 	for _, r := range batch {
 		key := receiptKey(r.sh)
-		if id, ok := ids[key]; ok {
-			r.sh.ID = id // stored already
+		if old, ok := stored[key]; ok {
+			if r.sh.Changed, r.accepted, r.err = a.checkUpdate(ctx, old, r.sh, r.secret, r.peer); r.err != nil {
+				continue
+			}
+			r.sh.ID = old.ID
 		} else if id, ok := f.ids[key]; ok {
 			r.sh.ID = id // by an earlier receipt of this batch
 		} else if id, ok := prevID(prev, key); ok {

@@ -22,19 +22,12 @@ import (
 // A declined or removed share sent again is a new decision for the
 // person, as any new share is.
 
-// checkUpdate looks up the share sh would update. It refuses an unsigned
-// re-send of a live share that does not prove the current secret. For an
-// update of an accepted share it returns what the person should see ("" for
-// anything else, or when nothing they care about changes) and accepted
-// true.
-func (a *Agent) checkUpdate(ctx context.Context, sh store.Share, secret string, peer Peer) (change string, accepted bool, err error) {
-	prev, err := a.store.ShareByProviderID(ctx, sh.Peer, sh.ProviderID)
-	if errors.Is(err, store.ErrNotFound) {
-		return "", false, nil
-	}
-	if err != nil {
-		return "", false, a.unavailable("look up share", err)
-	}
+// checkUpdate decides on sh, a re-send of prev (same sender and
+// providerId). It refuses an unsigned re-send of a live share that does
+// not prove the current secret. For an update of an accepted share it
+// returns what the person should see ("" for anything else, or when
+// nothing they care about changes) and accepted true.
+func (a *Agent) checkUpdate(ctx context.Context, prev, sh store.Share, secret []byte, peer Peer) (change string, accepted bool, err error) {
 	accepted = prev.State == store.StateAccepted
 	if prev.State != store.StatePending && !accepted && prev.State != store.StateError {
 		return "", false, nil // over: sent again, the person decides again
@@ -43,7 +36,7 @@ func (a *Agent) checkUpdate(ctx context.Context, sh store.Share, secret string, 
 	if serr != nil && !errors.Is(serr, tokens.ErrSecretNotFound) {
 		return "", false, a.unavailable("read a share's secret", serr) // the sender retries
 	}
-	sameSecret := serr == nil && subtle.ConstantTimeCompare(current, []byte(secret)) == 1
+	sameSecret := serr == nil && subtle.ConstantTimeCompare(current, secret) == 1
 	if !peer.Signed && !sameSecret {
 		a.log.Warn("refused an unsigned change to a share that does not carry its current secret",
 			"share", prev.ID, "peer", prev.Peer, "state", prev.State)

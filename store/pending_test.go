@@ -110,3 +110,48 @@ func TestPendingCountsOfAnOlderDatabase(t *testing.T) {
 		t.Fatalf("counts %d %v, %v; want 3, 2 and 1", total, byPeer, err)
 	}
 }
+
+// A re-sent share updates the stored one in place: its id, creation time
+// and what the mount learnt stay; its state stays unless it was over; its
+// notify state stays while the state does; its last change stays unless
+// the new one names one.
+func TestResentShareUpdatesInPlace(t *testing.T) {
+	ctx := context.Background()
+	for _, prev := range []string{StatePending, StateAccepted, StateDeclined, StateRemoved, StateError, StateRevoked} {
+		t.Run(prev, func(t *testing.T) {
+			s := openTest(t)
+			first, res, err := s.PutShares(ctx, []Share{testShare("a", "p1")})
+			if err != nil || res[0] != Inserted {
+				t.Fatalf("first: %v %v", res, err)
+			}
+			if _, err := s.db.ExecContext(ctx, `UPDATE shares SET state = ?, notify_state = 'sent', changed = 'c1', kind_seen = 'folder', mount_name = 'm' WHERE id = 'a'`, prev); err != nil {
+				t.Fatal(err)
+			}
+			again := testShare("b", "p1")
+			again.Name = "renamed"
+			got, res, err := s.PutShares(ctx, []Share{again})
+			if err != nil || res[0] != Updated {
+				t.Fatalf("again: %v %v", res, err)
+			}
+			stored, err := s.Share(ctx, "a")
+			if err != nil {
+				t.Fatal(err)
+			}
+			over := prev != StatePending && prev != StateAccepted
+			wantState, wantNotify := prev, "sent"
+			if over {
+				wantState, wantNotify = StatePending, ""
+			}
+			for _, sh := range []Share{got[0], stored} {
+				if sh.ID != "a" || sh.Name != "renamed" || sh.State != wantState || sh.NotifyState != wantNotify ||
+					sh.Changed != "c1" || sh.KindSeen != "folder" || sh.MountName != "m" || !sh.CreatedAt.Equal(first[0].CreatedAt) {
+					t.Fatalf("after the re-send: %+v; want id a, state %s, notify %q, change, kind, mount name and creation kept", sh, wantState, wantNotify)
+				}
+			}
+			again.Changed = "c2"
+			if got, _, err = s.PutShares(ctx, []Share{again}); err != nil || got[0].Changed != "c2" {
+				t.Fatalf("a named change: %q %v", got[0].Changed, err)
+			}
+		})
+	}
+}

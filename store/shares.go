@@ -180,22 +180,18 @@ func (s *Store) PutShares(ctx context.Context, shares []Share) ([]Share, []Upser
 		return nil, nil, fmt.Errorf("store: %w", err)
 	}
 	defer tx.Rollback()
-	// Statements prepared once on the connection: parsing SQL is a good
-	// part of a write's CPU.
-	find, err := s.stmt(ctx, shareByProviderIDSQL)
+	// Prepared once on the connection: parsing SQL is a good part of a
+	// write's CPU.
+	prepared, err := s.stmt(ctx, upsertShareSQL)
 	if err != nil {
 		return nil, nil, err
 	}
-	upsert, err := s.stmt(ctx, upsertShareSQL)
-	if err != nil {
-		return nil, nil, err
-	}
-	stmts := shareWrites{tx.StmtContext(ctx, find), tx.StmtContext(ctx, upsert)}
-	defer stmts.close()
+	upsert := tx.StmtContext(ctx, prepared)
+	defer upsert.Close()
 	out := make([]Share, len(shares))
 	results := make([]UpsertResult, len(shares))
 	for i, sh := range shares {
-		if out[i], results[i], err = putShareTx(ctx, stmts, sh); err != nil {
+		if out[i], results[i], err = putShareTx(ctx, upsert, sh); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -207,72 +203,51 @@ func (s *Store) PutShares(ctx context.Context, shares []Share) ([]Share, []Upser
 
 const shareByProviderIDSQL = `SELECT ` + shareColumns + ` FROM shares WHERE peer = ? AND provider_id = ?`
 
+// upsertShareSQL inserts a share or updates the one with its peer and
+// providerId, in one statement (no look-up first): the update keeps the
+// stored id, creation time and what the mount learnt; it keeps the state
+// unless the share was over (the person decides again), and the notify
+// state while the state stays; it keeps the last change when this one
+// names none. It returns what is stored.
 const upsertShareSQL = `INSERT INTO shares (` + shareColumns + `) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
-		ON CONFLICT(id) DO UPDATE SET name=excluded.name, description=excluded.description,
+		ON CONFLICT(peer, provider_id) DO UPDATE SET name=excluded.name, description=excluded.description,
 		share_with=excluded.share_with, owner=excluded.owner, sender=excluded.sender,
 		owner_display_name=excluded.owner_display_name, sender_display_name=excluded.sender_display_name,
 		share_type=excluded.share_type, resource_type=excluded.resource_type, expiration=excluded.expiration,
 		dialect=excluded.dialect, protocols=excluded.protocols, webdav_uri=excluded.webdav_uri,
 		permissions=excluded.permissions, legacy_permissions=excluded.legacy_permissions,
 		requirements=excluded.requirements, access_types=excluded.access_types, size=excluded.size,
-		legacy_code=excluded.legacy_code, signed_by=excluded.signed_by, state=excluded.state,
-		error=excluded.error, updated_at=excluded.updated_at, from_contact=excluded.from_contact,
-		notify_state=excluded.notify_state, changed=excluded.changed`
+		legacy_code=excluded.legacy_code, signed_by=excluded.signed_by,
+		state=CASE WHEN shares.state IN ('` + StateRemoved + `','` + StateDeclined + `','` + StateError + `','` + StateRevoked + `')
+			THEN excluded.state ELSE shares.state END,
+		notify_state=CASE WHEN shares.state NOT IN ('` + StateRemoved + `','` + StateDeclined + `','` + StateError + `','` + StateRevoked + `')
+			OR excluded.state = shares.state THEN shares.notify_state ELSE excluded.notify_state END,
+		changed=CASE WHEN excluded.changed = '' THEN shares.changed ELSE excluded.changed END,
+		error=excluded.error, updated_at=excluded.updated_at, from_contact=excluded.from_contact
+		RETURNING id, state, notify_state, changed, kind_seen, mount_name, created_at`
 
-type shareWrites struct{ find, upsert *sql.Stmt }
-
-func (w shareWrites) close() {
-	w.find.Close()
-	w.upsert.Close()
-}
-
-func putShareTx(ctx context.Context, w shareWrites, sh Share) (Share, UpsertResult, error) {
+func putShareTx(ctx context.Context, upsert *sql.Stmt, sh Share) (Share, UpsertResult, error) {
 	now := time.Now().UTC()
-	existing, err := scanShare(w.find.QueryRowContext(ctx, sh.Peer, sh.ProviderID))
-	result := Inserted
-	switch {
-	case err == nil:
-		result = Updated
-		sh.ID = existing.ID
-		sh.CreatedAt = existing.CreatedAt
-		switch existing.State {
-		case StateRemoved, StateDeclined, StateError, StateRevoked:
-			// The sender shared it again: the user decides again.
-		default:
-			sh.State = existing.State
-		}
-	case errors.Is(err, sql.ErrNoRows):
-		sh.CreatedAt = now
-	default:
-		return Share{}, 0, fmt.Errorf("store: look up share: %w", err)
-	}
-	sh.UpdatedAt = now
 	var exp int64
 	if !sh.Expiration.IsZero() {
 		exp = sh.Expiration.Unix()
 	}
-	legacy, fromContact := boolInt(sh.LegacyCode), boolInt(sh.FromContact)
-	if result == Updated && sh.State == existing.State {
-		sh.NotifyState = existing.NotifyState
-	}
-	if result == Updated && sh.Changed == "" {
-		sh.Changed = existing.Changed
-	}
-	if result == Updated {
-		// What the mount learnt is not the sender's to change (the
-		// upsert keeps these columns).
-		sh.KindSeen, sh.MountName = existing.KindSeen, existing.MountName
-	}
-	_, err = w.upsert.ExecContext(ctx,
+	var created int64
+	err := upsert.QueryRowContext(ctx,
 		sh.ID, sh.Peer, sh.ProviderID, sh.Name, sh.Description, sh.ShareWith, sh.Owner, sh.Sender,
 		sh.OwnerDisplayName, sh.SenderDisplayName, sh.ShareType, sh.ResourceType, exp, sh.Dialect,
 		jsonList(sh.Protocols), sh.WebDAVURI, jsonList(sh.Permissions), sh.LegacyPermissions,
-		jsonList(sh.Requirements), jsonList(sh.AccessTypes), sh.Size, legacy, sh.SignedBy, sh.State,
-		sh.Error, sh.CreatedAt.UnixNano(), sh.UpdatedAt.UnixNano(), fromContact, sh.NotifyState, sh.Changed,
-		sh.KindSeen, sh.MountName)
+		jsonList(sh.Requirements), jsonList(sh.AccessTypes), sh.Size, boolInt(sh.LegacyCode), sh.SignedBy, sh.State,
+		sh.Error, now.UnixNano(), now.UnixNano(), boolInt(sh.FromContact), sh.NotifyState, sh.Changed,
+		sh.KindSeen, sh.MountName).Scan(&sh.ID, &sh.State, &sh.NotifyState, &sh.Changed, &sh.KindSeen, &sh.MountName, &created)
 	if err != nil {
 		return Share{}, 0, fmt.Errorf("store: write share: %w", err)
 	}
+	result := Inserted
+	if created != now.UnixNano() {
+		result = Updated
+	}
+	sh.CreatedAt, sh.UpdatedAt = time.Unix(0, created).UTC(), now
 	if sh.Permissions == nil {
 		sh.Permissions = []string{}
 	}
@@ -400,21 +375,20 @@ func (s *Store) setShareColumn(ctx context.Context, id, column, value string) er
 	return nil
 }
 
-// ShareIDs finds the ids of shares by (peer, providerId), with one
-// prepared statement; absent pairs are absent from the map, whose
-// keys are peer + "\x00" + providerId.
-func (s *Store) ShareIDs(ctx context.Context, pairs [][2]string) (map[string]string, error) {
-	stmt, err := s.stmt(ctx, `SELECT id FROM shares WHERE peer = ? AND provider_id = ?`)
+// SharesByPeerAndProviderID finds shares by (peer, providerId), with one
+// prepared statement; absent pairs are absent from the map, whose keys are
+// peer + "\x00" + providerId.
+func (s *Store) SharesByPeerAndProviderID(ctx context.Context, pairs [][2]string) (map[string]Share, error) {
+	find, err := s.stmt(ctx, shareByProviderIDSQL)
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[string]string, len(pairs))
+	out := make(map[string]Share, len(pairs))
 	for _, p := range pairs {
-		var id string
-		err := stmt.QueryRowContext(ctx, p[0], p[1]).Scan(&id)
+		sh, err := scanShare(find.QueryRowContext(ctx, p[0], p[1]))
 		switch {
 		case err == nil:
-			out[p[0]+"\x00"+p[1]] = id
+			out[p[0]+"\x00"+p[1]] = sh
 		case errors.Is(err, sql.ErrNoRows):
 		default:
 			return nil, fmt.Errorf("store: look up shares: %w", err)

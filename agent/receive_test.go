@@ -372,6 +372,9 @@ func TestConcurrentReceiptsBatched(t *testing.T) {
 	if len(shares) != perPeer {
 		t.Fatalf("%d shares stored, want the cap of %d", len(shares), perPeer)
 	}
+	if st, err := td.client.Status(context.Background()); err != nil || st.Pending != perPeer {
+		t.Fatalf("status counts %d pending, %v; want %d", st.Pending, err, perPeer)
+	}
 	stored := map[string]bool{}
 	for _, sh := range shares {
 		if stored[sh.ProviderID] {

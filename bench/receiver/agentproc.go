@@ -66,6 +66,10 @@ func (a *agentProc) env() []string {
 		"XDG_DATA_HOME="+filepath.Join(a.dir, "data"))
 }
 
+// databasePath is the agent's database, in the state directory start
+// gives it.
+func (a *agentProc) databasePath() string { return filepath.Join(a.dir, "state", "agent.db") }
+
 // start execs the agent; it does not wait for it.
 func (a *agentProc) start() error {
 	if err := os.MkdirAll(filepath.Join(a.dir, "run"), 0o700); err != nil {
@@ -80,7 +84,7 @@ func (a *agentProc) start() error {
 	}
 	a.logFile = f
 	args := append([]string{"serve", "--listen", a.listen, "--user", "bob", "--display-name", "Bob",
-		"--state-dir", filepath.Join(a.dir, "state"), "--socket", a.socket, "--secrets", "file",
+		"--state-dir", filepath.Dir(a.databasePath()), "--socket", a.socket, "--secrets", "file",
 		"--mount", a.mount, "--allow-insecure-peers", "--dns-server", "127.0.0.1:9"}, a.extra...)
 	a.cmd = exec.Command(a.bin, args...)
 	a.cmd.Env = a.env()

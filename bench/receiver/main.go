@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ocm-agent/ocm-agent/internal/ocmtest"
+	"github.com/ocm-agent/ocm-agent/store"
 )
 
 type options struct {
@@ -273,8 +274,10 @@ func measureReceiver(bin, dir string, sender *ocmtest.Server, o options, withDis
 	if err := a.waitControl(10 * time.Second); err != nil {
 		return r, err
 	}
+	// Read from the database the restarted agent opened: the control
+	// socket's answer is capped at 16 MiB (about 25,000 shares).
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	listed, err := a.control().Shares(ctx, true)
+	listed, err := storedShares(ctx, a.databasePath())
 	cancel()
 	if err != nil {
 		return r, fmt.Errorf("list shares after the restart: %w", err)
@@ -296,6 +299,20 @@ func measureReceiver(bin, dir string, sender *ocmtest.Server, o options, withDis
 		printLoad(r.discovery)
 	}
 	return r, nil
+}
+
+// storedShares reads every share of the database at path (the agent
+// holding it open: WAL lets readers in).
+func storedShares(ctx context.Context, path string) ([]store.Share, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, err // store.Open would make a new one
+	}
+	st, err := store.Open(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	return st.Shares(ctx)
 }
 
 func printLoad(r loadResult) {

@@ -56,6 +56,7 @@ type Cache struct {
 	log    *slog.Logger
 	total  atomic.Int64 // bytes of present blocks of every entry
 	closed atomic.Bool
+	bg     sync.WaitGroup // metadata writes in the background
 
 	mu       sync.Mutex // guards the maps below and every entry's refs; taken before entry.mu
 	entries  map[string]*entry
@@ -120,6 +121,7 @@ func (c *Cache) Close() error {
 	if c.closed.Swap(true) {
 		return nil
 	}
+	c.bg.Wait()
 	c.mu.Lock()
 	es := make([]*entry, 0, len(c.entries))
 	for _, e := range c.entries {

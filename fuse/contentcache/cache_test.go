@@ -361,6 +361,15 @@ func TestCrashKeepsOnlyRecordedBlocks(t *testing.T) {
 	if err := f.WriteAt(data, 0); err != nil { // a batch is due: metadata written
 		t.Fatal(err)
 	}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if _, err := os.Stat(metaFile(c3, k)); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no metadata written after a batch of blocks")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	c4 := open(t, c3.o.Dir, 1<<30)
 	g, _, _, ok := c4.Stored(k)
 	if !ok {

@@ -49,6 +49,7 @@ type entry struct {
 	used     time.Time
 	dirty    bool
 	pending  int // blocks stored since the last metadata write
+	flushing bool
 	flushed  time.Time
 	gone     bool // removed from the cache: store nothing, write no metadata
 }
@@ -369,10 +370,21 @@ func (f *File) WriteAt(p []byte, off int64) error {
 		e.mu.Unlock()
 	}
 	e.mu.Lock()
-	due := e.dirty && (e.pending >= flushBlocks || e.c.o.Now().Sub(e.flushed) >= flushEvery)
+	due := e.dirty && !e.flushing && (e.pending >= flushBlocks || e.c.o.Now().Sub(e.flushed) >= flushEvery)
+	if due {
+		e.flushing = true
+	}
 	e.mu.Unlock()
 	if due {
-		e.flush(false)
+		// in the background: the caller is a reader waiting for bytes
+		e.c.bg.Add(1)
+		go func() {
+			defer e.c.bg.Done()
+			e.flush(false)
+			e.mu.Lock()
+			e.flushing = false
+			e.mu.Unlock()
+		}()
 	}
 	if werr != nil {
 		e.c.log.Warn("contentcache: cannot store a block", "id", e.id, "err", werr)

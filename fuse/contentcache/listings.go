@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +15,7 @@ import (
 type listing struct {
 	share, dir string
 	size       int64
+	sum        uint32 // of the data, to skip rewriting the same listing
 	at         time.Time
 }
 
@@ -41,7 +43,7 @@ func (c *Cache) loadListings() error {
 			os.Remove(p)
 			continue
 		}
-		c.listings[de.Name()] = &listing{share: h.Share, dir: h.Dir, size: int64(len(body)), at: time.Unix(0, h.At)}
+		c.listings[de.Name()] = &listing{share: h.Share, dir: h.Dir, size: int64(len(body)), sum: crc32.Checksum(body, castagnoli), at: time.Unix(0, h.At)}
 		c.listSize += int64(len(body))
 	}
 	c.trimListingsLocked()
@@ -54,6 +56,13 @@ func (c *Cache) loadListings() error {
 func (c *Cache) PutListing(share, dir string, data []byte) error {
 	dir = strings.Trim(dir, "/")
 	id := listingID(share, dir)
+	sum := crc32.Checksum(data, castagnoli)
+	c.mu.Lock()
+	if l := c.listings[id]; l != nil && l.sum == sum && l.size == int64(len(data)) {
+		c.mu.Unlock()
+		return nil
+	}
+	c.mu.Unlock()
 	now := c.o.Now()
 	rec, err := encodeRecord(kindListing, listingHeader{Share: share, Dir: dir, At: now.UnixNano()}, data)
 	if err != nil {
@@ -61,13 +70,14 @@ func (c *Cache) PutListing(share, dir string, data []byte) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err := writeAtomic(filepath.Join(c.lists, id), rec); err != nil {
+	// Not synced: a listing lost in a crash is only a listing less offline.
+	if err := replaceFile(filepath.Join(c.lists, id), rec, false); err != nil {
 		return fmt.Errorf("contentcache: %w", err)
 	}
 	if old := c.listings[id]; old != nil {
 		c.listSize -= old.size
 	}
-	c.listings[id] = &listing{share: share, dir: dir, size: int64(len(data)), at: now}
+	c.listings[id] = &listing{share: share, dir: dir, size: int64(len(data)), sum: sum, at: now}
 	c.listSize += int64(len(data))
 	c.trimListingsLocked()
 	return nil

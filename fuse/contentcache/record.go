@@ -91,14 +91,19 @@ func readRecord(path string, kind byte, hdr any) ([]byte, error) {
 
 // writeAtomic replaces path with b: a temporary file beside it, synced,
 // then renamed over it, so that path holds either the old or the new bytes.
-func writeAtomic(path string, b []byte) error {
+func writeAtomic(path string, b []byte) error { return replaceFile(path, b, true) }
+
+// replaceFile is writeAtomic, without the sync when sync is false: for
+// records whose loss after a crash costs nothing (their checksum catches a
+// torn one).
+func replaceFile(path string, b []byte, sync bool) error {
 	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
 	if err != nil {
 		return err
 	}
 	tmp := f.Name()
 	_, err = f.Write(b)
-	if err == nil {
+	if err == nil && sync {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {

@@ -92,6 +92,7 @@ type Agent struct {
 	tokenMgr   TokenManager
 
 	lifecycle lifecycleState // outbox worker and expiry timer (lifecycle.go)
+	pins      pinHolder      // content cache and pins, while mounted (pins.go)
 }
 
 // URLResolver turns a share's webdav URI into an absolute URL, discovering
@@ -418,6 +419,7 @@ func (a *Agent) refreshMount(ctx context.Context) {
 	}
 	a.keepURLs(ids)
 	m.SetEntries(entries)
+	a.dropCachedShares(ctx, ids)
 }
 
 // foreignShare moves an accepted share whose address is not on its

@@ -78,6 +78,7 @@ type Config struct {
 	NotifyRetry        Duration `toml:"notify-retry" help:"first wait before resending a notification the sender did not take (doubles each time)"`
 	NotifyRetryMax     Duration `toml:"notify-retry-max" help:"longest wait between resends of a notification"`
 	NotifyGiveUp       Duration `toml:"notify-give-up" help:"how long to keep resending a notification before giving up (shown on the share)"`
+	PinRefresh         Duration `toml:"pin-refresh" help:"how often shares kept on this device (pinned) are checked for changes on their server"`
 	UnreachableAfter   Duration `toml:"unreachable-after" help:"how long a share's server may answer its root with errors (3 in a row at least) before the share shows as unreachable"`
 }
 
@@ -115,6 +116,7 @@ func Default() Config {
 	c.MaxPendingPerPeer, c.MaxPending = 100, 1000
 	// A minute of server errors (OpenCloud answers 500 for a removed share).
 	c.UnreachableAfter = Duration{time.Minute}
+	c.PinRefresh = Duration{15 * time.Minute}
 	return c
 }
 
@@ -322,6 +324,9 @@ func (c *Config) Finish() error {
 	}
 	if c.MountTimeout.Duration <= 0 {
 		bad("mount-timeout must be positive")
+	}
+	if c.PinRefresh.Duration <= 0 {
+		bad("pin-refresh must be positive")
 	}
 	if c.UnreachableAfter.Duration < 0 {
 		bad("unreachable-after must not be negative")

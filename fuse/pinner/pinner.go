@@ -60,6 +60,7 @@ const (
 var (
 	ErrNotFound = errors.New("no such folder or file in the share")
 	ErrTooMany  = fmt.Errorf("more than %d files under the pin", maxFiles)
+	ErrBadPath  = errors.New("not a path in a share")
 )
 
 // Pinner pins, downloads and refreshes.
@@ -120,7 +121,7 @@ func CleanPath(p string) (string, error) {
 	}
 	for seg := range strings.SplitSeq(p, "/") {
 		if seg == "" || seg == "." || seg == ".." || strings.ContainsRune(seg, 0) {
-			return "", fmt.Errorf("path %q: empty, '.' or '..' segments are not allowed", p)
+			return "", fmt.Errorf("%w: %q has empty, '.' or '..' segments", ErrBadPath, p)
 		}
 	}
 	return p, nil

@@ -1,0 +1,46 @@
+package ocmfs
+
+import (
+	"context"
+
+	"github.com/ocm-agent/ocm-agent/fuse/contentcache"
+	"github.com/ocm-agent/ocm-agent/fuse/pinner"
+	"github.com/ocm-agent/ocm-agent/fuse/vfs"
+)
+
+// NewPinner returns the engine that keeps pinned shares of this mount in
+// c, downloading over the mount's WebDAV client (its connections and
+// credentials). Its background refresh is the caller's (Pinner.Loop).
+func (f *FS) NewPinner(c *contentcache.Cache, tempDir string) *pinner.Pinner {
+	return pinner.New(pinner.Options{Cache: c, Client: f.dav, Remote: pinRemote{f}, TempDir: tempDir, Logger: f.log})
+}
+
+// pinRemote is the mount as the pinner sees it.
+type pinRemote struct{ f *FS }
+
+// Root waits (bounded) for the share's type check and returns its URL.
+func (r pinRemote) Root(ctx context.Context, id string) (string, bool, error) {
+	sh := r.f.shareByID(id)
+	if sh == nil || sh.isGone() {
+		return "", false, vfs.ErrShareGone
+	}
+	if sh.unresolved() {
+		return "", false, vfs.ErrShareUnreachable
+	}
+	sh.awaitResolved()
+	known, err := sh.checked()
+	if !known {
+		if err == nil {
+			err = vfs.ErrShareUnreachable
+		}
+		return "", false, err
+	}
+	dir, u, _ := sh.state()
+	return u, dir, nil
+}
+
+// List lists a folder of the share.
+func (r pinRemote) List(ctx context.Context, id, dir, u string) (*vfs.Listing, error) {
+	l, _, err := r.f.dav.Propfind(ctx, id, u, "1", nil)
+	return l, err
+}

@@ -192,5 +192,6 @@ func (a *Agent) Status(ctx context.Context) control.Status {
 		st.Pending = len(pending)
 	}
 	st.Unreachable, st.KeptWrites = a.shareNotices(ctx)
+	st.Offline = a.offlineShares(ctx)
 	return st
 }

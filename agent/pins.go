@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"sort"
 	"sync"
@@ -28,10 +29,49 @@ type pinService struct {
 	ctx   context.Context // the mount's life: pin jobs run in it
 }
 
-// pinHolder keeps the pin service while the mount is up.
+// pinHolder keeps the pin service while the mount is up, and the shares
+// the mount reports offline.
 type pinHolder struct {
-	mu  sync.Mutex
-	svc *pinService
+	mu      sync.Mutex
+	svc     *pinService
+	offline map[string]time.Time // share id: offline since
+}
+
+// shareOffline hears from the mount that a share's server stopped
+// answering, or answers again.
+func (a *Agent) shareOffline(id string, offline bool) {
+	a.pins.mu.Lock()
+	_, was := a.pins.offline[id]
+	switch {
+	case offline && !was:
+		if a.pins.offline == nil {
+			a.pins.offline = map[string]time.Time{}
+		}
+		a.pins.offline[id] = time.Now()
+	case !offline:
+		delete(a.pins.offline, id)
+	}
+	a.pins.mu.Unlock()
+	if offline != was {
+		a.events.publish("status", "", "")
+	}
+}
+
+// offlineShares lists the accepted shares the mount reports offline.
+func (a *Agent) offlineShares(ctx context.Context) []control.UnreachableShare {
+	a.pins.mu.Lock()
+	since := maps.Clone(a.pins.offline)
+	a.pins.mu.Unlock()
+	var out []control.UnreachableShare
+	for id, t := range since {
+		sh, err := a.store.Share(ctx, id)
+		if err != nil || sh.State != store.StateAccepted {
+			continue
+		}
+		out = append(out, control.UnreachableShare{ID: id, Name: sh.Name, Since: t.UTC(), Error: "no answer: reading from the cache"})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
 }
 
 func (a *Agent) pinSvc() *pinService {
@@ -224,7 +264,12 @@ func (b controlBackend) Pins(ctx context.Context) ([]control.Pin, error) {
 // pinList describes the pins, sorted by share name and path.
 func (b controlBackend) pinList(ctx context.Context, svc *pinService) []control.Pin {
 	offline := map[string]bool{}
-	for _, u := range b.a.Status(ctx).Unreachable {
+	b.a.pins.mu.Lock()
+	for id := range b.a.pins.offline {
+		offline[id] = true
+	}
+	b.a.pins.mu.Unlock()
+	for _, u := range b.a.unreachableShares() {
 		offline[u.ID] = true
 	}
 	out := []control.Pin{}

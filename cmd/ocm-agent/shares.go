@@ -46,6 +46,9 @@ func newStatus() *cobra.Command {
 			for _, u := range st.Unreachable {
 				fmt.Fprintf(tw, "Unreachable:\t%s (%s) since %s: %s\n", clean(u.Name), u.ID, u.Since.Local().Format("2006-01-02 15:04:05"), u.Error)
 			}
+			for _, u := range st.Offline {
+				fmt.Fprintf(tw, "Offline:\t%s (%s) since %s: files kept on this device and cached ones are read from the cache\n", clean(u.Name), u.ID, u.Since.Local().Format("2006-01-02 15:04:05"))
+			}
 			for _, c := range st.Conflicts {
 				fmt.Fprintf(tw, "Conflict:\t%s\n", c)
 			}
@@ -102,10 +105,13 @@ func newShares() *cobra.Command {
 				fmt.Fprintln(cmd.OutOrStdout(), "No shares yet. Your OCM address is shown by 'ocm-agent status'.")
 				return nil
 			}
-			unreachable := map[string]time.Time{}
+			unreachable, offline := map[string]time.Time{}, map[string]time.Time{}
 			if st, err := client().Status(cmd.Context()); err == nil {
 				for _, u := range st.Unreachable {
 					unreachable[u.ID] = u.Since
+				}
+				for _, u := range st.Offline {
+					offline[u.ID] = u.Since
 				}
 			}
 			pins := pinsOf(cmd.Context())
@@ -115,6 +121,8 @@ func newShares() *cobra.Command {
 				state := s.State
 				if since, ok := unreachable[s.ID]; ok {
 					state += " (unreachable since " + since.Local().Format("2006-01-02 15:04") + ")"
+				} else if since, ok := offline[s.ID]; ok {
+					state += " (offline since " + since.Local().Format("2006-01-02 15:04") + ")"
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, state, kindOf(s), clean(s.Name), senderOf(s), s.CreatedAt.Local().Format("2006-01-02 15:04"), keptOf(pins[s.ID]))
 			}

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"path"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -451,19 +450,21 @@ func (pn *Pinner) walkDir(ctx context.Context, w *walk, dir string, depth int, s
 	return nil
 }
 
-// Version is the cache's version string of a file: its ETag, or (for
-// servers that send none) its size and modification time.
-func Version(in vfs.Info) string {
-	if in.ETag != "" {
-		return in.ETag
-	}
-	return "mtime:" + strconv.FormatInt(in.Mtime.UnixNano(), 10) + ":" + strconv.FormatInt(in.Size, 10)
-}
+// Keepable reports whether the cache can keep a file: only under an ETag
+// that names its bytes (a strong one), which the mount's reads check.
+func Keepable(in vfs.Info) bool { return in.ETag != "" && !strings.HasPrefix(in.ETag, "W/") }
 
 // keep makes sure the cache holds it whole, in its listed version.
 func (pn *Pinner) keep(ctx context.Context, w *walk, it item, c *counters, tell func()) error {
 	k := contentcache.Key{Share: w.share, Path: it.path}
-	size, version := max(it.info.Size, 0), Version(it.info)
+	size, version := max(it.info.Size, 0), it.info.ETag
+	if !Keepable(it.info) {
+		// Read from the server each time; counted done, never complete.
+		c.filesDone.Add(1)
+		c.bytesDone.Add(size)
+		tell()
+		return nil
+	}
 	done := func() {
 		c.filesDone.Add(1)
 		c.complete.Add(1)

@@ -44,6 +44,8 @@ type sizes struct {
 	randomReads    int
 	thumbReadBytes int64
 	lsScale        []int // entries of the folders listed cold to see how listing grows
+	pinFiles       int   // files of the folder pinned
+	pinSize        int64 // bytes each
 }
 
 func sizesFor(scale float64) sizes {
@@ -62,6 +64,8 @@ func sizesFor(scale float64) sizes {
 		randomReads:    300,
 		thumbReadBytes: 64 << 10,
 		lsScale:        []int{int(sc(1000, 100)), int(sc(10_000, 300)), int(sc(100_000, 1000))},
+		pinFiles:       1000,
+		pinSize:        int64(sc(64<<10, 4<<10)),
 	}
 }
 
@@ -79,7 +83,7 @@ func main() {
 	flag.StringVar(&c.workdir, "workdir", "", "directory for the data and mounts (default: a new temporary directory)")
 	flag.IntVar(&c.reps, "reps", 3, "runs of the short metadata workloads (ls, find), each on a fresh mount; the best is kept")
 	flag.BoolVar(&c.keep, "keep", false, "keep the work directory (and reuse its data next time with -workdir)")
-	only := flag.String("only", "", "run only these workloads, comma-separated: ls,find,scale,thumbs,rand,seq,small,copy")
+	only := flag.String("only", "", "run only these workloads, comma-separated: ls,find,scale,thumbs,rand,seq,small,copy,cached,pin")
 	flag.Parse()
 	if *only != "" {
 		c.only = map[string]bool{}
@@ -115,7 +119,7 @@ func run(c config) error {
 	data := filepath.Join(c.workdir, "data")
 	local := filepath.Join(c.workdir, "local")
 	fmt.Fprintf(os.Stderr, "generating the tree in %s (scale %g)...\n", data, c.scale)
-	if err := generate(data, local, sz); err != nil {
+	if err := generateFor(c, data, local, sz); err != nil {
 		return fmt.Errorf("generate: %w", err)
 	}
 	token := randomToken()
@@ -169,6 +173,11 @@ func serveMount(args []string) int {
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	cache, err := openBenchCache()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "content cache:", err)
+		return 1
+	}
 	f, err := ocmfs.Mount(context.Background(), ocmfs.Options{Dir: args[0], SpoolDir: args[2], Logger: log},
 		staticAuth(os.Getenv("BENCH_TOKEN")))
 	if err != nil {
@@ -176,6 +185,10 @@ func serveMount(args []string) int {
 		return 1
 	}
 	f.SetEntries([]ocmfs.Entry{{ID: "bench", Name: "bench", Origin: "bench@127.0.0.1", IsDir: true, URL: args[1], Writable: true}})
+	if cache != nil {
+		defer cache.Close()
+		go serveCommands(f, cache, args[2])
+	}
 	if path := os.Getenv("BENCH_CPUPROFILE"); path != "" {
 		if pf, err := os.Create(path); err == nil {
 			_ = pprof.StartCPUProfile(pf)

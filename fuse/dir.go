@@ -119,6 +119,9 @@ func (d *dirNode) fetch(old *vfs.Listing, onChild func(string, vfs.Info)) (*vfs.
 		onChild(name, in)
 	})
 	if err != nil {
+		if l := f.offlineListing(d.sh, segs, err); l != nil {
+			return l, nil
+		}
 		level := slog.LevelDebug
 		if errors.Is(err, vfs.ErrTooManyEntries) {
 			level = slog.LevelWarn
@@ -130,6 +133,7 @@ func (d *dirNode) fetch(old *vfs.Listing, onChild func(string, vfs.Info)) (*vfs.
 	if l.HasSelf && !l.Self.Dir && len(l.Items) == 0 {
 		return nil, syscall.ENOTDIR
 	}
+	f.keepListing(d.sh, segs, l)
 	d.setInfo(l.Self)
 	if d.isRoot {
 		d.sh.mu.Lock()

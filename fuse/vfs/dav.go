@@ -44,6 +44,12 @@ type Client struct {
 	OnRefused  func(shareID, url string, status int) // see noteRefusal; set before use
 	maxEntries int
 	listings   *listingSlots
+
+	// OnReach, when set, hears of each request whether the share's server
+	// answered (reached: any status below 500) or could not be had (a
+	// network failure or no answer in time; not a request its caller
+	// cancelled). Set before use; called on the request's goroutine.
+	OnReach func(shareID string, reached bool)
 }
 
 // listingSlots are the turns of listings in flight, in all and per share.
@@ -235,7 +241,13 @@ func (c *Client) Do(ctx context.Context, r Request) (*http.Response, error) {
 	for attempt := 0; ; attempt++ {
 		resp, err := c.once(ctx, r)
 		if err != nil {
+			if c.OnReach != nil && !errors.Is(ctx.Err(), context.Canceled) && Unreachable(err) {
+				c.OnReach(r.ShareID, false)
+			}
 			return nil, err
+		}
+		if c.OnReach != nil && resp.StatusCode < 500 {
+			c.OnReach(r.ShareID, true)
 		}
 		if resp.StatusCode == http.StatusUnauthorized && attempt == 0 {
 			DrainClose(resp)

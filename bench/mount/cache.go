@@ -18,7 +18,8 @@ import (
 	"github.com/ocm-agent/ocm-agent/fuse/contentcache"
 )
 
-// The content cache and pins: "re-read 1 GiB, cached" reads seq.bin
+// The content cache and pins, served by goDAV (nginx lists no ETags):
+// "re-read 1 GiB, cached" reads seq.bin
 // through the mount after the cache holds it and the page cache was
 // dropped (as root), against a read of the same file on the local disk
 // after the same drop; "pin a folder" pins a folder of small files on a
@@ -86,19 +87,27 @@ func (b *bench) cacheWorkloads(ctx context.Context, mnt string) error {
 		// would store), then the page cache is emptied.
 		_, err = m.command("pin seq.bin")
 		if err == nil {
+			// Taking turns, -reps times; the best of each is kept.
 			local := b.stepper("local")
-			local(mCachedRead, func() (float64, error) {
-				if err := dropCaches(); err != nil {
-					return 0, err
-				}
-				return ddRate(filepath.Join(b.data, "seq.bin"), b.sz.seq)
-			})
-			step(mCachedRead, func() (float64, error) {
-				if err := dropCaches(); err != nil {
-					return 0, err
-				}
-				return ddRate(filepath.Join(m.root, "seq.bin"), b.sz.seq)
-			})
+			for range b.c.reps {
+				local(mCachedRead, func() (float64, error) {
+					if err := dropCaches(); err != nil {
+						return 0, err
+					}
+					return ddRate(filepath.Join(b.data, "seq.bin"), b.sz.seq)
+				})
+				step(mCachedRead, func() (float64, error) {
+					if err := dropCaches(); err != nil {
+						return 0, err
+					}
+					gets := b.dav.gets.Load()
+					v, err := ddRate(filepath.Join(m.root, "seq.bin"), b.sz.seq)
+					if n := b.dav.gets.Load() - gets; err == nil && n > 0 {
+						err = fmt.Errorf("the re-read sent %d GETs to the server: not from the cache", n)
+					}
+					return v, err
+				})
+			}
 		} else {
 			b.res.note("ocm-agent", mCachedRead+": "+err.Error())
 		}
@@ -132,12 +141,12 @@ func (b *bench) curlPin(step stepFunc) {
 	}
 	defer os.RemoveAll(out)
 	t0 := time.Now()
-	_, _, err := b.curl([]string{fmt.Sprintf("url = %q\nrequest = \"PROPFIND\"\nheader = \"Depth: 1\"\noutput = \"/dev/null\"\n", b.ng.url("/"+pinDir+"/"))})
+	_, _, err := b.curl([]string{fmt.Sprintf("url = %q\nrequest = \"PROPFIND\"\nheader = \"Depth: 1\"\noutput = \"/dev/null\"\n", b.dav.url("/"+pinDir+"/"))})
 	if err == nil {
 		var blocks []string
 		for i := range b.sz.pinFiles {
 			name := fmt.Sprintf("f%04d.bin", i)
-			blocks = append(blocks, fmt.Sprintf("url = %q\noutput = %q\n", b.ng.url("/"+pinDir+"/"+name), filepath.Join(out, name)))
+			blocks = append(blocks, fmt.Sprintf("url = %q\noutput = %q\n", b.dav.url("/"+pinDir+"/"+name), filepath.Join(out, name)))
 		}
 		_, _, err = b.curl(blocks, "--parallel", "--parallel-max", strconv.Itoa(pinParallel))
 	}
@@ -172,7 +181,7 @@ func (m *cachedMount) command(line string) (string, error) {
 func (b *bench) mountCached(mnt string) (*cachedMount, error) {
 	cacheDir := filepath.Join(b.c.workdir, "content-cache")
 	_ = os.RemoveAll(cacheDir)
-	cmd := exec.Command(os.Args[0], "-serve-mount", mnt, b.ng.url("/"), filepath.Join(b.c.workdir, "spool"))
+	cmd := exec.Command(os.Args[0], "-serve-mount", mnt, b.dav.url("/"), filepath.Join(b.c.workdir, "spool"))
 	cmd.Env = append(os.Environ(), "BENCH_TOKEN="+b.token, "BENCH_CACHE="+cacheDir)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()

@@ -130,6 +130,12 @@ func run(c config) error {
 	defer ng.stop()
 
 	b := &bench{c: c, sz: sz, ng: ng, token: token, data: data, local: local, res: newResults()}
+	if b.want("cached") || b.want("pin") {
+		if b.dav, err = startGoDAV(data, token); err != nil {
+			return err
+		}
+		defer b.dav.stop()
+	}
 	if b.want("ls") {
 		b.localWorkloads()
 	}
@@ -161,6 +167,7 @@ type bench struct {
 	data  string
 	local string
 	res   *results
+	dav   *goDAV // for the cache workloads (cache.go)
 	// mountPID is the process serving the ocm-agent mount, for its memory.
 	mountPID int
 }
@@ -178,7 +185,7 @@ func serveMount(args []string) int {
 		fmt.Fprintln(os.Stderr, "content cache:", err)
 		return 1
 	}
-	f, err := ocmfs.Mount(context.Background(), ocmfs.Options{Dir: args[0], SpoolDir: args[2], Logger: log},
+	f, err := ocmfs.Mount(context.Background(), ocmfs.Options{Dir: args[0], SpoolDir: args[2], Logger: log, Cache: cache},
 		staticAuth(os.Getenv("BENCH_TOKEN")))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "mount:", err)

@@ -2,6 +2,7 @@ package ocmfs
 
 import (
 	"context"
+	"strings"
 
 	"github.com/ocm-agent/ocm-agent/fuse/contentcache"
 	"github.com/ocm-agent/ocm-agent/fuse/pinner"
@@ -39,8 +40,21 @@ func (r pinRemote) Root(ctx context.Context, id string) (string, bool, error) {
 	return u, dir, nil
 }
 
-// List lists a folder of the share.
+// List lists a folder of the share and keeps the listing for offline use,
+// as the mount's own listings are.
 func (r pinRemote) List(ctx context.Context, id, dir, u string) (*vfs.Listing, error) {
+	sh := r.f.shareByID(id)
+	if sh == nil {
+		return nil, vfs.ErrShareGone
+	}
 	l, _, err := r.f.dav.Propfind(ctx, id, u, "1", nil)
-	return l, err
+	if err != nil {
+		return nil, err
+	}
+	var segs []string
+	if dir != "" {
+		segs = strings.Split(dir, "/")
+	}
+	r.f.keepListing(sh, segs, l)
+	return l, nil
 }

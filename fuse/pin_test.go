@@ -12,8 +12,8 @@ import (
 	"github.com/ocm-agent/ocm-agent/fuse/contentcache"
 )
 
-// openCache opens a content cache for a test.
-func openCache(t *testing.T) *contentcache.Cache {
+// newPinCache opens a content cache for a test.
+func newPinCache(t *testing.T) *contentcache.Cache {
 	t.Helper()
 	c, err := contentcache.Open(contentcache.Options{Dir: filepath.Join(t.TempDir(), "content"), MaxBytes: 1 << 30})
 	if err != nil {
@@ -23,8 +23,8 @@ func openCache(t *testing.T) *contentcache.Cache {
 	return c
 }
 
-// cachedCopy returns the whole cached copy of share/p, or fails.
-func cachedCopy(t *testing.T, c *contentcache.Cache, share, p string) []byte {
+// keptCopy returns the whole cached copy of share/p, or fails.
+func keptCopy(t *testing.T, c *contentcache.Cache, share, p string) []byte {
 	t.Helper()
 	f, _, size, ok := c.Stored(contentcache.Key{Share: share, Path: p})
 	if !ok {
@@ -54,7 +54,7 @@ func TestPinOverTheMount(t *testing.T) {
 	}
 	e.srv.write("/shares/one.txt", []byte("single"))
 	e.fs.SetEntries([]Entry{e.folder("s1", "Docs", "/shares/docs", false), e.file("s2", "one.txt", "/shares/one.txt", false)})
-	cache := openCache(t)
+	cache := newPinCache(t)
 	pn := e.fs.NewPinner(cache, t.TempDir())
 
 	j, err := pn.Start(context.Background(), "s1", "")
@@ -67,7 +67,7 @@ func TestPinOverTheMount(t *testing.T) {
 		t.Fatalf("job %+v (%v); want %d files and %d bytes done", st.Progress, st.Err, len(files), total)
 	}
 	for p, b := range files {
-		if !bytes.Equal(cachedCopy(t, cache, "s1", p), b) {
+		if !bytes.Equal(keptCopy(t, cache, "s1", p), b) {
 			t.Errorf("%s: cached copy differs", p)
 		}
 	}
@@ -78,7 +78,7 @@ func TestPinOverTheMount(t *testing.T) {
 	later := time.Now().Add(time.Hour)
 	os.Chtimes(filepath.Join(e.srv.dir, "shares/docs/d1/f1.bin"), later, later)
 	pn.Refresh(context.Background())
-	if !bytes.Equal(cachedCopy(t, cache, "s1", "d1/f1.bin"), newer) {
+	if !bytes.Equal(keptCopy(t, cache, "s1", "d1/f1.bin"), newer) {
 		t.Fatal("the refresh did not replace the changed file")
 	}
 	if ps, ok := pn.StateOf("s1", ""); !ok || ps.Err != "" || ps.Complete != len(files) {
@@ -88,7 +88,7 @@ func TestPinOverTheMount(t *testing.T) {
 	if _, err := pn.Pin(context.Background(), "s2", ""); err != nil {
 		t.Fatalf("pin a file share: %v", err)
 	}
-	if got := cachedCopy(t, cache, "s2", ""); string(got) != "single" {
+	if got := keptCopy(t, cache, "s2", ""); string(got) != "single" {
 		t.Errorf("file share cached %q", got)
 	}
 	if _, err := pn.Pin(context.Background(), "s2", "x"); err == nil {
@@ -101,8 +101,59 @@ func TestPinOverTheMount(t *testing.T) {
 	if cache.Pinned(contentcache.Key{Share: "s1", Path: "d0/f0.bin"}) {
 		t.Error("still pinned after unpin")
 	}
-	cachedCopy(t, cache, "s1", "d0/f0.bin") // kept as ordinary cache
+	keptCopy(t, cache, "s1", "d0/f0.bin") // kept as ordinary cache
 	if _, err := pn.Start(context.Background(), "nope", ""); err == nil {
 		t.Error("an unknown share was pinned")
+	}
+}
+
+// TestPinnedReadableOffline: a pinned folder stays readable through the
+// mount, byte-exact, with its listings, once its server is stopped; a
+// file outside the pin that was never read fails within the timeout
+// instead.
+func TestPinnedReadableOffline(t *testing.T) {
+	cache := newPinCache(t)
+	e := newEnv(t, func(o *Options) { o.Cache = cache })
+	want := map[string][]byte{
+		"Keep/a.bin":     pattern(3<<20+17, 1),
+		"Keep/sub/b.txt": []byte("pinned and offline"),
+		"Keep/empty":     {},
+	}
+	for p, b := range want {
+		e.srv.write("/shares/proj/"+p, b)
+	}
+	e.srv.write("/shares/proj/Other/c.txt", []byte("never read"))
+	e.fs.SetEntries([]Entry{e.folder("s1", "Project", "/shares/proj", false)})
+	pn := e.fs.NewPinner(cache, t.TempDir())
+	p, err := pn.Pin(context.Background(), "s1", "Keep")
+	if err != nil || p.FilesDone != len(want) {
+		t.Fatalf("pin: %+v %v", p, err)
+	}
+	// The mount has seen the root, so that it is known offline.
+	if got := joined(listNames(t, e.path("Project"))); got != "Keep|Other" {
+		t.Fatalf("root listing %q", got)
+	}
+
+	e.srv.stop()
+	for p, b := range want {
+		var got []byte
+		err := within(t, 30*time.Second, "offline read of "+p, func() error {
+			var err error
+			got, err = os.ReadFile(e.path("Project", filepath.FromSlash(p)))
+			return err
+		})
+		if err != nil || !bytes.Equal(got, b) {
+			t.Errorf("%s offline: %d bytes, %v; want %d bytes byte-exact", p, len(got), err, len(b))
+		}
+	}
+	if got := joined(listNames(t, e.path("Project", "Keep"))); got != "a.bin|empty|sub" {
+		t.Errorf("offline listing of the pinned folder %q", got)
+	}
+	err = within(t, 30*time.Second, "offline read of an uncached file", func() error {
+		_, err := os.ReadFile(e.path("Project", "Other", "c.txt"))
+		return err
+	})
+	if err == nil {
+		t.Error("a file never read nor pinned was read with its server stopped")
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path"
@@ -239,19 +238,10 @@ func (pn *Pinner) failed(share, p string, err error) {
 }
 
 // Offline reports whether err means the server cannot be reached now
-// (no connection, no answer in time, server errors), not that the
-// content is wrong or gone.
+// (as vfs.Unreachable, and a share whose address is not known yet), not
+// that the content is wrong or gone.
 func Offline(err error) bool {
-	switch vfs.KindOf(err) {
-	case vfs.KindTimeout, vfs.KindUnreachable:
-		return true
-	}
-	var ne net.Error
-	if errors.As(err, &ne) {
-		return true
-	}
-	var se *vfs.StatusError
-	return errors.As(err, &se) && se.Code >= 500
+	return vfs.Unreachable(err) || vfs.KindOf(err) == vfs.KindUnreachable
 }
 
 // walk is one pass over a pin.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"net/http"
 	"sort"
 	"sync"
@@ -29,48 +28,38 @@ type pinService struct {
 	ctx   context.Context // the mount's life: pin jobs run in it
 }
 
-// pinHolder keeps the pin service while the mount is up, and the shares
-// the mount reports offline.
+// pinHolder keeps the pin service while the mount is up, and since when
+// status has seen each share offline (the mount says only whether).
 type pinHolder struct {
-	mu      sync.Mutex
-	svc     *pinService
-	offline map[string]time.Time // share id: offline since
+	mu           sync.Mutex
+	svc          *pinService
+	offlineSince map[string]time.Time
 }
 
-// shareOffline hears from the mount that a share's server stopped
-// answering, or answers again.
-func (a *Agent) shareOffline(id string, offline bool) {
-	a.pins.mu.Lock()
-	_, was := a.pins.offline[id]
-	switch {
-	case offline && !was:
-		if a.pins.offline == nil {
-			a.pins.offline = map[string]time.Time{}
-		}
-		a.pins.offline[id] = time.Now()
-	case !offline:
-		delete(a.pins.offline, id)
-	}
-	a.pins.mu.Unlock()
-	if offline != was {
-		a.events.publish("status", "", "")
-	}
-}
-
-// offlineShares lists the accepted shares the mount reports offline.
+// offlineShares lists the accepted shares the mount reports offline, for
+// status.
 func (a *Agent) offlineShares(ctx context.Context) []control.UnreachableShare {
+	ids := a.OfflineShares()
+	now := time.Now()
 	a.pins.mu.Lock()
-	since := maps.Clone(a.pins.offline)
+	since := map[string]time.Time{}
+	for _, id := range ids {
+		t, ok := a.pins.offlineSince[id]
+		if !ok {
+			t = now
+		}
+		since[id] = t
+	}
+	a.pins.offlineSince = since
 	a.pins.mu.Unlock()
 	var out []control.UnreachableShare
-	for id, t := range since {
+	for _, id := range ids {
 		sh, err := a.store.Share(ctx, id)
 		if err != nil || sh.State != store.StateAccepted {
 			continue
 		}
-		out = append(out, control.UnreachableShare{ID: id, Name: sh.Name, Since: t.UTC(), Error: "no answer: reading from the cache"})
+		out = append(out, control.UnreachableShare{ID: id, Name: sh.Name, Since: since[id].UTC(), Error: "no answer: reading from the cache"})
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
 }
 
@@ -104,6 +93,7 @@ func (d *Daemon) startPins(ctx context.Context, fs *ocmfs.FS, cache *contentcach
 		a.pins.mu.Unlock()
 		cancel()
 		<-done
+		svc.p.Wait() // the jobs end before the cache closes
 		return nil
 	})
 }
@@ -113,40 +103,6 @@ func (d *Daemon) startPins(ctx context.Context, fs *ocmfs.FS, cache *contentcach
 func (a *Agent) RefreshPins(ctx context.Context) {
 	if svc := a.pinSvc(); svc != nil {
 		svc.p.Refresh(ctx)
-	}
-}
-
-// dropCachedShares deletes the cached content and pins of shares that
-// left for good (removed, declined, gone from the store).
-func (a *Agent) dropCachedShares(ctx context.Context, accepted map[string]bool) {
-	svc := a.pinSvc()
-	if svc == nil {
-		return
-	}
-	ids := map[string]bool{}
-	for id := range svc.cache.Usage().Shares {
-		ids[id] = true
-	}
-	for _, p := range svc.cache.Pins() {
-		ids[p.Share] = true
-	}
-	for id := range ids {
-		if accepted[id] {
-			continue
-		}
-		sh, err := a.store.Share(ctx, id)
-		if err == nil && sh.State != store.StateRemoved && sh.State != store.StateDeclined {
-			continue // revoked or in error: it may come back
-		}
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			continue
-		}
-		if err := svc.cache.RemoveShare(id); err != nil {
-			a.log.Warn("could not delete the cached content of a removed share", "share", id, "err", err)
-			continue
-		}
-		svc.p.Forget(id)
-		a.log.Info("deleted the cached content of a removed share", "share", id)
 	}
 }
 
@@ -264,11 +220,9 @@ func (b controlBackend) Pins(ctx context.Context) ([]control.Pin, error) {
 // pinList describes the pins, sorted by share name and path.
 func (b controlBackend) pinList(ctx context.Context, svc *pinService) []control.Pin {
 	offline := map[string]bool{}
-	b.a.pins.mu.Lock()
-	for id := range b.a.pins.offline {
+	for _, id := range b.a.OfflineShares() {
 		offline[id] = true
 	}
-	b.a.pins.mu.Unlock()
 	for _, u := range b.a.unreachableShares() {
 		offline[u.ID] = true
 	}

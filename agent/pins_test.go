@@ -109,6 +109,24 @@ func TestPinThroughTheAgent(t *testing.T) {
 		t.Fatalf("after the refresh the cache holds %q", got[:n])
 	}
 
+	// The server goes away: the next refresh finds it offline, status
+	// says so, and the pinned files are read from the cache.
+	peer.Close()
+	td.Agent.RefreshPins(ctx)
+	eventually(t, 10*time.Second, "the share offline in status", func() bool {
+		st, err := td.client.Status(ctx)
+		return err == nil && len(st.Offline) == 1 && st.Offline[0].ID == sh.ID && st.Offline[0].Name == "Docs"
+	})
+	if pins, err := td.client.Pins(ctx); err != nil || len(pins) != 1 || !pins[0].Offline {
+		t.Errorf("pins while offline %+v %v", pins, err)
+	}
+	for p, want := range map[string][]byte{"a.txt": newer, "sub/b.bin": {1, 2, 3}} {
+		got, err := os.ReadFile(filepath.Join(mnt, "Docs", filepath.FromSlash(p)))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("offline read of %s: %q %v; want %q", p, got, err, want)
+		}
+	}
+
 	if _, err := td.client.Unpin(ctx, sh.ID, "sub"); !errors.Is(err, control.ErrNotFound) {
 		t.Errorf("unpin of what is not pinned: %v", err)
 	}

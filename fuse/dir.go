@@ -648,17 +648,23 @@ func (f *FS) invalidateDir(shareID string, segs []string) {
 	if sh == nil || len(segs) == 0 {
 		return
 	}
+	if d, ok := f.nodeAt(sh, segs[:len(segs)-1]).(*dirNode); ok {
+		d.invalidate()
+	}
+}
+
+// nodeAt returns the node at segs of sh if it is in the tree (the share's
+// root for none), or nil.
+func (f *FS) nodeAt(sh *share, segs []string) fs.InodeEmbedder {
 	cur := f.root.GetChild(sh.name)
-	for _, s := range segs[:len(segs)-1] {
+	for _, s := range segs {
 		if cur == nil {
-			return
+			return nil
 		}
 		cur = cur.GetChild(s)
 	}
 	if cur == nil {
-		return
+		return nil
 	}
-	if d, ok := cur.Operations().(*dirNode); ok {
-		d.invalidate()
-	}
+	return cur.Operations()
 }

@@ -58,3 +58,28 @@ func (r pinRemote) List(ctx context.Context, id, dir, u string) (*vfs.Listing, e
 	r.f.keepListing(sh, segs, l)
 	return l, nil
 }
+
+// Changed tells the mount's tree that the pinner stored a new version of
+// the file at path: its folder's listing and its node take the new
+// metadata at once. Otherwise an open within the metadata TTL would ask
+// the cache for the version the mount last listed, which drops the new
+// copy (and, offline, leaves nothing to read).
+func (r pinRemote) Changed(id, path string, in vfs.Info) {
+	f := r.f
+	sh := f.shareByID(id)
+	if sh == nil {
+		return
+	}
+	var segs []string
+	if path == "" { // a single-file share
+		sh.setFileInfo(in)
+	} else {
+		segs = strings.Split(path, "/")
+		if d, ok := f.nodeAt(sh, segs[:len(segs)-1]).(*dirNode); ok {
+			d.patch(segs[len(segs)-1], &in)
+		}
+	}
+	if n, ok := f.nodeAt(sh, segs).(*fileNode); ok {
+		n.setInfo(in)
+	}
+}

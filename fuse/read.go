@@ -192,8 +192,9 @@ type reader struct {
 	whole   *vfs.WholeFile // set once the server would not serve a range
 	logged  bool           // a failed read was logged
 
-	cf  *contentcache.File // nil without a cache
-	blk int64              // cf's block size
+	cf     *contentcache.File // nil without a cache
+	blk    int64              // cf's block size
+	cfRefs atomic.Int32       // the handle's and each fetch's: the last releases cf
 
 	pmu        sync.Mutex
 	pieces     []piece // see keepPiece
@@ -207,8 +208,17 @@ func newReader(f *FS, sh *share, u string, size int64, cf *contentcache.File) *r
 	r := &reader{f: f, sh: sh, url: u, size: size, ctx: ctx, cancel: cancel, lastEnd: -1, cf: cf}
 	if cf != nil {
 		r.blk = cf.BlockSize()
+		r.cfRefs.Store(1)
 	}
 	return r
+}
+
+// unrefCache drops a reference on the cached file: fetches still running
+// when the file is closed store what they got first.
+func (r *reader) unrefCache() {
+	if r.cf != nil && r.cfRefs.Add(-1) == 0 {
+		r.cf.Release()
+	}
 }
 
 func (r *reader) release() {
@@ -223,9 +233,7 @@ func (r *reader) release() {
 		r.whole = nil
 	}
 	r.mu.Unlock()
-	if r.cf != nil {
-		r.cf.Release()
-	}
+	r.unrefCache()
 }
 
 func (r *reader) dropChunk(c *chunk) {
@@ -246,8 +254,12 @@ func (r *reader) start(off, n int64, ahead bool) *chunk {
 		raInUse.Add(n)
 	}
 	r.f.wg.Add(1)
+	if r.cf != nil {
+		r.cfRefs.Add(1)
+	}
 	go func() {
 		defer r.f.wg.Done()
+		defer r.unrefCache()
 		defer c.unref()
 		defer cancel()
 		var err error

@@ -394,6 +394,29 @@ func (c *Cache) PinUsage(share, path string) (files, complete int, bytes int64) 
 	return files, complete, bytes
 }
 
+// Shares lists the shares the cache holds anything of (content, listings
+// or pins), sorted: those a caller may have to RemoveShare.
+func (c *Cache) Shares() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	seen := map[string]bool{}
+	for _, e := range c.entries {
+		seen[e.key.Share] = true
+	}
+	for _, l := range c.listings {
+		seen[l.share] = true
+	}
+	for _, p := range c.pins {
+		seen[p.Share] = true
+	}
+	out := make([]string, 0, len(seen))
+	for s := range seen {
+		out = append(out, s)
+	}
+	sort.Strings(out)
+	return out
+}
+
 // RemoveShare deletes everything of a share: content, listings and pins.
 func (c *Cache) RemoveShare(share string) error {
 	c.mu.Lock()

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -474,6 +475,13 @@ func TestRemoveShareAndClear(t *testing.T) {
 	c.PutListing("b", "", []byte("root"))
 	c.PutListing("b", "p", []byte("p"))
 
+	c.PutListing("c", "", []byte("only a listing"))
+	if got := c.Shares(); !slices.Equal(got, []string{"a", "b", "c"}) {
+		t.Fatalf("Shares = %q", got)
+	}
+	if err := c.RemoveShare("c"); err != nil {
+		t.Fatal(err)
+	}
 	if err := c.RemoveShare("a"); err != nil {
 		t.Fatal(err)
 	}

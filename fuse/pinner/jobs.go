@@ -74,8 +74,10 @@ func (pn *Pinner) Start(ctx context.Context, share, p string) (*Job, error) {
 		}
 	}
 	pn.jobs[j.ID] = j
+	pn.jobsWG.Add(1)
 	pn.mu.Unlock()
 	go func() {
+		defer pn.jobsWG.Done()
 		defer close(j.done)
 		p, err := pn.run(ctx, w, func(p Progress) {
 			j.mu.Lock()
@@ -124,3 +126,6 @@ func (pn *Pinner) RunningJob(share, p string) string {
 }
 
 func (pn *Pinner) running(share, p string) bool { return pn.runningJob(share, p) != nil }
+
+// Wait returns once no job runs; cancel their context first to end them.
+func (pn *Pinner) Wait() { pn.jobsWG.Wait() }

@@ -26,6 +26,9 @@ type Remote interface {
 	// List lists the folder dir of a share ("/"-joined, "" for the root)
 	// at u with PROPFIND Depth 1 (and keeps the listing for offline use).
 	List(ctx context.Context, share, dir, u string) (*vfs.Listing, error)
+	// Changed hears that a new version of the file at path was stored
+	// (the one in, as listed).
+	Changed(share, path string, in vfs.Info)
 }
 
 // Options configure a Pinner.
@@ -65,6 +68,8 @@ var (
 type Pinner struct {
 	o   Options
 	log *slog.Logger
+
+	jobsWG sync.WaitGroup // running jobs (Wait)
 
 	mu     sync.Mutex
 	states map[pinKey]*State
@@ -469,6 +474,7 @@ func (pn *Pinner) keep(ctx context.Context, w *walk, it item, c *counters, tell 
 		if err := pn.replace(ctx, w, it, k, version, c, tell); err != nil {
 			return err
 		}
+		pn.o.Remote.Changed(w.share, it.path, it.info)
 		done()
 		return nil
 	}

@@ -90,6 +90,8 @@ func (r remote) List(ctx context.Context, share, dir, u string) (*vfs.Listing, e
 	return l, err
 }
 
+func (r remote) Changed(string, string, vfs.Info) {}
+
 type fixture struct {
 	srv   *server
 	cache *contentcache.Cache

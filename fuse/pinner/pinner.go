@@ -336,6 +336,26 @@ type counters struct {
 	listed                     atomic.Bool
 	files, filesDone, complete atomic.Int64
 	bytes, bytesDone, fetched  atomic.Int64
+
+	// Releasing a cached file syncs its data and metadata (two fsyncs):
+	// done beside the downloads, by up to maxReleasing at once, so that
+	// the next GETs do not wait on the disk. A run ends after them all.
+	releasing chan struct{}
+	released  sync.WaitGroup
+}
+
+// maxReleasing bounds the cached files being released (synced) at once.
+const maxReleasing = 16
+
+// release gives f back in the background.
+func (c *counters) release(f *contentcache.File) {
+	c.released.Add(1)
+	c.releasing <- struct{}{}
+	go func() {
+		defer c.released.Done()
+		f.Release()
+		<-c.releasing
+	}()
 }
 
 func (c *counters) progress() Progress {
@@ -347,7 +367,7 @@ func (c *counters) progress() Progress {
 func (pn *Pinner) run(ctx context.Context, w *walk, progress func(Progress)) (Progress, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	var c counters
+	c := counters{releasing: make(chan struct{}, maxReleasing)}
 	tell := func() {
 		if progress != nil {
 			progress(c.progress())
@@ -399,6 +419,7 @@ func (pn *Pinner) run(ctx context.Context, w *walk, progress func(Progress)) (Pr
 	c.listed.Store(ctx.Err() == nil)
 	close(items)
 	wg.Wait()
+	c.released.Wait()
 	tell()
 	p := c.progress()
 	if firstErr != nil {
@@ -482,7 +503,7 @@ func (pn *Pinner) keep(ctx context.Context, w *walk, it item, c *counters, tell 
 	if err != nil {
 		return err
 	}
-	defer f.Release()
+	defer c.release(f)
 	if f.Complete() {
 		c.bytesDone.Add(size)
 		done()
@@ -577,10 +598,10 @@ func (pn *Pinner) fetch(ctx context.Context, w *walk, it item, chunk int64, writ
 	if resp.ContentLength >= 0 && resp.ContentLength != size {
 		return fmt.Errorf("%w (changed while pinned)", vfs.ErrRemoteChanged)
 	}
-	buf := make([]byte, chunk)
+	buf := make([]byte, min(chunk, max(size, 1)))
 	var off int64
 	for off < size {
-		n, err := io.ReadFull(resp.Body, buf[:min(chunk, size-off)])
+		n, err := io.ReadFull(resp.Body, buf[:min(int64(len(buf)), size-off)])
 		if n > 0 {
 			if werr := write(buf[:n], off); werr != nil {
 				return werr

@@ -185,8 +185,11 @@ func serveMount(args []string) int {
 		fmt.Fprintln(os.Stderr, "content cache:", err)
 		return 1
 	}
-	f, err := ocmfs.Mount(context.Background(), ocmfs.Options{Dir: args[0], SpoolDir: args[2], Logger: log, Cache: cache},
-		staticAuth(os.Getenv("BENCH_TOKEN")))
+	o := ocmfs.Options{Dir: args[0], SpoolDir: args[2], Logger: log, Cache: cache}
+	if os.Getenv("BENCH_DIRECT_READS") != "" { // as mount-direct-reads
+		o.DirectReadMin = ocmfs.DirectReadSize
+	}
+	f, err := ocmfs.Mount(context.Background(), o, staticAuth(os.Getenv("BENCH_TOKEN")))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "mount:", err)
 		return 1

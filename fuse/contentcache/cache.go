@@ -269,8 +269,8 @@ func (c *Cache) Stored(k Key) (f *File, etag string, size int64, ok bool) {
 }
 
 // holdLocked takes a reference on e, opening its data file for the first
-// holder (which also forgets what was verified: a file opened again is
-// checked again).
+// holder. What was verified is forgotten unless the data file is unchanged
+// since this process last wrote or checked it (see stamp).
 func (c *Cache) holdLocked(e *entry) (*File, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -280,7 +280,7 @@ func (c *Cache) holdLocked(e *entry) (*File, error) {
 			return nil, fmt.Errorf("contentcache: %w", err)
 		}
 		e.fd = fd
-		clear(e.verified)
+		e.checkStamp(stampOf(fd))
 	}
 	e.refs++
 	e.used = c.o.Now()

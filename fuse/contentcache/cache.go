@@ -291,6 +291,9 @@ func (c *Cache) holdLocked(e *entry) (*File, error) {
 // between leaves data that Open removes). A holder keeps its descriptor.
 func (c *Cache) removeLocked(e *entry) {
 	delete(c.entries, e.id)
+	// a metadata write under way lands first, then goes with the rest
+	e.flushMu.Lock()
+	defer e.flushMu.Unlock()
 	e.mu.Lock()
 	e.gone = true
 	c.total.Add(-e.bytes)

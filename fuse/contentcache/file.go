@@ -408,7 +408,8 @@ func (f *File) WriteAt(p []byte, off int64) error {
 func (f *File) Complete() bool { return f.e.complete() }
 
 // Release gives f back; the last holder's release writes the metadata and
-// closes the data file. Releasing twice is harmless.
+// closes the data file, or removes the file when nothing of it was stored
+// (unless it is pinned). Releasing twice is harmless.
 func (f *File) Release() {
 	if f.released.Swap(true) {
 		return
@@ -418,6 +419,11 @@ func (f *File) Release() {
 	c.mu.Lock()
 	e.refs--
 	last := e.refs == 0
+	if last && e.size > 0 && e.storedBytes() == 0 && !e.gone && !c.pinnedLocked(e.key) {
+		// Nothing stored (a file opened, or read a little here and
+		// there): not worth an entry.
+		c.removeLocked(e)
+	}
 	c.mu.Unlock()
 	if !last {
 		return

@@ -269,8 +269,8 @@ func (c *Cache) Stored(k Key) (f *File, etag string, size int64, ok bool) {
 }
 
 // holdLocked takes a reference on e, opening its data file for the first
-// holder (which also forgets what was verified: a file opened again is
-// checked again).
+// holder. What was verified is forgotten unless the data file is unchanged
+// since this process last wrote or checked it (see stamp).
 func (c *Cache) holdLocked(e *entry) (*File, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -280,7 +280,7 @@ func (c *Cache) holdLocked(e *entry) (*File, error) {
 			return nil, fmt.Errorf("contentcache: %w", err)
 		}
 		e.fd = fd
-		clear(e.verified)
+		e.checkStamp(stampOf(fd))
 	}
 	e.refs++
 	e.used = c.o.Now()
@@ -291,6 +291,9 @@ func (c *Cache) holdLocked(e *entry) (*File, error) {
 // between leaves data that Open removes). A holder keeps its descriptor.
 func (c *Cache) removeLocked(e *entry) {
 	delete(c.entries, e.id)
+	// a metadata write under way lands first, then goes with the rest
+	e.flushMu.Lock()
+	defer e.flushMu.Unlock()
 	e.mu.Lock()
 	e.gone = true
 	c.total.Add(-e.bytes)

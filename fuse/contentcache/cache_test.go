@@ -581,3 +581,36 @@ func TestConcurrentReadersAndWriters(t *testing.T) {
 		t.Fatalf("bytes %d beyond the limit", u.Bytes)
 	}
 }
+
+// A file released with nothing stored leaves nothing behind, unless it is
+// pinned (or empty: then it is complete).
+func TestNothingStoredLeavesNothing(t *testing.T) {
+	c := open(t, t.TempDir(), 1<<20)
+	c.Pin("s", "keep")
+	for _, k := range []Key{{"s", "opened"}, {"s", "keep/x"}, {"s", "empty"}} {
+		size := int64(3 * bs)
+		if k.Path == "empty" {
+			size = 0
+		}
+		f, err := c.File(k, `"e"`, size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteAt(make([]byte, 100), 10) // no whole block
+		f.Release()
+	}
+	if _, _, _, ok := c.Stored(Key{"s", "opened"}); ok {
+		t.Error("a file with nothing stored was kept")
+	}
+	for _, p := range []string{"keep/x", "empty"} {
+		f, _, _, ok := c.Stored(Key{"s", p})
+		if !ok {
+			t.Errorf("%s was dropped", p)
+			continue
+		}
+		f.Release()
+	}
+	if _, err := os.Stat(dataFile(c, Key{"s", "opened"})); err == nil {
+		t.Error("the data file of a file with nothing stored is left")
+	}
+}

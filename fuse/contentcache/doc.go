@@ -28,9 +28,12 @@
 // seconds, and when the last user of the file releases it), not per block.
 // A crash therefore loses at most the last batch of blocks, never makes an
 // unwritten block look present. Independently of that ordering, every block
-// is checked against its checksum the first time it is read after its data
-// file was opened; a block that fails is dropped (so it is fetched again)
-// and nothing of it is returned.
+// is checked against its checksum before it is first returned; a block
+// that fails is dropped (so it is fetched again) and nothing of it is
+// returned. A block stays checked while its data file is unchanged
+// (size, mtime, ctime and inode as this process last wrote or checked
+// it), so that a file read again is not read twice: a change from outside
+// makes every block checked again at the next open.
 //
 // # Eviction and pins
 //

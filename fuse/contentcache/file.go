@@ -7,6 +7,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -43,7 +44,8 @@ type entry struct {
 	refs     int // guarded by c.mu (eviction reads it under c.mu only)
 	fd       *os.File
 	present  []byte // bitmap
-	verified []byte // bitmap: checked since fd was opened
+	verified []byte // bitmap: written or checked by this process, see stamp
+	stamp    stamp  // of the data file after the last write or check
 	sums     []uint32
 	bytes    int64 // bytes of present blocks
 	used     time.Time
@@ -251,9 +253,11 @@ func (f *File) verify(i int64) bool {
 	}
 	buf := getBlockBuf(e.blockLen(i))
 	defer putBlockBuf(buf)
+	before := stampOf(fd)
 	got, _ := fd.ReadAt(buf, i*e.block)
 	if got == len(buf) && crc32.Checksum(buf, castagnoli) == want {
 		e.mu.Lock()
+		e.checkStamp(before)
 		setBit(e.verified, i)
 		e.mu.Unlock()
 		return true
@@ -345,6 +349,10 @@ func (f *File) WriteAt(p []byte, off int64) error {
 	if !e.c.reserve(e.key, add) {
 		return nil
 	}
+	pre := stampOf(fd)
+	e.mu.Lock()
+	e.checkStamp(pre)
+	e.mu.Unlock()
 	stored := 0
 	var werr error
 	for _, i := range todo {
@@ -370,6 +378,9 @@ func (f *File) WriteAt(p []byte, off int64) error {
 		e.mu.Unlock()
 	}
 	e.mu.Lock()
+	if stored > 0 {
+		e.stamp = stampOf(fd) // this process's own change
+	}
 	due := e.dirty && !e.flushing && (e.pending >= flushBlocks || e.c.o.Now().Sub(e.flushed) >= flushEvery)
 	if due {
 		e.flushing = true
@@ -397,7 +408,8 @@ func (f *File) WriteAt(p []byte, off int64) error {
 func (f *File) Complete() bool { return f.e.complete() }
 
 // Release gives f back; the last holder's release writes the metadata and
-// closes the data file. Releasing twice is harmless.
+// closes the data file, or removes the file when nothing of it was stored
+// (unless it is pinned). Releasing twice is harmless.
 func (f *File) Release() {
 	if f.released.Swap(true) {
 		return
@@ -407,6 +419,11 @@ func (f *File) Release() {
 	c.mu.Lock()
 	e.refs--
 	last := e.refs == 0
+	if last && e.size > 0 && e.storedBytes() == 0 && !e.gone && !c.pinnedLocked(e.key) {
+		// Nothing stored (a file opened, or read a little here and
+		// there): not worth an entry.
+		c.removeLocked(e)
+	}
 	c.mu.Unlock()
 	if !last {
 		return
@@ -436,3 +453,38 @@ func getBlockBuf(n int64) []byte {
 }
 
 func putBlockBuf(b []byte) { blockPool.Put(&b) }
+
+// stamp identifies the state of a data file: a write by anyone changes it.
+// Verified blocks stay verified across opens while it is unchanged, so
+// that a file read again is not read twice (once to check it); a change
+// from outside (a damaged or tampered file) makes every block checked
+// again.
+type stamp struct {
+	size         int64
+	mtime, ctime int64
+	ino          uint64
+}
+
+// stampOf returns the stamp of f, the zero stamp when it cannot be had
+// (which no data file has: nothing stays verified).
+func stampOf(f *os.File) stamp {
+	fi, err := f.Stat()
+	if err != nil {
+		return stamp{}
+	}
+	st := stamp{size: fi.Size(), mtime: fi.ModTime().UnixNano()}
+	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
+		st.ctime = sys.Ctim.Nano()
+		st.ino = sys.Ino
+	}
+	return st
+}
+
+// checkStamp forgets what was verified if the data file is not as it was
+// when it was verified (cur is its stamp now). e.mu is held.
+func (e *entry) checkStamp(cur stamp) {
+	if cur != e.stamp || cur == (stamp{}) {
+		clear(e.verified)
+		e.stamp = cur
+	}
+}

@@ -194,7 +194,9 @@ func serveMount(args []string) int {
 		fmt.Fprintln(os.Stderr, "mount:", err)
 		return 1
 	}
-	f.SetEntries([]ocmfs.Entry{{ID: "bench", Name: "bench", Origin: "bench@127.0.0.1", IsDir: true, URL: args[1], Writable: true}})
+	// BENCH_READONLY: a share that grants reading only (as most do).
+	writable := os.Getenv("BENCH_READONLY") == ""
+	f.SetEntries([]ocmfs.Entry{{ID: "bench", Name: "bench", Origin: "bench@127.0.0.1", IsDir: true, URL: args[1], Writable: writable}})
 	if cache != nil {
 		defer cache.Close()
 		go serveCommands(f, cache, args[2])

@@ -31,8 +31,9 @@ func runCLIAt(t *testing.T, socket string, args ...string) (stdout, stderr strin
 
 // mountedAgent runs a daemon with a mount and a content cache, in this
 // process, and a peer that shares the folder Docs with it; it returns the
-// socket and the id of the share, accepted and in the mount.
-func mountedAgent(t *testing.T) (socket, shareID string) {
+// socket, the id of the share, accepted and in the mount, the daemon and
+// the peer.
+func mountedAgent(t *testing.T) (socket, shareID string, d *agent.Daemon, peer *ocmtest.Server) {
 	t.Helper()
 	if _, err := os.Stat("/dev/fuse"); err != nil {
 		if os.Getenv("CI") == "true" {
@@ -46,7 +47,7 @@ func mountedAgent(t *testing.T) (socket, shareID string) {
 		}
 		t.Skipf("fusermount3 missing: %v", err)
 	}
-	peer := ocmtest.StartForTest(t, ocmtest.Options{})
+	peer = ocmtest.StartForTest(t, ocmtest.Options{})
 	for p, b := range map[string]string{"Docs/a.txt": strings.Repeat("kept ", 5000), "Docs/sub/b.txt": "b"} {
 		full := filepath.Join(peer.Dir(), p)
 		os.MkdirAll(filepath.Dir(full), 0o755)
@@ -70,7 +71,8 @@ func mountedAgent(t *testing.T) (socket, shareID string) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	d, err := agent.Start(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	var err error
+	d, err = agent.Start(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		cancel()
 		t.Fatal(err)
@@ -107,7 +109,7 @@ func mountedAgent(t *testing.T) (socket, shareID string) {
 		}
 		time.Sleep(20 * time.Millisecond) // polling, bounded
 	}
-	return cfg.Socket, shares[0].ID
+	return cfg.Socket, shares[0].ID, d, peer
 }
 
 // TestPinCommands: 'shares pin' with --json (progress lines, the last the
@@ -115,7 +117,7 @@ func mountedAgent(t *testing.T) (socket, shareID string) {
 // and 'cache status' showing the pin, 'shares unpin', 'cache clear';
 // bad input exits 1 with a clear message and changes nothing.
 func TestPinCommands(t *testing.T) {
-	sock, id := mountedAgent(t)
+	sock, id, d, peer := mountedAgent(t)
 
 	out, errOut, code := runCLIAt(t, sock, "shares", "pin", id, "--json")
 	if code != 0 {
@@ -162,6 +164,18 @@ func TestPinCommands(t *testing.T) {
 		if code != 1 || !strings.Contains(errOut, c.want) || out != "" {
 			t.Errorf("%v: exit %d, stdout %q, stderr %q; want 1 and %q", c.args, code, out, errOut, c.want)
 		}
+	}
+
+	// The server goes away: the refresh finds it offline; status and
+	// shares list say so.
+	peer.Close()
+	d.Agent.RefreshPins(context.Background())
+	out, _, _ = runCLIAt(t, sock, "status")
+	if !strings.Contains(out, "Offline:") || !strings.Contains(out, "Docs ("+id+") since") {
+		t.Errorf("status while offline:\n%s", out)
+	}
+	if out, _, _ = runCLIAt(t, sock, "shares", "list"); !strings.Contains(out, "accepted (offline since") {
+		t.Errorf("shares list while offline:\n%s", out)
 	}
 
 	out, errOut, code = runCLIAt(t, sock, "shares", "unpin", id, "sub")

@@ -9,9 +9,11 @@ import (
 	"net/http"
 	"os"
 	"path"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/ocm-agent/ocm-agent/fuse/contentcache"
@@ -209,10 +211,12 @@ func (pn *Pinner) Refresh(ctx context.Context) {
 	}
 }
 
-// Loop refreshes the pins every interval until ctx ends.
+// Loop refreshes the pins at once (what changed while the agent was not
+// running), then every interval until ctx ends.
 func (pn *Pinner) Loop(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
+	pn.Refresh(ctx)
 	for {
 		select {
 		case <-ctx.Done():
@@ -246,7 +250,10 @@ func (pn *Pinner) failed(share, p string, err error) {
 // (as vfs.Unreachable, and a share whose address is not known yet), not
 // that the content is wrong or gone.
 func Offline(err error) bool {
-	return vfs.Unreachable(err) || vfs.KindOf(err) == vfs.KindUnreachable
+	// A server gone while a kept-alive connection waited gives EOF (no
+	// retry for PROPFIND, which Go does not take as idempotent).
+	return vfs.Unreachable(err) || vfs.KindOf(err) == vfs.KindUnreachable ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)
 }
 
 // walk is one pass over a pin.
@@ -509,8 +516,19 @@ func (pn *Pinner) keep(ctx context.Context, w *walk, it item, c *counters, tell 
 		done()
 		return nil
 	}
+	// What an earlier, interrupted download stored is kept: the blocks
+	// present from the start on are not fetched again.
+	chunk := blockChunk(f)
+	from := int64(0)
+	for bs := max(f.BlockSize(), 1); from < size && f.Has(from, min(bs, size-from)); {
+		from += bs
+	}
 	var got int64
-	err = pn.fetch(ctx, w, it, blockChunk(f), func(p []byte, off int64) error {
+	err = pn.fetch(ctx, w, it, from, chunk, func(p []byte, off int64) error {
+		if got == 0 && off > 0 { // the stored start counts as done
+			got = off
+			c.bytesDone.Add(off)
+		}
 		got += int64(len(p))
 		c.bytesDone.Add(int64(len(p)))
 		c.fetched.Add(int64(len(p)))
@@ -538,7 +556,7 @@ func (pn *Pinner) replace(ctx context.Context, w *walk, it item, k contentcache.
 	defer os.Remove(tmp.Name())
 	defer tmp.Close()
 	var got int64
-	err = pn.fetch(ctx, w, it, 1<<20, func(p []byte, off int64) error {
+	err = pn.fetch(ctx, w, it, 0, 1<<20, func(p []byte, off int64) error {
 		got += int64(len(p))
 		c.bytesDone.Add(int64(len(p)))
 		c.fetched.Add(int64(len(p)))
@@ -582,24 +600,25 @@ func blockChunk(f *contentcache.File) int64 {
 	return bs * max(1, (1<<20)/bs)
 }
 
-// fetch GETs the file whole and hands it to write in pieces of whole
-// blocks. The answer must be the listed version (its ETag, when the
-// server sends one) and size.
-func (pn *Pinner) fetch(ctx context.Context, w *walk, it item, chunk int64, write func(p []byte, off int64) error) error {
-	resp, err := pn.o.Client.GetWhole(ctx, w.share, pn.fileURL(w, it.path))
+// fetch GETs the file from the byte from on (a partial download is
+// continued where its blocks end; a server that ignores or refuses the
+// range sends it whole) and hands it to write in pieces of chunk bytes at
+// most. The answer must be the listed version (its ETag, when the server
+// sends one) and size.
+func (pn *Pinner) fetch(ctx context.Context, w *walk, it item, from, chunk int64, write func(p []byte, off int64) error) error {
+	resp, off, err := pn.get(ctx, w, it, from)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
+	size := max(it.info.Size, 0)
 	if et := resp.Header.Get("ETag"); et != "" && it.info.ETag != "" && et != it.info.ETag {
 		return fmt.Errorf("%w (changed while pinned)", vfs.ErrRemoteChanged)
 	}
-	size := max(it.info.Size, 0)
-	if resp.ContentLength >= 0 && resp.ContentLength != size {
+	if resp.ContentLength >= 0 && resp.ContentLength != size-off {
 		return fmt.Errorf("%w (changed while pinned)", vfs.ErrRemoteChanged)
 	}
-	buf := make([]byte, min(chunk, max(size, 1)))
-	var off int64
+	buf := make([]byte, min(chunk, max(size-off, 1)))
 	for off < size {
 		n, err := io.ReadFull(resp.Body, buf[:min(int64(len(buf)), size-off)])
 		if n > 0 {
@@ -619,4 +638,26 @@ func (pn *Pinner) fetch(ctx context.Context, w *walk, it item, chunk int64, writ
 		}
 	}
 	return nil
+}
+
+// get starts the download of it from the byte from on, and returns the
+// answer and the offset its body starts at.
+func (pn *Pinner) get(ctx context.Context, w *walk, it item, from int64) (*http.Response, int64, error) {
+	u := pn.fileURL(w, it.path)
+	if from > 0 {
+		resp, err := pn.o.Client.Do(ctx, vfs.Request{Method: http.MethodGet, URL: u, ShareID: w.share,
+			Header: http.Header{"Range": {"bytes=" + strconv.FormatInt(from, 10) + "-"}}})
+		if err != nil {
+			return nil, 0, err
+		}
+		switch {
+		case resp.StatusCode == http.StatusPartialContent && vfs.RangeStartsAt(resp.Header.Get("Content-Range"), from):
+			return resp, from, nil
+		case resp.StatusCode == http.StatusOK:
+			return resp, 0, nil
+		}
+		vfs.DrainClose(resp) // a refused range: the whole file then
+	}
+	resp, err := pn.o.Client.GetWhole(ctx, w.share, u)
+	return resp, 0, err
 }

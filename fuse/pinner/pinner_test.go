@@ -274,3 +274,34 @@ func TestUnpin(t *testing.T) {
 		t.Error("pin listed")
 	}
 }
+
+// TestPinContinuesAPartialCopy: the blocks an interrupted download stored
+// are kept; only the rest is fetched, with a range request.
+func TestPinContinuesAPartialCopy(t *testing.T) {
+	f := newFixture(t)
+	data := content(5*(64<<10)+100, 4)
+	f.srv.write(t, "big.bin", data)
+	fi, err := os.Stat(filepath.Join(f.srv.dir, "big.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	etag := fmt.Sprintf(`"%x%x"`, fi.ModTime().UnixNano(), fi.Size()) // x/net/webdav's
+	cf, err := f.cache.File(contentcache.Key{Share: "s1", Path: "big.bin"}, etag, int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cf.WriteAt(data[:2*(64<<10)], 0); err != nil {
+		t.Fatal(err)
+	}
+	cf.Release()
+	p, err := f.pn.Pin(context.Background(), "s1", "big.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := int64(len(data) - 2*(64<<10)); p.Fetched != want || p.BytesDone != int64(len(data)) {
+		t.Fatalf("fetched %d, done %d; want %d fetched, all done", p.Fetched, p.BytesDone, want)
+	}
+	if got := f.cached(t, "big.bin"); !bytes.Equal(got, data) {
+		t.Fatal("the cached copy differs")
+	}
+}

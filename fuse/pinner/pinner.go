@@ -240,9 +240,11 @@ func (pn *Pinner) failed(share, p string, err error) {
 	st.Err = err.Error()
 	pn.mu.Unlock()
 	if off {
-		pn.log.Debug("pinned share not reachable; kept as it is", "share", share, "err", err)
+		pn.log.Debug("pinned share not reachable; kept as it is", "share", share, "kind", vfs.KindOf(err).String())
 	} else {
-		pn.log.Warn("a pin could not be refreshed", "share", share, "err", err)
+		// The error names files: what is in a share stays out of logs
+		// (the pin's state, which the person asks for, says it).
+		pn.log.Warn("a pin could not be refreshed", "share", share, "kind", vfs.KindOf(err).String())
 	}
 }
 

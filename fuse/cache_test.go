@@ -3,6 +3,7 @@ package ocmfs
 import (
 	"bytes"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,7 +18,7 @@ import (
 const testBlock = 64 << 10
 
 // cacheEnv is a mount with a content cache of max bytes in blocks of 64 KiB.
-// Metadata is trusted for a millisecond, so that every open asks the server
+// Metadata is trusted for a nanosecond, so that every open asks the server
 // (or finds it gone), and every file is read with direct I/O, so that each
 // read reaches the mount instead of the kernel's page cache.
 type cacheEnv struct {
@@ -40,7 +41,7 @@ func newCacheEnv(t *testing.T, max int64, tweak ...func(*Options)) *cacheEnv {
 	t.Cleanup(func() { c.Close() })
 	ce.env = newEnv(t, append([]func(*Options){func(o *Options) {
 		o.Cache = c
-		o.MetadataTTL = time.Millisecond
+		o.MetadataTTL = time.Nanosecond
 		o.DirectReadMin = 1
 		o.OnShareOffline = func(id string, offline bool) {
 			ce.mu.Lock()
@@ -70,6 +71,24 @@ func (ce *cacheEnv) readBack(want []byte, parts ...string) {
 	}
 }
 
+// settle waits until the file at path of share s1 is complete in the cache
+// and released by the mount (a read returns before what it fetched is
+// stored; a close is told to the mount after the fact).
+func (ce *cacheEnv) settle(path string) {
+	ce.t.Helper()
+	eventually(ce.t, 10*time.Second, "the file "+path+" stored and released", func() bool {
+		if _, complete, _ := ce.cache.PinUsage("s1", path); complete != 1 {
+			return false
+		}
+		for _, p := range cachedDataFiles(ce.t, ce.dir) {
+			if openHere(ce.t, p) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
 // gets counts the GETs of a server path since the last resetLog, and their bytes.
 func (ce *cacheEnv) gets(p string) (int, int64) { return ce.srv.count("GET", p) }
 
@@ -91,6 +110,7 @@ func TestCacheServesRereadsAndOffline(t *testing.T) {
 
 	ce.readBack(a, "P", "a.bin")
 	ce.readBack(doc, "doc.pdf")
+	ce.settle("a.bin")
 	if got := joined(listNames(t, ce.path("P", "sub"))); got != "b.txt" {
 		t.Fatalf("sub lists %q", got)
 	}
@@ -163,6 +183,7 @@ func TestCacheReadsNewVersion(t *testing.T) {
 	ce.srv.write("/shares/p/f.bin", v1)
 	ce.fs.SetEntries([]Entry{ce.folder("s1", "P", "/shares/p", false)})
 	ce.readBack(v1, "P", "f.bin")
+	ce.settle("f.bin")
 	ce.srv.resetLog()
 	ce.readBack(v1, "P", "f.bin")
 	if n, _ := ce.gets("/shares/p/f.bin"); n != 0 {
@@ -178,6 +199,7 @@ func TestCacheReadsNewVersion(t *testing.T) {
 	if n, _ := ce.gets("/shares/p/f.bin"); n == 0 {
 		t.Fatalf("the new version was not fetched")
 	}
+	ce.settle("f.bin")
 	ce.srv.resetLog()
 	ce.readBack(v2, "P", "f.bin")
 	if n, _ := ce.gets("/shares/p/f.bin"); n != 0 {
@@ -207,15 +229,11 @@ func TestCacheCorruptBlockIsRefetched(t *testing.T) {
 	ce.srv.write("/shares/p/f.bin", data)
 	ce.fs.SetEntries([]Entry{ce.folder("s1", "P", "/shares/p", false)})
 	ce.readBack(data, "P", "f.bin")
+	// stored, and closed in the mount: a new open checks the blocks again
+	ce.settle("f.bin")
 	files := cachedDataFiles(t, ce.dir)
 	if len(files) != 1 {
 		t.Fatalf("%d data files in the cache", len(files))
-	}
-	// The file is closed in the mount (asynchronously after close(2)):
-	// a new open checks the blocks again.
-	eventually(t, 10*time.Second, "the cached file is released", func() bool { return !openHere(t, files[0]) })
-	if _, complete, _ := ce.cache.PinUsage("s1", ""); complete != 1 {
-		t.Fatalf("the file is not complete in the cache")
 	}
 	fh, err := os.OpenFile(files[0], os.O_RDWR, 0)
 	if err != nil {
@@ -256,6 +274,7 @@ func TestCacheLimitAndPrivacy(t *testing.T) {
 	ce.fs.SetEntries([]Entry{ce.folder("s1", "P", "/shares/p", false)})
 	for i := range files {
 		ce.readBack(pattern(size, byte(10+i)), "P", "f"+string(rune('a'+i)))
+		ce.settle("f" + string(rune('a'+i)))
 		if u := ce.cache.Usage(); u.Bytes > max {
 			t.Fatalf("after %d files the cache holds %d bytes > %d", i+1, u.Bytes, max)
 		}
@@ -346,4 +365,41 @@ func openHere(t *testing.T, path string) bool {
 		}
 	}
 	return false
+}
+
+// What a GET brings is stored only if it is the version the file was
+// opened at: an answer with another ETag (the file changed since) is read
+// but not kept.
+func TestCacheStoresOnlyTheVersionOpened(t *testing.T) {
+	ce := newCacheEnv(t, 64<<20)
+	data := pattern(300<<10, 8)
+	ce.srv.write("/shares/p/f.bin", data)
+	ce.fs.SetEntries([]Entry{ce.folder("s1", "P", "/shares/p", false)})
+	full := filepath.Join(ce.srv.dir, "shares/p/f.bin")
+	ce.srv.set(func(s *davServer) {
+		s.intercept = func(w http.ResponseWriter, r *http.Request) bool {
+			if r.Method != http.MethodGet {
+				return false
+			}
+			fh, err := os.Open(full)
+			if err != nil {
+				return false
+			}
+			defer fh.Close()
+			w.Header().Set("ETag", `"another-version"`)
+			http.ServeContent(w, r, "f.bin", time.Time{}, fh)
+			return true
+		}
+	})
+	ce.readBack(data, "P", "f.bin")
+	eventually(t, 10*time.Second, "the cached file released", func() bool {
+		m := cachedDataFiles(t, ce.dir)
+		return len(m) == 0 || !openHere(t, m[0])
+	})
+	if u := ce.cache.Usage(); u.Bytes != 0 {
+		t.Fatalf("%d bytes of another version stored", u.Bytes)
+	}
+	ce.srv.set(func(s *davServer) { s.intercept = nil })
+	ce.readBack(data, "P", "f.bin")
+	eventually(t, 10*time.Second, "the version opened stored", func() bool { return ce.cache.Usage().Bytes == int64(len(data)) })
 }

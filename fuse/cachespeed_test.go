@@ -90,7 +90,7 @@ func TestCachedRereadSpeed(t *testing.T) {
 		r, _ := readRate(t, files[0])
 		local = max(local, r)
 		for _, pt := range []bool{true, false} {
-			cachePassthrough = pt
+			noPassthrough.Store(!pt)
 			if measure {
 				dropPageCache(t)
 			}
@@ -101,7 +101,7 @@ func TestCachedRereadSpeed(t *testing.T) {
 			rates[pt] = max(rates[pt], rate)
 		}
 	}
-	cachePassthrough = true
+	noPassthrough.Store(false)
 	if n, _ := ce.gets("/shares/p/big.bin"); n != 0 {
 		t.Errorf("cached re-reads sent %d GETs", n)
 	}

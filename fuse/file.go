@@ -4,7 +4,6 @@ import (
 	"context"
 	"github.com/ocm-agent/ocm-agent/fuse/contentcache"
 	"github.com/ocm-agent/ocm-agent/fuse/vfs"
-	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -21,7 +20,9 @@ type fileNode struct {
 	omu       sync.Mutex
 	opened    bool
 	lastValid string // validator at the last open, for FOPEN_KEEP_CACHE
-	readers   int    // read handles open
+	readers   int    // read handles open (passthrough.go)
+	ptOpen    int    // of which passthrough
+	ptETag    string // the version those read
 }
 
 var (
@@ -276,37 +277,10 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (_ fs.FileHandle, _ u
 		fuseFlags |= fuse.FOPEN_DIRECT_IO
 	}
 	h := &readHandle{n: n, r: newReader(f, n.sh, n.sh.fileURL(segs), in.Size, cf)}
-	n.omu.Lock()
-	alone := n.readers == 0
-	n.readers++
-	n.omu.Unlock()
-	if alone {
-		if h.pt = n.passthrough(cf); h.pt != nil {
-			fuseFlags = 0
-		}
+	if ph := n.openPassthrough(h, cf, in.ETag); ph != nil {
+		return ph, 0, 0
 	}
 	return h, fuseFlags, 0
-}
-
-// cachePassthrough lets the kernel read a complete cached file from the
-// cache's data file itself (FUSE passthrough), when it can (as root).
-var cachePassthrough = true
-
-// passthrough returns the cache's data file of cf for the kernel to read
-// directly: only for a file that is complete in the cache, every block
-// verified, on a read-only share (the kernel fails any open that is not
-// passthrough while one is: a write could not be had), opened by nobody
-// else through the mount (the kernel refuses passthrough while an open
-// goes through the mount). Nil when not.
-func (n *fileNode) passthrough(cf *contentcache.File) *os.File {
-	if !cachePassthrough || cf == nil || cf.Size() == 0 || n.sh.isWritable() || !cf.Complete() || !cf.Verify() {
-		return nil
-	}
-	fd, err := cf.OpenData()
-	if err != nil {
-		return nil
-	}
-	return fd
 }
 
 // readVersion returns the version of the file to read and, with a content
@@ -331,25 +305,14 @@ func (n *fileNode) readVersion(ctx context.Context, segs []string) (vfs.Info, *c
 
 // readHandle reads a remote file.
 type readHandle struct {
-	n  *fileNode
-	r  *reader
-	pt *os.File // the cached copy the kernel reads itself, or nil
+	n *fileNode
+	r *reader
 }
 
 var (
-	_ fs.FileReader          = (*readHandle)(nil)
-	_ fs.FileReleaser        = (*readHandle)(nil)
-	_ fs.FilePassthroughFder = (*readHandle)(nil)
+	_ fs.FileReader   = (*readHandle)(nil)
+	_ fs.FileReleaser = (*readHandle)(nil)
 )
-
-// PassthroughFd hands the kernel the cached copy to read, if any. go-fuse
-// asks only the first open of a node: later ones share its backing file.
-func (h *readHandle) PassthroughFd() (int, bool) {
-	if h.pt == nil {
-		return 0, false
-	}
-	return int(h.pt.Fd()), true
-}
 
 func (h *readHandle) Read(ctx context.Context, dest []byte, off int64) (_ fuse.ReadResult, errno syscall.Errno) {
 	defer h.r.f.trace("readh.Read", "off", off, "size", len(dest))(&errno)
@@ -359,9 +322,6 @@ func (h *readHandle) Read(ctx context.Context, dest []byte, off int64) (_ fuse.R
 func (h *readHandle) Release(ctx context.Context) (errno syscall.Errno) {
 	defer h.r.f.trace("readh.Release")(&errno)
 	h.r.release()
-	if h.pt != nil {
-		h.pt.Close()
-	}
 	h.n.omu.Lock()
 	h.n.readers--
 	h.n.omu.Unlock()

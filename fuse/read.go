@@ -8,6 +8,7 @@ import (
 	"github.com/ocm-agent/ocm-agent/fuse/vfs"
 	"net/http"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -316,11 +317,27 @@ func (r *reader) fetchThrough(ctx context.Context, off int64, buf []byte, progre
 	if n == len(buf) {
 		return n, nil
 	}
-	got, err := r.fetch(ctx, off+int64(n), buf[n:], func(k int) { progress(n + k) })
+	// What the server sends is stored only if it is the version the
+	// cached copy holds (a GET answering with another ETag means the file
+	// changed since it was opened).
+	var served string
+	fctx := vfs.WithResponseETag(ctx, func(etag string) { served = etag })
+	got, err := r.fetch(fctx, off+int64(n), buf[n:], func(k int) { progress(n + k) })
 	if got > 0 {
-		r.store(buf[n:n+got], off+int64(n))
+		if served == "" || sameETag(served, cf.ETag()) {
+			r.store(buf[n:n+got], off+int64(n))
+		} else {
+			r.f.log.Debug("the file changed on the server since it was opened: not cached", "share", r.sh.id)
+		}
 	}
 	return n + got, err
+}
+
+// sameETag compares ETags as versions: W/ and quotes aside (servers send
+// the same ETag to PROPFIND and GET, some weakened by a proxy).
+func sameETag(a, b string) bool {
+	norm := func(e string) string { return strings.Trim(strings.TrimPrefix(e, "W/"), `"`) }
+	return norm(a) == norm(b)
 }
 
 // Pieces of blocks (a fetch that began or ended inside one) are kept per
@@ -414,6 +431,9 @@ func (r *reader) fetch(ctx context.Context, off int64, buf []byte, progress func
 	// adopted as the stream of the whole file, which lives as long as the
 	// open file.
 	reqCtx, reqCancel := context.WithCancel(r.ctx)
+	if sink := vfs.ResponseETagSink(ctx); sink != nil {
+		reqCtx = vfs.WithResponseETag(reqCtx, sink)
+	}
 	detach := context.AfterFunc(ctx, reqCancel)
 	got, err := r.f.dav.GetRange(reqCtx, r.sh.id, r.url, off, buf, progress)
 	var ign *vfs.RangeIgnored

@@ -455,6 +455,21 @@ type RangeIgnored struct{ Resp *http.Response }
 
 func (e *RangeIgnored) Error() string { return "webdav GET: the server ignored a byte range" }
 
+type etagSinkKey struct{}
+
+// WithResponseETag returns ctx for GetRange calls that tell fn the ETag of
+// their answer ("" when it has none), before its body is read: a caller
+// that keeps what it reads under a version checks it is that version.
+func WithResponseETag(ctx context.Context, fn func(etag string)) context.Context {
+	return context.WithValue(ctx, etagSinkKey{}, fn)
+}
+
+// ResponseETagSink is the function WithResponseETag put in ctx, or nil.
+func ResponseETagSink(ctx context.Context) func(string) {
+	fn, _ := ctx.Value(etagSinkKey{}).(func(string))
+	return fn
+}
+
 // GetRange fetches [off, off+n) of u into buf[:n] (buf may be filled partly
 // when the file is shorter). progress, if set, is told how many bytes of buf
 // are valid as they arrive. It returns the number of bytes read; a short count
@@ -476,6 +491,9 @@ func (c *Client) GetRange(ctx context.Context, shareID, u string, off int64, buf
 		if !RangeStartsAt(resp.Header.Get("Content-Range"), off) {
 			DrainClose(resp)
 			return 0, ErrRangeRefused
+		}
+		if sink := ResponseETagSink(ctx); sink != nil {
+			sink(resp.Header.Get("ETag"))
 		}
 	case http.StatusOK:
 		return 0, &RangeIgnored{Resp: resp}

@@ -16,6 +16,7 @@ import (
 	"github.com/ocm-agent/ocm-agent/config"
 	"github.com/ocm-agent/ocm-agent/control"
 	"github.com/ocm-agent/ocm-agent/discovery"
+	"github.com/ocm-agent/ocm-agent/fuse/contentcache"
 	"github.com/ocm-agent/ocm-agent/ocm"
 	"github.com/ocm-agent/ocm-agent/receiver"
 	"github.com/ocm-agent/ocm-agent/store"
@@ -78,6 +79,8 @@ type Agent struct {
 	secretsStatus SecretsStatus
 	certStatus    func() control.Status    // the ACME certificate, if any (acme.go)
 	rootFail      map[string]*rootFailures // share id: its root's server errors in a row
+	cache         *contentcache.Cache      // content cache of the mount, nil for none (cache.go)
+	offline       map[string]bool          // shares whose server the mount cannot reach (cache.go)
 
 	// Published in the discovery document by the parts that implement them.
 	capabilities  []string
@@ -92,6 +95,7 @@ type Agent struct {
 	tokenMgr   TokenManager
 
 	lifecycle lifecycleState // outbox worker and expiry timer (lifecycle.go)
+	pins      pinHolder      // content cache and pins, while mounted (pins.go)
 }
 
 // URLResolver turns a share's webdav URI into an absolute URL, discovering
@@ -415,6 +419,7 @@ func (a *Agent) refreshMount(ctx context.Context) {
 	}
 	a.keepURLs(ids)
 	m.SetEntries(entries)
+	a.dropCachedShares(ids)
 }
 
 // foreignShare moves an accepted share whose address is not on its

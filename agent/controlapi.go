@@ -194,5 +194,6 @@ func (a *Agent) Status(ctx context.Context) control.Status {
 		st.Pending = pending
 	}
 	st.Unreachable, st.KeptWrites = a.shareNotices(ctx)
+	st.Offline = a.offlineShares(ctx)
 	return st
 }

@@ -43,6 +43,7 @@ func startDaemon(t *testing.T, mutate func(*config.Config)) *testDaemon {
 	t.Helper()
 	dir := t.TempDir()
 	t.Setenv("XDG_CONFIG_HOME", filepath.Join(dir, "config"))
+	t.Setenv("XDG_CACHE_HOME", filepath.Join(dir, "cache"))
 	cfg := config.Default()
 	cfg.Listen = freePort(t)
 	cfg.User = "bob"

@@ -49,6 +49,7 @@ func (d *Daemon) mount(ctx context.Context, auth ocmfs.Authorizer) {
 		return
 	}
 	client := discovery.NewHTTPClient(discovery.Options{AllowInsecure: cfg.AllowInsecurePeers, DNSServer: cfg.DNSServer, Timeout: -1, Logger: d.log})
+	cache := d.openContentCache()
 	fs, err := ocmfs.Mount(ctx, ocmfs.Options{
 		Dir:        cfg.Mount,
 		FSName:     "ocm-agent",
@@ -71,16 +72,31 @@ func (d *Daemon) mount(ctx context.Context, auth ocmfs.Authorizer) {
 		OnShareKind: func(id string, dir bool) {
 			a.fromMount("kind/"+id, func() { a.shareKind(id, dir) })
 		},
+		Cache:          cache,
+		OnShareOffline: a.shareOffline,
 	}, auth)
 	if err != nil {
+		if cache != nil {
+			cache.Close()
+		}
 		fail(err)
 		return
+	}
+	a.setContentCache(cache)
+	if cache != nil {
+		cacheDir, _ := contentCacheDir()
+		d.startPins(ctx, fs, cache, cacheDir)
 	}
 	a.SetMounter(fsMounter{fs}, a)
 	a.SetMountError("")
 	d.closers = append(d.closers, func(context.Context) error {
 		a.SetMounter(nil, nil)
-		return fs.Unmount()
+		err := fs.Unmount()
+		if cache != nil {
+			a.setContentCache(nil)
+			err = errors.Join(err, cache.Close())
+		}
+		return err
 	})
 	a.refreshMount(ctx)
 	d.log.Info("shares mounted", "dir", cfg.Mount)

@@ -58,6 +58,7 @@ type Config struct {
 	MountTimeout       Duration `toml:"mount-timeout" help:"how long a file operation may wait for a peer before it fails"`
 	MountEntries       int      `toml:"mount-max-entries" help:"most entries a folder listing of a share may have; a larger one fails with an error"`
 	MountDirectReads   bool     `toml:"mount-direct-reads" help:"read files of 8 MiB or more with direct I/O: about twice as fast for programs that read 128 KiB or more at a time, slower for small reads, and not kept in the page cache between opens"`
+	CacheSize          Size     `toml:"cache-size" help:"room for the content of shares kept on this device ($XDG_CACHE_HOME/ocm-agent/content) for fast re-reads and offline use, such as 4GiB or 500MiB; what was read least recently goes first, pinned content stays; 0 keeps nothing"`
 	Bookmark           bool     `toml:"file-manager-bookmark" help:"put the mount in the file managers' sidebars (GTK bookmarks, KDE places) once, at the first start; false takes it out"`
 	LogFormat          string   `toml:"log-format" help:"log format: text or json"`
 	LogLevel           string   `toml:"log-level" help:"log level: debug, info, warn or error"`
@@ -78,6 +79,7 @@ type Config struct {
 	NotifyRetry        Duration `toml:"notify-retry" help:"first wait before resending a notification the sender did not take (doubles each time)"`
 	NotifyRetryMax     Duration `toml:"notify-retry-max" help:"longest wait between resends of a notification"`
 	NotifyGiveUp       Duration `toml:"notify-give-up" help:"how long to keep resending a notification before giving up (shown on the share)"`
+	PinRefresh         Duration `toml:"pin-refresh" help:"how often shares kept on this device (pinned) are checked for changes on their server"`
 	UnreachableAfter   Duration `toml:"unreachable-after" help:"how long a share's server may answer its root with errors (3 in a row at least) before the share shows as unreachable"`
 }
 
@@ -100,6 +102,7 @@ func Default() Config {
 		Mount:          filepath.Join(homeDir(), "OCM"),
 		MountTimeout:   Duration{5 * time.Second},
 		MountEntries:   100_000,
+		CacheSize:      Size{4 << 30},
 		Bookmark:       true,
 		LogFormat:      "text",
 		LogLevel:       "info",
@@ -115,6 +118,7 @@ func Default() Config {
 	c.MaxPendingPerPeer, c.MaxPending = 100, 1000
 	// A minute of server errors (OpenCloud answers 500 for a removed share).
 	c.UnreachableAfter = Duration{time.Minute}
+	c.PinRefresh = Duration{15 * time.Minute}
 	return c
 }
 
@@ -176,6 +180,9 @@ func Keys() []Key {
 			k.Type, k.Default = "list", strings.Join(fv.Interface().([]string), ",")
 		case Duration:
 			k.Type, k.Default = "duration", fv.Interface().(Duration).String()
+		case Size:
+			// a string in the file ("4GiB"), documented as such
+			k.Type, k.Default = "string", fv.Interface().(Size).String()
 		case int:
 			k.Type, k.Default = "int", fmt.Sprint(fv.Int())
 		case float64:
@@ -214,6 +221,8 @@ func BindFlags(fs *pflag.FlagSet, c *Config) {
 			fs.StringSliceVar(p, name, *p, help)
 		case *Duration:
 			fs.Var(durationValue{p}, name, help)
+		case *Size:
+			fs.Var(sizeValue{p}, name, help)
 		case *int:
 			fs.IntVar(p, name, *p, help)
 		case *float64:
@@ -322,6 +331,9 @@ func (c *Config) Finish() error {
 	}
 	if c.MountTimeout.Duration <= 0 {
 		bad("mount-timeout must be positive")
+	}
+	if c.PinRefresh.Duration <= 0 {
+		bad("pin-refresh must be positive")
 	}
 	if c.UnreachableAfter.Duration < 0 {
 		bad("unreachable-after must not be negative")

@@ -47,7 +47,7 @@ func TestTrayUsesOnlyControl(t *testing.T) {
 // import no package of the module but control and config. (The binary
 // also holds 'serve', which runs the agent, and 'doctor' and 'init'.)
 func TestCLICommandsUseOnlyControl(t *testing.T) {
-	files := []string{"main.go", "root.go", "usage.go", "shares.go", "invites.go", "contacts.go"}
+	files := []string{"main.go", "root.go", "usage.go", "shares.go", "pins.go", "invites.go", "contacts.go"}
 	for _, name := range files {
 		f, err := parser.ParseFile(token.NewFileSet(), filepath.Join("..", "cmd", "ocm-agent", name), nil, parser.ImportsOnly)
 		if err != nil {

@@ -62,6 +62,37 @@ func Routes() []Route {
 		{"POST", "/v1/shares/{id}/retry", "", nil, Share{}, "try a revoked or failed share again: it returns to the mount if its server serves it (the sender is not told)",
 			func(b Backend, r *http.Request) (any, error) { return b.AcceptShare(r.Context(), r.PathValue("id")) }},
 
+		{"POST", "/v1/shares/{id}/pin", "", PinRequest{}, PinJob{}, "keep an accepted share, or a folder or file in it, on this device: the answer is the job that downloads it",
+			withCache(func(c CacheBackend, r *http.Request) (any, error) {
+				var req PinRequest
+				if err := readJSON(r, &req); err != nil {
+					return nil, err
+				}
+				return c.Pin(r.Context(), r.PathValue("id"), req)
+			})},
+		{"GET", "/v1/pin-jobs/{id}", "", nil, PinJob{}, "the progress of a pin's download; jobs are kept for an hour after they end",
+			withCache(func(c CacheBackend, r *http.Request) (any, error) { return c.PinJob(r.Context(), r.PathValue("id")) })},
+		{"POST", "/v1/shares/{id}/unpin", "", PinRequest{}, Pin{}, "stop keeping a share (or the folder or file) on this device: its content becomes ordinary cache",
+			withCache(func(c CacheBackend, r *http.Request) (any, error) {
+				var req PinRequest
+				if err := readJSON(r, &req); err != nil {
+					return nil, err
+				}
+				return c.Unpin(r.Context(), r.PathValue("id"), req)
+			})},
+		{"GET", "/v1/pins", "", nil, []Pin{}, "what is kept on this device, with its size and whether it is up to date",
+			withCache(func(c CacheBackend, r *http.Request) (any, error) { return c.Pins(r.Context()) })},
+		{"GET", "/v1/cache", "", nil, CacheStatus{}, "what the content cache holds, by share, and its limit",
+			withCache(func(c CacheBackend, r *http.Request) (any, error) { return c.CacheStatus(r.Context()) })},
+		{"POST", "/v1/cache/clear", "", CacheClearRequest{}, CacheCleared{}, "empty the content cache; pinned content stays unless pinned is true",
+			withCache(func(c CacheBackend, r *http.Request) (any, error) {
+				var req CacheClearRequest
+				if err := readJSON(r, &req); err != nil {
+					return nil, err
+				}
+				return c.ClearCache(r.Context(), req)
+			})},
+
 		{"GET", "/v1/invites", "", nil, []Invite{}, "the invites the user made, in every state",
 			func(b Backend, r *http.Request) (any, error) { return b.Invites(r.Context()) }},
 		{"POST", "/v1/invites", "", InviteRequest{}, CreatedInvite{}, "make an invite; the answer is the only time its code is shown",
@@ -87,6 +118,17 @@ func Routes() []Route {
 			func(b Backend, r *http.Request) (any, error) { return b.Contacts(r.Context()) }},
 		{"DELETE", "/v1/contacts/{id}", "", nil, Contact{}, "remove a contact (they are not told); the answer is the removed contact",
 			func(b Backend, r *http.Request) (any, error) { return b.RemoveContact(r.Context(), r.PathValue("id")) }},
+	}
+}
+
+// withCache is a route of the CacheBackend.
+func withCache(f func(CacheBackend, *http.Request) (any, error)) func(Backend, *http.Request) (any, error) {
+	return func(b Backend, r *http.Request) (any, error) {
+		c, err := cacheOf(b)
+		if err != nil {
+			return nil, err
+		}
+		return f(c, r)
 	}
 }
 

@@ -97,6 +97,10 @@ type Status struct {
 	// or answers them with errors; they stay in the mount and are tried
 	// again (in the background, or at the next access).
 	Unreachable []UnreachableShare `json:"unreachable,omitempty"`
+	// Offline are accepted shares whose server stopped answering (no
+	// connection, timeouts): files kept on this device and cached ones
+	// are read from the cache meanwhile.
+	Offline []UnreachableShare `json:"offline,omitempty"`
 	// KeptWrites are shares that left the mount (revoked, removed) with
 	// writes not uploaded, and where those are kept.
 	KeptWrites []string  `json:"keptWrites,omitempty"`

@@ -119,6 +119,9 @@ func (d *dirNode) fetch(old *vfs.Listing, onChild func(string, vfs.Info)) (*vfs.
 		onChild(name, in)
 	})
 	if err != nil {
+		if l := f.offlineListing(d.sh, segs, err); l != nil {
+			return l, nil
+		}
 		level := slog.LevelDebug
 		if errors.Is(err, vfs.ErrTooManyEntries) {
 			level = slog.LevelWarn
@@ -130,6 +133,7 @@ func (d *dirNode) fetch(old *vfs.Listing, onChild func(string, vfs.Info)) (*vfs.
 	if l.HasSelf && !l.Self.Dir && len(l.Items) == 0 {
 		return nil, syscall.ENOTDIR
 	}
+	f.keepListing(d.sh, segs, l)
 	d.setInfo(l.Self)
 	if d.isRoot {
 		d.sh.mu.Lock()
@@ -644,17 +648,23 @@ func (f *FS) invalidateDir(shareID string, segs []string) {
 	if sh == nil || len(segs) == 0 {
 		return
 	}
+	if d, ok := f.nodeAt(sh, segs[:len(segs)-1]).(*dirNode); ok {
+		d.invalidate()
+	}
+}
+
+// nodeAt returns the node at segs of sh if it is in the tree (the share's
+// root for none), or nil.
+func (f *FS) nodeAt(sh *share, segs []string) fs.InodeEmbedder {
 	cur := f.root.GetChild(sh.name)
-	for _, s := range segs[:len(segs)-1] {
+	for _, s := range segs {
 		if cur == nil {
-			return
+			return nil
 		}
 		cur = cur.GetChild(s)
 	}
 	if cur == nil {
-		return
+		return nil
 	}
-	if d, ok := cur.Operations().(*dirNode); ok {
-		d.invalidate()
-	}
+	return cur.Operations()
 }

@@ -35,4 +35,15 @@
 // A read never ends early: a server that refuses byte ranges or ignores them
 // is read with one plain GET of the whole file, and less data than the known
 // size is an error (EIO), not the end of the file.
+//
+// With a content cache (Options.Cache, package contentcache), files with a
+// strong ETag are read through it: what it holds of the version the server
+// has is served from local disk, what is fetched is stored; a complete,
+// verified file on a read-only share is read by the kernel from the cache
+// itself (FUSE passthrough, where the kernel allows it). While a share's
+// server cannot be reached (Options.OnShareOffline hears it), its folders
+// show their last listing and its cached files are read at the version
+// cached; what is not cached fails with EHOSTUNREACH (ETIMEDOUT for a
+// server that does not answer) within the timeout. Every operation still
+// asks the server first, so a share is back as soon as its server is.
 package ocmfs

@@ -2,6 +2,7 @@ package ocmfs
 
 import (
 	"context"
+	"github.com/ocm-agent/ocm-agent/fuse/contentcache"
 	"github.com/ocm-agent/ocm-agent/fuse/vfs"
 	"sync"
 	"syscall"
@@ -19,6 +20,9 @@ type fileNode struct {
 	omu       sync.Mutex
 	opened    bool
 	lastValid string // validator at the last open, for FOPEN_KEEP_CACHE
+	readers   int    // read handles open (passthrough.go)
+	ptOpen    int    // of which passthrough
+	ptETag    string // the version those read
 }
 
 var (
@@ -57,7 +61,21 @@ func (n *fileNode) attrInfo(in vfs.Info) vfs.Info {
 
 // freshInfo returns the file's metadata, asking the server (through the
 // parent's listing, or the share's root) when older than the TTL.
+// While the share is offline, a file whose listing is not at hand has the
+// version its cached copy holds.
 func (n *fileNode) freshInfo(ctx context.Context) (vfs.Info, syscall.Errno) {
+	in, errno := n.serverInfo(ctx)
+	if errno != 0 && errno != syscall.ESTALE && errno != syscall.ENOENT {
+		if segs, ok := location(&n.Inode); ok {
+			if cin, ok := n.sh.f.storedInfo(n.sh, segs); ok {
+				return cin, 0
+			}
+		}
+	}
+	return in, errno
+}
+
+func (n *fileNode) serverInfo(ctx context.Context) (vfs.Info, syscall.Errno) {
 	f := n.sh.f
 	in, at := n.getInfo()
 	if time.Since(at) < f.o.MetadataTTL {
@@ -237,7 +255,7 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (_ fs.FileHandle, _ u
 		f.spool.Hold(ws)
 		return &writeHandle{n: n, ws: ws, readOnly: true}, 0, 0
 	}
-	in, errno := n.freshInfo(ctx)
+	in, cf, errno := n.readVersion(ctx, segs)
 	if errno != 0 {
 		return nil, 0, errno
 	}
@@ -258,11 +276,36 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (_ fs.FileHandle, _ u
 		// read-ahead behind them.
 		fuseFlags |= fuse.FOPEN_DIRECT_IO
 	}
-	return &readHandle{r: newReader(f, n.sh, n.sh.fileURL(segs), in.Size)}, fuseFlags, 0
+	h := &readHandle{n: n, r: newReader(f, n.sh, n.sh.fileURL(segs), in.Size, cf)}
+	if ph := n.openPassthrough(h, cf, in.ETag); ph != nil {
+		return ph, 0, 0
+	}
+	return h, fuseFlags, 0
+}
+
+// readVersion returns the version of the file to read and, with a content
+// cache, its cached copy (nil for a weak or missing ETag).
+func (n *fileNode) readVersion(ctx context.Context, segs []string) (vfs.Info, *contentcache.File, syscall.Errno) {
+	f := n.sh.f
+	in, errno := n.freshInfo(ctx)
+	if errno != 0 {
+		return vfs.Info{}, nil, errno
+	}
+	c := f.o.Cache
+	if c == nil || !strongETag(in.ETag) {
+		return in, nil, 0
+	}
+	cf, err := c.File(cacheKey(n.sh, segs), in.ETag, in.Size)
+	if err != nil {
+		f.log.Debug("content cache unavailable for a file", "share", n.sh.id, "err", err)
+		return in, nil, 0
+	}
+	return in, cf, 0
 }
 
 // readHandle reads a remote file.
 type readHandle struct {
+	n *fileNode
 	r *reader
 }
 
@@ -279,6 +322,9 @@ func (h *readHandle) Read(ctx context.Context, dest []byte, off int64) (_ fuse.R
 func (h *readHandle) Release(ctx context.Context) (errno syscall.Errno) {
 	defer h.r.f.trace("readh.Release")(&errno)
 	h.r.release()
+	h.n.omu.Lock()
+	h.n.readers--
+	h.n.omu.Unlock()
 	return 0
 }
 

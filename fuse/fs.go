@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ocm-agent/ocm-agent/fuse/contentcache"
 	"github.com/ocm-agent/ocm-agent/fuse/vfs"
 	"log/slog"
 	"net/http"
@@ -91,6 +92,17 @@ type Options struct {
 	// (the default, so that small reads and re-reads keep their speed);
 	// DirectReadSize is the size the agent's mount-direct-reads uses.
 	DirectReadMin int64
+	// Cache, when set, keeps the content of files read (those with a
+	// strong ETag) on disk: reads are served from it when it holds the
+	// version the server has, and, while the share's server cannot be
+	// reached, files and listings seen before are served from it. Nil:
+	// every read goes to the server.
+	Cache *contentcache.Cache
+	// OnShareOffline, when set, hears that a share's server stopped
+	// answering (offline: connection refused, timeouts, server errors for
+	// the share root) and that it answers again. Same rules as
+	// OnShareRefused.
+	OnShareOffline func(shareID string, offline bool)
 }
 
 // Defaults.
@@ -199,6 +211,7 @@ func Mount(ctx context.Context, o Options, auth Authorizer) (*FS, error) {
 		names:  map[string]*share{},
 	}
 	f.dav.OnRefused = f.shareRefused
+	f.dav.OnReach = f.noteReach
 	f.ctx, f.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	sp, err := vfs.OpenSpool(vfs.SpoolOptions{Dir: o.SpoolDir, LostFoundDir: o.LostFoundDir, Client: f.dav, Log: f.log,
 		Share: func(id string) vfs.Share {

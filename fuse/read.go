@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ocm-agent/ocm-agent/fuse/contentcache"
 	"github.com/ocm-agent/ocm-agent/fuse/vfs"
 	"net/http"
+	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -20,6 +23,11 @@ import (
 // detected as sequential and a read-ahead window opens and doubles as the
 // program keeps going (up to raMax), fetched as several ranged GETs in
 // parallel over the transport's pool of keep-alive connections.
+//
+// With a content cache, a file with a strong ETag is read through it: a
+// READ the cache holds (verified) is answered from it at once; chunks are
+// cut on the cache's block boundaries, serve from the cache the blocks it
+// holds, fetch the rest and store it.
 
 const (
 	raInitial   = 256 << 10
@@ -184,11 +192,34 @@ type reader struct {
 	seqRun  int64
 	whole   *vfs.WholeFile // set once the server would not serve a range
 	logged  bool           // a failed read was logged
+
+	cf     *contentcache.File // nil without a cache
+	blk    int64              // cf's block size
+	cfRefs atomic.Int32       // the handle's and each fetch's: the last releases cf
+
+	pmu        sync.Mutex
+	pieces     []piece // see keepPiece
+	pieceBytes int64
 }
 
-func newReader(f *FS, sh *share, u string, size int64) *reader {
+// newReader reads the file at u of the size given, through cf when not nil
+// (which it releases).
+func newReader(f *FS, sh *share, u string, size int64, cf *contentcache.File) *reader {
 	ctx, cancel := context.WithCancel(f.ctx)
-	return &reader{f: f, sh: sh, url: u, size: size, ctx: ctx, cancel: cancel, lastEnd: -1}
+	r := &reader{f: f, sh: sh, url: u, size: size, ctx: ctx, cancel: cancel, lastEnd: -1, cf: cf}
+	if cf != nil {
+		r.blk = cf.BlockSize()
+		r.cfRefs.Store(1)
+	}
+	return r
+}
+
+// unrefCache drops a reference on the cached file: fetches still running
+// when the file is closed store what they got first.
+func (r *reader) unrefCache() {
+	if r.cf != nil && r.cfRefs.Add(-1) == 0 {
+		r.cf.Release()
+	}
 }
 
 func (r *reader) release() {
@@ -203,6 +234,7 @@ func (r *reader) release() {
 		r.whole = nil
 	}
 	r.mu.Unlock()
+	r.unrefCache()
 }
 
 func (r *reader) dropChunk(c *chunk) {
@@ -223,8 +255,12 @@ func (r *reader) start(off, n int64, ahead bool) *chunk {
 		raInUse.Add(n)
 	}
 	r.f.wg.Add(1)
+	if r.cf != nil {
+		r.cfRefs.Add(1)
+	}
 	go func() {
 		defer r.f.wg.Done()
+		defer r.unrefCache()
 		defer c.unref()
 		defer cancel()
 		var err error
@@ -232,7 +268,7 @@ func (r *reader) start(off, n int64, ahead bool) *chunk {
 		if r.sh.isGone() {
 			err = vfs.ErrShareGone
 		} else {
-			got, err = r.fetch(ctx, off, c.buf, func(k int) {
+			got, err = r.fetchThrough(ctx, off, c.buf, func(k int) {
 				c.mu.Lock()
 				c.avail = int64(k)
 				c.mu.Unlock()
@@ -255,6 +291,133 @@ func (r *reader) start(off, n int64, ahead bool) *chunk {
 	return c
 }
 
+// fetchThrough is fetch behind the content cache: the leading blocks it
+// holds are served from it, the rest is fetched and stored (whole blocks
+// only: chunks start on a block boundary).
+func (r *reader) fetchThrough(ctx context.Context, off int64, buf []byte, progress func(int)) (int, error) {
+	cf := r.cf
+	if cf == nil {
+		return r.fetch(ctx, off, buf, progress)
+	}
+	n := 0
+	for n < len(buf) {
+		k := min(len(buf)-n, int(r.blk-(off+int64(n))%r.blk))
+		got, ok := cf.ReadAt(buf[n:n+k], off+int64(n))
+		if !ok {
+			break
+		}
+		n += got
+		if got < k {
+			return n, nil // the end of the file
+		}
+	}
+	if n > 0 {
+		progress(n)
+	}
+	if n == len(buf) {
+		return n, nil
+	}
+	// What the server sends is stored only if it is the version the
+	// cached copy holds (a GET answering with another ETag means the file
+	// changed since it was opened).
+	var served string
+	fctx := vfs.WithResponseETag(ctx, func(etag string) { served = etag })
+	got, err := r.fetch(fctx, off+int64(n), buf[n:], func(k int) { progress(n + k) })
+	if got > 0 {
+		if served == "" || sameETag(served, cf.ETag()) {
+			r.store(buf[n:n+got], off+int64(n))
+		} else {
+			r.f.log.Debug("the file changed on the server since it was opened: not cached", "share", r.sh.id)
+		}
+	}
+	return n + got, err
+}
+
+// sameETag compares ETags as versions: W/ and quotes aside (servers send
+// the same ETag to PROPFIND and GET, some weakened by a proxy).
+func sameETag(a, b string) bool {
+	norm := func(e string) string { return strings.Trim(strings.TrimPrefix(e, "W/"), `"`) }
+	return norm(a) == norm(b)
+}
+
+// Pieces of blocks (a fetch that began or ended inside one) are kept per
+// open file until the rest of their block comes, at most this much.
+const maxPieceBytes = 4 << 20
+
+// piece is fetched bytes of one block.
+type piece struct {
+	off int64 // in the file
+	b   []byte
+}
+
+// store puts the whole blocks of p (at off) in the cache, and keeps the
+// pieces at its edges, storing their blocks once complete.
+func (r *reader) store(p []byte, off int64) {
+	if err := r.cf.WriteAt(p, off); err != nil {
+		r.f.log.Debug("cannot store in the content cache", "share", r.sh.id, "err", err)
+		return
+	}
+	end := off + int64(len(p))
+	if off%r.blk != 0 {
+		r.keepPiece(p[:min(int64(len(p)), r.blk-off%r.blk)], off)
+	}
+	if last := end / r.blk * r.blk; end%r.blk != 0 && end < r.size && last >= off && (last > off || off%r.blk == 0) {
+		r.keepPiece(p[last-off:], last)
+	}
+}
+
+// keepPiece adds p (at off, inside one block) to the pieces of its block
+// and stores the block once its pieces cover it.
+func (r *reader) keepPiece(p []byte, off int64) {
+	blk := off / r.blk
+	bstart := blk * r.blk
+	blen := min(r.blk, r.size-bstart)
+	r.pmu.Lock()
+	defer r.pmu.Unlock()
+	r.pieces = append(r.pieces, piece{off: off, b: append([]byte(nil), p...)})
+	r.pieceBytes += int64(len(p))
+	for r.pieceBytes > maxPieceBytes && len(r.pieces) > 1 {
+		r.pieceBytes -= int64(len(r.pieces[0].b))
+		r.pieces = r.pieces[1:]
+	}
+	// Is the block covered? Pieces of it, in order of offset.
+	var mine []piece
+	for _, q := range r.pieces {
+		if q.off/r.blk == blk {
+			mine = append(mine, q)
+		}
+	}
+	sort.Slice(mine, func(i, j int) bool { return mine[i].off < mine[j].off })
+	pos := bstart
+	for _, q := range mine {
+		if q.off > pos {
+			return
+		}
+		pos = max(pos, q.off+int64(len(q.b)))
+	}
+	if pos < bstart+blen {
+		return
+	}
+	buf := getBuf(blen)
+	for _, q := range mine {
+		copy(buf[q.off-bstart:], q.b)
+	}
+	if err := r.cf.WriteAt(buf, bstart); err != nil {
+		r.f.log.Debug("cannot store in the content cache", "share", r.sh.id, "err", err)
+	}
+	putBuf(buf)
+	kept := r.pieces[:0]
+	for _, q := range r.pieces {
+		if q.off/r.blk != blk {
+			kept = append(kept, q)
+		} else {
+			r.pieceBytes -= int64(len(q.b))
+		}
+	}
+	clear(r.pieces[len(kept):])
+	r.pieces = kept
+}
+
 // fetch fills buf with the file from off: with a ranged GET, or from the
 // plain GET of the whole file once the server would not serve a range.
 func (r *reader) fetch(ctx context.Context, off int64, buf []byte, progress func(int)) (int, error) {
@@ -268,6 +431,9 @@ func (r *reader) fetch(ctx context.Context, off int64, buf []byte, progress func
 	// adopted as the stream of the whole file, which lives as long as the
 	// open file.
 	reqCtx, reqCancel := context.WithCancel(r.ctx)
+	if sink := vfs.ResponseETagSink(ctx); sink != nil {
+		reqCtx = vfs.WithResponseETag(reqCtx, sink)
+	}
 	detach := context.AfterFunc(ctx, reqCancel)
 	got, err := r.f.dav.GetRange(reqCtx, r.sh.id, r.url, off, buf, progress)
 	var ign *vfs.RangeIgnored
@@ -340,11 +506,9 @@ func (r *reader) fallback(resp *http.Response, cancel context.CancelFunc) (*vfs.
 	return w, nil
 }
 
-// plan decides the access pattern, starts the fetches needed for [off, end)
-// plus read-ahead, and returns the chunks covering [off, end) in order.
-func (r *reader) plan(off, end int64) []*chunk {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+// track updates the access pattern with a read of [off, end) and reports
+// whether it is sequential. r.mu is held.
+func (r *reader) track(off, end int64) bool {
 	// A read starting where the last one ended makes the pattern
 	// sequential; once it is, reads arriving a little out of order (the
 	// kernel's asynchronous read-ahead) keep it so.
@@ -364,6 +528,15 @@ func (r *reader) plan(off, end int64) []*chunk {
 		r.window, r.seqRun = 0, 0
 		r.lastEnd = end
 	}
+	return seq
+}
+
+// plan decides the access pattern, starts the fetches needed for [off, end)
+// plus read-ahead, and returns the chunks covering [off, end) in order.
+func (r *reader) plan(off, end int64) []*chunk {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	seq := r.track(off, end)
 
 	kept := r.chunks[:0]
 	inflight := 0
@@ -432,12 +605,27 @@ func (r *reader) plan(off, end int64) []*chunk {
 		if n <= 0 {
 			break
 		}
-		c := r.start(pos, n, pos+n > end)
+		start := pos
+		if r.blk > 0 && seq {
+			// Sequential reads go by whole blocks, so that they reach the
+			// cache as they come; random ones fetch what was asked (their
+			// pieces are kept until blocks fill, see keepPieces).
+			floor := pos / r.blk * r.blk
+			if i == 0 || r.chunks[i-1].end() <= floor {
+				start = floor
+			}
+			stop := min((pos+n+r.blk-1)/r.blk*r.blk, r.size)
+			if i < len(r.chunks) {
+				stop = min(stop, r.chunks[i].off)
+			}
+			n = stop - start
+		}
+		c := r.start(start, n, start+n > end)
 		inflight++
 		r.chunks = append(r.chunks, nil)
 		copy(r.chunks[i+1:], r.chunks[i:])
 		r.chunks[i] = c
-		pos += n
+		pos = start + n
 	}
 	var cover []*chunk
 	for _, c := range r.chunks {
@@ -455,6 +643,14 @@ func (r *reader) read(ctx context.Context, dest []byte, off int64) (fuse.ReadRes
 		return fuse.ReadResultData(nil), 0
 	}
 	end := min(off+int64(len(dest)), r.size)
+	if r.cf != nil {
+		if n, ok := r.cf.ReadAt(dest[:end-off], off); ok {
+			r.mu.Lock()
+			r.track(off, end)
+			r.mu.Unlock()
+			return fuse.ReadResultData(dest[:n]), 0
+		}
+	}
 	deadline := time.Now().Add(r.f.o.Timeout + time.Duration(end-off)*time.Second/minReadRate)
 	cover := r.plan(off, end)
 	if len(cover) == 1 && cover[0].off <= off {
@@ -511,6 +707,9 @@ func (r *reader) fail(err error) syscall.Errno {
 		return syscall.EINTR
 	}
 	errno := r.f.errno(err)
+	if r.cf != nil {
+		errno = offlineErrno(r.sh, errno)
+	}
 	r.mu.Lock()
 	first := !r.logged
 	r.logged = true

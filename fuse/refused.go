@@ -25,6 +25,7 @@ func (f *FS) shareRefused(shareID, url string, status int) {
 	}
 	switch {
 	case status >= 500:
+		f.noteReach(shareID, false)
 		sh.mu.Lock()
 		first := !sh.rootFailing
 		sh.rootFailing = true

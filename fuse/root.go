@@ -70,10 +70,13 @@ func (r *rootNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) 
 	known, lastErr := sh.checked()
 	if !known && !dir {
 		// A file's size cannot be made up: 0 would read as an empty file.
-		if lastErr == nil {
+		if cin, ok := r.f.storedInfo(sh, nil); ok {
+			in = cin
+		} else if lastErr == nil {
 			return nil, syscall.ETIMEDOUT
+		} else {
+			return nil, r.f.errno(lastErr)
 		}
-		return nil, r.f.errno(lastErr)
 	}
 	entryOut := func(in vfs.Info) {
 		r.f.entryOut(out, in, sh.isWritable())

@@ -43,6 +43,7 @@ type share struct {
 	noRanges  bool // the server would not serve a byte range (logged once)
 	// rootFailing: the last answer for the root was a server error.
 	rootFailing bool
+	offline     bool // the server could not be reached at the last request
 }
 
 func newShare(f *FS, e Entry) *share {

@@ -37,6 +37,9 @@ type fakeBackend struct {
 	inviteMsg    string
 	noInviteAPI  bool
 	invites      []string
+
+	pinsOn bool // pins and cache routes answer (pins_test.go)
+	pins   []control.Pin
 }
 
 func newFakeBackend() *fakeBackend {

@@ -23,6 +23,7 @@ const (
 	LabelStatus     = "S_tatus…"
 	LabelStartAgent = "Start the a_gent"
 	LabelQuit       = "_Quit tray"
+	LabelKeep       = "_Keep on this device"
 )
 
 // menuText escapes underscores in user-supplied text, which dbusmenu
@@ -50,7 +51,11 @@ func (t *Tray) Menu() *fyne.Menu {
 		)
 		items = append(items, it)
 	}
-	items = append(items, fyne.NewMenuItemSeparator(),
+	items = append(items, fyne.NewMenuItemSeparator())
+	if keep := t.keepMenu(); keep != nil {
+		items = append(items, keep)
+	}
+	items = append(items,
 		fyne.NewMenuItem(LabelShowShares, t.ShowMain),
 		fyne.NewMenuItem(LabelInvite, func() { t.ShowInvite("") }))
 	open := fyne.NewMenuItem(LabelOpenFolder, t.OpenSharesFolder)
@@ -65,6 +70,30 @@ func (t *Tray) Menu() *fyne.Menu {
 	return fyne.NewMenu("OCM", items...)
 }
 
+// keepMenu is "Keep on this device" with a check item per accepted
+// share (nil when the daemon keeps nothing: no mount, older agent).
+func (t *Tray) keepMenu() *fyne.MenuItem {
+	s := t.snap
+	accepted := s.InState(StateAccepted)
+	if !s.PinsSupported || len(accepted) == 0 {
+		return nil
+	}
+	var sub []*fyne.MenuItem
+	for i, sh := range accepted {
+		if i == maxMenuShares {
+			sub = append(sub, fyne.NewMenuItem(fmt.Sprintf("%d more… (ocm-agent shares pin)", len(accepted)-i), t.ShowMain))
+			break
+		}
+		id := sh.ID
+		it := fyne.NewMenuItem(menuText(ShareName(sh)), func() { t.TogglePin(id) })
+		it.Checked = s.Pinned(id)
+		sub = append(sub, it)
+	}
+	it := fyne.NewMenuItem(LabelKeep, nil)
+	it.ChildMenu = fyne.NewMenu("", sub...)
+	return it
+}
+
 // menuSignature is what the tray host shows of a menu, to skip redundant
 // updates (each one rebuilds the host's menu).
 func menuSignature(items []*fyne.MenuItem, indent string) string {
@@ -74,7 +103,7 @@ func menuSignature(items []*fyne.MenuItem, indent string) string {
 		case it.IsSeparator:
 			b.WriteString(indent + "---\n")
 		default:
-			fmt.Fprintf(&b, "%s%s|%v\n", indent, it.Label, it.Disabled)
+			fmt.Fprintf(&b, "%s%s|%v|%v\n", indent, it.Label, it.Disabled, it.Checked)
 		}
 		if it.ChildMenu != nil {
 			b.WriteString(menuSignature(it.ChildMenu.Items, indent+"  "))

@@ -118,7 +118,21 @@ type Snapshot struct {
 	Contacts []Contact
 	// ContactsSupported is false when the daemon has no contacts API.
 	ContactsSupported bool
-	At                time.Time
+	// Pins are what is kept on this device; PinsSupported is false when
+	// the daemon has no pins (an older agent, or no mount).
+	Pins          []control.Pin
+	PinsSupported bool
+	At            time.Time
+}
+
+// Pinned reports whether the whole share id is kept on this device.
+func (s Snapshot) Pinned(id string) bool {
+	for _, p := range s.Pins {
+		if p.Share == id && p.Path == "" {
+			return true
+		}
+	}
+	return false
 }
 
 // IconState is what the tray icon shows.
@@ -241,6 +255,11 @@ func (s Snapshot) Problems() []Problem {
 		out = append(out, Problem{Key: "unreachable:" + u.ID + "@" + u.Since.String(), Title: "A share's server does not answer",
 			Detail: "“" + u.Name + "” cannot be read since " + u.Since.Local().Format(timeLayout) + " (" + firstNonEmpty(u.Error, "no answer") +
 				"). It stays in your shares folder and works again once its server answers."})
+	}
+	for _, u := range st.Offline {
+		out = append(out, Problem{Key: "offline:" + u.ID + "@" + u.Since.String(), Title: "A share is offline",
+			Detail: "“" + u.Name + "”'s server cannot be reached since " + u.Since.Local().Format(timeLayout) +
+				". Files kept on this device and those read before are read from the cache; others fail until it answers."})
 	}
 	for _, k := range st.KeptWrites {
 		out = append(out, Problem{Key: "kept:" + k, Title: "Files you wrote were not uploaded", Detail: k})

@@ -256,6 +256,43 @@ func (t *Tray) shareAction(id, action string) {
 	})
 }
 
+// TogglePin keeps a whole share on this device, or stops keeping it.
+func (t *Tray) TogglePin(id string) {
+	name := id
+	if sh, ok := t.snap.Find(id); ok {
+		name = ShareName(sh)
+	}
+	pinned := t.snap.Pinned(id)
+	if pinned {
+		t.setMessage(Message{Text: "No longer keeping “" + name + "” on this device…"})
+	} else {
+		t.setMessage(Message{Text: "Keeping “" + name + "” on this device: downloading it…"})
+	}
+	t.o.Go(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		var m Message
+		if pinned {
+			if _, err := t.o.Client.Unpin(ctx, id, ""); err != nil {
+				m = Message{Text: "Could not stop keeping “" + name + "”: " + err.Error(), Error: true}
+			} else {
+				m = Message{Text: "“" + name + "” is no longer kept on this device; what was downloaded stays in the cache until it is needed."}
+			}
+		} else {
+			if j, err := t.o.Client.Pin(ctx, id, ""); err != nil {
+				m = Message{Text: "Could not keep “" + name + "” on this device: " + err.Error(), Error: true}
+			} else {
+				m = Message{Text: fmt.Sprintf("Keeping “%s” on this device: %d files found so far, downloading.", name, j.Files)}
+			}
+		}
+		if m.Error {
+			t.o.Log.Warn("pin action failed", "share", id, "unpin", pinned, "err", m.Text)
+		}
+		fyne.Do(func() { t.setMessage(m) })
+		t.watcher.Poke()
+	})
+}
+
 func (t *Tray) setMessage(m Message) {
 	t.message = m
 	if t.main != nil {

@@ -33,6 +33,10 @@ func Fetch(ctx context.Context, c *control.Client) (Snapshot, error) {
 	default:
 		return Snapshot{}, err
 	}
+	// Pins: none without a mount (503) or on an older agent.
+	if pins, err := c.Pins(ctx); err == nil {
+		snap.Pins, snap.PinsSupported = pins, true
+	}
 	return snap, nil
 }
 

@@ -44,6 +44,8 @@ type sizes struct {
 	randomReads    int
 	thumbReadBytes int64
 	lsScale        []int // entries of the folders listed cold to see how listing grows
+	pinFiles       int   // files of the folder pinned
+	pinSize        int64 // bytes each
 }
 
 func sizesFor(scale float64) sizes {
@@ -62,6 +64,8 @@ func sizesFor(scale float64) sizes {
 		randomReads:    300,
 		thumbReadBytes: 64 << 10,
 		lsScale:        []int{int(sc(1000, 100)), int(sc(10_000, 300)), int(sc(100_000, 1000))},
+		pinFiles:       1000,
+		pinSize:        int64(sc(64<<10, 4<<10)),
 	}
 }
 
@@ -79,7 +83,7 @@ func main() {
 	flag.StringVar(&c.workdir, "workdir", "", "directory for the data and mounts (default: a new temporary directory)")
 	flag.IntVar(&c.reps, "reps", 3, "runs of the short metadata workloads (ls, find), each on a fresh mount; the best is kept")
 	flag.BoolVar(&c.keep, "keep", false, "keep the work directory (and reuse its data next time with -workdir)")
-	only := flag.String("only", "", "run only these workloads, comma-separated: ls,find,scale,thumbs,rand,seq,small,copy")
+	only := flag.String("only", "", "run only these workloads, comma-separated: ls,find,scale,thumbs,rand,seq,small,copy,cached,pin")
 	flag.Parse()
 	if *only != "" {
 		c.only = map[string]bool{}
@@ -115,7 +119,7 @@ func run(c config) error {
 	data := filepath.Join(c.workdir, "data")
 	local := filepath.Join(c.workdir, "local")
 	fmt.Fprintf(os.Stderr, "generating the tree in %s (scale %g)...\n", data, c.scale)
-	if err := generate(data, local, sz); err != nil {
+	if err := generateFor(c, data, local, sz); err != nil {
 		return fmt.Errorf("generate: %w", err)
 	}
 	token := randomToken()
@@ -126,6 +130,12 @@ func run(c config) error {
 	defer ng.stop()
 
 	b := &bench{c: c, sz: sz, ng: ng, token: token, data: data, local: local, res: newResults()}
+	if b.want("cached") || b.want("pin") {
+		if b.dav, err = startGoDAV(data, token); err != nil {
+			return err
+		}
+		defer b.dav.stop()
+	}
 	if b.want("ls") {
 		b.localWorkloads()
 	}
@@ -157,6 +167,7 @@ type bench struct {
 	data  string
 	local string
 	res   *results
+	dav   *goDAV // for the cache workloads (cache.go)
 	// mountPID is the process serving the ocm-agent mount, for its memory.
 	mountPID int
 }
@@ -169,13 +180,27 @@ func serveMount(args []string) int {
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	f, err := ocmfs.Mount(context.Background(), ocmfs.Options{Dir: args[0], SpoolDir: args[2], Logger: log},
-		staticAuth(os.Getenv("BENCH_TOKEN")))
+	cache, err := openBenchCache()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "content cache:", err)
+		return 1
+	}
+	o := ocmfs.Options{Dir: args[0], SpoolDir: args[2], Logger: log, Cache: cache}
+	if os.Getenv("BENCH_DIRECT_READS") != "" { // as mount-direct-reads
+		o.DirectReadMin = ocmfs.DirectReadSize
+	}
+	f, err := ocmfs.Mount(context.Background(), o, staticAuth(os.Getenv("BENCH_TOKEN")))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "mount:", err)
 		return 1
 	}
-	f.SetEntries([]ocmfs.Entry{{ID: "bench", Name: "bench", Origin: "bench@127.0.0.1", IsDir: true, URL: args[1], Writable: true}})
+	// BENCH_READONLY: a share that grants reading only (as most do).
+	writable := os.Getenv("BENCH_READONLY") == ""
+	f.SetEntries([]ocmfs.Entry{{ID: "bench", Name: "bench", Origin: "bench@127.0.0.1", IsDir: true, URL: args[1], Writable: writable}})
+	if cache != nil {
+		defer cache.Close()
+		go serveCommands(f, cache, args[2])
+	}
 	if path := os.Getenv("BENCH_CPUPROFILE"); path != "" {
 		if pf, err := os.Create(path); err == nil {
 			_ = pprof.StartCPUProfile(pf)

@@ -232,6 +232,10 @@ func (r *results) print(w io.Writer, c config, sz sizes) {
 		rss.ratio, rss.met = fmtVal(v)+" B", v <= 300
 	}
 	rows = append(rows, rss)
+	rows = append(rows, ratioRow(row{short: "re-read cached", workload: fmt.Sprintf("re-read %d MiB from the content cache (read-only share), page cache dropped, MB/s (reference: the same file on local disk)", sz.seq>>20),
+		cell: val(mCachedRead), target: ">= 80% of a local-disk read"}, mCachedRead, "local", true, 0.8))
+	rows = append(rows, ratioRow(row{short: "pin", workload: fmt.Sprintf("pin a folder of %d files of %d KiB, s (reference: curl, a PROPFIND then the files %d at once)", sz.pinFiles, sz.pinSize>>10, pinParallel),
+		cell: val(mPin), target: "<= 1.3x curl"}, mPin, "curl", false, 1.3))
 
 	fmt.Fprintf(w, "\nocm-agent mount benchmark, scale %g; nginx WebDAV (dav-ext) on loopback with a bearer token; %d CPUs.\n\n", c.scale, runtime.NumCPU())
 	var cols []string

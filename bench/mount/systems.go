@@ -40,6 +40,14 @@ func (b *bench) runSystem(ctx context.Context, name string) error {
 	default:
 		return fmt.Errorf("unknown system %q", name)
 	}
+	if name == "ocm-agent" && (b.want("cached") || b.want("pin")) {
+		if err := b.cacheWorkloads(ctx, mnt); err != nil {
+			return err
+		}
+	}
+	if !b.wantMount() {
+		return nil
+	}
 	// The short metadata workloads run on a fresh mount each time (they
 	// measure cold caches); the best of -reps runs is kept.
 	if b.want("ls") || b.want("find") || b.want("scale") {

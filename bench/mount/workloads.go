@@ -36,6 +36,7 @@ var metricOrder = []struct {
 	{mSeq, true}, {mRandP50, false}, {mRandP99, false}, {mThumbTime, false}, {mThumbX, false},
 	{mLsCold, false}, {mLsWarm, false}, {mFind, false},
 	{mSmallProg, false}, {mSmallSrv, false}, {mCopyProg, true}, {mCopySrv, true}, {mRSSEntry, false},
+	{mCachedRead, true}, {mPin, false},
 }
 
 // mLsScale is the cold ls -l of the folder of n entries.
@@ -374,6 +375,9 @@ func (b *bench) curlWorkloads(sys string) error {
 	if b.want("seq") {
 		_, d, err := b.curl([]string{fmt.Sprintf("url = %q\noutput = \"/dev/null\"\n", b.ng.url("/seq.bin"))})
 		step(mSeq, float64(sz.seq)/d.Seconds()/1e6, err)
+	}
+	if b.want("pin") {
+		b.curlPin(step)
 	}
 	if b.want("small") {
 		if err := b.curlSmall(sys, step); err != nil {

@@ -61,7 +61,9 @@ func TestEveryCommandWithATypo(t *testing.T) {
 			if code != exitUsage || !strings.Contains(stderr, want) {
 				t.Errorf("exit %d, stderr %q; want %d and %s", code, stderr, exitUsage, want)
 			}
-			if !strings.Contains(stderr, "Did you mean this?\n\t"+name+"\n") {
+			// "unin" suggests pin and unpin: the right name is among them.
+			_, suggested, _ := strings.Cut(stderr, "Did you mean this?\n")
+			if !strings.Contains(suggested, "\t"+name+"\n") {
 				t.Errorf("no suggestion of %q in %q", name, stderr)
 			}
 			if stdout != "" {

@@ -46,6 +46,9 @@ func newStatus() *cobra.Command {
 			for _, u := range st.Unreachable {
 				fmt.Fprintf(tw, "Unreachable:\t%s (%s) since %s: %s\n", clean(u.Name), u.ID, u.Since.Local().Format("2006-01-02 15:04:05"), u.Error)
 			}
+			for _, u := range st.Offline {
+				fmt.Fprintf(tw, "Offline:\t%s (%s) since %s: files kept on this device and cached ones are read from the cache\n", clean(u.Name), u.ID, u.Since.Local().Format("2006-01-02 15:04:05"))
+			}
 			for _, c := range st.Conflicts {
 				fmt.Fprintf(tw, "Conflict:\t%s\n", c)
 			}
@@ -83,7 +86,7 @@ func writeCertStatus(w io.Writer, st control.Status) {
 func newShares() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "shares",
-		Short: "List, show, accept, decline or remove received shares",
+		Short: "List, show, accept, decline, remove or pin received shares",
 	}
 	var asJSON, all bool
 	list := &cobra.Command{
@@ -102,20 +105,26 @@ func newShares() *cobra.Command {
 				fmt.Fprintln(cmd.OutOrStdout(), "No shares yet. Your OCM address is shown by 'ocm-agent status'.")
 				return nil
 			}
-			unreachable := map[string]time.Time{}
+			unreachable, offline := map[string]time.Time{}, map[string]time.Time{}
 			if st, err := client().Status(cmd.Context()); err == nil {
 				for _, u := range st.Unreachable {
 					unreachable[u.ID] = u.Since
 				}
+				for _, u := range st.Offline {
+					offline[u.ID] = u.Since
+				}
 			}
+			pins := pinsOf(cmd.Context())
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tSTATE\tTYPE\tNAME\tFROM\tRECEIVED")
+			fmt.Fprintln(tw, "ID\tSTATE\tTYPE\tNAME\tFROM\tRECEIVED\tON THIS DEVICE")
 			for _, s := range shares {
 				state := s.State
 				if since, ok := unreachable[s.ID]; ok {
 					state += " (unreachable since " + since.Local().Format("2006-01-02 15:04") + ")"
+				} else if since, ok := offline[s.ID]; ok {
+					state += " (offline since " + since.Local().Format("2006-01-02 15:04") + ")"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, state, kindOf(s), clean(s.Name), senderOf(s), s.CreatedAt.Local().Format("2006-01-02 15:04"))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, state, kindOf(s), clean(s.Name), senderOf(s), s.CreatedAt.Local().Format("2006-01-02 15:04"), keptOf(pins[s.ID]))
 			}
 			return tw.Flush()
 		},
@@ -137,12 +146,15 @@ func newShares() *cobra.Command {
 				return writeJSON(cmd.OutOrStdout(), s)
 			}
 			printShare(cmd.OutOrStdout(), s)
+			for _, p := range pinsOf(cmd.Context())[s.ID] {
+				fmt.Fprintf(cmd.OutOrStdout(), "Kept on this device:  %s\n", pinSummary(p))
+			}
 			return nil
 		},
 	}
 	show.Flags().BoolVar(&showJSON, "json", false, "print JSON")
 
-	cmd.AddCommand(list, show,
+	cmd.AddCommand(list, show, newPin(), newUnpin(),
 		shareAction("accept", "Accept a pending share: it appears in the mount and the sender is told"),
 		shareAction("decline", "Decline a pending share: its secret is deleted and the sender is told"),
 		shareAction("remove", "Remove a share you accepted: it leaves the mount and its secret is deleted"),

@@ -44,6 +44,12 @@ type Client struct {
 	OnRefused  func(shareID, url string, status int) // see noteRefusal; set before use
 	maxEntries int
 	listings   *listingSlots
+
+	// OnReach, when set, hears of each request whether the share's server
+	// answered (reached: any status below 500) or could not be had (a
+	// network failure or no answer in time; not a request its caller
+	// cancelled). Set before use; called on the request's goroutine.
+	OnReach func(shareID string, reached bool)
 }
 
 // listingSlots are the turns of listings in flight, in all and per share.
@@ -235,7 +241,13 @@ func (c *Client) Do(ctx context.Context, r Request) (*http.Response, error) {
 	for attempt := 0; ; attempt++ {
 		resp, err := c.once(ctx, r)
 		if err != nil {
+			if c.OnReach != nil && !errors.Is(ctx.Err(), context.Canceled) && Unreachable(err) {
+				c.OnReach(r.ShareID, false)
+			}
 			return nil, err
+		}
+		if c.OnReach != nil && resp.StatusCode < 500 {
+			c.OnReach(r.ShareID, true)
 		}
 		if resp.StatusCode == http.StatusUnauthorized && attempt == 0 {
 			DrainClose(resp)
@@ -443,6 +455,21 @@ type RangeIgnored struct{ Resp *http.Response }
 
 func (e *RangeIgnored) Error() string { return "webdav GET: the server ignored a byte range" }
 
+type etagSinkKey struct{}
+
+// WithResponseETag returns ctx for GetRange calls that tell fn the ETag of
+// their answer ("" when it has none), before its body is read: a caller
+// that keeps what it reads under a version checks it is that version.
+func WithResponseETag(ctx context.Context, fn func(etag string)) context.Context {
+	return context.WithValue(ctx, etagSinkKey{}, fn)
+}
+
+// ResponseETagSink is the function WithResponseETag put in ctx, or nil.
+func ResponseETagSink(ctx context.Context) func(string) {
+	fn, _ := ctx.Value(etagSinkKey{}).(func(string))
+	return fn
+}
+
 // GetRange fetches [off, off+n) of u into buf[:n] (buf may be filled partly
 // when the file is shorter). progress, if set, is told how many bytes of buf
 // are valid as they arrive. It returns the number of bytes read; a short count
@@ -464,6 +491,9 @@ func (c *Client) GetRange(ctx context.Context, shareID, u string, off int64, buf
 		if !RangeStartsAt(resp.Header.Get("Content-Range"), off) {
 			DrainClose(resp)
 			return 0, ErrRangeRefused
+		}
+		if sink := ResponseETagSink(ctx); sink != nil {
+			sink(resp.Header.Get("ETag"))
 		}
 	case http.StatusOK:
 		return 0, &RangeIgnored{Resp: resp}

@@ -168,3 +168,22 @@ func Transient(err error) bool {
 	}
 	return true // network errors, resets, timeouts
 }
+
+// Unreachable reports whether err means that the server could not be had:
+// no connection, no answer in time, or a server error (5xx). Other answers
+// (a refusal, a missing file) are the server's word, not its absence.
+func Unreachable(err error) bool {
+	var se *StatusError
+	if errors.As(err, &se) {
+		return se.Code >= 500
+	}
+	var ae *AuthError
+	if errors.As(err, &ae) {
+		return false
+	}
+	if errors.Is(err, ErrTimeout) || errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne)
+}

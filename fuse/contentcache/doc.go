@@ -1,0 +1,47 @@
+// Package contentcache keeps the content of files read through the mount on
+// local disk, so that a second read does not go to the sender's server and
+// cached files stay readable when the server cannot be reached. It knows
+// nothing of FUSE or WebDAV: the mount asks it for blocks and hands it what
+// it fetched.
+//
+// # Layout
+//
+// Everything lives under Options.Dir (0700; every file 0600):
+//
+//	files/<id>.data   the file's content, sparse, at its full size
+//	files/<id>.meta   version (ETag, size), block size, and a CRC-32C
+//	                  (Castagnoli) per present block
+//	listings/<id>     a directory listing kept for offline use
+//	pins              the pinned shares, folders and files
+//
+// <id> is a hash of the share and the path: names on disk never reveal
+// paths. Every .meta, listing and pins file is one record that ends with a
+// CRC-32C of all its bytes, and is replaced atomically (temporary file,
+// fsync, rename): a record that is short or damaged is dropped on Open with
+// its data file.
+//
+// # Why a wrong block is never served
+//
+// A block is written to the data file before its checksum is recorded, and
+// the data file is synced before the metadata that names the block is
+// replaced; metadata is written in batches (every few dozen blocks, a few
+// seconds, and when the last user of the file releases it), not per block.
+// A crash therefore loses at most the last batch of blocks, never makes an
+// unwritten block look present. Independently of that ordering, every block
+// is checked against its checksum before it is first returned; a block
+// that fails is dropped (so it is fetched again) and nothing of it is
+// returned. A block stays checked while its data file is unchanged
+// (size, mtime, ctime and inode as this process last wrote or checked
+// it), so that a file read again is not read twice: a change from outside
+// makes every block checked again at the next open.
+//
+// # Eviction and pins
+//
+// Content beyond Options.MaxBytes is evicted least recently used first.
+// Pinned files (a pin names a share, a folder or a file) are never evicted,
+// and neither is a file that someone holds (File or Stored without Release
+// yet). RemoveShare and Clear remove files even while held: the holder keeps
+// reading what it has through its open descriptor, and stores nothing more.
+//
+// Nothing of a file's content or path is logged; log lines name files by id.
+package contentcache

@@ -1,0 +1,126 @@
+package contentcache
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// listing is the index entry of a stored listing.
+type listing struct {
+	share, dir string
+	size       int64
+	sum        uint32 // of the data, to skip rewriting the same listing
+	at         time.Time
+}
+
+type listingHeader struct {
+	Share string `json:"share"`
+	Dir   string `json:"dir"`
+	At    int64  `json:"at"` // unix nanoseconds
+}
+
+func listingID(share, dir string) string {
+	h := sha256.Sum256([]byte("listing\x00" + share + "\x00" + dir))
+	return hex.EncodeToString(h[:16])
+}
+
+func (c *Cache) loadListings() error {
+	des, err := os.ReadDir(c.lists)
+	if err != nil {
+		return fmt.Errorf("contentcache: %w", err)
+	}
+	for _, de := range des {
+		p := filepath.Join(c.lists, de.Name())
+		var h listingHeader
+		body, err := readRecord(p, kindListing, &h)
+		if err != nil || listingID(h.Share, h.Dir) != de.Name() {
+			os.Remove(p)
+			continue
+		}
+		c.listings[de.Name()] = &listing{share: h.Share, dir: h.Dir, size: int64(len(body)), sum: crc32.Checksum(body, castagnoli), at: time.Unix(0, h.At)}
+		c.listSize += int64(len(body))
+	}
+	c.trimListingsLocked()
+	return nil
+}
+
+// PutListing keeps data (opaque to the cache) as the last listing of
+// share/dir, for use offline. The oldest listings go beyond
+// Options.MaxListingBytes.
+func (c *Cache) PutListing(share, dir string, data []byte) error {
+	dir = strings.Trim(dir, "/")
+	id := listingID(share, dir)
+	sum := crc32.Checksum(data, castagnoli)
+	c.mu.Lock()
+	if l := c.listings[id]; l != nil && l.sum == sum && l.size == int64(len(data)) {
+		c.mu.Unlock()
+		return nil
+	}
+	c.mu.Unlock()
+	now := c.o.Now()
+	rec, err := encodeRecord(kindListing, listingHeader{Share: share, Dir: dir, At: now.UnixNano()}, data)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	// Not synced: a listing lost in a crash is only a listing less offline.
+	if err := replaceFile(filepath.Join(c.lists, id), rec, false); err != nil {
+		return fmt.Errorf("contentcache: %w", err)
+	}
+	if old := c.listings[id]; old != nil {
+		c.listSize -= old.size
+	}
+	c.listings[id] = &listing{share: share, dir: dir, size: int64(len(data)), sum: sum, at: now}
+	c.listSize += int64(len(data))
+	c.trimListingsLocked()
+	return nil
+}
+
+// Listing returns the last listing stored for share/dir.
+func (c *Cache) Listing(share, dir string) ([]byte, bool) {
+	dir = strings.Trim(dir, "/")
+	id := listingID(share, dir)
+	c.mu.Lock()
+	_, ok := c.listings[id]
+	c.mu.Unlock()
+	if !ok {
+		return nil, false
+	}
+	var h listingHeader
+	body, err := readRecord(filepath.Join(c.lists, id), kindListing, &h)
+	if err != nil || h.Share != share || h.Dir != dir {
+		c.mu.Lock()
+		c.removeListingLocked(id)
+		c.mu.Unlock()
+		return nil, false
+	}
+	return body, true
+}
+
+func (c *Cache) removeListingLocked(id string) {
+	if l := c.listings[id]; l != nil {
+		c.listSize -= l.size
+		delete(c.listings, id)
+	}
+	os.Remove(filepath.Join(c.lists, id))
+}
+
+func (c *Cache) trimListingsLocked() {
+	for c.listSize > c.o.MaxListingBytes && len(c.listings) > 0 {
+		var oldest string
+		var at time.Time
+		for id, l := range c.listings {
+			if oldest == "" || l.at.Before(at) {
+				oldest, at = id, l.at
+			}
+		}
+		c.removeListingLocked(oldest)
+	}
+}

@@ -403,3 +403,44 @@ func TestCacheStoresOnlyTheVersionOpened(t *testing.T) {
 	ce.readBack(data, "P", "f.bin")
 	eventually(t, 10*time.Second, "the version opened stored", func() bool { return ce.cache.Usage().Bytes == int64(len(data)) })
 }
+
+// Once a share is offline, a folder listed before is listed at once from
+// the cache, not after the timeout, even when its server hangs; when the
+// server answers again the share is told online.
+func TestCacheOfflineListingsDoNotWait(t *testing.T) {
+	ce := newCacheEnv(t, 64<<20, func(o *Options) { o.Timeout = 5 * time.Second })
+	ce.srv.write("/shares/p/sub/b.txt", []byte("b"))
+	ce.fs.SetEntries([]Entry{ce.folder("s1", "P", "/shares/p", false)})
+	if got := joined(listNames(t, ce.path("P", "sub"))); got != "b.txt" {
+		t.Fatalf("sub lists %q", got)
+	}
+	hang := make(chan struct{})
+	ce.srv.set(func(s *davServer) { s.hang = hang })
+	unhang := sync.OnceFunc(func() { close(hang) })
+	defer unhang()
+	// The first listing waits for the server, up to the timeout, then
+	// falls back on the cache: the share is offline.
+	bound := ce.opts.Timeout + 10*time.Second
+	if err := within(t, bound, "the first listing with the server hanging", func() error {
+		_, err := os.ReadDir(ce.path("P", "sub"))
+		return err
+	}); err != nil {
+		t.Fatalf("listing a visited folder with the server hanging: %v", err)
+	}
+	eventually(t, 10*time.Second, "the share told offline", func() bool { off, _ := ce.isOffline("s1"); return off })
+	for range 3 {
+		start := time.Now()
+		if got := joined(listNames(t, ce.path("P", "sub"))); got != "b.txt" {
+			t.Fatalf("offline, sub lists %q", got)
+		}
+		if took := time.Since(start); took >= ce.opts.Timeout {
+			t.Fatalf("an offline listing took %v: it waited for the server", took)
+		}
+	}
+	unhang()
+	eventually(t, 15*time.Second, "the share told online once its server answers", func() bool {
+		listNames(t, ce.path("P", "sub")) // offline listings start the probes
+		off, told := ce.isOffline("s1")
+		return told && !off
+	})
+}

@@ -101,6 +101,9 @@ func (d *dirNode) fetch(old *vfs.Listing, onChild func(string, vfs.Info)) (*vfs.
 		return nil, errno
 	}
 	u := d.sh.dirURL(segs)
+	if l := f.offlineFirst(d.sh, segs); l != nil {
+		return l, nil
+	}
 	// The check and the listing together are one operation for the
 	// programs waiting on it: bounded as one.
 	ctx, cancel := f.dav.WithDeadline(f.ctx)

@@ -44,6 +44,7 @@
 // server cannot be reached (Options.OnShareOffline hears it), its folders
 // show their last listing and its cached files are read at the version
 // cached; what is not cached fails with EHOSTUNREACH (ETIMEDOUT for a
-// server that does not answer) within the timeout. Every operation still
-// asks the server first, so a share is back as soon as its server is.
+// server that does not answer) within the timeout. Listings stored are
+// then served at once while a probe in the background finds out when the
+// server answers again; other operations still ask the server first.
 package ocmfs

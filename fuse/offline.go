@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/ocm-agent/ocm-agent/fuse/contentcache"
 	"github.com/ocm-agent/ocm-agent/fuse/vfs"
@@ -14,8 +15,13 @@ import (
 // Then, with a content cache, files and listings seen before are served
 // from it: listings as last stored, files at the version cached, only the
 // blocks cached (a missing one fails like the server does, within the
-// timeout). Every request still goes to the server first, so that the
-// share is back as soon as its server is.
+// timeout). A stored listing is served at once, without waiting on the
+// server, while a probe in the background (one at a time per share, at
+// most every probeEvery) finds out when it answers again; the rest goes
+// to the server first.
+
+// probeEvery spaces the probes of an offline share's server.
+const probeEvery = 2 * time.Second
 
 // maxOfflineEntries bounds the listings kept for offline use: a larger one
 // costs too much to encode on every listing.
@@ -95,14 +101,55 @@ func (f *FS) keepListing(sh *share, segs []string, l *vfs.Listing) {
 	}()
 }
 
+// offlineFirst returns the stored listing of the folder at segs while its
+// share is offline, starting a probe of its server; nil otherwise.
+func (f *FS) offlineFirst(sh *share, segs []string) *vfs.Listing {
+	if f.o.Cache == nil || !sh.isOffline() {
+		return nil
+	}
+	l := f.storedListing(sh, segs)
+	if l != nil {
+		f.probe(sh)
+	}
+	return l
+}
+
+// probe asks an offline share's server for its root in the background;
+// any answer makes the share online again (noteReach).
+func (f *FS) probe(sh *share) {
+	sh.mu.Lock()
+	if sh.probing || time.Since(sh.probedAt) < probeEvery {
+		sh.mu.Unlock()
+		return
+	}
+	sh.probing, sh.probedAt = true, time.Now()
+	u := sh.url
+	sh.mu.Unlock()
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		ctx, cancel := f.dav.WithDeadline(f.ctx)
+		_, _, err := f.dav.Propfind(ctx, sh.id, u, "0", nil)
+		cancel()
+		f.log.Debug("offline share probed", "share", sh.id, "err", err)
+		sh.mu.Lock()
+		sh.probing = false
+		sh.mu.Unlock()
+	}()
+}
+
 // offlineListing returns the listing stored for the folder at segs when
 // err says its server cannot be reached, or nil.
 func (f *FS) offlineListing(sh *share, segs []string, err error) *vfs.Listing {
-	c := f.o.Cache
-	if c == nil || !vfs.Unreachable(err) {
+	if f.o.Cache == nil || !vfs.Unreachable(err) {
 		return nil
 	}
-	b, ok := c.Listing(sh.id, strings.Join(segs, "/"))
+	return f.storedListing(sh, segs)
+}
+
+// storedListing returns the listing stored for the folder at segs, or nil.
+func (f *FS) storedListing(sh *share, segs []string) *vfs.Listing {
+	b, ok := f.o.Cache.Listing(sh.id, strings.Join(segs, "/"))
 	if !ok {
 		return nil
 	}

@@ -44,6 +44,8 @@ type share struct {
 	// rootFailing: the last answer for the root was a server error.
 	rootFailing bool
 	offline     bool // the server could not be reached at the last request
+	probing     bool // offline.go
+	probedAt    time.Time
 }
 
 func newShare(f *FS, e Entry) *share {

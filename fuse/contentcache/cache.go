@@ -201,7 +201,7 @@ func (c *Cache) loadEntry(id string) (*entry, error) {
 	if fi.Size() != h.Size {
 		return nil, errDamaged
 	}
-	e.used = time.Unix(0, h.Used)
+	e.used.Store(h.Used)
 	return e, nil
 }
 
@@ -283,7 +283,7 @@ func (c *Cache) holdLocked(e *entry) (*File, error) {
 		e.checkStamp(stampOf(fd))
 	}
 	e.refs++
-	e.used = c.o.Now()
+	e.used.Store(c.o.Now().UnixNano())
 	return &File{e: e}, nil
 }
 
@@ -317,7 +317,7 @@ func (c *Cache) evictLocked(room int64) bool {
 			cand = append(cand, e)
 		}
 	}
-	sort.Slice(cand, func(i, j int) bool { return cand[i].used.Before(cand[j].used) })
+	sort.Slice(cand, func(i, j int) bool { return cand[i].used.Load() < cand[j].used.Load() })
 	n := 0
 	for _, e := range cand {
 		if c.total.Load() <= limit {

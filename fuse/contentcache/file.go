@@ -47,8 +47,8 @@ type entry struct {
 	verified []byte // bitmap: written or checked by this process, see stamp
 	stamp    stamp  // of the data file after the last write or check
 	sums     []uint32
-	bytes    int64 // bytes of present blocks
-	used     time.Time
+	bytes    int64        // bytes of present blocks
+	used     atomic.Int64 // last use, unix nanoseconds (read for eviction under c.mu only)
 	dirty    bool
 	pending  int // blocks stored since the last metadata write
 	flushing bool
@@ -58,14 +58,15 @@ type entry struct {
 
 func newEntry(c *Cache, id string, k Key, etag string, size, block int64) *entry {
 	nb := (size + block - 1) / block
-	return &entry{
+	e := &entry{
 		c: c, id: id, key: k, etag: etag, size: size, block: block,
 		present:  make([]byte, (nb+7)/8),
 		verified: make([]byte, (nb+7)/8),
 		sums:     make([]uint32, nb),
-		used:     c.o.Now(),
 		flushed:  c.o.Now(),
 	}
+	e.used.Store(c.o.Now().UnixNano())
+	return e
 }
 
 func (e *entry) nblocks() int64 { return int64(len(e.sums)) }
@@ -125,7 +126,7 @@ func (e *entry) flush(force bool) error {
 		return nil
 	}
 	fd := e.fd
-	h := metaHeader{Share: e.key.Share, Path: e.key.Path, ETag: e.etag, Size: e.size, Block: e.block, Used: e.used.UnixNano()}
+	h := metaHeader{Share: e.key.Share, Path: e.key.Path, ETag: e.etag, Size: e.size, Block: e.block, Used: e.used.Load()}
 	body := make([]byte, 0, len(e.present)+4*len(e.sums))
 	body = append(body, e.present...)
 	for _, s := range e.sums {
@@ -223,7 +224,7 @@ func (f *File) ReadAt(p []byte, off int64) (n int, ok bool) {
 			check = append(check, i)
 		}
 	}
-	e.used = e.c.o.Now()
+	e.used.Store(e.c.o.Now().UnixNano())
 	e.mu.Unlock()
 	if fd == nil {
 		return 0, false

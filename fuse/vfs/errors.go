@@ -177,13 +177,11 @@ func Unreachable(err error) bool {
 	if errors.As(err, &se) {
 		return se.Code >= 500
 	}
-	var ae *AuthError
-	if errors.As(err, &ae) {
-		return false
-	}
 	if errors.Is(err, ErrTimeout) || errors.Is(err, context.DeadlineExceeded) {
 		return true
 	}
+	// A credential that could not be had for want of a network (a token
+	// exchange with the same server) counts; a refused one does not.
 	var ne net.Error
 	return errors.As(err, &ne)
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"syscall"
 	"testing"
 )
 
@@ -29,6 +31,29 @@ func TestKindOf(t *testing.T) {
 	} {
 		if got := KindOf(c.err); got != c.want {
 			t.Errorf("KindOf(%v) = %v, want %v", c.err, got, c.want)
+		}
+	}
+}
+
+func TestUnreachable(t *testing.T) {
+	refused := &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{fmt.Errorf("webdav GET: %w", refused), true},
+		{fmt.Errorf("webdav GET: %w", ErrTimeout), true},
+		{context.DeadlineExceeded, true},
+		{&StatusError{Method: "PROPFIND", Code: http.StatusServiceUnavailable}, true},
+		{&AuthError{Err: fmt.Errorf("token exchange: %w", refused)}, true},
+		{&AuthError{Err: errors.New("no token")}, false},
+		{&StatusError{Method: "GET", Code: http.StatusNotFound}, false},
+		{&StatusError{Method: "GET", Code: http.StatusForbidden}, false},
+		{context.Canceled, false},
+		{ErrShareUnreachable, false},
+	} {
+		if got := Unreachable(c.err); got != c.want {
+			t.Errorf("Unreachable(%v) = %v, want %v", c.err, got, c.want)
 		}
 	}
 }

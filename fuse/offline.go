@@ -2,6 +2,7 @@ package ocmfs
 
 import (
 	"encoding/json"
+	"errors"
 	"sort"
 	"strings"
 	"syscall"
@@ -186,9 +187,11 @@ func (f *FS) storedInfo(sh *share, segs []string) (vfs.Info, bool) {
 }
 
 // offlineErrno is what a read that needed the server returns while the
-// share is offline: the server's absence, not an I/O error.
-func offlineErrno(sh *share, errno syscall.Errno) syscall.Errno {
-	if errno == syscall.EIO && sh.isOffline() {
+// share is offline: the server's absence, not an I/O error. A server that
+// answered (a 5xx) is there: its failure stays EIO.
+func offlineErrno(sh *share, err error, errno syscall.Errno) syscall.Errno {
+	var answered *vfs.StatusError
+	if errno == syscall.EIO && sh.isOffline() && !errors.As(err, &answered) {
 		return syscall.EHOSTUNREACH
 	}
 	return errno

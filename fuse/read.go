@@ -708,7 +708,7 @@ func (r *reader) fail(err error) syscall.Errno {
 	}
 	errno := r.f.errno(err)
 	if r.cf != nil {
-		errno = offlineErrno(r.sh, errno)
+		errno = offlineErrno(r.sh, err, errno)
 	}
 	r.mu.Lock()
 	first := !r.logged

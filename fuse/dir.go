@@ -468,6 +468,9 @@ func (d *dirNode) Unlink(ctx context.Context, name string) (errno syscall.Errno)
 	}
 	f := d.sh.f
 	path := append(segs, name)
+	if err := f.spool.SettleStreams(f.ctx, d.sh.id, path); err != nil {
+		f.log.Warn("unlink: upload of the file being written failed", "share", d.sh.id, "err", err)
+	}
 	// The server's copy goes first: if that fails, a pending local copy
 	// stays too.
 	if !f.spool.LocalOnly(d.sh.id, path) {
@@ -585,6 +588,11 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent fs.InodeEmb
 		}
 	}
 	f := d.sh.f
+	// Uploads running under the old name end first.
+	if err := f.spool.SettleStreams(f.ctx, d.sh.id, from); err != nil {
+		f.log.Warn("rename: upload of a file being written failed", "share", d.sh.id, "err", err)
+		return d.sh.f.errno(err)
+	}
 	ws := f.spool.Lookup(d.sh.id, from)
 	localOnly := false
 	if ws != nil {

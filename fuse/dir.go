@@ -26,6 +26,9 @@ type dirNode struct {
 	remote
 
 	cache *vfs.DirCache
+	// readdirAt is when a program last read the directory (unix nanos): a
+	// readdir of a child soon after is a walk.
+	readdirAt atomic.Int64
 }
 
 // newDirNode returns the node of a directory of sh, isRoot for the share's.
@@ -269,8 +272,51 @@ func (d *dirNode) OpendirHandle(ctx context.Context, flags uint32) (_ fs.FileHan
 	}
 	h := &dirHandle{d: d, segs: segs}
 	h.ents, h.l, h.fl = d.cache.Open(d.sh.f.o.MetadataTTL)
+	d.readdirAt.Store(time.Now().UnixNano())
+	d.walkAhead()
 	return h, 0, 0
 }
+
+// walkAhead is the read-ahead of a walk (find, du, a backup, a file
+// manager's search): a folder read soon after its parent was read starts the
+// listings of its sibling folders (at most walkAheadDirs, not fresh yet) in
+// the background, so that they run side by side rather than one after the
+// other as the walker comes to them. The listing turns per share bound how
+// many run at once.
+func (d *dirNode) walkAhead() {
+	if d.isRoot {
+		return
+	}
+	ttl := d.sh.f.o.MetadataTTL
+	_, parent := d.Parent()
+	if parent == nil {
+		return
+	}
+	pd, ok := parent.Operations().(*dirNode)
+	if !ok || time.Since(time.Unix(0, pd.readdirAt.Load())) > ttl {
+		return
+	}
+	l := pd.cache.Current()
+	if l == nil {
+		return
+	}
+	started := 0
+	for _, name := range pd.cache.Dirs(l) {
+		if started == walkAheadDirs {
+			return
+		}
+		ch := parent.GetChild(name)
+		if ch == nil {
+			continue
+		}
+		if sd, ok := ch.Operations().(*dirNode); ok && sd != d && sd.cache.Prefetch(ttl) {
+			started++
+		}
+	}
+}
+
+// walkAheadDirs bounds the listings one readdir starts ahead of a walk.
+const walkAheadDirs = 64
 
 // dirHandle is one readdir: a snapshot of a cached listing, or the children
 // of a flight as they arrive; files that exist only in the spool so far come

@@ -86,6 +86,32 @@ func (c *DirCache) run(fl *Flight, old *Listing) {
 	fl.finish(l, err, all)
 }
 
+// Prefetch starts fetching the listing in the background unless it is
+// younger than maxAge or being fetched; it reports whether it started.
+func (c *DirCache) Prefetch(maxAge time.Duration) bool {
+	c.mu.Lock()
+	busy := c.flight != nil || (c.list != nil && c.now().Sub(c.listAt) < maxAge)
+	c.mu.Unlock()
+	if busy {
+		return false
+	}
+	_, _, fl := c.get(maxAge, false)
+	return fl != nil
+}
+
+// Dirs returns the names of the directories in l, a listing from this cache.
+func (c *DirCache) Dirs(l *Listing) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []string
+	for _, name := range l.Names {
+		if l.Items[name].Dir {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
 // Entries returns the children of l in name order. l must be one the cache
 // handed out, read under its lock (see Item), or not shared yet.
 func Entries(l *Listing) []Dirent {

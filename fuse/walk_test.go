@@ -3,6 +3,7 @@ package ocmfs
 import (
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -50,5 +51,47 @@ func TestWalkAhead(t *testing.T) {
 	}
 	if n, _ := e.srv.count("PROPFIND", "/shares/other/sibling/"); n != 0 {
 		t.Errorf("a folder read without its parent listed its sibling (%d)", n)
+	}
+}
+
+// A warm readdir is answered by the kernel (it keeps the listing's version
+// it was given); a folder that changed on the server shows its new entries
+// on every readdir after the TTL, never the kernel's old copy.
+func TestKernelKeepsReaddir(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.MetadataTTL = 300 * time.Millisecond })
+	e.srv.write("/shares/k/a.txt", []byte("a"))
+	e.srv.write("/shares/k/b.txt", []byte("b"))
+	e.fs.SetEntries([]Entry{e.folder("s1", "K", "/shares/k", false)})
+	readdirs := func() int { return strings.Count(e.logs.String(), "op=dirh.Readdirent") }
+	list := func(want string) {
+		t.Helper()
+		if got := joined(listNames(t, e.path("K"))); got != want {
+			t.Fatalf("listing = %q, want %q", got, want)
+		}
+	}
+	list("a.txt|b.txt")
+	list("a.txt|b.txt")
+	before := readdirs()
+	list("a.txt|b.txt")
+	if n := readdirs() - before; n != 0 {
+		t.Errorf("a warm readdir reached the agent (%d log lines)", n)
+	}
+	// The folder keeps its modification time: the kernel's own check of
+	// its copy cannot see the change.
+	dir := e.srv.dir + "/shares/k"
+	st, err := os.Stat(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.srv.write("/shares/k/c.txt", []byte("c"))
+	if err := os.Remove(dir + "/a.txt"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(dir, st.ModTime(), st.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(400 * time.Millisecond) // outlive the TTL (real time: the kernel's cache has no other clock)
+	for range 4 {
+		list("b.txt|c.txt")
 	}
 }

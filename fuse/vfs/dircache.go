@@ -20,6 +20,10 @@ type DirCache struct {
 	list   *Listing
 	listAt time.Time
 	flight *Flight
+	ver    uint64 // changes whenever the listing's content may have
+	// lastFl is the flight that brought the listing, of version lastFlVer.
+	lastFl    *Flight
+	lastFlVer uint64
 }
 
 // NewDirCache returns an empty cache. fetch lists the directory (old is the
@@ -40,17 +44,18 @@ func NewDirCache(fetch func(old *Listing, onChild func(string, Info)) (*Listing,
 // Get returns the cached listing while younger than maxAge; otherwise the
 // flight fetching it, started unless one runs.
 func (c *DirCache) Get(maxAge time.Duration) (*Listing, *Flight) {
-	_, l, fl := c.get(maxAge, false)
+	_, l, fl, _ := c.get(maxAge, false)
 	return l, fl
 }
 
 // Open is Get for a readdir: with the cached listing come its children,
-// taken while no Patch changes them.
-func (c *DirCache) Open(maxAge time.Duration) ([]Dirent, *Listing, *Flight) {
+// taken while no Patch changes them, and the listing's version (equal
+// versions, equal children).
+func (c *DirCache) Open(maxAge time.Duration) ([]Dirent, *Listing, *Flight, uint64) {
 	return c.get(maxAge, true)
 }
 
-func (c *DirCache) get(maxAge time.Duration, entries bool) ([]Dirent, *Listing, *Flight) {
+func (c *DirCache) get(maxAge time.Duration, entries bool) ([]Dirent, *Listing, *Flight, uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.list != nil && c.now().Sub(c.listAt) < maxAge {
@@ -58,7 +63,7 @@ func (c *DirCache) get(maxAge time.Duration, entries bool) ([]Dirent, *Listing, 
 		if entries {
 			ents = Entries(c.list)
 		}
-		return ents, c.list, nil
+		return ents, c.list, nil, c.ver
 	}
 	fl := c.flight
 	if fl == nil {
@@ -67,7 +72,7 @@ func (c *DirCache) get(maxAge time.Duration, entries bool) ([]Dirent, *Listing, 
 		old := c.list
 		c.spawn(func() { c.run(fl, old) })
 	}
-	return nil, nil, fl
+	return nil, nil, fl, 0
 }
 
 // run performs a flight and caches its result.
@@ -77,13 +82,28 @@ func (c *DirCache) run(fl *Flight, old *Listing) {
 	c.flight = nil
 	var all []Dirent
 	if err == nil {
+		if l != c.list {
+			c.ver++
+		}
 		c.list, c.listAt = l, c.now()
+		c.lastFl, c.lastFlVer = fl, c.ver
 		if l == old || !l.Streamed {
 			all = Entries(l)
 		}
 	}
 	c.mu.Unlock()
 	fl.finish(l, err, all)
+}
+
+// FlightVersion is the version of the listing fl brought, while it is the
+// cached one; 0 otherwise.
+func (c *DirCache) FlightVersion(fl *Flight) uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if fl != c.lastFl || c.lastFlVer != c.ver {
+		return 0
+	}
+	return c.ver
 }
 
 // Prefetch starts fetching the listing in the background unless it is
@@ -95,7 +115,7 @@ func (c *DirCache) Prefetch(maxAge time.Duration) bool {
 	if busy {
 		return false
 	}
-	_, _, fl := c.get(maxAge, false)
+	_, _, fl, _ := c.get(maxAge, false)
 	return fl != nil
 }
 
@@ -154,6 +174,7 @@ func (c *DirCache) Patch(name string, in *Info) {
 	if l == nil {
 		return
 	}
+	c.ver++
 	_, had := l.Items[name]
 	if in == nil {
 		if had {

@@ -153,8 +153,10 @@ type WriteSession struct {
 	lastErr   error
 	ready     chan struct{}
 	readyErr  error
-	streamOK  bool      // the copy started empty and may be uploaded while written
-	stream    *upStream // that upload, while it runs
+	// entryDurable: the data file's directory entry is on disk.
+	entryDurable bool
+	streamOK     bool      // the copy started empty and may be uploaded while written
+	stream       *upStream // that upload, while it runs
 }
 
 func pathKey(shareID string, segs []string) string {
@@ -797,6 +799,7 @@ func (s *Spool) writeMetaLocked(ws *WriteSession) error {
 		return fmt.Errorf("spool record: %w", err)
 	}
 	ws.metaStale = false
+	ws.entryDurable = true // the directory was fsync'd after the data file was created
 	return nil
 }
 
@@ -919,9 +922,13 @@ func (ws *WriteSession) syncLocked() error {
 	if err := SyncFile(ws.file); err != nil {
 		return fmt.Errorf("spool sync: %w", err)
 	}
-	// The data file's own entry, created with the session.
-	if err := syncDir(ws.sp.dir); err != nil {
-		return fmt.Errorf("spool sync: %w", err)
+	// The data file's own entry, created with the session (durable once
+	// a record was written after it).
+	if !ws.entryDurable {
+		if err := syncDir(ws.sp.dir); err != nil {
+			return fmt.Errorf("spool sync: %w", err)
+		}
+		ws.entryDurable = true
 	}
 	ws.synced = ws.gen
 	return nil

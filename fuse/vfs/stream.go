@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -42,10 +43,9 @@ var errStreamEnded = errors.New("streamed upload abandoned")
 
 // upStream is an upload running while the file is written.
 type upStream struct {
-	ws   *WriteSession
-	file interface {
-		ReadAt([]byte, int64) (int, error)
-	}
+	ws     *WriteSession
+	file   *os.File
+	queued int64 // the file's bytes whose write-back to disk was started
 	cond   precondition
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -224,6 +224,20 @@ func (st *upStream) next(max int) (off int64, n int, err error) {
 	}
 }
 
+// writeBackStep is how far behind the body the spool file's write-back is
+// started: close then fsyncs only the last of it.
+const writeBackStep = 8 << 20
+
+// writeBack starts writing the spool file to disk up to end, in steps,
+// without waiting: the fsync at close finds most of it done.
+func (st *upStream) writeBack(end int64) {
+	if end-st.queued < writeBackStep {
+		return
+	}
+	startWriteBack(st.file, st.queued, end-st.queued)
+	st.queued = end
+}
+
 // streamBody is the body of a stream: the spool file, as it grows.
 type streamBody struct{ st *upStream }
 
@@ -233,6 +247,7 @@ func (b streamBody) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	m, err := b.st.file.ReadAt(p[:n], off)
+	b.st.writeBack(off + int64(m))
 	if m < n {
 		if err == nil || err == io.EOF {
 			err = io.ErrUnexpectedEOF

@@ -287,16 +287,16 @@ func (d *dirNode) OpendirHandle(ctx context.Context, flags uint32) (_ fs.FileHan
 
 // walkAhead is the read-ahead of a walk (find, du, a backup, a file
 // manager's search): a folder read soon after its parent was read starts the
-// listings of its sibling folders (at most walkAheadDirs, not fresh yet) in
-// the background, so that they run side by side rather than one after the
-// other as the walker comes to them. The listing turns per share bound how
-// many run at once.
+// listings of the sibling folders that come after it in the parent's
+// readdir (at most walkAheadDirs, those not fresh) in the background, so
+// that they run side by side rather than one after the other as the walker
+// comes to them. The listing turns per share bound how many run at once.
 func (d *dirNode) walkAhead() {
 	if d.isRoot {
 		return
 	}
 	ttl := d.sh.f.o.MetadataTTL
-	_, parent := d.Parent()
+	name, parent := d.Parent()
 	if parent == nil {
 		return
 	}
@@ -308,17 +308,11 @@ func (d *dirNode) walkAhead() {
 	if l == nil {
 		return
 	}
-	started := 0
-	for _, name := range pd.cache.Dirs(l) {
-		if started == walkAheadDirs {
-			return
-		}
-		ch := parent.GetChild(name)
-		if ch == nil {
-			continue
-		}
-		if sd, ok := ch.Operations().(*dirNode); ok && sd != d && sd.cache.Prefetch(ttl) {
-			started++
+	for _, sib := range pd.cache.DirsAfter(l, name, walkAheadDirs) {
+		if ch := parent.GetChild(sib); ch != nil {
+			if sd, ok := ch.Operations().(*dirNode); ok {
+				sd.cache.Prefetch(ttl)
+			}
 		}
 	}
 }

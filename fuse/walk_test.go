@@ -26,27 +26,34 @@ func TestWalkAhead(t *testing.T) {
 	if _, err := os.ReadDir(e.path("Other", "solo")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.ReadDir(e.path("Tree")); err != nil {
+	// The walker goes in the order readdir gives (the server's, here).
+	dh, err := os.Open(e.path("Tree"))
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.ReadDir(e.path("Tree", "d0")); err != nil {
+	order, err := dh.Readdirnames(-1)
+	dh.Close()
+	if err != nil || len(order) != 6 {
+		t.Fatalf("readdir: %q %v", order, err)
+	}
+	if _, err := os.ReadDir(e.path("Tree", order[0])); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 20*time.Second, "sibling folders listed ahead", func() bool {
-		for i := 1; i < 6; i++ {
-			if n, _ := e.srv.count("PROPFIND", fmt.Sprintf("/shares/tree/d%d/", i)); n != 1 {
+		for _, d := range order[1:] {
+			if n, _ := e.srv.count("PROPFIND", "/shares/tree/"+d+"/"); n != 1 {
 				return false
 			}
 		}
 		return true
 	})
 	// Read now, they come from the cache.
-	for i := 1; i < 6; i++ {
-		if ents, err := os.ReadDir(e.path("Tree", fmt.Sprintf("d%d", i))); err != nil || len(ents) != 1 {
-			t.Fatalf("d%d: %v %v", i, ents, err)
+	for _, d := range order[1:] {
+		if ents, err := os.ReadDir(e.path("Tree", d)); err != nil || len(ents) != 1 {
+			t.Fatalf("%s: %v %v", d, ents, err)
 		}
-		if n, _ := e.srv.count("PROPFIND", fmt.Sprintf("/shares/tree/d%d/", i)); n != 1 {
-			t.Errorf("d%d listed %d times", i, n)
+		if n, _ := e.srv.count("PROPFIND", "/shares/tree/"+d+"/"); n != 1 {
+			t.Errorf("%s listed %d times", d, n)
 		}
 	}
 	if n, _ := e.srv.count("PROPFIND", "/shares/other/sibling/"); n != 0 {

@@ -119,14 +119,34 @@ func (c *DirCache) Prefetch(maxAge time.Duration) bool {
 	return fl != nil
 }
 
-// Dirs returns the names of the directories in l, a listing from this cache.
-func (c *DirCache) Dirs(l *Listing) []string {
+// DirsAfter returns up to n directories of l, a listing from this cache,
+// that come after name in the order a readdir of it gave them (the server's
+// order for a listing streamed as it arrived, else by name).
+func (c *DirCache) DirsAfter(l *Listing, name string, n int) []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	var order []string
+	if fl := c.lastFl; fl != nil && fl.l == l && l.Streamed {
+		fl.mu.Lock()
+		order = make([]string, 0, len(fl.ents))
+		for _, e := range fl.ents {
+			order = append(order, e.Name)
+		}
+		fl.mu.Unlock()
+	} else {
+		order = l.Names
+	}
 	var out []string
-	for _, name := range l.Names {
-		if l.Items[name].Dir {
-			out = append(out, name)
+	seen := false
+	for _, nm := range order {
+		if !seen {
+			seen = nm == name
+			continue
+		}
+		if in, ok := l.Items[nm]; ok && in.Dir {
+			if out = append(out, nm); len(out) == n {
+				break
+			}
 		}
 	}
 	return out

@@ -25,8 +25,8 @@ func (s *davServer) serverSize(p string) int64 {
 }
 
 // rwEnv is a mount with one writable folder share, RW.
-func rwEnv(t *testing.T) *env {
-	e := newEnv(t)
+func rwEnv(t *testing.T, tweak ...func(*Options)) *env {
+	e := newEnv(t, tweak...)
 	e.srv.write("/shares/rw/.keep", nil)
 	e.fs.SetEntries([]Entry{e.folder("s1", "RW", "/shares/rw", true)})
 	return e
@@ -66,7 +66,9 @@ func TestStreamedUpload(t *testing.T) {
 		return err
 	}
 	t.Cleanup(func() { vfs.SyncFile = old })
-	e := rwEnv(t)
+	// A timeout long enough that the stream never waits out the writer
+	// here (see TestStreamWriterPauses).
+	e := rwEnv(t, func(o *Options) { o.Timeout = 20 * time.Second })
 	var chunked atomic.Int32
 	var syncedAtEnd atomic.Bool
 	e.srv.set(func(s *davServer) {
@@ -223,5 +225,45 @@ func TestStreamRenameAndUnlink(t *testing.T) {
 	}
 	if c := e.fs.Conflicts(); len(c) != 0 || strings.Contains(names, "conflicted") {
 		t.Errorf("conflicts: %q", c)
+	}
+}
+
+// A writer that pauses longer than the stream waits ends the stream's body
+// where it is (not cut by a timeout): the server keeps that piece as a
+// version of ours, and close uploads the whole file over it, conditional on
+// that version. No conflicted copy.
+func TestStreamWriterPauses(t *testing.T) {
+	e := rwEnv(t)
+	data := pattern(2<<20, 9)
+	fh := writeStreaming(t, e, "slow.bin", data)
+	eventually(t, 20*time.Second, "the stream ended while the writer paused", func() bool {
+		for _, r := range e.srv.log() {
+			if r.Method == http.MethodPut && r.Path == "/shares/rw/slow.bin" && r.Status/100 == 2 {
+				return true
+			}
+		}
+		return false
+	})
+	if _, err := fh.Write([]byte("later")); err != nil {
+		t.Fatal(err)
+	}
+	data = append(data, "later"...)
+	if err := fh.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if got, err := e.srv.read("/shares/rw/slow.bin"); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("server copy: %d bytes, %v", len(got), err)
+	}
+	var conds []string
+	for _, r := range e.srv.log() {
+		if r.Method == http.MethodPut && r.Path == "/shares/rw/slow.bin" {
+			conds = append(conds, r.Cond)
+		}
+	}
+	if len(conds) != 2 || conds[0] != "*" || conds[1] == "" || conds[1] == "*" {
+		t.Errorf("PUT conditions %q: want the stream's If-None-Match, then If-Match on its version", conds)
+	}
+	if names := joined(listNames(t, e.path("RW"))); names != ".keep|slow.bin" {
+		t.Errorf("listing = %q", names)
 	}
 }

@@ -84,6 +84,10 @@ type SpoolOptions struct {
 	// Changed hears that the directory holding the file at segs changed on
 	// the server (an upload or a conflicted copy), for cached listings.
 	Changed func(shareID string, segs []string)
+	// StreamIdle is how long an upload running while its file is written
+	// waits for the writer before it ends its body (default 2 s; below
+	// the client's timeout).
+	StreamIdle time.Duration
 }
 
 type Spool struct {
@@ -102,10 +106,11 @@ type Spool struct {
 	cmu       sync.Mutex
 	conflicts []string // latest last, bounded
 
-	ctx      context.Context // of the uploads that run while files are written
-	cancel   context.CancelFunc
-	smu      sync.Mutex
-	noStream map[string]bool // shares whose server refused a chunked upload
+	streamIdle time.Duration
+	ctx        context.Context // of the uploads that run while files are written
+	cancel     context.CancelFunc
+	smu        sync.Mutex
+	noStream   map[string]bool // shares whose server refused a chunked upload
 }
 
 // Idle reports whether no file is in the spool.
@@ -180,8 +185,11 @@ func OpenSpool(o SpoolOptions) (*Spool, error) {
 	if o.Changed == nil {
 		o.Changed = func(string, []string) {}
 	}
+	if o.StreamIdle <= 0 {
+		o.StreamIdle = 2 * time.Second
+	}
 	s := &Spool{dir: dir, lostDir: o.LostFoundDir, dav: o.Client, log: o.Log, now: o.Now, share: o.Share,
-		changed: o.Changed, byPath: map[string]*WriteSession{}}
+		changed: o.Changed, byPath: map[string]*WriteSession{}, streamIdle: o.StreamIdle}
 	// Streams end with Close, which settles them first.
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if err := s.load(); err != nil {

@@ -58,6 +58,8 @@ type upStream struct {
 	sentAll bool  // the body returned EOF: the whole file went
 	stale   bool  // the file changed below claimed: what went is not the file
 	over    bool  // abandoned, or the request finished
+	idle    *time.Timer
+	idled   bool  // the writer gave nothing for the spool's streamIdle
 	in      Info  // the server's answer (ETag) ...
 	err     error // ... or why the upload failed
 }
@@ -192,6 +194,18 @@ func (st *upStream) run(sh Share, segs []string, mtime time.Time) {
 	ws := st.ws
 	ws.mu.Lock()
 	st.in, st.err, st.over = in, err, true
+	if st.idle != nil {
+		st.idle.Stop()
+	}
+	if err == nil && (st.stale || !st.sentAll) && !ws.unlinked {
+		// The server keeps a version of ours that is not the file: the
+		// spool's upload replaces that version, even after a restart.
+		ws.created, ws.base = false, in.ETag
+		if werr := sp.writeMetaLocked(ws); werr != nil {
+			ws.metaStale = true // written again before the next upload
+			sp.log.Warn("spool record not updated", "share", ws.shareID, "err", werr)
+		}
+	}
 	st.wake.Broadcast()
 	ws.mu.Unlock()
 }
@@ -211,14 +225,33 @@ func (st *upStream) next(max int) (off int64, n int, err error) {
 			avail = st.end
 		}
 		if st.claimed < avail {
+			if st.idle != nil {
+				st.idle.Stop()
+				st.idle, st.idled = nil, false
+			}
 			off = st.claimed
 			n = int(min(int64(max), avail-off))
 			st.claimed += int64(n)
 			return off, n, nil
 		}
+		if st.end < 0 && st.idled {
+			// The writer paused: the body ends here rather than be cut
+			// by a timeout (a server may keep what a cut connection
+			// sent); the server's version is then a piece of the file,
+			// and close uploads the spool over it.
+			st.end, st.stale = st.claimed, true
+		}
 		if st.end >= 0 {
 			st.sentAll = true
 			return 0, 0, io.EOF
+		}
+		if st.idle == nil {
+			st.idle = time.AfterFunc(ws.sp.streamIdle, func() {
+				ws.mu.Lock()
+				st.idled = true
+				st.wake.Broadcast()
+				ws.mu.Unlock()
+			})
 		}
 		st.wake.Wait()
 	}

@@ -989,7 +989,7 @@ func (ws *WriteSession) FlushAt(ctx context.Context) (in Info, moved []string, e
 		if sh == nil || sh.Gone() {
 			st.cancel()
 		}
-		in, err, streamed, cond = st.finish(ctx, size, cond)
+		in, cond, streamed, err = st.finish(ctx, size, cond)
 		if streamed && err == nil {
 			in.Size, in.Mtime = size, mtime
 		}

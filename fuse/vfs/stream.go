@@ -315,7 +315,7 @@ func (b streamBody) WriteTo(w io.Writer) (int64, error) {
 // for the server's answer. used is false when the stream did not deliver the
 // file and the spool must be uploaded; then cond is what that upload must be
 // conditional on (the stream may have left a version of its own).
-func (st *upStream) finish(ctx context.Context, size int64, cond precondition) (in Info, err error, used bool, next precondition) {
+func (st *upStream) finish(ctx context.Context, size int64, cond precondition) (in Info, next precondition, used bool, err error) {
 	ws := st.ws
 	ws.mu.Lock()
 	if !st.over {
@@ -333,19 +333,19 @@ func (st *upStream) finish(ctx context.Context, size int64, cond precondition) (
 	defer ws.mu.Unlock()
 	switch {
 	case st.err == nil && st.sentAll && st.end == size && !st.stale:
-		return st.in, nil, true, cond
+		return st.in, cond, true, nil
 	case errors.Is(st.err, ErrRemoteChanged):
-		return Info{}, st.err, true, cond
+		return Info{}, cond, true, st.err
 	case st.err == nil:
 		// The server kept a version that is not the file (stale, or
 		// answered before the body ended): it is ours, and the spool's
 		// upload replaces it (unconditionally when it has no ETag).
-		return Info{}, nil, false, precondition{ifMatch: st.in.ETag}
+		return Info{}, precondition{ifMatch: st.in.ETag}, false, nil
 	}
 	if st.err != nil {
 		ws.sp.log.Debug("streamed upload failed; uploading from the spool", "share", ws.shareID, "err", st.err)
 	}
-	return Info{}, nil, false, cond
+	return Info{}, cond, false, nil
 }
 
 // refuseStreams notes that a share's server refused a chunked upload.

@@ -115,6 +115,13 @@ func TestCrashDuringUpload(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("upload did not start")
 	}
+	// A file this large is uploaded while it is written: the agent dies
+	// once every write is in the spool (close waits on the upload).
+	eventually(t, 30*time.Second, "every write in the spool", func() bool {
+		d, _ := spoolFiles(t, spool)
+		st, err := os.Stat(firstOr(d))
+		return len(d) == 1 && err == nil && st.Size() == int64(len(data))
+	})
 	if err := child.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -181,4 +188,12 @@ func TestClearStaleLiveMount(t *testing.T) {
 	if _, err := Mount(context.Background(), Options{Dir: e.mnt, SpoolDir: t.TempDir()}, e.auth); !errors.Is(err, ErrBusy) {
 		t.Fatalf("second mount: %v, want ErrBusy", err)
 	}
+}
+
+// firstOr is the first of ss, or "".
+func firstOr(ss []string) string {
+	if len(ss) == 0 {
+		return ""
+	}
+	return ss[0]
 }

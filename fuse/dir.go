@@ -26,6 +26,16 @@ type dirNode struct {
 	remote
 
 	cache *vfs.DirCache
+	// readdirAt is when a program last read the directory (unix nanos): a
+	// readdir of a child soon after is a walk.
+	readdirAt atomic.Int64
+	kmu       sync.Mutex
+	// What the kernel holds of the directory's readdir: a listing version
+	// (or the flight it read), nothing, or an unknown (stale) copy.
+	kver      uint64
+	kfl       *vfs.Flight
+	kstale    bool
+	kdropping bool // the kernel is being told to drop its copy
 }
 
 // newDirNode returns the node of a directory of sh, isRoot for the share's.
@@ -275,8 +285,101 @@ func (d *dirNode) OpendirHandle(ctx context.Context, flags uint32) (_ fs.FileHan
 		return nil, 0, errno
 	}
 	h := &dirHandle{d: d, segs: segs}
-	h.ents, h.l, h.fl = d.cache.Open(d.sh.f.o.MetadataTTL)
-	return h, 0, 0
+	var ver uint64
+	h.ents, h.l, h.fl, ver = d.cache.Open(d.sh.f.o.MetadataTTL)
+	d.readdirAt.Store(time.Now().UnixNano())
+	d.walkAhead()
+	return h, d.kernelCache(ver, h.fl, segs), 0
+}
+
+// walkAhead is the read-ahead of a walk (find, du, a backup, a file
+// manager's search): a folder read soon after its parent was read starts the
+// listings of the sibling folders that come after it in the parent's
+// readdir (at most walkAheadDirs, those not fresh) in the background, so
+// that they run side by side rather than one after the other as the walker
+// comes to them. The listing turns per share bound how many run at once.
+func (d *dirNode) walkAhead() {
+	if d.isRoot {
+		return
+	}
+	ttl := d.sh.f.o.MetadataTTL
+	name, parent := d.Parent()
+	if parent == nil {
+		return
+	}
+	pd, ok := parent.Operations().(*dirNode)
+	if !ok || time.Since(time.Unix(0, pd.readdirAt.Load())) > ttl {
+		return
+	}
+	l := pd.cache.Current()
+	if l == nil {
+		return
+	}
+	for _, sib := range pd.cache.DirsAfter(l, name, walkAheadDirs) {
+		if ch := parent.GetChild(sib); ch != nil {
+			if sd, ok := ch.Operations().(*dirNode); ok {
+				sd.cache.Prefetch(ttl)
+			}
+		}
+	}
+}
+
+// walkAheadDirs bounds the listings one readdir starts ahead of a walk.
+const walkAheadDirs = 64
+
+// kernelCache returns the open flags that let the kernel keep this readdir
+// (FOPEN_CACHE_DIR) and answer the next ones itself while the listing is the
+// same version (FOPEN_KEEP_CACHE): a warm ls -l then never reaches the
+// agent. ver is the version of the cached listing the readdir reads, or fl
+// the flight it reads (whose version is known once it landed).
+//
+// The kernel is given a readdir to keep only when it holds none: a copy of
+// another version is first dropped (an inode notification, in the
+// background; readdirs meanwhile come here). A folder with files only in
+// the spool (entries that change without a new version) is read through.
+func (d *dirNode) kernelCache(ver uint64, fl *vfs.Flight, segs []string) uint32 {
+	d.kmu.Lock()
+	defer d.kmu.Unlock()
+	held := d.kver
+	if d.kfl != nil {
+		held = d.cache.FlightVersion(d.kfl)
+		if held == 0 {
+			d.kstale = true // the flight failed or was replaced: unknown
+		}
+	}
+	d.kver, d.kfl = 0, nil
+	switch {
+	case d.kdropping:
+		return 0
+	case d.kstale || (held != 0 && held != ver):
+		d.dropKernelCache()
+		return 0
+	case d.sh.f.spool.HasUnder(d.sh.id, segs):
+		d.kver = held
+		return 0
+	case held != 0: // == ver
+		d.kver = ver
+		return fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE
+	}
+	d.kver, d.kfl = ver, fl
+	return fuse.FOPEN_CACHE_DIR
+}
+
+// dropKernelCache makes the kernel drop its copy of the directory's readdir,
+// in the background. d.kmu is held.
+func (d *dirNode) dropKernelCache() {
+	d.kstale, d.kdropping = true, true
+	f := d.sh.f
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		errno := d.NotifyContent(0, 0)
+		d.kmu.Lock()
+		d.kdropping = false
+		// ENOENT: the kernel does not know the inode (any more).
+		d.kstale = errno != 0 && errno != syscall.ENOENT
+		d.kmu.Unlock()
+	}()
 }
 
 // dirHandle is one readdir: a snapshot of a cached listing, or the children
@@ -475,6 +578,9 @@ func (d *dirNode) Unlink(ctx context.Context, name string) (errno syscall.Errno)
 	}
 	f := d.sh.f
 	path := append(segs, name)
+	if err := f.spool.SettleStreams(f.ctx, d.sh.id, path); err != nil {
+		f.log.Warn("unlink: upload of the file being written failed", "share", d.sh.id, "err", err)
+	}
 	// The server's copy goes first: if that fails, a pending local copy
 	// stays too.
 	if !f.spool.LocalOnly(d.sh.id, path) {
@@ -592,6 +698,11 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent fs.InodeEmb
 		}
 	}
 	f := d.sh.f
+	// Uploads running under the old name end first.
+	if err := f.spool.SettleStreams(f.ctx, d.sh.id, from); err != nil {
+		f.log.Warn("rename: upload of a file being written failed", "share", d.sh.id, "err", err)
+		return d.sh.f.errno(err)
+	}
 	ws := f.spool.Lookup(d.sh.id, from)
 	localOnly := false
 	if ws != nil {

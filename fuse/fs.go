@@ -220,7 +220,7 @@ func Mount(ctx context.Context, o Options, auth Authorizer) (*FS, error) {
 			}
 			return nil
 		},
-		Changed: f.invalidateDir})
+		Changed: f.invalidateDir, StreamIdle: o.Timeout / 2})
 	if err != nil {
 		f.cancel()
 		return nil, fmt.Errorf("mount: %w", err)

@@ -15,6 +15,10 @@
 //	go run ./bench/mount -scale 0.1   # a quick run
 //	make bench                        # with bench/receiver
 //
+// BENCH_CPUPROFILE=file profiles the ocm-agent mount's process until it is
+// unmounted; BENCH_MEMPROFILE=file writes its heap profile each time it gets
+// SIGUSR1.
+//
 // It needs nginx (nginx-light, libnginx-mod-http-dav-ext), curl, fusermount3,
 // and optionally rclone and davfs2 (skipped when missing). It is not a test.
 package main

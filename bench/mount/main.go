@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"strings"
 	"syscall"
@@ -206,6 +207,20 @@ func serveMount(args []string) int {
 			_ = pprof.StartCPUProfile(pf)
 			defer func() { pprof.StopCPUProfile(); pf.Close() }()
 		}
+	}
+	if path := os.Getenv("BENCH_MEMPROFILE"); path != "" {
+		// A heap profile each time SIGUSR1 comes, for the memory per entry.
+		usr := make(chan os.Signal, 1)
+		signal.Notify(usr, syscall.SIGUSR1)
+		go func() {
+			for range usr {
+				if pf, err := os.Create(path); err == nil {
+					runtime.GC()
+					_ = pprof.WriteHeapProfile(pf)
+					pf.Close()
+				}
+			}
+		}()
 	}
 	fmt.Println("ready")
 	sig := make(chan os.Signal, 1)

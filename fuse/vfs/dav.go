@@ -221,6 +221,34 @@ func (r *wdReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// WriteTo lets a body that writes large pieces itself (a stream) do so,
+// still kicking the watchdog.
+func (r *wdReader) WriteTo(w io.Writer) (int64, error) {
+	wt, ok := r.r.(io.WriterTo)
+	if !ok {
+		return io.Copy(w, struct{ io.Reader }{r})
+	}
+	n, err := wt.WriteTo(kickWriter{w: w, wd: r.w})
+	if err == nil {
+		r.w.t.Reset(r.w.d * answerFactor)
+	}
+	return n, err
+}
+
+// kickWriter kicks a watchdog on every write that went through.
+type kickWriter struct {
+	w  io.Writer
+	wd *watchdog
+}
+
+func (k kickWriter) Write(p []byte) (int, error) {
+	n, err := k.w.Write(p)
+	if n > 0 {
+		k.wd.kick()
+	}
+	return n, err
+}
+
 // Request describes one WebDAV call; body, if set, is called for each attempt.
 type Request struct {
 	Method  string

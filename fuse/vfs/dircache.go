@@ -20,6 +20,10 @@ type DirCache struct {
 	list   *Listing
 	listAt time.Time
 	flight *Flight
+	ver    uint64 // changes whenever the listing's content may have
+	// lastFl is the flight that brought the listing, of version lastFlVer.
+	lastFl    *Flight
+	lastFlVer uint64
 }
 
 // NewDirCache returns an empty cache. fetch lists the directory (old is the
@@ -40,17 +44,18 @@ func NewDirCache(fetch func(old *Listing, onChild func(string, Info)) (*Listing,
 // Get returns the cached listing while younger than maxAge; otherwise the
 // flight fetching it, started unless one runs.
 func (c *DirCache) Get(maxAge time.Duration) (*Listing, *Flight) {
-	_, l, fl := c.get(maxAge, false)
+	_, l, fl, _ := c.get(maxAge, false)
 	return l, fl
 }
 
 // Open is Get for a readdir: with the cached listing come its children,
-// taken while no Patch changes them.
-func (c *DirCache) Open(maxAge time.Duration) ([]Dirent, *Listing, *Flight) {
+// taken while no Patch changes them, and the listing's version (equal
+// versions, equal children).
+func (c *DirCache) Open(maxAge time.Duration) ([]Dirent, *Listing, *Flight, uint64) {
 	return c.get(maxAge, true)
 }
 
-func (c *DirCache) get(maxAge time.Duration, entries bool) ([]Dirent, *Listing, *Flight) {
+func (c *DirCache) get(maxAge time.Duration, entries bool) ([]Dirent, *Listing, *Flight, uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.list != nil && c.now().Sub(c.listAt) < maxAge {
@@ -58,7 +63,7 @@ func (c *DirCache) get(maxAge time.Duration, entries bool) ([]Dirent, *Listing, 
 		if entries {
 			ents = Entries(c.list)
 		}
-		return ents, c.list, nil
+		return ents, c.list, nil, c.ver
 	}
 	fl := c.flight
 	if fl == nil {
@@ -67,7 +72,7 @@ func (c *DirCache) get(maxAge time.Duration, entries bool) ([]Dirent, *Listing, 
 		old := c.list
 		c.spawn(func() { c.run(fl, old) })
 	}
-	return nil, nil, fl
+	return nil, nil, fl, 0
 }
 
 // run performs a flight and caches its result.
@@ -77,13 +82,74 @@ func (c *DirCache) run(fl *Flight, old *Listing) {
 	c.flight = nil
 	var all []Dirent
 	if err == nil {
+		if l != c.list {
+			c.ver++
+		}
 		c.list, c.listAt = l, c.now()
+		c.lastFl, c.lastFlVer = fl, c.ver
 		if l == old || !l.Streamed {
 			all = Entries(l)
 		}
 	}
 	c.mu.Unlock()
 	fl.finish(l, err, all)
+}
+
+// FlightVersion is the version of the listing fl brought, while it is the
+// cached one; 0 otherwise.
+func (c *DirCache) FlightVersion(fl *Flight) uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if fl != c.lastFl || c.lastFlVer != c.ver {
+		return 0
+	}
+	return c.ver
+}
+
+// Prefetch starts fetching the listing in the background unless it is
+// younger than maxAge or being fetched; it reports whether it started.
+func (c *DirCache) Prefetch(maxAge time.Duration) bool {
+	c.mu.Lock()
+	busy := c.flight != nil || (c.list != nil && c.now().Sub(c.listAt) < maxAge)
+	c.mu.Unlock()
+	if busy {
+		return false
+	}
+	_, _, fl, _ := c.get(maxAge, false)
+	return fl != nil
+}
+
+// DirsAfter returns up to n directories of l, a listing from this cache,
+// that come after name in the order a readdir of it gave them (the server's
+// order for a listing streamed as it arrived, else by name).
+func (c *DirCache) DirsAfter(l *Listing, name string, n int) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var order []string
+	if fl := c.lastFl; fl != nil && fl.l == l && l.Streamed {
+		fl.mu.Lock()
+		order = make([]string, 0, len(fl.ents))
+		for _, e := range fl.ents {
+			order = append(order, e.Name)
+		}
+		fl.mu.Unlock()
+	} else {
+		order = l.Names
+	}
+	var out []string
+	seen := false
+	for _, nm := range order {
+		if !seen {
+			seen = nm == name
+			continue
+		}
+		if in, ok := l.Items[nm]; ok && in.Dir {
+			if out = append(out, nm); len(out) == n {
+				break
+			}
+		}
+	}
+	return out
 }
 
 // Entries returns the children of l in name order. l must be one the cache
@@ -128,6 +194,7 @@ func (c *DirCache) Patch(name string, in *Info) {
 	if l == nil {
 		return
 	}
+	c.ver++
 	_, had := l.Items[name]
 	if in == nil {
 		if had {

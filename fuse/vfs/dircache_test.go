@@ -145,7 +145,7 @@ func TestFlightStreamsAndStops(t *testing.T) {
 		onChild("b", Info{})
 		return l, nil
 	}, nil, nil)
-	ents, l, fl := c.Open(time.Minute)
+	ents, l, fl, _ := c.Open(time.Minute)
 	if ents != nil || l != nil || fl == nil {
 		t.Fatal("empty cache did not start a flight")
 	}
@@ -181,7 +181,56 @@ func TestFlightStreamsAndStops(t *testing.T) {
 	if ok || n != 2 || l == nil || err != nil {
 		t.Fatalf("end of flight: %v %d %v %v", ok, n, l, err)
 	}
-	if ents, l, fl := c.Open(time.Minute); fl != nil || len(ents) != 2 || l == nil {
+	if ents, l, fl, _ := c.Open(time.Minute); fl != nil || len(ents) != 2 || l == nil {
 		t.Fatalf("cached open: %v %v %v", ents, l, fl)
+	}
+}
+
+// A listing's version stays while its children do, and changes with a new
+// listing or a patch: the kernel keeps its copy of a readdir only while the
+// version is the same.
+func TestDirCacheVersion(t *testing.T) {
+	now := time.Unix(1000, 0)
+	same := false
+	var last *Listing
+	c := NewDirCache(func(old *Listing, onChild func(string, Info)) (*Listing, error) {
+		if same && old != nil {
+			return old, nil // the ETag check said unchanged
+		}
+		last = listingOf("a", "b")
+		return last, nil
+	}, func() time.Time { return now }, nil)
+	open := func() uint64 {
+		t.Helper()
+		_, _, fl, v := c.Open(time.Minute)
+		if fl != nil {
+			if _, err := waitFlight(t, fl); err != nil {
+				t.Fatal(err)
+			}
+			_, _, fl, v = c.Open(time.Minute)
+			if fl != nil {
+				t.Fatal("a second flight")
+			}
+		}
+		return v
+	}
+	v1 := open()
+	if v1 == 0 || open() != v1 {
+		t.Fatalf("version of a cached listing: %d, then another", v1)
+	}
+	c.Patch("c", &Info{})
+	v2 := open()
+	if v2 == v1 {
+		t.Fatal("patch kept the version")
+	}
+	same = true
+	now = now.Add(2 * time.Minute)
+	if v := open(); v != v2 {
+		t.Fatalf("an unchanged listing fetched again changed the version: %d, %d", v2, v)
+	}
+	same = false
+	now = now.Add(2 * time.Minute)
+	if v := open(); v == v2 {
+		t.Fatal("a new listing kept the version")
 	}
 }

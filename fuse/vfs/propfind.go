@@ -230,16 +230,14 @@ func (b *msBuilder) end(text []byte) error {
 	if cur == nil {
 		return nil
 	}
-	var val string
-	switch name {
-	case "href", "status", "getcontentlength", "getlastmodified", "getetag", "fileid", "permissions":
-		val = string(bytes.TrimSpace(text))
-	}
+	// Only the text kept is made a string; numbers, dates and statuses are
+	// read from the bytes.
+	val := bytes.TrimSpace(text)
 	switch name {
 	case "href":
 		if !b.inProp && !b.href {
 			b.href = true
-			if segs, err := URLSegments(val); err == nil {
+			if segs, err := URLSegments(string(val)); err == nil {
 				b.setHref(cur, segs)
 			}
 		}
@@ -251,26 +249,26 @@ func (b *msBuilder) end(text []byte) error {
 		b.inProp = false
 	case "getcontentlength":
 		if b.inProp {
-			b.ps.Size, _ = strconv.ParseInt(val, 10, 64)
+			b.ps.Size = parseSize(val)
 		}
 	case "getlastmodified":
 		if b.inProp {
-			b.ps.Mtime, _ = http.ParseTime(val)
+			b.ps.Mtime = parseHTTPTime(val)
 		}
 	case "getetag":
 		if b.inProp {
 			if len(val) > maxETag {
 				return errors.New("ETag longer than the limit")
 			}
-			b.ps.ETag = val
+			b.ps.ETag = string(val)
 		}
 	case "fileid":
-		if b.inProp && val != "" {
+		if b.inProp && len(val) != 0 {
 			b.psID = true
 		}
 	case "permissions":
 		if b.inProp {
-			b.ps.Perms = val
+			b.ps.Perms = string(val)
 		}
 	case "propstat":
 		if b.psOK {
@@ -433,7 +431,36 @@ func (s *xmlScanner) feed(b []byte, eof bool) (int, error) {
 		}
 		i += lt
 		rest := b[i:]
+		var second byte
+		if len(rest) > 1 {
+			second = rest[1]
+		}
 		switch {
+		case second != '?' && second != '!' && second != '/' && second != 0:
+			k, self, err := tagEnd(rest)
+			if err == io.ErrUnexpectedEOF {
+				return incomplete()
+			}
+			if err != nil {
+				return i, err
+			}
+			nameEnd := 1
+			for nameEnd < k && !isSpace(rest[nameEnd]) && rest[nameEnd] != '/' && rest[nameEnd] != '>' {
+				nameEnd++
+			}
+			if nameEnd == 1 {
+				return i, errors.New("element without a name")
+			}
+			if err := h.start(localName(rest[1:nameEnd])); err != nil {
+				return i, err
+			}
+			s.text = s.text[:0]
+			if self {
+				if err := h.end(nil); err != nil {
+					return i, err
+				}
+			}
+			i += k + 1
 		case bytes.HasPrefix(rest, []byte("<?")):
 			k := bytes.Index(rest, []byte("?>"))
 			if k < 0 {
@@ -475,8 +502,11 @@ func (s *xmlScanner) feed(b []byte, eof bool) (int, error) {
 			if k < 0 {
 				return incomplete()
 			}
-			name := localName(bytes.TrimSpace(rest[2:k]))
-			if len(h.stack) == 0 || h.stack[len(h.stack)-1] != name {
+			name := bytes.TrimSpace(rest[2:k])
+			if c := bytes.LastIndexByte(name, ':'); c >= 0 {
+				name = name[c+1:]
+			}
+			if len(h.stack) == 0 || h.stack[len(h.stack)-1] != string(name) {
 				return i, fmt.Errorf("unexpected end element %q", name)
 			}
 			if err := h.end(s.text); err != nil {
@@ -484,33 +514,8 @@ func (s *xmlScanner) feed(b []byte, eof bool) (int, error) {
 			}
 			s.text = s.text[:0]
 			i += k + 1
-		case len(rest) < 2:
+		default: // "<" alone at the end
 			return incomplete()
-		default:
-			k, self, err := tagEnd(rest)
-			if err == io.ErrUnexpectedEOF {
-				return incomplete()
-			}
-			if err != nil {
-				return i, err
-			}
-			nameEnd := 1
-			for nameEnd < k && !isSpace(rest[nameEnd]) && rest[nameEnd] != '/' && rest[nameEnd] != '>' {
-				nameEnd++
-			}
-			if nameEnd == 1 {
-				return i, errors.New("element without a name")
-			}
-			if err := h.start(localName(rest[1:nameEnd])); err != nil {
-				return i, err
-			}
-			s.text = s.text[:0]
-			if self {
-				if err := h.end(nil); err != nil {
-					return i, err
-				}
-			}
-			i += k + 1
 		}
 	}
 	return i, nil
@@ -539,25 +544,72 @@ func tagEnd(b []byte) (int, bool, error) {
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
-// knownNames are element names seen in multistatus documents, so that
-// scanning them allocates nothing.
-var knownNames = func() map[string]string {
-	m := map[string]string{}
-	for _, n := range []string{"multistatus", "response", "href", "propstat", "prop", "status", "resourcetype",
-		"collection", "getcontentlength", "getlastmodified", "getetag", "fileid", "displayname", "getcontenttype",
-		"lockdiscovery", "supportedlock", "lockentry", "lockscope", "locktype", "exclusive", "shared", "write",
-		"creationdate", "quota-used-bytes", "quota-available-bytes", "permissions", "size", "id", "responsedescription"} {
-		m[n] = n
-	}
-	return m
-}()
-
+// localName returns the element name without its prefix; the names of
+// multistatus documents come without allocating (a switch on the bytes
+// compiles to comparisons, no hashing).
 func localName(b []byte) string {
 	if k := bytes.LastIndexByte(b, ':'); k >= 0 {
 		b = b[k+1:]
 	}
-	if s, ok := knownNames[string(b)]; ok {
-		return s
+	switch string(b) {
+	case "multistatus":
+		return "multistatus"
+	case "response":
+		return "response"
+	case "href":
+		return "href"
+	case "propstat":
+		return "propstat"
+	case "prop":
+		return "prop"
+	case "status":
+		return "status"
+	case "resourcetype":
+		return "resourcetype"
+	case "collection":
+		return "collection"
+	case "getcontentlength":
+		return "getcontentlength"
+	case "getlastmodified":
+		return "getlastmodified"
+	case "getetag":
+		return "getetag"
+	case "fileid":
+		return "fileid"
+	case "displayname":
+		return "displayname"
+	case "getcontenttype":
+		return "getcontenttype"
+	case "lockdiscovery":
+		return "lockdiscovery"
+	case "supportedlock":
+		return "supportedlock"
+	case "lockentry":
+		return "lockentry"
+	case "lockscope":
+		return "lockscope"
+	case "locktype":
+		return "locktype"
+	case "exclusive":
+		return "exclusive"
+	case "shared":
+		return "shared"
+	case "write":
+		return "write"
+	case "creationdate":
+		return "creationdate"
+	case "quota-used-bytes":
+		return "quota-used-bytes"
+	case "quota-available-bytes":
+		return "quota-available-bytes"
+	case "permissions":
+		return "permissions"
+	case "size":
+		return "size"
+	case "id":
+		return "id"
+	case "responsedescription":
+		return "responsedescription"
 	}
 	return string(b)
 }
@@ -613,10 +665,86 @@ func unescapeXML(b []byte) ([]byte, error) {
 	return out, nil
 }
 
-func statusOK(s string) bool {
-	// "HTTP/1.1 200 OK"
-	f := strings.Fields(s)
-	return len(f) >= 2 && f[1] == "200"
+// statusOK reports whether a status line ("HTTP/1.1 200 OK") says 200.
+func statusOK(s []byte) bool {
+	_, rest, ok := bytes.Cut(s, []byte(" "))
+	if !ok {
+		return false
+	}
+	rest = bytes.TrimLeft(rest, " \t")
+	code, _, _ := bytes.Cut(rest, []byte(" "))
+	return string(code) == "200"
+}
+
+// parseSize reads a decimal size as strconv.ParseInt does; 0 when it is
+// not a number.
+func parseSize(b []byte) int64 {
+	if len(b) == 0 || len(b) > 18 {
+		n, _ := strconv.ParseInt(string(b), 10, 64)
+		return n
+	}
+	var n int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			n, _ = strconv.ParseInt(string(b), 10, 64)
+			return n
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n
+}
+
+// parseHTTPTime reads an HTTP date; the usual form ("Sun, 22 Nov 2026
+// 21:35:25 GMT") without time.Parse, the others through http.ParseTime.
+// The zero time when it is none.
+func parseHTTPTime(b []byte) time.Time {
+	if t, ok := parseIMFFixdate(b); ok {
+		return t
+	}
+	t, _ := http.ParseTime(string(b))
+	return t
+}
+
+var monthAbbrevs = [12]string{"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"}
+
+func parseIMFFixdate(b []byte) (time.Time, bool) {
+	// 0         1         2
+	// 01234567890123456789012345678
+	// Sun, 22 Nov 2026 21:35:25 GMT
+	if len(b) != 29 || b[3] != ',' || b[4] != ' ' || b[7] != ' ' || b[11] != ' ' || b[16] != ' ' ||
+		b[19] != ':' || b[22] != ':' || string(b[25:]) != " GMT" {
+		return time.Time{}, false
+	}
+	num := func(p []byte) (int, bool) {
+		n := 0
+		for _, c := range p {
+			if c < '0' || c > '9' {
+				return 0, false
+			}
+			n = n*10 + int(c-'0')
+		}
+		return n, true
+	}
+	day, ok1 := num(b[5:7])
+	year, ok2 := num(b[12:16])
+	hh, ok3 := num(b[17:19])
+	mm, ok4 := num(b[20:22])
+	ss, ok5 := num(b[23:25])
+	month := 0
+	for i, m := range monthAbbrevs {
+		if string(b[8:11]) == m {
+			month = i + 1
+			break
+		}
+	}
+	if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 || month == 0 || day < 1 || day > 31 || hh > 23 || mm > 59 || ss > 60 {
+		return time.Time{}, false
+	}
+	t := time.Date(year, time.Month(month), day, hh, mm, ss, 0, time.UTC)
+	if t.Day() != day { // 31 Feb and the like
+		return time.Time{}, false
+	}
+	return t, true
 }
 
 // URLSegments splits the path of an absolute URL or an absolute path into

@@ -4,6 +4,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"io"
+	"net/http"
 	"reflect"
 	"sort"
 	"strings"
@@ -188,6 +189,30 @@ func BenchmarkParseMultistatus10k(b *testing.B) {
 		l, err := ParseMultistatus(doc, "http://127.0.0.1/wide/")
 		if err != nil || len(l.Names) != 10000 {
 			b.Fatalf("%v %d", err, len(l.Names))
+		}
+	}
+}
+
+// The fast readers of dates, sizes and statuses agree with the standard ones.
+func TestFastFieldReaders(t *testing.T) {
+	for _, s := range []string{
+		"Sun, 22 Nov 2026 21:35:25 GMT", "Thu, 01 Jan 1970 00:00:00 GMT", "Mon, 29 Feb 2016 23:59:59 GMT",
+		"Sun, 31 Feb 2026 21:35:25 GMT", "Sun, 22 Xyz 2026 21:35:25 GMT", "Sun, 22 Nov 2026 25:35:25 GMT",
+		"Sunday, 22-Nov-26 21:35:25 GMT", "Sun Nov 22 21:35:25 2026", "", "garbage",
+	} {
+		want, _ := http.ParseTime(s)
+		if got := parseHTTPTime([]byte(s)); !got.Equal(want) {
+			t.Errorf("parseHTTPTime(%q) = %v, want %v", s, got, want)
+		}
+	}
+	for s, want := range map[string]int64{"0": 0, "1024": 1024, "9223372036854775807": 1<<63 - 1, "-1": -1, "12a": 0, "": 0} {
+		if got := parseSize([]byte(s)); got != want {
+			t.Errorf("parseSize(%q) = %d, want %d", s, got, want)
+		}
+	}
+	for s, want := range map[string]bool{"HTTP/1.1 200 OK": true, "HTTP/1.1  200": true, "HTTP/1.1 404 Not Found": false, "200": false, "HTTP/1.1 2000 OK": false} {
+		if got := statusOK([]byte(s)); got != want {
+			t.Errorf("statusOK(%q) = %v", s, got)
 		}
 	}
 }

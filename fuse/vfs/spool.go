@@ -84,6 +84,10 @@ type SpoolOptions struct {
 	// Changed hears that the directory holding the file at segs changed on
 	// the server (an upload or a conflicted copy), for cached listings.
 	Changed func(shareID string, segs []string)
+	// StreamIdle is how long an upload running while its file is written
+	// waits for the writer before it ends its body (default 2 s; below
+	// the client's timeout).
+	StreamIdle time.Duration
 }
 
 type Spool struct {
@@ -101,6 +105,12 @@ type Spool struct {
 
 	cmu       sync.Mutex
 	conflicts []string // latest last, bounded
+
+	streamIdle time.Duration
+	ctx        context.Context // of the uploads that run while files are written
+	cancel     context.CancelFunc
+	smu        sync.Mutex
+	noStream   map[string]bool // shares whose server refused a chunked upload
 }
 
 // Idle reports whether no file is in the spool.
@@ -148,6 +158,10 @@ type WriteSession struct {
 	lastErr   error
 	ready     chan struct{}
 	readyErr  error
+	// entryDurable: the data file's directory entry is on disk.
+	entryDurable bool
+	streamOK     bool      // the copy started empty and may be uploaded while written
+	stream       *upStream // that upload, while it runs
 }
 
 func pathKey(shareID string, segs []string) string {
@@ -171,9 +185,15 @@ func OpenSpool(o SpoolOptions) (*Spool, error) {
 	if o.Changed == nil {
 		o.Changed = func(string, []string) {}
 	}
+	if o.StreamIdle <= 0 {
+		o.StreamIdle = 2 * time.Second
+	}
 	s := &Spool{dir: dir, lostDir: o.LostFoundDir, dav: o.Client, log: o.Log, now: o.Now, share: o.Share,
-		changed: o.Changed, byPath: map[string]*WriteSession{}}
+		changed: o.Changed, byPath: map[string]*WriteSession{}, streamIdle: o.StreamIdle}
+	// Streams end with Close, which settles them first.
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if err := s.load(); err != nil {
+		s.cancel()
 		return nil, err
 	}
 	return s, nil
@@ -414,7 +434,7 @@ func (s *Spool) Acquire(ctx context.Context, sh Share, segs []string, trunc, cre
 	}
 	ws := &WriteSession{
 		sp: s, key: key, refs: 1, shareID: sh.ID(), entry: sh.Name(), segs: append([]string(nil), segs...),
-		file: file, mtime: s.now(), created: create, ready: make(chan struct{}),
+		file: file, mtime: s.now(), created: create, ready: make(chan struct{}), streamOK: trunc || create,
 	}
 	if !create {
 		ws.base = cur.ETag
@@ -529,6 +549,7 @@ func (s *Spool) Discard(shareID string, segs []string) (existed bool, onServer b
 	refs := ws.refs
 	s.mu.Unlock()
 	ws.mu.Lock()
+	ws.abortStreamLocked()
 	ws.unlinked = true
 	onServer = !ws.created
 	ws.mu.Unlock()
@@ -563,6 +584,7 @@ func (s *Spool) Rekey(shareID string, from, to []string) error {
 	var errs []error
 	for _, ws := range moved {
 		ws.mu.Lock()
+		ws.abortStreamLocked() // it uploads to the old name
 		ws.segs = append(append([]string(nil), to...), ws.segs[len(from):]...)
 		if !ws.dirty && !ws.metaStale {
 			// A clean record names nothing to upload: its path does not matter.
@@ -706,10 +728,19 @@ func (s *Spool) RetryPending(ctx context.Context) {
 
 // Close syncs and closes the spooled files; what is not uploaded stays.
 func (s *Spool) Close() {
+	// A stream ends as close would end it: a server keeping what a cut
+	// connection sent must not be left with a piece of the file.
+	for _, ws := range s.streaming() {
+		if _, err := ws.Flush(s.ctx); err != nil {
+			s.log.Warn("upload at unmount failed; the data stays in the spool", "share", ws.shareID, "err", err)
+		}
+	}
+	s.cancel()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, ws := range s.byPath {
 		ws.mu.Lock()
+		ws.abortStreamLocked()
 		if ws.file != nil {
 			if ws.dirty {
 				// Still open in a program: what it wrote so far is kept.
@@ -722,6 +753,19 @@ func (s *Spool) Close() {
 		}
 		ws.mu.Unlock()
 	}
+}
+
+// streaming returns the sessions whose upload runs while they are written.
+func (s *Spool) streaming() []*WriteSession {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*WriteSession
+	for _, ws := range s.byPath {
+		if ws.Streaming() {
+			out = append(out, ws)
+		}
+	}
+	return out
 }
 
 // writeMetaLocked records ws in <key>.json, durably: written to a temporary
@@ -763,6 +807,7 @@ func (s *Spool) writeMetaLocked(ws *WriteSession) error {
 		return fmt.Errorf("spool record: %w", err)
 	}
 	ws.metaStale = false
+	ws.entryDurable = true // the directory was fsync'd after the data file was created
 	return nil
 }
 
@@ -790,6 +835,7 @@ func (ws *WriteSession) WriteAt(p []byte, off int64) (int, error) {
 	if err := ws.markDirty(); err != nil {
 		return 0, err
 	}
+	ws.staleLocked(off)
 	n, err := ws.file.WriteAt(p, off)
 	if end := off + int64(n); end > ws.size {
 		ws.size = end
@@ -797,6 +843,11 @@ func (ws *WriteSession) WriteAt(p []byte, off int64) (int, error) {
 	ws.mtime = ws.sp.now()
 	if err != nil {
 		return n, fmt.Errorf("spool write: %w", err)
+	}
+	if ws.stream != nil {
+		ws.stream.wake.Broadcast()
+	} else if ws.streamable() {
+		ws.startStreamLocked()
 	}
 	return n, nil
 }
@@ -833,10 +884,14 @@ func (ws *WriteSession) Truncate(size int64) error {
 	if err := ws.markDirty(); err != nil {
 		return err
 	}
+	ws.staleLocked(size)
 	if err := ws.file.Truncate(size); err != nil {
 		return fmt.Errorf("spool truncate: %w", err)
 	}
 	ws.size = size
+	if size == 0 && ws.stream == nil {
+		ws.streamOK = true
+	}
 	ws.mtime = ws.sp.now()
 	return nil
 }
@@ -875,9 +930,13 @@ func (ws *WriteSession) syncLocked() error {
 	if err := SyncFile(ws.file); err != nil {
 		return fmt.Errorf("spool sync: %w", err)
 	}
-	// The data file's own entry, created with the session.
-	if err := syncDir(ws.sp.dir); err != nil {
-		return fmt.Errorf("spool sync: %w", err)
+	// The data file's own entry, created with the session (durable once
+	// a record was written after it).
+	if !ws.entryDurable {
+		if err := syncDir(ws.sp.dir); err != nil {
+			return fmt.Errorf("spool sync: %w", err)
+		}
+		ws.entryDurable = true
 	}
 	ws.synced = ws.gen
 	return nil
@@ -915,14 +974,32 @@ func (ws *WriteSession) FlushAt(ctx context.Context) (in Info, moved []string, e
 	}
 	shareID, segs, size, mtime, gen, file := ws.shareID, append([]string(nil), ws.segs...), ws.size, ws.mtime, ws.gen, ws.file
 	cond := precondition{ifNoneMatch: ws.created, ifMatch: ws.base}
+	// The data is durable: a stream running may end at this size.
+	st := ws.stream
+	ws.stream = nil
+	// An empty file flushed (a descriptor closed before the writes, as dd
+	// does) may still be streamed when written.
+	ws.streamOK = size == 0
 	ws.mu.Unlock()
 
 	sp := ws.sp
 	sh := sp.share(shareID)
+	streamed := false
+	if st != nil {
+		if sh == nil || sh.Gone() {
+			st.cancel()
+		}
+		in, cond, streamed, err = st.finish(ctx, size, cond)
+		if streamed && err == nil {
+			in.Size, in.Mtime = size, mtime
+		}
+	}
 	if sh == nil || sh.Gone() {
 		err = ErrShareGone
 	} else {
-		in, err = sp.upload(ctx, sh, segs, file, size, mtime, cond)
+		if !streamed {
+			in, err = sp.upload(ctx, sh, segs, file, size, mtime, cond)
+		}
 		if errors.Is(err, ErrRemoteChanged) {
 			if len(segs) == 0 {
 				sp.setAside(ws, sh.Name())
@@ -1006,6 +1083,7 @@ func (ws *WriteSession) unlinkFiles() {
 // remove closes and deletes the session's files.
 func (ws *WriteSession) remove() {
 	ws.mu.Lock()
+	ws.abortStreamLocked()
 	if ws.file != nil {
 		_ = ws.file.Close()
 		ws.file = nil

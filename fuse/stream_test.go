@@ -1,0 +1,269 @@
+package ocmfs
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ocm-agent/ocm-agent/fuse/vfs"
+)
+
+// serverSize is the size of the file at p on the server (-1 when absent).
+func (s *davServer) serverSize(p string) int64 {
+	st, err := os.Stat(filepath.Join(s.dir, filepath.FromSlash(p)))
+	if err != nil {
+		return -1
+	}
+	return st.Size()
+}
+
+// rwEnv is a mount with one writable folder share, RW.
+func rwEnv(t *testing.T, tweak ...func(*Options)) *env {
+	e := newEnv(t, tweak...)
+	e.srv.write("/shares/rw/.keep", nil)
+	e.fs.SetEntries([]Entry{e.folder("s1", "RW", "/shares/rw", true)})
+	return e
+}
+
+// writeStreaming creates name in dir and writes data in pieces, leaving the
+// file open; the stream is seen on the server before it returns.
+func writeStreaming(t *testing.T, e *env, name string, data []byte) *os.File {
+	t.Helper()
+	fh, err := os.Create(e.path("RW", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for off := 0; off < len(data); off += 256 << 10 {
+		if _, err := fh.Write(data[off:min(off+256<<10, len(data))]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 20*time.Second, "data on the server before close", func() bool {
+		return e.srv.serverSize("/shares/rw/"+name) > 0
+	})
+	return fh
+}
+
+// A file written from empty goes to the server while it is written, in one
+// chunked PUT whose body ends only after the spool has the data on disk;
+// close returns once the server has every byte.
+func TestStreamedUpload(t *testing.T) {
+	var mu sync.Mutex
+	synced := map[string]bool{}
+	old := vfs.SyncFile
+	vfs.SyncFile = func(f *os.File) error {
+		err := old(f)
+		mu.Lock()
+		synced[f.Name()] = true
+		mu.Unlock()
+		return err
+	}
+	t.Cleanup(func() { vfs.SyncFile = old })
+	// A timeout long enough that the stream never waits out the writer
+	// here (see TestStreamWriterPauses).
+	e := rwEnv(t, func(o *Options) { o.Timeout = 20 * time.Second })
+	var chunked atomic.Int32
+	var syncedAtEnd atomic.Bool
+	e.srv.set(func(s *davServer) {
+		s.intercept = func(w http.ResponseWriter, r *http.Request) bool {
+			if r.Method == http.MethodPut && r.ContentLength == -1 {
+				chunked.Add(1)
+				r.Body = &endHook{r: r.Body, at: func() {
+					d, _ := spoolFiles(t, e.spool)
+					mu.Lock()
+					syncedAtEnd.Store(len(d) == 1 && synced[d[0]])
+					mu.Unlock()
+				}}
+			}
+			return false
+		}
+	})
+	data := pattern(5<<20+123, 3)
+	fh := writeStreaming(t, e, "video.bin", data)
+	if _, err := fh.Write([]byte("tail")); err != nil {
+		t.Fatal(err)
+	}
+	data = append(data, "tail"...)
+	if err := fh.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if got, err := e.srv.read("/shares/rw/video.bin"); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("server copy: %d bytes, %v", len(got), err)
+	}
+	if n, sent := e.srv.count("PUT", "/shares/rw/video.bin"); n != 1 || chunked.Load() != 1 {
+		t.Errorf("%d PUTs (%d chunked, %d bytes answered): want the one stream", n, chunked.Load(), sent)
+	}
+	if !syncedAtEnd.Load() {
+		t.Errorf("the body ended before the spooled data was fsync'd")
+	}
+	eventually(t, 5*time.Second, "spool empty", func() bool {
+		d, m := spoolFiles(t, e.spool)
+		return len(d) == 0 && len(m) == 0
+	})
+	if st, err := os.Stat(e.path("RW", "video.bin")); err != nil || st.Size() != int64(len(data)) {
+		t.Errorf("stat after close: %v %v", st, err)
+	}
+}
+
+// endHook calls at when the body it wraps ends.
+type endHook struct {
+	r    io.ReadCloser
+	at   func()
+	once sync.Once
+}
+
+func (h *endHook) Read(p []byte) (int, error) {
+	n, err := h.r.Read(p)
+	if err == io.EOF {
+		h.once.Do(h.at)
+	}
+	return n, err
+}
+
+func (h *endHook) Close() error { return h.r.Close() }
+
+// A write below what the stream already sent does not cut it (a server may
+// keep what a cut connection sent): the stream ends at close, and the spool
+// is uploaded over the version it left. No conflicted copy.
+func TestStreamRewriteBelowSent(t *testing.T) {
+	e := rwEnv(t)
+	data := pattern(3<<20, 4)
+	fh := writeStreaming(t, e, "db.bin", data)
+	if _, err := fh.WriteAt([]byte("HEADER"), 0); err != nil {
+		t.Fatal(err)
+	}
+	copy(data, "HEADER")
+	if err := fh.Truncate(int64(len(data) - 5)); err != nil {
+		t.Fatal(err)
+	}
+	data = data[:len(data)-5]
+	if err := fh.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if got, err := e.srv.read("/shares/rw/db.bin"); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("server copy: %d bytes, %v", len(got), err)
+	}
+	if got := joined(listNames(t, e.path("RW"))); got != ".keep|db.bin" {
+		t.Errorf("listing = %q", got)
+	}
+	if c := e.fs.Conflicts(); len(c) != 0 {
+		t.Errorf("conflicts: %q", c)
+	}
+}
+
+// A server that wants a Content-Length refuses the stream; close uploads
+// from the spool, and the share gets no more streams.
+func TestStreamRefused(t *testing.T) {
+	e := rwEnv(t)
+	var chunked atomic.Int32
+	e.srv.set(func(s *davServer) {
+		s.intercept = func(w http.ResponseWriter, r *http.Request) bool {
+			if r.Method == http.MethodPut && r.ContentLength == -1 {
+				chunked.Add(1)
+				http.Error(w, "length required", http.StatusLengthRequired)
+				return true
+			}
+			return false
+		}
+	})
+	for _, name := range []string{"a.bin", "b.bin"} {
+		data := pattern(2<<20+1, 5)
+		if err := os.WriteFile(e.path("RW", name), data, 0o644); err != nil {
+			t.Fatalf("write %s: %v", name, err)
+		}
+		if got, err := e.srv.read("/shares/rw/" + name); err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("server copy of %s: %d bytes, %v", name, len(got), err)
+		}
+	}
+	if n := chunked.Load(); n != 1 {
+		t.Errorf("%d chunked PUTs, want 1 (then none to this share)", n)
+	}
+}
+
+// A file renamed or removed while it is being streamed ends up under its
+// new name, or nowhere; never a piece under the old name.
+func TestStreamRenameAndUnlink(t *testing.T) {
+	e := rwEnv(t)
+	data := pattern(2<<20, 6)
+	fh := writeStreaming(t, e, "part.bin", data)
+	if err := os.Rename(e.path("RW", "part.bin"), e.path("RW", "done.bin")); err != nil {
+		t.Fatalf("rename: %v", err)
+	}
+	if _, err := fh.Write([]byte("more")); err != nil {
+		t.Fatal(err)
+	}
+	if err := fh.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	data = append(data, "more"...)
+	if got, err := e.srv.read("/shares/rw/done.bin"); err != nil || !bytes.Equal(got, data) {
+		t.Errorf("renamed copy: %d bytes, %v", len(got), err)
+	}
+
+	fh = writeStreaming(t, e, "scratch.bin", data)
+	if err := os.Remove(e.path("RW", "scratch.bin")); err != nil {
+		t.Fatalf("unlink: %v", err)
+	}
+	if err := fh.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	names := joined(listNames(t, e.path("RW")))
+	if names != ".keep|done.bin" {
+		t.Errorf("listing = %q", names)
+	}
+	for _, f := range []string{"part.bin", "scratch.bin"} {
+		if n := e.srv.serverSize("/shares/rw/" + f); n != -1 {
+			t.Errorf("%s left on the server (%d bytes)", f, n)
+		}
+	}
+	if c := e.fs.Conflicts(); len(c) != 0 || strings.Contains(names, "conflicted") {
+		t.Errorf("conflicts: %q", c)
+	}
+}
+
+// A writer that pauses longer than the stream waits ends the stream's body
+// where it is (not cut by a timeout): the server keeps that piece as a
+// version of ours, and close uploads the whole file over it, conditional on
+// that version. No conflicted copy.
+func TestStreamWriterPauses(t *testing.T) {
+	e := rwEnv(t)
+	data := pattern(2<<20, 9)
+	fh := writeStreaming(t, e, "slow.bin", data)
+	eventually(t, 20*time.Second, "the stream ended while the writer paused", func() bool {
+		for _, r := range e.srv.log() {
+			if r.Method == http.MethodPut && r.Path == "/shares/rw/slow.bin" && r.Status/100 == 2 {
+				return true
+			}
+		}
+		return false
+	})
+	if _, err := fh.Write([]byte("later")); err != nil {
+		t.Fatal(err)
+	}
+	data = append(data, "later"...)
+	if err := fh.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if got, err := e.srv.read("/shares/rw/slow.bin"); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("server copy: %d bytes, %v", len(got), err)
+	}
+	var conds []string
+	for _, r := range e.srv.log() {
+		if r.Method == http.MethodPut && r.Path == "/shares/rw/slow.bin" {
+			conds = append(conds, r.Cond)
+		}
+	}
+	if len(conds) != 2 || conds[0] != "*" || conds[1] == "" || conds[1] == "*" {
+		t.Errorf("PUT conditions %q: want the stream's If-None-Match, then If-Match on its version", conds)
+	}
+	if names := joined(listNames(t, e.path("RW"))); names != ".keep|slow.bin" {
+		t.Errorf("listing = %q", names)
+	}
+}

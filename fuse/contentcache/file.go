@@ -115,8 +115,10 @@ func (e *entry) complete() bool {
 func (e *entry) completeLocked() bool { return e.bytes == e.size }
 
 // flush writes e's metadata if it changed (or always, with force, to keep
-// the last use): the data file is synced first, so that the blocks the
-// metadata names are on disk.
+// the last use). Neither the data nor the record is synced: after a crash,
+// a block the record names but whose bytes did not reach the disk reads
+// as zeros or as older bytes, which fail its checksum, and a torn record
+// fails its own (see the package doc).
 func (e *entry) flush(force bool) error {
 	e.flushMu.Lock()
 	defer e.flushMu.Unlock()
@@ -125,7 +127,6 @@ func (e *entry) flush(force bool) error {
 		e.mu.Unlock()
 		return nil
 	}
-	fd := e.fd
 	h := metaHeader{Share: e.key.Share, Path: e.key.Path, ETag: e.etag, Size: e.size, Block: e.block, Used: e.used.Load()}
 	body := make([]byte, 0, len(e.present)+4*len(e.sums))
 	body = append(body, e.present...)
@@ -137,11 +138,8 @@ func (e *entry) flush(force bool) error {
 	e.flushed = e.c.o.Now()
 	e.mu.Unlock()
 	rec, err := encodeRecord(kindMeta, h, body)
-	if err == nil && fd != nil {
-		err = fd.Sync()
-	}
 	if err == nil {
-		err = writeAtomic(e.c.metaPath(e.id), rec)
+		err = replaceFile(e.c.metaPath(e.id), rec, false)
 	}
 	if err != nil {
 		e.mu.Lock()

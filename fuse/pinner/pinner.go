@@ -345,26 +345,6 @@ type counters struct {
 	listed                     atomic.Bool
 	files, filesDone, complete atomic.Int64
 	bytes, bytesDone, fetched  atomic.Int64
-
-	// Releasing a cached file syncs its data and metadata (two fsyncs):
-	// done beside the downloads, by up to maxReleasing at once, so that
-	// the next GETs do not wait on the disk. A run ends after them all.
-	releasing chan struct{}
-	released  sync.WaitGroup
-}
-
-// maxReleasing bounds the cached files being released (synced) at once.
-const maxReleasing = 16
-
-// release gives f back in the background.
-func (c *counters) release(f *contentcache.File) {
-	c.released.Add(1)
-	c.releasing <- struct{}{}
-	go func() {
-		defer c.released.Done()
-		f.Release()
-		<-c.releasing
-	}()
 }
 
 func (c *counters) progress() Progress {
@@ -376,7 +356,7 @@ func (c *counters) progress() Progress {
 func (pn *Pinner) run(ctx context.Context, w *walk, progress func(Progress)) (Progress, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	c := counters{releasing: make(chan struct{}, maxReleasing)}
+	var c counters
 	tell := func() {
 		if progress != nil {
 			progress(c.progress())
@@ -428,7 +408,6 @@ func (pn *Pinner) run(ctx context.Context, w *walk, progress func(Progress)) (Pr
 	c.listed.Store(ctx.Err() == nil)
 	close(items)
 	wg.Wait()
-	c.released.Wait()
 	tell()
 	p := c.progress()
 	if firstErr != nil {
@@ -512,7 +491,7 @@ func (pn *Pinner) keep(ctx context.Context, w *walk, it item, c *counters, tell 
 	if err != nil {
 		return err
 	}
-	defer c.release(f)
+	defer f.Release()
 	if f.Complete() {
 		c.bytesDone.Add(size)
 		done()

@@ -13,7 +13,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/ocm-agent/ocm-agent/fuse/contentcache"
@@ -252,10 +251,7 @@ func (pn *Pinner) failed(share, p string, err error) {
 // (as vfs.Unreachable, and a share whose address is not known yet), not
 // that the content is wrong or gone.
 func Offline(err error) bool {
-	// A server gone while a kept-alive connection waited gives EOF (no
-	// retry for PROPFIND, which Go does not take as idempotent).
-	return vfs.Unreachable(err) || vfs.KindOf(err) == vfs.KindUnreachable ||
-		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)
+	return vfs.Unreachable(err) || vfs.KindOf(err) == vfs.KindUnreachable
 }
 
 // walk is one pass over a pin.

@@ -301,6 +301,19 @@ func (c *Cache) Stored(k Key) (f *File, etag string, size int64, ok bool) {
 	return f, e.etag, e.size, true
 }
 
+// Version reports the version of k the cache holds and whether that copy
+// is complete (every block present, not checked), without holding it.
+func (c *Cache) Version(k Key) (etag string, size int64, complete, ok bool) {
+	k = k.clean()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.entries[fileID(k)]
+	if e == nil {
+		return "", 0, false, false
+	}
+	return e.etag, e.size, e.complete(), true
+}
+
 // holdLocked takes a reference on e, opening its data file for the first
 // holder. What was verified is forgotten unless the data file is unchanged
 // since this process last wrote or checked it (see stamp).

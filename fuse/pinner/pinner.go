@@ -470,10 +470,7 @@ func (pn *Pinner) keep(ctx context.Context, w *walk, it item, c *counters, tell 
 		c.complete.Add(1)
 		tell()
 	}
-	old, oldVersion, _, stored := pn.o.Cache.Stored(k)
-	if stored {
-		old.Release()
-	}
+	oldVersion, _, _, stored := pn.o.Cache.Version(k)
 	if stored && oldVersion != version {
 		// A new version: fetched aside, it replaces the kept one whole.
 		if err := pn.replace(ctx, w, it, k, version, c, tell); err != nil {

@@ -822,3 +822,33 @@ func TestCompactionWhileStoringKeepsEveryFile(t *testing.T) {
 		t.Fatalf("%d records after Open for %d files", len(recs), n)
 	}
 }
+
+// A cache of the older layout (a metadata file per file, id.meta) is
+// taken into the index on Open.
+func TestOlderLayoutIsTakenIntoTheIndex(t *testing.T) {
+	dir := t.TempDir()
+	c := open(t, dir, 1<<20)
+	k := Key{"s", "old"}
+	data := content(3*bs, 23)
+	store(t, c, k, `"e"`, data)
+	c.Close()
+	recs, ids := journalRecords(t, dir)
+	meta := filepath.Join(dir, "files", fileID(k)+".meta")
+	if err := os.WriteFile(meta, recs[slices.Index(ids, fileID(k))], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, "index")); err != nil {
+		t.Fatal(err)
+	}
+
+	c = open(t, dir, 1<<20)
+	if got, ok := readAll(t, c, k, `"e"`, len(data)); !ok || !bytes.Equal(got, data) {
+		t.Fatal("the file of the older layout was not kept")
+	}
+	if _, err := os.Stat(meta); err == nil {
+		t.Fatal("the older metadata file is left")
+	}
+	if !hasRecord(t, dir, k) {
+		t.Fatal("the index has no record of the file")
+	}
+}

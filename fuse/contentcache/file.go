@@ -139,6 +139,9 @@ func (e *entry) flush(force bool) error {
 		e.recLen = int64(len(rec))
 		compact, err = e.c.journal.append(rec, e.c.recBytes.Load())
 	}
+	if errors.Is(err, errJournalClosed) {
+		return nil
+	}
 	if err != nil {
 		e.mu.Lock()
 		e.dirty = true

@@ -26,6 +26,10 @@ const (
 // maxJournal bounds what Open reads of the journal.
 const maxJournal = 1 << 30
 
+// errJournalClosed is what stores after Close meet: their metadata is not
+// kept (their blocks are dropped at the next Open).
+var errJournalClosed = errors.New("contentcache: index closed")
+
 type journal struct {
 	path string
 
@@ -129,7 +133,7 @@ func (j *journal) append(rec []byte, live int64) (compact bool, err error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.f == nil {
-		return false, errors.New("contentcache: index closed")
+		return false, errJournalClosed
 	}
 	if _, err := j.f.Write(rec); err != nil {
 		return false, err

@@ -243,14 +243,22 @@ func flipByte(t *testing.T, path string, off int64) {
 	}
 }
 
-func TestCorruptBlockIsDroppedNeverServed(t *testing.T) {
-	dir := t.TempDir()
+// storedAndClosed stores n bytes as k at "e" in a new cache, closed, and
+// returns its directory and the bytes.
+func storedAndClosed(t *testing.T, k Key, n int, seed uint64) (dir string, data []byte) {
+	t.Helper()
+	dir = t.TempDir()
 	c := open(t, dir, 1<<20)
-	k := Key{"s", "f"}
-	data := content(4*bs, 6)
+	data = content(n, seed)
 	store(t, c, k, `"e"`, data)
 	c.Close()
-	c = open(t, dir, 1<<20)
+	return dir, data
+}
+
+func TestCorruptBlockIsDroppedNeverServed(t *testing.T) {
+	k := Key{"s", "f"}
+	dir, data := storedAndClosed(t, k, 4*bs, 6)
+	c := open(t, dir, 1<<20)
 	flipByte(t, dataFile(c, k), 2*bs+17)
 
 	f, err := c.File(k, `"e"`, int64(len(data)))
@@ -826,12 +834,8 @@ func TestCompactionWhileStoringKeepsEveryFile(t *testing.T) {
 // A cache of the older layout (a metadata file per file, id.meta) is
 // taken into the index on Open.
 func TestOlderLayoutIsTakenIntoTheIndex(t *testing.T) {
-	dir := t.TempDir()
-	c := open(t, dir, 1<<20)
 	k := Key{"s", "old"}
-	data := content(3*bs, 23)
-	store(t, c, k, `"e"`, data)
-	c.Close()
+	dir, data := storedAndClosed(t, k, 3*bs, 23)
 	recs, ids := journalRecords(t, dir)
 	meta := filepath.Join(dir, "files", fileID(k)+".meta")
 	if err := os.WriteFile(meta, recs[slices.Index(ids, fileID(k))], 0o600); err != nil {
@@ -841,7 +845,7 @@ func TestOlderLayoutIsTakenIntoTheIndex(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	c = open(t, dir, 1<<20)
+	c := open(t, dir, 1<<20)
 	if got, ok := readAll(t, c, k, `"e"`, len(data)); !ok || !bytes.Equal(got, data) {
 		t.Fatal("the file of the older layout was not kept")
 	}

@@ -202,7 +202,7 @@ func (c *Cache) loadFiles() error {
 		return err
 	}
 	if legacy > 0 || dropped > 0 || size > live+live/2 {
-		if err := c.compact(); err != nil {
+		if err := c.compact(true); err != nil {
 			return err
 		}
 	}
@@ -472,7 +472,7 @@ func (c *Cache) Shares() []string {
 // and its files' records (the index is compacted).
 func (c *Cache) RemoveShare(share string) error {
 	err := c.removeShare(share)
-	if cerr := c.compact(); err == nil {
+	if cerr := c.compact(true); err == nil {
 		err = cerr
 	}
 	return err
@@ -508,7 +508,7 @@ func (c *Cache) removeShare(share string) error {
 // removes them). It returns the bytes freed.
 func (c *Cache) Clear(includePinned bool) (freed int64, err error) {
 	freed = c.clear(includePinned)
-	return freed, c.compact()
+	return freed, c.compact(true)
 }
 
 func (c *Cache) clear(includePinned bool) int64 {

@@ -812,7 +812,7 @@ func TestCompactionWhileStoringKeepsEveryFile(t *testing.T) {
 		}()
 	}
 	for range 5 {
-		if err := c.compact(); err != nil {
+		if err := c.compact(true); err != nil {
 			t.Error(err)
 		}
 	}

@@ -153,7 +153,7 @@ func (e *entry) flush(force bool) error {
 		e.c.bg.Add(1)
 		go func() {
 			defer e.c.bg.Done()
-			if err := e.c.compact(); err != nil {
+			if err := e.c.compact(false); err != nil {
 				e.c.log.Warn("contentcache: cannot compact the index", "err", err)
 			}
 		}()

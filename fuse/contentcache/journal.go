@@ -31,7 +31,8 @@ const maxJournal = 1 << 30
 var errJournalClosed = errors.New("contentcache: index closed")
 
 type journal struct {
-	path string
+	path      string
+	compactMu sync.Mutex // one compaction at a time
 
 	mu         sync.Mutex
 	f          *os.File // O_APPEND
@@ -143,7 +144,13 @@ func (j *journal) append(rec []byte, live int64) (compact bool, err error) {
 		j.pending = append(j.pending, rec)
 		return false, nil
 	}
-	return j.size > compactMin && j.size > compactFactor*live, nil
+	return j.dueLocked(live), nil
+}
+
+// dueLocked reports whether the journal has grown enough to be compacted
+// (live: the bytes of one record per file). j.mu is held.
+func (j *journal) dueLocked(live int64) bool {
+	return j.size > compactMin && j.size > compactFactor*live
 }
 
 func (j *journal) close() error {
@@ -157,14 +164,18 @@ func (j *journal) close() error {
 	return err
 }
 
-// compact rewrites the journal with one record per file held now. Records
-// appended meanwhile go after those: a file's last record is then either
-// its state when it was written here or a later one. The new journal is
-// synced before it replaces the old (it is rare, and holds every file).
-func (c *Cache) compact() error {
+// compact rewrites the journal with one record per file held now (only
+// if it is due, unless force). Records appended meanwhile go after those:
+// a file's last record is then either its state when it was written here
+// or a later one. The new journal is synced before it replaces the old
+// (it is rare, and holds every file). Compactions run one at a time, so
+// that one forced after a removal starts after it.
+func (c *Cache) compact(force bool) error {
 	j := &c.journal
+	j.compactMu.Lock()
+	defer j.compactMu.Unlock()
 	j.mu.Lock()
-	if j.compacting || j.f == nil {
+	if j.f == nil || !force && !j.dueLocked(c.recBytes.Load()) {
 		j.mu.Unlock()
 		return nil
 	}

@@ -173,10 +173,17 @@ func (noChange) Changed(string, string, vfs.Info) {}
 // An open asks the server and reads the copy, without a GET; with the
 // server stopped, it reads the copy too; neither drops it.
 func TestNewerCopyThanTheListingIsKept(t *testing.T) {
-	for _, offline := range []bool{false, true} {
-		t.Run(fmt.Sprintf("offline=%v", offline), func(t *testing.T) {
+	for _, c := range []struct{ offline, direct bool }{{false, true}, {true, true}, {false, false}} {
+		offline := c.offline
+		t.Run(fmt.Sprintf("offline=%v,direct=%v", c.offline, c.direct), func(t *testing.T) {
 			cache := newPinCache(t)
-			e := newEnv(t, func(o *Options) { o.Cache = cache; o.MetadataTTL = time.Hour; o.DirectReadMin = 1 })
+			e := newEnv(t, func(o *Options) {
+				o.Cache = cache
+				o.MetadataTTL = time.Hour
+				if c.direct {
+					o.DirectReadMin = 1
+				}
+			})
 			v1, v2 := pattern(70<<10, 1), pattern(90<<10, 2)
 			e.srv.write("/shares/p/f.bin", v1)
 			e.fs.SetEntries([]Entry{e.folder("s1", "P", "/shares/p", false)})

@@ -292,7 +292,11 @@ func (n *fileNode) readVersion(ctx context.Context, segs []string) (vfs.Info, *c
 		return vfs.Info{}, nil, errno
 	}
 	c := f.o.Cache
-	if c == nil || !strongETag(in.ETag) {
+	if c == nil {
+		return in, nil, 0
+	}
+	in = n.settleVersion(ctx, segs, in)
+	if !strongETag(in.ETag) {
 		return in, nil, 0
 	}
 	cf, err := c.File(cacheKey(n.sh, segs), in.ETag, in.Size)

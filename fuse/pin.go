@@ -61,9 +61,9 @@ func (r pinRemote) List(ctx context.Context, id, dir, u string) (*vfs.Listing, e
 
 // Changed tells the mount's tree that the pinner stored a new version of
 // the file at path: its folder's listing and its node take the new
-// metadata at once. Otherwise an open within the metadata TTL would ask
-// the cache for the version the mount last listed, which drops the new
-// copy (and, offline, leaves nothing to read).
+// metadata at once. Otherwise an open within the metadata TTL would find
+// the listed version and the cached one differ, and ask the server which
+// is current (settleVersion).
 func (r pinRemote) Changed(id, path string, in vfs.Info) {
 	f := r.f
 	sh := f.shareByID(id)

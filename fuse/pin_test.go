@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/ocm-agent/ocm-agent/fuse/contentcache"
+	"github.com/ocm-agent/ocm-agent/fuse/pinner"
+	"github.com/ocm-agent/ocm-agent/fuse/vfs"
 )
 
 // newPinCache opens a content cache for a test.
@@ -155,5 +157,63 @@ func TestPinnedReadableOffline(t *testing.T) {
 	})
 	if err == nil {
 		t.Error("a file never read nor pinned was read with its server stopped")
+	}
+}
+
+// noChange is the mount as a pinner sees it, except that the mount does
+// not hear of the versions stored: as when a listing under way when a new
+// version was stored lands after it, or a listing is kept from an earlier
+// run.
+type noChange struct{ pinRemote }
+
+func (noChange) Changed(string, string, vfs.Info) {}
+
+// TestNewerCopyThanTheListingIsKept: the cache holds a complete copy of a
+// newer version than the mount's listing names (within the metadata TTL).
+// An open asks the server and reads the copy, without a GET; with the
+// server stopped, it reads the copy too; neither drops it.
+func TestNewerCopyThanTheListingIsKept(t *testing.T) {
+	for _, c := range []struct{ offline, direct bool }{{false, true}, {true, true}, {false, false}} {
+		offline := c.offline
+		t.Run(fmt.Sprintf("offline=%v,direct=%v", c.offline, c.direct), func(t *testing.T) {
+			cache := newPinCache(t)
+			e := newEnv(t, func(o *Options) {
+				o.Cache = cache
+				o.MetadataTTL = time.Hour
+				if c.direct {
+					o.DirectReadMin = 1
+				}
+			})
+			v1, v2 := pattern(70<<10, 1), pattern(90<<10, 2)
+			e.srv.write("/shares/p/f.bin", v1)
+			e.fs.SetEntries([]Entry{e.folder("s1", "P", "/shares/p", false)})
+			if got := joined(listNames(t, e.path("P"))); got != "f.bin" {
+				t.Fatalf("listing %q", got)
+			}
+			if _, err := os.Stat(e.path("P", "f.bin")); err != nil {
+				t.Fatal(err)
+			}
+			e.srv.write("/shares/p/f.bin", v2)
+			later := time.Now().Add(time.Hour)
+			os.Chtimes(filepath.Join(e.srv.dir, "shares/p/f.bin"), later, later)
+			pn := pinner.New(pinner.Options{Cache: cache, Client: e.fs.dav, Remote: noChange{pinRemote{e.fs}}, TempDir: t.TempDir()})
+			if _, err := pn.Pin(context.Background(), "s1", "f.bin"); err != nil {
+				t.Fatal(err)
+			}
+			if offline {
+				e.srv.stop()
+			}
+			e.srv.resetLog()
+			got, err := os.ReadFile(e.path("P", "f.bin"))
+			if err != nil || !bytes.Equal(got, v2) {
+				t.Fatalf("read %d bytes, %v; want the newer copy's %d", len(got), err, len(v2))
+			}
+			if n, _ := e.srv.count("GET", "/shares/p/f.bin"); n != 0 {
+				t.Errorf("%d GETs: the copy was not read", n)
+			}
+			if !bytes.Equal(keptCopy(t, cache, "s1", "f.bin"), v2) {
+				t.Error("the newer copy was dropped")
+			}
+		})
 	}
 }

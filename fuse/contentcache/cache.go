@@ -51,12 +51,15 @@ func (k Key) clean() Key { return Key{k.Share, strings.Trim(k.Path, "/")} }
 // Cache is the content cache. Its methods are safe for concurrent use.
 type Cache struct {
 	o      Options
-	files  string // directory of .data and .meta
+	files  string // directory of .data files
 	lists  string
 	log    *slog.Logger
 	total  atomic.Int64 // bytes of present blocks of every entry
 	closed atomic.Bool
 	bg     sync.WaitGroup // metadata writes in the background
+
+	journal  journal
+	recBytes atomic.Int64 // of the last record of every entry
 
 	mu       sync.Mutex // guards the maps below and every entry's refs; taken before entry.mu
 	entries  map[string]*entry
@@ -134,6 +137,10 @@ func (c *Cache) Close() error {
 			first = err
 		}
 	}
+	c.bg.Wait() // a compaction the last writes started
+	if err := c.journal.close(); err != nil && first == nil {
+		first = err
+	}
 	return first
 }
 
@@ -142,47 +149,72 @@ func fileID(k Key) string {
 	return hex.EncodeToString(h[:16])
 }
 
-func (c *Cache) metaPath(id string) string { return filepath.Join(c.files, id+".meta") }
 func (c *Cache) dataPath(id string) string { return filepath.Join(c.files, id+".data") }
 
-// loadFiles reads every .meta; anything else in files/ that no valid
-// metadata accounts for (orphaned data, temporary files) is removed.
+// loadFiles reads the journal (and the metadata files of an older layout,
+// id.meta, taken into it); anything else in files/ that no valid record
+// accounts for (orphaned data, temporary files) is removed.
 func (c *Cache) loadFiles() error {
+	recs, size, err := c.readJournal()
+	if err != nil {
+		return err
+	}
 	des, err := os.ReadDir(c.files)
 	if err != nil {
 		return fmt.Errorf("contentcache: %w", err)
 	}
-	keep := map[string]bool{}
-	dropped := 0
+	legacy := 0
 	for _, de := range des {
-		name := de.Name()
-		id, ok := strings.CutSuffix(name, ".meta")
+		id, ok := strings.CutSuffix(de.Name(), ".meta")
 		if !ok || !de.Type().IsRegular() {
 			continue
 		}
-		e, err := c.loadEntry(id)
+		legacy++
+		if _, ok := recs[id]; !ok {
+			if b, err := os.ReadFile(filepath.Join(c.files, de.Name())); err == nil && len(b) <= maxRecord {
+				recs[id] = b
+			}
+		}
+	}
+	keep := map[string]bool{}
+	dropped := 0
+	var live int64
+	for id, rec := range recs {
+		e, err := c.loadEntry(id, rec)
 		if err != nil {
 			dropped++
-			c.log.Warn("contentcache: dropped a damaged cached file", "id", id, "err", err)
+			c.log.Debug("contentcache: dropped a damaged cached file", "id", id, "err", err)
 			continue
 		}
 		c.entries[id] = e
 		c.total.Add(e.bytes)
-		keep[name] = true
+		live += e.recLen
 		keep[id+".data"] = true
 	}
+	c.recBytes.Store(live)
 	for _, de := range des {
 		if !keep[de.Name()] {
 			os.Remove(filepath.Join(c.files, de.Name()))
+		}
+	}
+	c.journal.path = c.journalPath()
+	if err := c.journal.open(); err != nil {
+		return err
+	}
+	if legacy > 0 || dropped > 0 || size > live+live/2 {
+		if err := c.compact(true); err != nil {
+			return err
 		}
 	}
 	c.log.Debug("contentcache: opened", "files", len(c.entries), "bytes", c.total.Load(), "dropped", dropped)
 	return nil
 }
 
-func (c *Cache) loadEntry(id string) (*entry, error) {
+// loadEntry makes the entry of a file from its record, if its data file is
+// there at the recorded size.
+func (c *Cache) loadEntry(id string, rec []byte) (*entry, error) {
 	var h metaHeader
-	body, err := readRecord(c.metaPath(id), kindMeta, &h)
+	body, err := decodeRecord(rec, kindMeta, &h)
 	if err != nil {
 		return nil, err
 	}
@@ -202,6 +234,7 @@ func (c *Cache) loadEntry(id string) (*entry, error) {
 		return nil, errDamaged
 	}
 	e.used.Store(h.Used)
+	e.recLen = int64(len(rec))
 	return e, nil
 }
 
@@ -268,6 +301,19 @@ func (c *Cache) Stored(k Key) (f *File, etag string, size int64, ok bool) {
 	return f, e.etag, e.size, true
 }
 
+// Version reports the version of k the cache holds and whether that copy
+// is complete (every block present, not checked), without holding it.
+func (c *Cache) Version(k Key) (etag string, size int64, complete, ok bool) {
+	k = k.clean()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.entries[fileID(k)]
+	if e == nil {
+		return "", 0, false, false
+	}
+	return e.etag, e.size, e.complete(), true
+}
+
 // holdLocked takes a reference on e, opening its data file for the first
 // holder. What was verified is forgotten unless the data file is unchanged
 // since this process last wrote or checked it (see stamp).
@@ -287,11 +333,12 @@ func (c *Cache) holdLocked(e *entry) (*File, error) {
 	return &File{e: e}, nil
 }
 
-// removeLocked forgets e and deletes its files (metadata first: a crash
-// between leaves data that Open removes). A holder keeps its descriptor.
+// removeLocked forgets e and deletes its data file; its records stay in
+// the journal until a compaction, and name no data file meanwhile. A
+// holder keeps its descriptor.
 func (c *Cache) removeLocked(e *entry) {
 	delete(c.entries, e.id)
-	// a metadata write under way lands first, then goes with the rest
+	// a metadata write under way lands first
 	e.flushMu.Lock()
 	defer e.flushMu.Unlock()
 	e.mu.Lock()
@@ -299,7 +346,8 @@ func (c *Cache) removeLocked(e *entry) {
 	c.total.Add(-e.bytes)
 	e.bytes = 0
 	e.mu.Unlock()
-	os.Remove(c.metaPath(e.id))
+	c.recBytes.Add(-e.recLen)
+	e.recLen = 0
 	os.Remove(c.dataPath(e.id))
 }
 
@@ -420,8 +468,17 @@ func (c *Cache) Shares() []string {
 	return out
 }
 
-// RemoveShare deletes everything of a share: content, listings and pins.
+// RemoveShare deletes everything of a share: content, listings and pins,
+// and its files' records (the index is compacted).
 func (c *Cache) RemoveShare(share string) error {
+	err := c.removeShare(share)
+	if cerr := c.compact(true); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func (c *Cache) removeShare(share string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, e := range c.entries {
@@ -450,6 +507,11 @@ func (c *Cache) RemoveShare(share string) error {
 // and listings of pinned files and folders only when includePinned. Pins themselves stay (Unpin
 // removes them). It returns the bytes freed.
 func (c *Cache) Clear(includePinned bool) (freed int64, err error) {
+	freed = c.clear(includePinned)
+	return freed, c.compact(true)
+}
+
+func (c *Cache) clear(includePinned bool) int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	before := c.total.Load()
@@ -463,5 +525,5 @@ func (c *Cache) Clear(includePinned bool) (freed int64, err error) {
 			c.removeListingLocked(id)
 		}
 	}
-	return before - c.total.Load(), nil
+	return before - c.total.Load()
 }

@@ -2,6 +2,8 @@ package contentcache
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -9,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -222,7 +225,6 @@ func TestEvictsLeastRecentlyUsedBeyondMaxBytes(t *testing.T) {
 
 // dataFile returns the path of k's data file.
 func dataFile(c *Cache, k Key) string { return c.dataPath(fileID(k.clean())) }
-func metaFile(c *Cache, k Key) string { return c.metaPath(fileID(k.clean())) }
 
 func flipByte(t *testing.T, path string, off int64) {
 	t.Helper()
@@ -241,14 +243,22 @@ func flipByte(t *testing.T, path string, off int64) {
 	}
 }
 
-func TestCorruptBlockIsDroppedNeverServed(t *testing.T) {
-	dir := t.TempDir()
+// storedAndClosed stores n bytes as k at "e" in a new cache, closed, and
+// returns its directory and the bytes.
+func storedAndClosed(t *testing.T, k Key, n int, seed uint64) (dir string, data []byte) {
+	t.Helper()
+	dir = t.TempDir()
 	c := open(t, dir, 1<<20)
-	k := Key{"s", "f"}
-	data := content(4*bs, 6)
+	data = content(n, seed)
 	store(t, c, k, `"e"`, data)
 	c.Close()
-	c = open(t, dir, 1<<20)
+	return dir, data
+}
+
+func TestCorruptBlockIsDroppedNeverServed(t *testing.T) {
+	k := Key{"s", "f"}
+	dir, data := storedAndClosed(t, k, 4*bs, 6)
+	c := open(t, dir, 1<<20)
 	flipByte(t, dataFile(c, k), 2*bs+17)
 
 	f, err := c.File(k, `"e"`, int64(len(data)))
@@ -287,25 +297,101 @@ func TestCorruptBlockIsDroppedNeverServed(t *testing.T) {
 	}
 }
 
+// journalRecords returns the records of the journal in dir, in order,
+// with the id of the file each is of.
+func journalRecords(t *testing.T, dir string) (recs [][]byte, ids []string) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "index"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	for len(b) > 0 {
+		rec, rest, ok := nextRecord(b)
+		if !ok {
+			t.Fatalf("the index has a damaged record")
+		}
+		var h metaHeader
+		if _, err := decodeRecord(rec, kindMeta, &h); err != nil {
+			t.Fatal(err)
+		}
+		recs, ids = append(recs, rec), append(ids, fileID(Key{h.Share, h.Path}))
+		b = rest
+	}
+	return recs, ids
+}
+
+// hasRecord reports whether the journal in dir has a record of k.
+func hasRecord(t *testing.T, dir string, k Key) bool {
+	_, ids := journalRecords(t, dir)
+	return slices.Contains(ids, fileID(k.clean()))
+}
+
+// rewriteJournal leaves in dir's journal the last record of each of keys,
+// in that order, and returns where each starts and ends.
+func rewriteJournal(t *testing.T, dir string, keys ...Key) (at [][2]int) {
+	t.Helper()
+	recs, ids := journalRecords(t, dir)
+	var b []byte
+	for _, k := range keys {
+		last := -1
+		for j, id := range ids {
+			if id == fileID(k.clean()) {
+				last = j
+			}
+		}
+		if last < 0 {
+			t.Fatalf("no record of %v", k)
+		}
+		at = append(at, [2]int{len(b), len(b) + len(recs[last])})
+		b = append(b, recs[last]...)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "index"), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return at
+}
+
+// A record damaged by a crash (torn at the end of the index, a byte
+// wrong, zeroed) drops its file with its data; the records after it count.
 func TestDamagedMetadataIsDroppedOnOpen(t *testing.T) {
-	for name, damage := range map[string]func(t *testing.T, path string){
-		"truncated": func(t *testing.T, path string) {
-			fi, _ := os.Stat(path)
-			if err := os.Truncate(path, fi.Size()/2); err != nil {
+	k, good := Key{"s", "damaged"}, Key{"s", "good"}
+	for name, damage := range map[string]func(t *testing.T, dir string){
+		"torn at the end": func(t *testing.T, dir string) {
+			at := rewriteJournal(t, dir, good, k)
+			if err := os.Truncate(filepath.Join(dir, "index"), int64(at[1][0]+(at[1][1]-at[1][0])/2)); err != nil {
 				t.Fatal(err)
 			}
 		},
-		"flipped": func(t *testing.T, path string) { flipByte(t, path, 20) },
-		"empty":   func(t *testing.T, path string) { os.Truncate(path, 0) },
+		"flipped": func(t *testing.T, dir string) {
+			at := rewriteJournal(t, dir, k, good)
+			flipByte(t, filepath.Join(dir, "index"), int64(at[0][1]-10))
+		},
+		"length flipped": func(t *testing.T, dir string) {
+			at := rewriteJournal(t, dir, k, good)
+			flipByte(t, filepath.Join(dir, "index"), int64(at[0][0]+6))
+		},
+		"zeroed": func(t *testing.T, dir string) {
+			at := rewriteJournal(t, dir, k, good)
+			f, err := os.OpenFile(filepath.Join(dir, "index"), os.O_RDWR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if _, err := f.WriteAt(make([]byte, at[0][1]-at[0][0]), int64(at[0][0])); err != nil {
+				t.Fatal(err)
+			}
+		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
 			c := open(t, dir, 1<<20)
-			k, good := Key{"s", "damaged"}, Key{"s", "good"}
 			store(t, c, k, `"e"`, content(2*bs, 7))
 			store(t, c, good, `"e"`, content(2*bs, 8))
 			c.Close()
-			damage(t, metaFile(c, k))
+			damage(t, dir)
 			// a temporary file left by a crash
 			os.WriteFile(filepath.Join(dir, "files", ".tmp-123"), []byte("x"), 0o600)
 
@@ -314,15 +400,101 @@ func TestDamagedMetadataIsDroppedOnOpen(t *testing.T) {
 				f.Release()
 				t.Fatal("a file with damaged metadata is still cached")
 			}
-			for _, p := range []string{metaFile(c, k), dataFile(c, k), filepath.Join(dir, "files", ".tmp-123")} {
+			for _, p := range []string{dataFile(c, k), filepath.Join(dir, "files", ".tmp-123")} {
 				if _, err := os.Stat(p); err == nil {
 					t.Fatalf("%s left on disk", filepath.Base(p))
 				}
 			}
-			if _, ok := readAll(t, c, good, `"e"`, 2*bs); !ok {
+			if got, ok := readAll(t, c, good, `"e"`, 2*bs); !ok || !bytes.Equal(got, content(2*bs, 8)) {
 				t.Fatal("a sound file was dropped")
 			}
 		})
+	}
+}
+
+// Nothing is synced: after a crash, the index may name blocks whose bytes
+// never reached the disk. They read as zeros (a hole) or as other bytes,
+// fail their checksum, and are never served.
+func TestUnwrittenBlocksAfterACrashAreNeverServed(t *testing.T) {
+	data := content(4*bs, 21)
+	other := content(4*bs, 22) // another version's bytes
+	for name, lose := range map[string]func(t *testing.T, path string){
+		"zeroed block": func(t *testing.T, path string) {
+			writeAt(t, path, make([]byte, bs), bs)
+		},
+		"another version's block": func(t *testing.T, path string) {
+			writeAt(t, path, other[bs:2*bs], bs)
+		},
+		"all holes": func(t *testing.T, path string) {
+			if err := os.Truncate(path, 0); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Truncate(path, int64(len(data))); err != nil {
+				t.Fatal(err)
+			}
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			c := open(t, dir, 1<<20)
+			k := Key{"s", "f"}
+			store(t, c, k, `"e"`, data)
+			c.Close()
+			lose(t, dataFile(c, k))
+
+			c = open(t, dir, 1<<20)
+			f, err := c.File(k, `"e"`, int64(len(data)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Release()
+			p := make([]byte, bs)
+			if _, ok := f.ReadAt(p, bs); ok {
+				t.Fatal("a block that never reached the disk was served")
+			}
+			if f.Verify() {
+				t.Fatal("Verify passed")
+			}
+			for i := int64(0); i < 4; i++ {
+				if n, ok := f.ReadAt(p, i*bs); ok && (n != bs || !bytes.Equal(p, data[i*bs:(i+1)*bs])) {
+					t.Fatalf("block %d served wrong", i)
+				}
+			}
+		})
+	}
+}
+
+func writeAt(t *testing.T, path string, b []byte, off int64) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Storing and releasing files syncs nothing (the checksums keep the cache
+// right); a pin, a person's choice, is synced.
+func TestStoringFilesSyncsNothing(t *testing.T) {
+	var syncs atomic.Int32
+	syncFile = func(f *os.File) error { syncs.Add(1); return f.Sync() }
+	t.Cleanup(func() { syncFile = (*os.File).Sync })
+	c := open(t, t.TempDir(), 1<<30)
+	for i := range 20 {
+		store(t, c, Key{"s", fmt.Sprint(i)}, `"e"`, content(3*bs, uint64(i)))
+	}
+	c.PutListing("s", "", []byte("listing"))
+	if n := syncs.Load(); n != 0 {
+		t.Fatalf("%d syncs to store 20 files", n)
+	}
+	if err := c.Pin("s", "x"); err != nil {
+		t.Fatal(err)
+	}
+	if n := syncs.Load(); n != 1 {
+		t.Fatalf("%d syncs to pin, want 1", n)
 	}
 }
 
@@ -340,7 +512,7 @@ func TestCrashKeepsOnlyRecordedBlocks(t *testing.T) {
 	if err := f.WriteAt(data[:bs], 0); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(metaFile(c, k)); err == nil {
+	if hasRecord(t, dir, k) {
 		t.Fatal("metadata written for a single block")
 	}
 	// the process dies here: another one opens the directory
@@ -354,7 +526,8 @@ func TestCrashKeepsOnlyRecordedBlocks(t *testing.T) {
 	c2.Close()
 
 	f.Release()
-	c3 := open(t, t.TempDir(), 1<<30)
+	dir3 := t.TempDir()
+	c3 := open(t, dir3, 1<<30)
 	f, err = c3.File(k, `"e"`, int64(len(data)))
 	if err != nil {
 		t.Fatal(err)
@@ -362,16 +535,13 @@ func TestCrashKeepsOnlyRecordedBlocks(t *testing.T) {
 	if err := f.WriteAt(data, 0); err != nil { // a batch is due: metadata written
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		if _, err := os.Stat(metaFile(c3, k)); err == nil {
-			break
-		}
+	for deadline := time.Now().Add(10 * time.Second); !hasRecord(t, dir3, k); {
 		if time.Now().After(deadline) {
 			t.Fatal("no metadata written after a batch of blocks")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	c4 := open(t, c3.o.Dir, 1<<30)
+	c4 := open(t, dir3, 1<<30)
 	g, _, _, ok := c4.Stored(k)
 	if !ok {
 		t.Fatal("a batch of blocks was not recorded")
@@ -464,7 +634,8 @@ func TestFilesArePrivateAndNamedByHash(t *testing.T) {
 }
 
 func TestRemoveShareAndClear(t *testing.T) {
-	c := open(t, t.TempDir(), 1<<20)
+	dir := t.TempDir()
+	c := open(t, dir, 1<<20)
 	store(t, c, Key{"a", "x"}, `"e"`, content(bs, 11))
 	store(t, c, Key{"a", "p/y"}, `"e"`, content(bs, 12))
 	store(t, c, Key{"b", "x"}, `"e"`, content(2*bs, 13))
@@ -494,6 +665,15 @@ func TestRemoveShareAndClear(t *testing.T) {
 	}
 	if ps := c.Pins(); len(ps) != 1 || ps[0].Share != "b" || ps[0].Path != "p" {
 		t.Fatalf("pins after RemoveShare: %v", ps)
+	}
+	// nothing in the index names the removed share's files any more
+	for _, k := range []Key{{"a", "x"}, {"a", "p/y"}} {
+		if hasRecord(t, dir, k) {
+			t.Fatalf("the index still names %v", k)
+		}
+	}
+	if !hasRecord(t, dir, Key{"b", "x"}) {
+		t.Fatal("the index lost another share's file")
 	}
 
 	freed, err := c.Clear(false)
@@ -612,5 +792,67 @@ func TestNothingStoredLeavesNothing(t *testing.T) {
 	}
 	if _, err := os.Stat(dataFile(c, Key{"s", "opened"})); err == nil {
 		t.Error("the data file of a file with nothing stored is left")
+	}
+}
+
+// The index is compacted while files are stored: each file's last record
+// survives, and the index shrinks to about one record per file.
+func TestCompactionWhileStoringKeepsEveryFile(t *testing.T) {
+	dir := t.TempDir()
+	c := open(t, dir, 1<<30)
+	const n = 60
+	var wg sync.WaitGroup
+	for w := range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += 3 {
+				store(t, c, Key{"s", fmt.Sprint(i)}, `"e"`, content(2*bs, uint64(i)))
+			}
+		}()
+	}
+	for range 5 {
+		if err := c.compact(true); err != nil {
+			t.Error(err)
+		}
+	}
+	wg.Wait()
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c = open(t, dir, 1<<30)
+	for i := range n {
+		if got, ok := readAll(t, c, Key{"s", fmt.Sprint(i)}, `"e"`, 2*bs); !ok || !bytes.Equal(got, content(2*bs, uint64(i))) {
+			t.Fatalf("file %d lost or wrong after compactions", i)
+		}
+	}
+	if recs, _ := journalRecords(t, dir); len(recs) != n {
+		t.Fatalf("%d records after Open for %d files", len(recs), n)
+	}
+}
+
+// A cache of the older layout (a metadata file per file, id.meta) is
+// taken into the index on Open.
+func TestOlderLayoutIsTakenIntoTheIndex(t *testing.T) {
+	k := Key{"s", "old"}
+	dir, data := storedAndClosed(t, k, 3*bs, 23)
+	recs, ids := journalRecords(t, dir)
+	meta := filepath.Join(dir, "files", fileID(k)+".meta")
+	if err := os.WriteFile(meta, recs[slices.Index(ids, fileID(k))], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, "index")); err != nil {
+		t.Fatal(err)
+	}
+
+	c := open(t, dir, 1<<20)
+	if got, ok := readAll(t, c, k, `"e"`, len(data)); !ok || !bytes.Equal(got, data) {
+		t.Fatal("the file of the older layout was not kept")
+	}
+	if _, err := os.Stat(meta); err == nil {
+		t.Fatal("the older metadata file is left")
+	}
+	if !hasRecord(t, dir, k) {
+		t.Fatal("the index has no record of the file")
 	}
 }

@@ -18,7 +18,7 @@ const (
 	flushEvery  = 2 * time.Second
 )
 
-// metaHeader is the header of a .meta record; its body is the presence
+// metaHeader is the header of a file's record in the journal; its body is the presence
 // bitmap followed by one little-endian CRC-32C per block.
 type metaHeader struct {
 	Share string `json:"share"`
@@ -39,6 +39,7 @@ type entry struct {
 	block int64
 
 	flushMu sync.Mutex // serialises metadata writes, in order
+	recLen  int64      // of the last record written, guarded by flushMu
 
 	mu       sync.Mutex
 	refs     int // guarded by c.mu (eviction reads it under c.mu only)
@@ -114,9 +115,11 @@ func (e *entry) complete() bool {
 
 func (e *entry) completeLocked() bool { return e.bytes == e.size }
 
-// flush writes e's metadata if it changed (or always, with force, to keep
-// the last use): the data file is synced first, so that the blocks the
-// metadata names are on disk.
+// flush appends e's metadata to the journal if it changed (or always,
+// with force, to keep the last use). Neither the data nor the record is
+// synced: after a crash, a block the record names but whose bytes did not
+// reach the disk reads as zeros or as older bytes, which fail its
+// checksum, and a torn record fails its own (see the package doc).
 func (e *entry) flush(force bool) error {
 	e.flushMu.Lock()
 	defer e.flushMu.Unlock()
@@ -125,31 +128,48 @@ func (e *entry) flush(force bool) error {
 		e.mu.Unlock()
 		return nil
 	}
-	fd := e.fd
-	h := metaHeader{Share: e.key.Share, Path: e.key.Path, ETag: e.etag, Size: e.size, Block: e.block, Used: e.used.Load()}
-	body := make([]byte, 0, len(e.present)+4*len(e.sums))
-	body = append(body, e.present...)
-	for _, s := range e.sums {
-		body = binary.LittleEndian.AppendUint32(body, s)
-	}
+	rec, err := e.recordLocked()
 	e.dirty = false
 	e.pending = 0
 	e.flushed = e.c.o.Now()
 	e.mu.Unlock()
-	rec, err := encodeRecord(kindMeta, h, body)
-	if err == nil && fd != nil {
-		err = fd.Sync()
-	}
+	compact := false
 	if err == nil {
-		err = writeAtomic(e.c.metaPath(e.id), rec)
+		e.c.recBytes.Add(int64(len(rec)) - e.recLen)
+		e.recLen = int64(len(rec))
+		compact, err = e.c.journal.append(rec, e.c.recBytes.Load())
+	}
+	if errors.Is(err, errJournalClosed) {
+		return nil
 	}
 	if err != nil {
 		e.mu.Lock()
 		e.dirty = true
 		e.mu.Unlock()
 		e.c.log.Warn("contentcache: cannot write metadata", "id", e.id, "err", err)
+		return err
 	}
-	return err
+	if compact {
+		e.c.bg.Add(1)
+		go func() {
+			defer e.c.bg.Done()
+			if err := e.c.compact(false); err != nil {
+				e.c.log.Warn("contentcache: cannot compact the index", "err", err)
+			}
+		}()
+	}
+	return nil
+}
+
+// recordLocked encodes e's metadata. e.mu is held.
+func (e *entry) recordLocked() ([]byte, error) {
+	h := metaHeader{Share: e.key.Share, Path: e.key.Path, ETag: e.etag, Size: e.size, Block: e.block, Used: e.used.Load()}
+	body := make([]byte, 0, len(e.present)+4*len(e.sums))
+	body = append(body, e.present...)
+	for _, s := range e.sums {
+		body = binary.LittleEndian.AppendUint32(body, s)
+	}
+	return encodeRecord(kindMeta, h, body)
 }
 
 // File is a held cached file. Its methods are safe for concurrent use.

@@ -90,12 +90,14 @@ func readRecord(path string, kind byte, hdr any) ([]byte, error) {
 }
 
 // writeAtomic replaces path with b: a temporary file beside it, synced,
-// then renamed over it, so that path holds either the old or the new bytes.
+// then renamed over it, so that path holds either the old or the new
+// bytes. Only for what is not a cache (the pins, a person's choice).
 func writeAtomic(path string, b []byte) error { return replaceFile(path, b, true) }
 
 // replaceFile is writeAtomic, without the sync when sync is false: for
 // records whose loss after a crash costs nothing (their checksum catches a
-// torn one).
+// torn one). The rename still leaves the old record or the new one whole
+// while the system runs.
 func replaceFile(path string, b []byte, sync bool) error {
 	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
 	if err != nil {
@@ -104,7 +106,7 @@ func replaceFile(path string, b []byte, sync bool) error {
 	tmp := f.Name()
 	_, err = f.Write(b)
 	if err == nil && sync {
-		err = f.Sync()
+		err = syncFile(f)
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
@@ -117,3 +119,6 @@ func replaceFile(path string, b []byte, sync bool) error {
 	}
 	return err
 }
+
+// syncFile is (*os.File).Sync; tests count its calls.
+var syncFile = (*os.File).Sync

@@ -13,7 +13,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/ocm-agent/ocm-agent/fuse/contentcache"
@@ -252,10 +251,7 @@ func (pn *Pinner) failed(share, p string, err error) {
 // (as vfs.Unreachable, and a share whose address is not known yet), not
 // that the content is wrong or gone.
 func Offline(err error) bool {
-	// A server gone while a kept-alive connection waited gives EOF (no
-	// retry for PROPFIND, which Go does not take as idempotent).
-	return vfs.Unreachable(err) || vfs.KindOf(err) == vfs.KindUnreachable ||
-		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)
+	return vfs.Unreachable(err) || vfs.KindOf(err) == vfs.KindUnreachable
 }
 
 // walk is one pass over a pin.
@@ -345,26 +341,6 @@ type counters struct {
 	listed                     atomic.Bool
 	files, filesDone, complete atomic.Int64
 	bytes, bytesDone, fetched  atomic.Int64
-
-	// Releasing a cached file syncs its data and metadata (two fsyncs):
-	// done beside the downloads, by up to maxReleasing at once, so that
-	// the next GETs do not wait on the disk. A run ends after them all.
-	releasing chan struct{}
-	released  sync.WaitGroup
-}
-
-// maxReleasing bounds the cached files being released (synced) at once.
-const maxReleasing = 16
-
-// release gives f back in the background.
-func (c *counters) release(f *contentcache.File) {
-	c.released.Add(1)
-	c.releasing <- struct{}{}
-	go func() {
-		defer c.released.Done()
-		f.Release()
-		<-c.releasing
-	}()
 }
 
 func (c *counters) progress() Progress {
@@ -376,7 +352,7 @@ func (c *counters) progress() Progress {
 func (pn *Pinner) run(ctx context.Context, w *walk, progress func(Progress)) (Progress, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	c := counters{releasing: make(chan struct{}, maxReleasing)}
+	var c counters
 	tell := func() {
 		if progress != nil {
 			progress(c.progress())
@@ -428,7 +404,6 @@ func (pn *Pinner) run(ctx context.Context, w *walk, progress func(Progress)) (Pr
 	c.listed.Store(ctx.Err() == nil)
 	close(items)
 	wg.Wait()
-	c.released.Wait()
 	tell()
 	p := c.progress()
 	if firstErr != nil {
@@ -495,10 +470,7 @@ func (pn *Pinner) keep(ctx context.Context, w *walk, it item, c *counters, tell 
 		c.complete.Add(1)
 		tell()
 	}
-	old, oldVersion, _, stored := pn.o.Cache.Stored(k)
-	if stored {
-		old.Release()
-	}
+	oldVersion, _, _, stored := pn.o.Cache.Version(k)
 	if stored && oldVersion != version {
 		// A new version: fetched aside, it replaces the kept one whole.
 		if err := pn.replace(ctx, w, it, k, version, c, tell); err != nil {
@@ -512,7 +484,7 @@ func (pn *Pinner) keep(ctx context.Context, w *walk, it item, c *counters, tell 
 	if err != nil {
 		return err
 	}
-	defer c.release(f)
+	defer f.Release()
 	if f.Complete() {
 		c.bytesDone.Add(size)
 		done()

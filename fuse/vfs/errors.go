@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
+	"syscall"
 
 	"github.com/studio-b12/gowebdav"
 )
@@ -170,14 +172,21 @@ func Transient(err error) bool {
 }
 
 // Unreachable reports whether err means that the server could not be had:
-// no connection, no answer in time, or a server error (5xx). Other answers
-// (a refusal, a missing file) are the server's word, not its absence.
+// no connection, no answer in time, a connection closed or reset without
+// an answer, or a server error (5xx). Other answers (a refusal, a missing
+// file) are the server's word, not its absence.
 func Unreachable(err error) bool {
 	var se *StatusError
 	if errors.As(err, &se) {
 		return se.Code >= 500
 	}
 	if errors.Is(err, ErrTimeout) || errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	// A server gone while a kept-alive connection waited: Go sends a
+	// request that is not idempotent (PROPFIND) once only, and returns
+	// EOF or the reset.
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) {
 		return true
 	}
 	// A credential that could not be had for want of a network (a token

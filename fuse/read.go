@@ -53,6 +53,12 @@ type chunk struct {
 	ahead  bool // counted in raInUse
 	cancel context.CancelFunc
 	refs   atomic.Int32
+	// READs waiting on the chunk: a chunk dropped from the reader's list
+	// while one waits (another READ, out of order or from another thread,
+	// moved on) is fetched to its end for it, cancelled when the last
+	// leaves (see leave).
+	waiters atomic.Int32
+	dropped atomic.Bool
 
 	mu    sync.Mutex
 	cond  *sync.Cond
@@ -63,6 +69,14 @@ type chunk struct {
 }
 
 func (c *chunk) end() int64 { return c.off + c.n }
+
+// leave ends a READ's wait on the chunk; the last to leave a dropped chunk
+// stops its fetch.
+func (c *chunk) leave() {
+	if c.waiters.Add(-1) == 0 && c.dropped.Load() {
+		c.cancel()
+	}
+}
 
 func (c *chunk) unref() {
 	if c.refs.Add(-1) == 0 {
@@ -238,7 +252,10 @@ func (r *reader) release() {
 }
 
 func (r *reader) dropChunk(c *chunk) {
-	c.cancel()
+	c.dropped.Store(true)
+	if c.waiters.Load() == 0 {
+		c.cancel()
+	}
 	if c.ahead {
 		raInUse.Add(-c.n)
 		c.ahead = false
@@ -631,6 +648,7 @@ func (r *reader) plan(off, end int64) []*chunk {
 	for _, c := range r.chunks {
 		if c.end() > off && c.off < end {
 			c.refs.Add(1) // released by read
+			c.waiters.Add(1)
 			cover = append(cover, c)
 		}
 	}
@@ -657,6 +675,7 @@ func (r *reader) read(ctx context.Context, dest []byte, off int64) (fuse.ReadRes
 		c := cover[0]
 		want := min(end, c.end()) - c.off
 		avail, err := c.wait(ctx, want, deadline)
+		c.leave()
 		if err != nil {
 			c.unref()
 			return nil, r.fail(err)
@@ -671,6 +690,7 @@ func (r *reader) read(ctx context.Context, dest []byte, off int64) (fuse.ReadRes
 	}
 	defer func() {
 		for _, c := range cover {
+			c.leave()
 			c.unref()
 		}
 	}()

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -285,5 +287,74 @@ func readInPieces(t *testing.T, f *os.File, piece int) (data []byte, reads int) 
 		if err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// Two threads reading one open file at places far apart: the second read
+// moves the reader on, but the fetch the first one waits for is not
+// cancelled under it (it used to fail with EIO).
+func TestConcurrentReadsOfOneFileKeepEachOthersFetch(t *testing.T) {
+	e := newEnv(t)
+	const size = 16 << 20
+	data := pattern(size, 5)
+	e.srv.write("/shares/two.bin", data)
+	e.fs.SetEntries([]Entry{e.file("s1", "two.bin", "/shares/two.bin", false)})
+	fh, err := os.Open(e.path("two.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
+	// The GET of the file's start is held until the other read's GET came.
+	firstHeld, otherCame := make(chan struct{}), make(chan struct{})
+	var once1, once2 sync.Once
+	e.srv.set(func(s *davServer) {
+		s.intercept = func(w http.ResponseWriter, r *http.Request) bool {
+			if r.Method != http.MethodGet {
+				return false
+			}
+			if strings.HasPrefix(r.Header.Get("Range"), "bytes=0-") {
+				once1.Do(func() { close(firstHeld) })
+				select {
+				case <-otherCame:
+				case <-r.Context().Done():
+				case <-time.After(time.Minute):
+				}
+			} else {
+				once2.Do(func() { close(otherCame) })
+			}
+			return false
+		}
+	})
+	first := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 4096)
+		_, err := fh.ReadAt(buf, 0)
+		if err == nil && !bytes.Equal(buf, data[:4096]) {
+			err = fmt.Errorf("wrong bytes at 0")
+		}
+		first <- err
+	}()
+	select {
+	case <-firstHeld:
+	case err := <-first:
+		t.Fatalf("the first read ended before its GET was held: %v", err)
+	case <-time.After(time.Minute):
+		t.Fatal("the first read's GET never came")
+	}
+	const far = 8 << 20
+	buf := make([]byte, 4096)
+	if _, err := fh.ReadAt(buf, far); err != nil {
+		t.Fatalf("the second read: %v", err)
+	}
+	if !bytes.Equal(buf, data[far:far+4096]) {
+		t.Fatalf("wrong bytes at %d", far)
+	}
+	select {
+	case err := <-first:
+		if err != nil {
+			t.Fatalf("the first read failed: %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the first read did not end")
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ocm-agent/ocm-agent/internal/testenv"
 )
 
 // A file manager opening a folder: readdir, stat every entry, read the first
@@ -356,5 +358,30 @@ func TestConcurrentReadsOfOneFileKeepEachOthersFetch(t *testing.T) {
 		}
 	case <-time.After(time.Minute):
 		t.Fatal("the first read did not end")
+	}
+}
+
+// With KernelReadAhead (root only), a sequential read through the page
+// cache comes as READs of 1 MiB instead of the kernel's 128 KiB, byte-exact.
+func TestKernelReadAheadMakesLargeReads(t *testing.T) {
+	var err error
+	if os.Geteuid() != 0 {
+		err = fmt.Errorf("not root")
+	}
+	testenv.Need(t, "root (to set a backing device's read-ahead)", err)
+	e := newEnv(t, func(o *Options) { o.KernelReadAhead = 4 << 20 })
+	const size = 24<<20 + 4321
+	data := pattern(size, 6)
+	e.srv.write("/shares/ra.bin", data)
+	e.fs.SetEntries([]Entry{e.file("s1", "ra.bin", "/shares/ra.bin", false)})
+	got, err := os.ReadFile(e.path("ra.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatalf("content differs (%d bytes read)", len(got))
+	}
+	if n := strings.Count(e.logs.String(), "op=readh.Read off="); n == 0 || !strings.Contains(e.logs.String(), "size=1048576") {
+		t.Fatalf("no READ of 1 MiB among %d", n)
 	}
 }

@@ -282,10 +282,11 @@ func (r *reader) start(off, n int64, ahead bool) *chunk {
 		defer cancel()
 		var err error
 		var got int
+		var keep func()
 		if r.sh.isGone() {
 			err = vfs.ErrShareGone
 		} else {
-			got, err = r.fetchThrough(ctx, off, c.buf, func(k int) {
+			got, keep, err = r.fetchThrough(ctx, off, c.buf, func(k int) {
 				c.mu.Lock()
 				c.avail = int64(k)
 				c.mu.Unlock()
@@ -304,17 +305,24 @@ func (r *reader) start(off, n int64, ahead bool) *chunk {
 		c.done = true
 		c.mu.Unlock()
 		c.cond.Broadcast()
+		if keep != nil {
+			// Stored once the chunk is done: it no longer counts as a
+			// fetch in flight, and read-ahead goes on meanwhile (the
+			// buffer is the fetch's until it returns).
+			keep()
+		}
 	}()
 	return c
 }
 
 // fetchThrough is fetch behind the content cache: the leading blocks it
-// holds are served from it, the rest is fetched and stored (whole blocks
-// only: chunks start on a block boundary).
-func (r *reader) fetchThrough(ctx context.Context, off int64, buf []byte, progress func(int)) (int, error) {
+// holds are served from it, the rest is fetched; keep, when not nil, stores
+// what was fetched (whole blocks only: chunks start on a block boundary).
+func (r *reader) fetchThrough(ctx context.Context, off int64, buf []byte, progress func(int)) (_ int, keep func(), _ error) {
 	cf := r.cf
 	if cf == nil {
-		return r.fetch(ctx, off, buf, progress)
+		n, err := r.fetch(ctx, off, buf, progress)
+		return n, nil, err
 	}
 	n := 0
 	for n < len(buf) {
@@ -325,14 +333,14 @@ func (r *reader) fetchThrough(ctx context.Context, off int64, buf []byte, progre
 		}
 		n += got
 		if got < k {
-			return n, nil // the end of the file
+			return n, nil, nil // the end of the file
 		}
 	}
 	if n > 0 {
 		progress(n)
 	}
 	if n == len(buf) {
-		return n, nil
+		return n, nil, nil
 	}
 	// What the server sends is stored only if it is the version the
 	// cached copy holds (a GET answering with another ETag means the file
@@ -342,12 +350,12 @@ func (r *reader) fetchThrough(ctx context.Context, off int64, buf []byte, progre
 	got, err := r.fetch(fctx, off+int64(n), buf[n:], func(k int) { progress(n + k) })
 	if got > 0 {
 		if served == "" || sameETag(served, cf.ETag()) {
-			r.store(buf[n:n+got], off+int64(n))
+			keep = func() { r.store(buf[n:n+got], off+int64(n)) }
 		} else {
 			r.f.log.Debug("the file changed on the server since it was opened: not cached", "share", r.sh.id)
 		}
 	}
-	return n + got, err
+	return n + got, keep, err
 }
 
 // sameETag compares ETags as versions: W/ and quotes aside (servers send

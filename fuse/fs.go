@@ -92,6 +92,17 @@ type Options struct {
 	// (the default, so that small reads and re-reads keep their speed);
 	// DirectReadSize is the size the agent's mount-direct-reads uses.
 	DirectReadMin int64
+	// KernelReadAhead, when positive, is the page cache's read-ahead for
+	// the mount (its backing device's read_ahead_kb, which only root may
+	// change): the kernel's own is at most 128 KiB, so that a sequential
+	// read through the page cache is a stream of 128 KiB READs, one round
+	// trip each; from 1 MiB the READs are 1 MiB (the largest a request
+	// carries), and a larger read-ahead keeps several in flight: about a
+	// third less CPU in the mount per GiB, an eighth of the READs. Its
+	// cost: a program's first read of a file brings in up to twice what it
+	// asked (a 64 KiB read of a thumbnail reads 128 KiB, not 96 KiB).
+	// Zero: the kernel's, capped by the mount's 96 KiB.
+	KernelReadAhead int64
 	// Cache, when set, keeps the content of files read (those with a
 	// strong ETag) on disk: reads are served from it when it holds the
 	// version the server has, and, while the share's server cannot be
@@ -269,6 +280,11 @@ func Mount(ctx context.Context, o Options, auth Authorizer) (*FS, error) {
 		return nil, fmt.Errorf("mount %s: %w", dir, err)
 	}
 	f.server = server
+	if o.KernelReadAhead > 0 {
+		if err := setReadAhead(dir, o.KernelReadAhead); err != nil {
+			log.Warn("cannot set the read-ahead of the mount", "err", err)
+		}
+	}
 	f.direct = o.DirectReadMin > 0 && server.KernelSettings().Flags64()&fuse.CAP_DIRECT_IO_ALLOW_MMAP != 0
 	f.wg.Add(2)
 	go f.retryLoop()

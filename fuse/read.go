@@ -53,6 +53,12 @@ type chunk struct {
 	ahead  bool // counted in raInUse
 	cancel context.CancelFunc
 	refs   atomic.Int32
+	// READs waiting on the chunk: a chunk dropped from the reader's list
+	// while one waits (another READ, out of order or from another thread,
+	// moved on) is fetched to its end for it, cancelled when the last
+	// leaves (see leave).
+	waiters atomic.Int32
+	dropped atomic.Bool
 
 	mu    sync.Mutex
 	cond  *sync.Cond
@@ -63,6 +69,14 @@ type chunk struct {
 }
 
 func (c *chunk) end() int64 { return c.off + c.n }
+
+// leave ends a READ's wait on the chunk; the last to leave a dropped chunk
+// stops its fetch.
+func (c *chunk) leave() {
+	if c.waiters.Add(-1) == 0 && c.dropped.Load() {
+		c.cancel()
+	}
+}
 
 func (c *chunk) unref() {
 	if c.refs.Add(-1) == 0 {
@@ -238,7 +252,10 @@ func (r *reader) release() {
 }
 
 func (r *reader) dropChunk(c *chunk) {
-	c.cancel()
+	c.dropped.Store(true)
+	if c.waiters.Load() == 0 {
+		c.cancel()
+	}
 	if c.ahead {
 		raInUse.Add(-c.n)
 		c.ahead = false
@@ -265,10 +282,11 @@ func (r *reader) start(off, n int64, ahead bool) *chunk {
 		defer cancel()
 		var err error
 		var got int
+		var keep func()
 		if r.sh.isGone() {
 			err = vfs.ErrShareGone
 		} else {
-			got, err = r.fetchThrough(ctx, off, c.buf, func(k int) {
+			got, keep, err = r.fetchThrough(ctx, off, c.buf, func(k int) {
 				c.mu.Lock()
 				c.avail = int64(k)
 				c.mu.Unlock()
@@ -287,17 +305,24 @@ func (r *reader) start(off, n int64, ahead bool) *chunk {
 		c.done = true
 		c.mu.Unlock()
 		c.cond.Broadcast()
+		if keep != nil {
+			// Stored once the chunk is done: it no longer counts as a
+			// fetch in flight, and read-ahead goes on meanwhile (the
+			// buffer is the fetch's until it returns).
+			keep()
+		}
 	}()
 	return c
 }
 
 // fetchThrough is fetch behind the content cache: the leading blocks it
-// holds are served from it, the rest is fetched and stored (whole blocks
-// only: chunks start on a block boundary).
-func (r *reader) fetchThrough(ctx context.Context, off int64, buf []byte, progress func(int)) (int, error) {
+// holds are served from it, the rest is fetched; keep, when not nil, stores
+// what was fetched (whole blocks only: chunks start on a block boundary).
+func (r *reader) fetchThrough(ctx context.Context, off int64, buf []byte, progress func(int)) (_ int, keep func(), _ error) {
 	cf := r.cf
 	if cf == nil {
-		return r.fetch(ctx, off, buf, progress)
+		n, err := r.fetch(ctx, off, buf, progress)
+		return n, nil, err
 	}
 	n := 0
 	for n < len(buf) {
@@ -308,14 +333,14 @@ func (r *reader) fetchThrough(ctx context.Context, off int64, buf []byte, progre
 		}
 		n += got
 		if got < k {
-			return n, nil // the end of the file
+			return n, nil, nil // the end of the file
 		}
 	}
 	if n > 0 {
 		progress(n)
 	}
 	if n == len(buf) {
-		return n, nil
+		return n, nil, nil
 	}
 	// What the server sends is stored only if it is the version the
 	// cached copy holds (a GET answering with another ETag means the file
@@ -325,12 +350,12 @@ func (r *reader) fetchThrough(ctx context.Context, off int64, buf []byte, progre
 	got, err := r.fetch(fctx, off+int64(n), buf[n:], func(k int) { progress(n + k) })
 	if got > 0 {
 		if served == "" || sameETag(served, cf.ETag()) {
-			r.store(buf[n:n+got], off+int64(n))
+			keep = func() { r.store(buf[n:n+got], off+int64(n)) }
 		} else {
 			r.f.log.Debug("the file changed on the server since it was opened: not cached", "share", r.sh.id)
 		}
 	}
-	return n + got, err
+	return n + got, keep, err
 }
 
 // sameETag compares ETags as versions: W/ and quotes aside (servers send
@@ -631,6 +656,7 @@ func (r *reader) plan(off, end int64) []*chunk {
 	for _, c := range r.chunks {
 		if c.end() > off && c.off < end {
 			c.refs.Add(1) // released by read
+			c.waiters.Add(1)
 			cover = append(cover, c)
 		}
 	}
@@ -657,6 +683,7 @@ func (r *reader) read(ctx context.Context, dest []byte, off int64) (fuse.ReadRes
 		c := cover[0]
 		want := min(end, c.end()) - c.off
 		avail, err := c.wait(ctx, want, deadline)
+		c.leave()
 		if err != nil {
 			c.unref()
 			return nil, r.fail(err)
@@ -671,6 +698,7 @@ func (r *reader) read(ctx context.Context, dest []byte, off int64) (fuse.ReadRes
 	}
 	defer func() {
 		for _, c := range cover {
+			c.leave()
 			c.unref()
 		}
 	}()

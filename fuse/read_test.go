@@ -5,11 +5,15 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ocm-agent/ocm-agent/internal/testenv"
 )
 
 // A file manager opening a folder: readdir, stat every entry, read the first
@@ -285,5 +289,99 @@ func readInPieces(t *testing.T, f *os.File, piece int) (data []byte, reads int) 
 		if err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// Two threads reading one open file at places far apart: the second read
+// moves the reader on, but the fetch the first one waits for is not
+// cancelled under it (it used to fail with EIO).
+func TestConcurrentReadsOfOneFileKeepEachOthersFetch(t *testing.T) {
+	e := newEnv(t)
+	const size = 16 << 20
+	data := pattern(size, 5)
+	e.srv.write("/shares/two.bin", data)
+	e.fs.SetEntries([]Entry{e.file("s1", "two.bin", "/shares/two.bin", false)})
+	fh, err := os.Open(e.path("two.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
+	// The GET of the file's start is held until the other read's GET came.
+	firstHeld, otherCame := make(chan struct{}), make(chan struct{})
+	var once1, once2 sync.Once
+	e.srv.set(func(s *davServer) {
+		s.intercept = func(w http.ResponseWriter, r *http.Request) bool {
+			if r.Method != http.MethodGet {
+				return false
+			}
+			if strings.HasPrefix(r.Header.Get("Range"), "bytes=0-") {
+				once1.Do(func() { close(firstHeld) })
+				select {
+				case <-otherCame:
+				case <-r.Context().Done():
+				case <-time.After(time.Minute):
+				}
+			} else {
+				once2.Do(func() { close(otherCame) })
+			}
+			return false
+		}
+	})
+	first := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 4096)
+		_, err := fh.ReadAt(buf, 0)
+		if err == nil && !bytes.Equal(buf, data[:4096]) {
+			err = fmt.Errorf("wrong bytes at 0")
+		}
+		first <- err
+	}()
+	select {
+	case <-firstHeld:
+	case err := <-first:
+		t.Fatalf("the first read ended before its GET was held: %v", err)
+	case <-time.After(time.Minute):
+		t.Fatal("the first read's GET never came")
+	}
+	const far = 8 << 20
+	buf := make([]byte, 4096)
+	if _, err := fh.ReadAt(buf, far); err != nil {
+		t.Fatalf("the second read: %v", err)
+	}
+	if !bytes.Equal(buf, data[far:far+4096]) {
+		t.Fatalf("wrong bytes at %d", far)
+	}
+	select {
+	case err := <-first:
+		if err != nil {
+			t.Fatalf("the first read failed: %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the first read did not end")
+	}
+}
+
+// With KernelReadAhead (root only), a sequential read through the page
+// cache comes as READs of 1 MiB instead of the kernel's 128 KiB, byte-exact.
+func TestKernelReadAheadMakesLargeReads(t *testing.T) {
+	var err error
+	if os.Geteuid() != 0 {
+		err = fmt.Errorf("not root")
+	}
+	testenv.Need(t, "root (to set a backing device's read-ahead)", err)
+	e := newEnv(t, func(o *Options) { o.KernelReadAhead = 4 << 20 })
+	const size = 24<<20 + 4321
+	data := pattern(size, 6)
+	e.srv.write("/shares/ra.bin", data)
+	e.fs.SetEntries([]Entry{e.file("s1", "ra.bin", "/shares/ra.bin", false)})
+	got, err := os.ReadFile(e.path("ra.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatalf("content differs (%d bytes read)", len(got))
+	}
+	if n := strings.Count(e.logs.String(), "op=readh.Read off="); n == 0 || !strings.Contains(e.logs.String(), "size=1048576") {
+		t.Fatalf("no READ of 1 MiB among %d", n)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -180,7 +181,11 @@ func serveMount(args []string) int {
 		fmt.Fprintln(os.Stderr, "usage: -serve-mount DIR URL SPOOL")
 		return 2
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	level := slog.LevelWarn
+	if os.Getenv("BENCH_DEBUG") != "" { // every FUSE operation, with READ offsets and sizes
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	cache, err := openBenchCache()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "content cache:", err)
@@ -189,6 +194,9 @@ func serveMount(args []string) int {
 	o := ocmfs.Options{Dir: args[0], SpoolDir: args[2], Logger: log, Cache: cache}
 	if os.Getenv("BENCH_DIRECT_READS") != "" { // as mount-direct-reads
 		o.DirectReadMin = ocmfs.DirectReadSize
+	}
+	if kb, err := strconv.ParseInt(os.Getenv("BENCH_READ_AHEAD_KB"), 10, 64); err == nil { // as root
+		o.KernelReadAhead = kb << 10
 	}
 	f, err := ocmfs.Mount(context.Background(), o, staticAuth(os.Getenv("BENCH_TOKEN")))
 	if err != nil {

@@ -1015,12 +1015,13 @@ func (ws *WriteSession) Flush(ctx context.Context) (Info, error) {
 
 // FlushAt uploads the local copy if it differs from the server's. A copy
 // never fsync'd is uploaded first and fsync'd only when the upload fails;
-// others (fsync'd once, streamed) are made durable first. The upload is conditional on the server still
-// having the version the copy started from; when it has another, the local
-// version is uploaded beside it as a conflicted copy, the session moves to
-// that name and moved is its path. On success the record says clean (the
-// data file stays while handles are open); on failure the record notes the
-// error and everything stays.
+// others (fsync'd once, streamed) are made durable first. The upload is
+// conditional on the server still having the version the copy started
+// from; when it has another, the local version is uploaded beside it as a
+// conflicted copy, the session moves to that name and moved is its path. On
+// success the record says clean (the data file stays while handles are
+// open); on failure the record notes the error and everything stays, on
+// disk.
 func (ws *WriteSession) FlushAt(ctx context.Context) (in Info, moved []string, err error) {
 	ws.upMu.Lock()
 	defer ws.upMu.Unlock()
@@ -1087,8 +1088,9 @@ func (ws *WriteSession) FlushAt(ctx context.Context) (in Info, moved []string, e
 		ws.lastErr = err
 		if !ws.unlinked {
 			// The data stays: on disk before close reports the failure.
-			werr := ws.syncLocked()
-			if werr == nil && ws.boot == "" {
+			unsynced := ws.boot != ""
+			werr := ws.syncLocked() // writes the record too when unsynced
+			if werr == nil && !unsynced {
 				werr = sp.writeMetaLocked(ws) // with the error
 			}
 			if werr != nil {

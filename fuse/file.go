@@ -415,9 +415,7 @@ func (h *writeHandle) Fsync(ctx context.Context, flags uint32) (errno syscall.Er
 	if h.readOnly {
 		return 0
 	}
-	if err := h.ws.Sync(); err != nil {
-		return h.n.sh.f.errno(err)
-	}
+	// Durable on the server, or (when the upload fails) in the spool.
 	return h.upload()
 }
 

@@ -17,9 +17,12 @@
 // # Where the mount differs from POSIX
 //
 //   - A write reaches the server only when close(2) or fsync(2) returns
-//     without error. Until then, and after a failed upload, it is in the
-//     spool (fsync'd, with its record) and is retried; other clients of the
-//     server see the old version meanwhile.
+//     without error. Until then it is in the spool; after a failed upload
+//     it is there fsync'd, with its record, before close(2) or fsync(2)
+//     report the error, and is retried. A successful upload needs no
+//     fsync: the server has the data. After a power cut, a copy that was
+//     never fsync'd goes to lost+found, not to the server. Other clients
+//     of the server see the old version until the upload.
 //   - No silent overwrite: an upload replaces only the version the file was
 //     opened with (If-Match on its ETag; If-None-Match: * for a new file).
 //     When the server's file changed meanwhile the local version is saved

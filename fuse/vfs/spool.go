@@ -28,8 +28,20 @@ import (
 //
 //   - a record is written to a temporary file, fsync'd, renamed into place,
 //     and the directory fsync'd;
-//   - the data and the directory are fsync'd before an upload starts, so a
-//     close(2) that returned (success or failure) left it on disk;
+//   - a file written from nothing or from the server's copy is uploaded at
+//     close without any fsync: when the server answers 2xx it has the
+//     data, and the spool entry goes. Until its data is fsync'd its record
+//     carries the machine's boot id (Record.Boot), written but not
+//     fsync'd: a start in the same boot finds exactly what was written (a
+//     killed agent loses nothing from the page cache) and uploads it; a
+//     start after a power cut cannot tell a torn copy, or one the server
+//     already has, from a good one, so it keeps it in lost+found rather
+//     than upload it (no spurious conflicted copy, no overwrite). The
+//     removals after uploads are made durable in the background, batched;
+//   - when an upload fails, or a program calls fsync(2) on a file that
+//     cannot be uploaded, the data, its record and the directory are
+//     fsync'd before close(2) or fsync(2) return; a stream (stream.go)
+//     and a file fsync'd once are fsync'd before every upload as well;
 //   - on start, data that no record accounts for is never deleted: it is
 //     moved to the lost+found directory and reported (LostFound).
 //
@@ -46,7 +58,25 @@ type Record struct {
 	Mtime   time.Time `json:"mtime"`
 	Saved   time.Time `json:"saved"`
 	Error   string    `json:"error,omitempty"`
+	// Boot is the boot id of the machine when the data was written and not
+	// fsync'd; empty once it is on disk.
+	Boot string `json:"boot,omitempty"`
 }
+
+// BootID returns the machine's boot id, "" when it cannot be known (then
+// every file is fsync'd before its upload). A variable so that tests can
+// restart the machine.
+var BootID = func() string {
+	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// dirSyncDelay batches the background fsyncs of the spool directory that
+// make removals after uploads durable.
+const dirSyncDelay = 200 * time.Millisecond
 
 // SyncFile makes what was written to f durable (a variable so that tests
 // can see what was synced, and when).
@@ -111,6 +141,9 @@ type Spool struct {
 	cancel     context.CancelFunc
 	smu        sync.Mutex
 	noStream   map[string]bool // shares whose server refused a chunked upload
+
+	boot      string      // this boot's id ("": unknown)
+	dirSyncOn atomic.Bool // a background fsync of the directory is due
 }
 
 // Idle reports whether no file is in the spool.
@@ -160,8 +193,11 @@ type WriteSession struct {
 	readyErr  error
 	// entryDurable: the data file's directory entry is on disk.
 	entryDurable bool
-	streamOK     bool      // the copy started empty and may be uploaded while written
-	stream       *upStream // that upload, while it runs
+	// boot is the boot id while the data and record are not fsync'd ("" once
+	// they are, or when the boot is unknown): see Record.Boot.
+	boot     string
+	streamOK bool      // the copy started empty and may be uploaded while written
+	stream   *upStream // that upload, while it runs
 }
 
 func pathKey(shareID string, segs []string) string {
@@ -189,7 +225,7 @@ func OpenSpool(o SpoolOptions) (*Spool, error) {
 		o.StreamIdle = 2 * time.Second
 	}
 	s := &Spool{dir: dir, lostDir: o.LostFoundDir, dav: o.Client, log: o.Log, now: o.Now, share: o.Share,
-		changed: o.Changed, byPath: map[string]*WriteSession{}, streamIdle: o.StreamIdle}
+		changed: o.Changed, byPath: map[string]*WriteSession{}, streamIdle: o.StreamIdle, boot: BootID()}
 	// Streams end with Close, which settles them first.
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if err := s.load(); err != nil {
@@ -259,6 +295,12 @@ func (s *Spool) load() error {
 			_ = os.Remove(mp)
 			continue
 		}
+		if m.Boot != "" && m.Boot != s.boot {
+			// Never fsync'd, and the machine restarted since: the copy may
+			// be torn, or already on the server (its removal lost).
+			s.keepLost(key, "not fsync'd before the machine restarted; it may be incomplete or already on the server")
+			continue
+		}
 		file, err := os.OpenFile(s.dataPath(key), os.O_RDWR, 0)
 		if err != nil {
 			s.log.Warn("spooled data cannot be opened; it stays in the spool", "file", s.dataPath(key), "err", err)
@@ -272,7 +314,7 @@ func (s *Spool) load() error {
 		ws := &WriteSession{
 			sp: s, key: key, shareID: m.Share, entry: m.Entry, segs: m.Path, file: file,
 			size: st.Size(), mtime: m.Mtime, dirty: true, created: m.Created, base: m.Base,
-			ready: make(chan struct{}),
+			ready: make(chan struct{}), boot: m.Boot,
 		}
 		ws.synced = ws.gen
 		if m.Error != "" {
@@ -435,6 +477,7 @@ func (s *Spool) Acquire(ctx context.Context, sh Share, segs []string, trunc, cre
 	ws := &WriteSession{
 		sp: s, key: key, refs: 1, shareID: sh.ID(), entry: sh.Name(), segs: append([]string(nil), segs...),
 		file: file, mtime: s.now(), created: create, ready: make(chan struct{}), streamOK: trunc || create,
+		boot: s.boot,
 	}
 	if !create {
 		ws.base = cur.ETag
@@ -773,7 +816,7 @@ func (s *Spool) streaming() []*WriteSession {
 // ws.mu is held.
 func (s *Spool) writeMetaLocked(ws *WriteSession) error {
 	m := Record{Share: ws.shareID, Entry: ws.entry, Path: ws.segs, Created: ws.created, Clean: !ws.dirty,
-		Base: ws.base, Mtime: ws.mtime, Saved: s.now().UTC()}
+		Base: ws.base, Mtime: ws.mtime, Saved: s.now().UTC(), Boot: ws.boot}
 	if m.Path == nil {
 		m.Path = []string{}
 	}
@@ -789,8 +832,10 @@ func (s *Spool) writeMetaLocked(ws *WriteSession) error {
 	if err != nil {
 		return fmt.Errorf("spool record: %w", err)
 	}
+	// A record of data not fsync'd is not fsync'd either (see Record.Boot).
+	durable := ws.boot == ""
 	_, err = f.Write(b)
-	if err == nil {
+	if err == nil && durable {
 		err = SyncFile(f)
 	}
 	if cerr := f.Close(); err == nil {
@@ -799,7 +844,7 @@ func (s *Spool) writeMetaLocked(ws *WriteSession) error {
 	if err == nil {
 		err = os.Rename(tmp, s.metaPath(ws.key))
 	}
-	if err == nil {
+	if err == nil && durable {
 		err = syncDir(s.dir)
 	}
 	if err != nil {
@@ -807,7 +852,9 @@ func (s *Spool) writeMetaLocked(ws *WriteSession) error {
 		return fmt.Errorf("spool record: %w", err)
 	}
 	ws.metaStale = false
-	ws.entryDurable = true // the directory was fsync'd after the data file was created
+	if durable {
+		ws.entryDurable = true // the directory was fsync'd after the data file was created
+	}
 	return nil
 }
 
@@ -919,6 +966,20 @@ func (ws *WriteSession) syncLocked() error {
 	if ws.file == nil || ws.unlinked {
 		return nil
 	}
+	if ws.boot != "" {
+		// The data first, then the record that says it is on disk.
+		if err := SyncFile(ws.file); err != nil {
+			return fmt.Errorf("spool sync: %w", err)
+		}
+		boot := ws.boot
+		ws.boot = ""
+		if err := ws.sp.writeMetaLocked(ws); err != nil {
+			ws.boot = boot
+			return err
+		}
+		ws.synced = ws.gen
+		return nil
+	}
 	if ws.metaStale {
 		if err := ws.sp.writeMetaLocked(ws); err != nil {
 			return err
@@ -952,13 +1013,15 @@ func (ws *WriteSession) Flush(ctx context.Context) (Info, error) {
 	return in, err
 }
 
-// FlushAt uploads the local copy if it differs from the server's, making it
-// durable in the spool first. The upload is conditional on the server still
-// having the version the copy started from; when it has another, the local
-// version is uploaded beside it as a conflicted copy, the session moves to
-// that name and moved is its path. On success the record says clean (the
-// data file stays while handles are open); on failure the record notes the
-// error and everything stays.
+// FlushAt uploads the local copy if it differs from the server's. A copy
+// never fsync'd is uploaded first and fsync'd only when the upload fails;
+// others (fsync'd once, streamed) are made durable first. The upload is
+// conditional on the server still having the version the copy started
+// from; when it has another, the local version is uploaded beside it as a
+// conflicted copy, the session moves to that name and moved is its path. On
+// success the record says clean (the data file stays while handles are
+// open); on failure the record notes the error and everything stays, on
+// disk.
 func (ws *WriteSession) FlushAt(ctx context.Context) (in Info, moved []string, err error) {
 	ws.upMu.Lock()
 	defer ws.upMu.Unlock()
@@ -968,9 +1031,11 @@ func (ws *WriteSession) FlushAt(ctx context.Context) (in Info, moved []string, e
 		ws.mu.Unlock()
 		return in, nil, nil
 	}
-	if err := ws.syncLocked(); err != nil {
-		ws.mu.Unlock()
-		return Info{}, nil, err
+	if ws.boot == "" || ws.metaStale || ws.stream != nil {
+		if err := ws.syncLocked(); err != nil {
+			ws.mu.Unlock()
+			return Info{}, nil, err
+		}
 	}
 	shareID, segs, size, mtime, gen, file := ws.shareID, append([]string(nil), ws.segs...), ws.size, ws.mtime, ws.gen, ws.file
 	cond := precondition{ifNoneMatch: ws.created, ifMatch: ws.base}
@@ -1002,6 +1067,11 @@ func (ws *WriteSession) FlushAt(ctx context.Context) (in Info, moved []string, e
 		}
 		if errors.Is(err, ErrRemoteChanged) {
 			if len(segs) == 0 {
+				ws.mu.Lock()
+				if serr := ws.syncLocked(); serr != nil {
+					sp.log.Warn("spooled data not synced", "share", shareID, "err", serr)
+				}
+				ws.mu.Unlock()
 				sp.setAside(ws, sh.Name())
 				return Info{}, nil, err
 			}
@@ -1017,7 +1087,13 @@ func (ws *WriteSession) FlushAt(ctx context.Context) (in Info, moved []string, e
 	if err != nil {
 		ws.lastErr = err
 		if !ws.unlinked {
-			if werr := sp.writeMetaLocked(ws); werr != nil {
+			// The data stays: on disk before close reports the failure.
+			unsynced := ws.boot != ""
+			werr := ws.syncLocked() // writes the record too when unsynced
+			if werr == nil && !unsynced {
+				werr = sp.writeMetaLocked(ws) // with the error
+			}
+			if werr != nil {
 				sp.log.Warn("spool record not updated", "share", shareID, "err", werr)
 			}
 		}
@@ -1080,7 +1156,8 @@ func (ws *WriteSession) unlinkFiles() {
 	_ = os.Remove(ws.sp.metaPath(ws.key))
 }
 
-// remove closes and deletes the session's files.
+// remove closes and deletes the session's files. The removal of files never
+// fsync'd is made durable later, with others (syncDirSoon).
 func (ws *WriteSession) remove() {
 	ws.mu.Lock()
 	ws.abortStreamLocked()
@@ -1088,8 +1165,25 @@ func (ws *WriteSession) remove() {
 		_ = ws.file.Close()
 		ws.file = nil
 	}
+	lazy := ws.boot != ""
 	ws.mu.Unlock()
 	ws.unlinkFiles()
+	if lazy {
+		ws.sp.syncDirSoon()
+	}
+}
+
+// syncDirSoon fsyncs the spool directory a little later, once for all the
+// removals made meanwhile: a power cut before it leaves their records to
+// the next start, which keeps their data in lost+found (see Record.Boot).
+func (s *Spool) syncDirSoon() {
+	if !s.dirSyncOn.CompareAndSwap(false, true) {
+		return
+	}
+	time.AfterFunc(dirSyncDelay, func() {
+		s.dirSyncOn.Store(false)
+		_ = syncDir(s.dir)
+	})
 }
 
 // uploadAttempts bounds the tries of one upload on transient failures; a

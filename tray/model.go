@@ -316,16 +316,30 @@ func (s Snapshot) Summary() string {
 			return p.Title
 		}
 	}
+	// Offline is no error (what is on this device stays readable), but
+	// the person should see it at a glance.
+	offline := ""
+	if n := len(s.Status.Offline); n > 0 {
+		offline = plural(n, "share", "shares") + " offline"
+	}
 	shares, invites := len(s.Pending()), s.Status.PendingInvites
+	var waiting string
 	switch {
 	case shares > 0 && invites > 0:
-		return plural(shares, "share", "shares") + " and " + plural(invites, "invite", "invites") + " waiting"
+		waiting = plural(shares, "share", "shares") + " and " + plural(invites, "invite", "invites") + " waiting"
 	case shares > 0:
-		return plural(shares, "share", "shares") + " waiting"
+		waiting = plural(shares, "share", "shares") + " waiting"
 	case invites > 0:
-		return plural(invites, "invite", "invites") + " waiting"
+		waiting = plural(invites, "invite", "invites") + " waiting"
+	case offline != "":
+		return offline + ": reading what is on this device"
+	default:
+		return "No shares waiting"
 	}
-	return "No shares waiting"
+	if offline != "" {
+		return waiting + "; " + offline
+	}
+	return waiting
 }
 
 // ShareName is the share's name for display.

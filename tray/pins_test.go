@@ -133,4 +133,7 @@ func TestOfflineShareIsAProblem(t *testing.T) {
 	if u.tr.Snapshot().Icon() == IconError {
 		t.Error("an offline share turned the icon to error")
 	}
+	if got := u.tr.Snapshot().Summary(); !strings.Contains(got, "1 share offline") {
+		t.Errorf("the tray's summary does not say a share is offline: %q", got)
+	}
 }

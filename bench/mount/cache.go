@@ -214,14 +214,7 @@ func (b *bench) mountCached(mnt string, env ...string) (*cachedMount, error) {
 	m := &cachedMount{root: filepath.Join(mnt, "bench"), in: in, lines: bufio.NewScanner(out)}
 	m.stop = func() {
 		in.Close()
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-		}
+		terminate(cmd, 30*time.Second)
 		unmount(mnt)
 		_ = os.RemoveAll(cacheDir)
 	}

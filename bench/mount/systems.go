@@ -87,14 +87,7 @@ func (b *bench) mountOurs(mnt string) (string, func(), error) {
 	}
 	b.mountPID = cmd.Process.Pid
 	stop := func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-		}
+		terminate(cmd, 30*time.Second)
 		unmount(mnt)
 	}
 	if err := waitLine(bufio.NewScanner(out), "ready", 30*time.Second); err != nil {
@@ -125,14 +118,7 @@ func (b *bench) mountRclone(mnt, command, mode string) (string, func(), error) {
 		return "", nil, err
 	}
 	stop := func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(60 * time.Second):
-			_ = cmd.Process.Kill()
-		}
+		terminate(cmd, 60*time.Second)
 		unmount(mnt)
 	}
 	if err := waitMounted(mnt, 30*time.Second); err != nil {
@@ -188,4 +174,17 @@ func waitMounted(dir string, d time.Duration) error {
 		time.Sleep(100 * time.Millisecond)
 	}
 	return nil
+}
+
+// terminate asks a mount's process to stop (it unmounts and flushes), and
+// kills it when it has not exited within grace.
+func terminate(cmd *exec.Cmd, grace time.Duration) {
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(grace):
+		_ = cmd.Process.Kill()
+	}
 }

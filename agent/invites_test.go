@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -227,8 +228,16 @@ func TestAcceptInviteFailures(t *testing.T) {
 	if ae := accept(control.AcceptInviteRequest{Invite: own.InviteString}); ae.Status != 400 || !strings.Contains(ae.Message, "made by this agent") {
 		t.Errorf("own invite: %d %s", ae.Status, ae.Message)
 	}
-	// Nothing listens at a closed port: 502.
-	dead := freePort(t)
+	// Nothing listens at a closed port: 502. The port is on 127.0.0.3, where
+	// no test server listens: the daemon remembers a failed discovery for a
+	// minute, and a loopback server started later on 127.0.0.1 may be given
+	// the same port number.
+	ln, err := net.Listen("tcp", "127.0.0.3:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close()
 	if ae := accept(control.AcceptInviteRequest{Token: "t0k", Provider: dead}); ae.Status != 502 {
 		t.Errorf("unreachable server: %d %s", ae.Status, ae.Message)
 	}

@@ -222,6 +222,11 @@ func (c *Cache) loadEntry(id string, rec []byte) (*entry, error) {
 	if fileID(k) != id || h.ETag == "" || h.Size < 0 || h.Block <= 0 {
 		return nil, errDamaged
 	}
+	// The body holds 4 bytes per block: a header claiming more blocks is
+	// damaged, and is refused before anything is allocated for them.
+	if nb := h.Size/h.Block + min(h.Size%h.Block, 1); nb > int64(len(body))/4 {
+		return nil, errDamaged
+	}
 	e := newEntry(c, id, k, h.ETag, h.Size, h.Block)
 	if err := e.decodeBlocks(body); err != nil {
 		return nil, err

@@ -412,6 +412,26 @@ func TestDamagedMetadataIsDroppedOnOpen(t *testing.T) {
 	}
 }
 
+// A record whose header claims more blocks than its body holds is damaged,
+// and is refused before anything is allocated for those blocks (a sound
+// checksum does not make a huge size true).
+func TestRecordClaimingHugeSizeIsRefused(t *testing.T) {
+	c := open(t, t.TempDir(), 1<<20)
+	k := Key{"s", "huge"}
+	for _, h := range []metaHeader{
+		{Share: k.Share, Path: k.Path, ETag: `"e"`, Size: 1 << 50, Block: 1},
+		{Share: k.Share, Path: k.Path, ETag: `"e"`, Size: 1<<62 + 1, Block: 1 << 20},
+	} {
+		rec, err := encodeRecord(kindMeta, h, make([]byte, 5))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.loadEntry(fileID(k), rec); !errors.Is(err, errDamaged) {
+			t.Fatalf("size %d in blocks of %d with a 5-byte body: %v, want a damaged record", h.Size, h.Block, err)
+		}
+	}
+}
+
 // Nothing is synced: after a crash, the index may name blocks whose bytes
 // never reached the disk. They read as zeros (a hole) or as other bytes,
 // fail their checksum, and are never served.

@@ -62,6 +62,8 @@ type upStream struct {
 	idled   bool  // the writer gave nothing for the spool's streamIdle
 	in      Info  // the server's answer (ETag) ...
 	err     error // ... or why the upload failed
+
+	shareID, url string // where the body goes, set before the request
 }
 
 // streamable reports whether a stream may start now. ws.mu is held.
@@ -161,10 +163,11 @@ func (st *upStream) run(sh Share, segs []string, mtime time.Time) {
 	}
 	st.cond.set(h)
 	given := false
+	st.shareID, st.url = sh.ID(), sh.FileURL(segs)
 	resp, err := sp.dav.Do(st.ctx, Request{
 		Method:  http.MethodPut,
-		URL:     sh.FileURL(segs),
-		ShareID: sh.ID(),
+		URL:     st.url,
+		ShareID: st.shareID,
 		Header:  h,
 		Body: func() (io.Reader, int64, error) {
 			if given {
@@ -330,10 +333,23 @@ func (st *upStream) finish(ctx context.Context, size int64, cond precondition) (
 		<-st.done
 	}
 	ws.mu.Lock()
+	delivered := st.err == nil && st.sentAll && st.end == size && !st.stale
+	in = st.in
+	ws.mu.Unlock()
+	if delivered {
+		if st.keptAll(ctx, size) {
+			return in, cond, true, nil
+		}
+		// The server answered 2xx but kept less than the body (PHP
+		// behind FastCGI, nginx without request buffering): no more
+		// streams to it, and the spool's upload, with a length,
+		// replaces the version the stream left.
+		ws.sp.refuseStreams(st.shareID)
+		return Info{}, precondition{ifMatch: in.ETag}, false, nil
+	}
+	ws.mu.Lock()
 	defer ws.mu.Unlock()
 	switch {
-	case st.err == nil && st.sentAll && st.end == size && !st.stale:
-		return st.in, cond, true, nil
 	case errors.Is(st.err, ErrRemoteChanged):
 		return Info{}, cond, true, st.err
 	case st.err == nil:
@@ -346,6 +362,34 @@ func (st *upStream) finish(ctx context.Context, size int64, cond precondition) (
 		ws.sp.log.Debug("streamed upload failed; uploading from the spool", "share", ws.shareID, "err", st.err)
 	}
 	return Info{}, cond, false, nil
+}
+
+// keptAll asks the server for what the stream left and reports whether it
+// is the whole file: some servers answer a chunked PUT with success and
+// store nothing of its body. Another size is uploaded again from the spool,
+// conditional on the PUT's ETag, so that a write of someone else's that came
+// in between still makes a conflicted copy rather than being overwritten.
+// An unanswered check counts as a failure: the spool's upload then counts.
+func (st *upStream) keptAll(ctx context.Context, size int64) bool {
+	dav := st.ws.sp.dav
+	l, _, err := dav.Propfind(ctx, st.shareID, st.url, "0", nil)
+	var got Info
+	switch {
+	case err == nil && l.HasSelf:
+		got = l.Self
+	default:
+		// Servers that refuse PROPFIND on a single file answer HEAD.
+		if got, err = dav.Head(ctx, st.shareID, st.url); err != nil {
+			st.ws.sp.log.Debug("a streamed upload could not be checked; uploading from the spool", "share", st.shareID, "err", err)
+			return false
+		}
+	}
+	if got.Size == size {
+		return true
+	}
+	st.ws.sp.log.Warn("the server kept less than a streamed upload sent; uploading again with a length",
+		"share", st.shareID, "sent", size, "kept", got.Size)
+	return false
 }
 
 // refuseStreams notes that a share's server refused a chunked upload.

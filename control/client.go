@@ -90,24 +90,37 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 		return c.dialError(err)
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return fmt.Errorf("reading the daemon's answer: %w", err)
-	}
 	if resp.StatusCode/100 != 2 {
+		data, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+		if err != nil {
+			return fmt.Errorf("reading the daemon's answer: %w", err)
+		}
 		var eb ErrorBody
 		if json.Unmarshal(data, &eb) != nil || eb.Message == "" {
 			eb.Message = fmt.Sprintf("the daemon answered %s", resp.Status)
 		}
 		return &APIError{Status: resp.StatusCode, Message: eb.Message}
 	}
-	if out != nil {
-		if err := json.Unmarshal(data, out); err != nil {
+	if out == nil {
+		_, err := io.Copy(io.Discard, resp.Body)
+		return err
+	}
+	// Decoded as it arrives, whatever its size: a list of tens of
+	// thousands of shares is a large answer, and the daemon (this user's,
+	// over a private socket) is trusted.
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		var se *json.SyntaxError
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &se) || errors.As(err, &te) {
 			return fmt.Errorf("the daemon's answer is not what this client expects (version mismatch?): %w", err)
 		}
+		return fmt.Errorf("reading the daemon's answer: %w", err)
 	}
 	return nil
 }
+
+// maxErrorBody bounds what is read of an error answer.
+const maxErrorBody = 1 << 20
 
 func (c *Client) dialError(err error) error {
 	var op *net.OpError

@@ -3,6 +3,8 @@ package control
 import (
 	"context"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -52,5 +54,39 @@ func TestShutdownEndsEventStreams(t *testing.T) {
 	}
 	if _, err := c.Status(context.Background()); err == nil {
 		t.Fatal("the socket still answers after shutdown")
+	}
+}
+
+// manyShares answers a list of n shares.
+type manyShares struct {
+	Backend
+	n int
+}
+
+func (b manyShares) Shares(context.Context, bool) ([]Share, error) {
+	l := make([]Share, b.n)
+	long := strings.Repeat("x", 200)
+	for i := range l {
+		l[i] = Share{ID: strconv.Itoa(i), Peer: "peer.example.org", Name: long, Owner: long, Sender: long}
+	}
+	return l, nil
+}
+
+// A list larger than any fixed bound the client might set (here 40,000
+// shares, about 30 MB of JSON) arrives whole.
+func TestLargeAnswerArrivesWhole(t *testing.T) {
+	s := NewServer(manyShares{n: 40000}, nil)
+	sock := filepath.Join(t.TempDir(), "c.sock")
+	if err := s.Listen(sock); err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve()
+	t.Cleanup(func() { s.Shutdown(context.Background()) })
+	l, err := NewClient(sock).Shares(context.Background(), true)
+	if err != nil {
+		t.Fatalf("listing 40,000 shares: %v", err)
+	}
+	if len(l) != 40000 || l[39999].ID != "39999" || len(l[39999].Sender) != 200 {
+		t.Fatalf("got %d shares, the last %+v", len(l), l[len(l)-1])
 	}
 }

@@ -8,20 +8,20 @@ import (
 	"path/filepath"
 )
 
-// Every system meets the server in the same state: what a workload reads is
-// in the server's page cache, as it is after generating the tree (when curl,
-// measured first, runs). The cache workloads empty the page cache (as root)
-// and other programs on the machine may too; without warming, the systems
-// measured after them would be timed against the server's disk while curl
-// was timed against its memory (thumbnails 8-12x curl, random reads 5x,
-// only in a full run).
+// Every system meets the same machine state: what a workload reads (on the
+// server, or the local file copied in) is in the page cache, as it is
+// after generating the tree, when curl, measured first, runs. The cache
+// workloads empty the page cache (as root), and other programs on the
+// machine may too; without warming, the systems measured after them were
+// timed against the disk while curl was timed against memory (thumbnails
+// 8-12x curl, random reads 5x, cold listings 4x, only in a full run).
+// Warming is done for every system alike, outside the timed part.
 
-// warmFiles reads the served files (paths relative to the served tree; a
-// folder is every file in it) to their ends.
-func (b *bench) warmFiles(rel ...string) error {
+// warmFiles reads the files (a folder: every file in it) to their ends.
+func warmFiles(paths ...string) error {
 	buf := make([]byte, 1<<20)
-	for _, p := range rel {
-		err := filepath.WalkDir(filepath.Join(b.data, p), func(path string, d fs.DirEntry, err error) error {
+	for _, p := range paths {
+		err := filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
 			if err != nil || d.IsDir() {
 				return err
 			}
@@ -34,17 +34,17 @@ func (b *bench) warmFiles(rel ...string) error {
 			return err
 		})
 		if err != nil {
-			return fmt.Errorf("warm the server's page cache: %w", err)
+			return fmt.Errorf("warm the page cache: %w", err)
 		}
 	}
 	return nil
 }
 
-// warmTree stats every entry under the served folders, as a listing of
-// them does on the server.
-func (b *bench) warmTree(rel ...string) error {
-	for _, p := range rel {
-		err := filepath.WalkDir(filepath.Join(b.data, p), func(_ string, d fs.DirEntry, err error) error {
+// warmTree stats every entry under the folders, as a listing of them does
+// on the server.
+func warmTree(dirs ...string) error {
+	for _, p := range dirs {
+		err := filepath.WalkDir(p, func(_ string, d fs.DirEntry, err error) error {
 			if err != nil {
 				return err
 			}
@@ -52,19 +52,28 @@ func (b *bench) warmTree(rel ...string) error {
 			return err
 		})
 		if err != nil {
-			return fmt.Errorf("warm the server's inode cache: %w", err)
+			return fmt.Errorf("warm the inode cache: %w", err)
 		}
 	}
 	return nil
 }
 
-// warm runs fn on the served paths before metric is measured on sys; a
-// failure is noted with the metric.
-func (b *bench) warm(sys, metric string, fn func(...string) error, rel ...string) {
-	if err := fn(rel...); err != nil {
+// warm runs fn on paths before metric is measured on sys; a failure is
+// noted with the metric.
+func (b *bench) warm(sys, metric string, fn func(...string) error, paths ...string) {
+	if err := fn(paths...); err != nil {
 		fmt.Fprintf(os.Stderr, "  %s: %v\n", metric, err)
 		b.res.note(sys, metric+": "+err.Error())
 	}
+}
+
+// served is the paths of the served tree's entries rel.
+func (b *bench) served(rel ...string) []string {
+	out := make([]string, len(rel))
+	for i, r := range rel {
+		out[i] = filepath.Join(b.data, r)
+	}
+	return out
 }
 
 // listedDirs are the served folders the metadata workloads list.
@@ -73,5 +82,5 @@ func (b *bench) listedDirs() []string {
 	for _, n := range b.sz.lsScale {
 		dirs = append(dirs, scaleDir(n))
 	}
-	return dirs
+	return b.served(dirs...)
 }

@@ -60,6 +60,9 @@ type chunk struct {
 	// leaves (see leave).
 	waiters atomic.Int32
 	dropped atomic.Bool
+	// abandoned: the READ fetching the chunk itself gave up (fetchHere);
+	// the fetch goes on while other READs wait on it.
+	abandoned atomic.Bool
 
 	mu    sync.Mutex
 	cond  *sync.Cond
@@ -71,10 +74,10 @@ type chunk struct {
 
 func (c *chunk) end() int64 { return c.off + c.n }
 
-// leave ends a READ's wait on the chunk; the last to leave a dropped chunk
-// stops its fetch.
+// leave ends a READ's wait on the chunk; the last to leave a dropped or
+// abandoned chunk stops its fetch.
 func (c *chunk) leave() {
-	if c.waiters.Add(-1) == 0 && c.dropped.Load() {
+	if c.waiters.Add(-1) == 0 && (c.dropped.Load() || c.abandoned.Load()) {
 		c.cancel()
 	}
 }
@@ -333,13 +336,20 @@ func (r *reader) fetchChunk(c *chunk) (finish func()) {
 // fetchHere runs the fetch of c, a chunk the READ of ctx asked for alone,
 // in the READ's goroutine: a random read waits for no other goroutine to
 // be scheduled. As in wait, the READ gives up at deadline or when its
-// program is killed; the fetch is stopped then unless another READ waits
-// on it.
+// program is killed: it leaves the chunk then (an error returned means it
+// has), whose fetch stops unless other READs wait on it, until the last
+// of them leaves.
 func (r *reader) fetchHere(ctx context.Context, c *chunk, deadline time.Time) error {
-	var cause atomic.Pointer[error]
+	var mu sync.Mutex
+	var cause error
+	ended := false
 	abandon := func(err error) {
-		if cause.CompareAndSwap(nil, &err) && c.waiters.Load() <= 1 {
-			c.cancel()
+		mu.Lock()
+		defer mu.Unlock()
+		if !ended && cause == nil {
+			cause = err
+			c.abandoned.Store(true)
+			c.leave()
 		}
 	}
 	t := time.AfterFunc(time.Until(deadline), func() { abandon(errReadTooSlow) })
@@ -347,15 +357,16 @@ func (r *reader) fetchHere(ctx context.Context, c *chunk, deadline time.Time) er
 	finish := r.fetchChunk(c)
 	stop()
 	t.Stop()
+	mu.Lock()
+	ended = true // a late timer or kill changes nothing now
+	err := cause
+	mu.Unlock()
 	if r.cf != nil {
 		go finish() // storing in the cache is not the READ's to wait for
 	} else {
 		finish()
 	}
-	if err := cause.Load(); err != nil {
-		return *err
-	}
-	return nil
+	return err
 }
 
 // fetchThrough is fetch behind the content cache: the leading blocks it
@@ -732,7 +743,9 @@ func (r *reader) read(ctx context.Context, dest []byte, off int64) (fuse.ReadRes
 	if here != nil {
 		if err := r.fetchHere(ctx, here, deadline); err != nil {
 			for _, c := range cover {
-				c.leave()
+				if c != here {
+					c.leave()
+				}
 				c.unref()
 			}
 			return nil, r.fail(err)

@@ -2,6 +2,7 @@ package ocmfs
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -442,5 +443,23 @@ func TestKernelReadAheadMakesLargeReads(t *testing.T) {
 	}
 	if n := strings.Count(e.logs.String(), "op=readh.Read off="); n == 0 || !strings.Contains(e.logs.String(), "size=1048576") {
 		t.Fatalf("no READ of 1 MiB among %d", n)
+	}
+}
+
+// A chunk whose own READ gave up (killed, or past its deadline) is fetched
+// on for the other READs waiting on it, and stopped when the last leaves.
+func TestAbandonedChunkStopsWhenTheLastWaiterLeaves(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c := &chunk{cancel: cancel}
+	c.waiters.Store(2)
+	c.abandoned.Store(true)
+	c.leave() // the READ fetching it
+	if ctx.Err() != nil {
+		t.Fatal("the fetch stopped while another READ waits on it")
+	}
+	c.leave()
+	if ctx.Err() == nil {
+		t.Fatal("the fetch goes on with nobody waiting")
 	}
 }

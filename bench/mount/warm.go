@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // Every system meets the same machine state: what a workload reads (on the
@@ -58,9 +59,12 @@ func warmTree(dirs ...string) error {
 	return nil
 }
 
-// warm runs fn on paths before metric is measured on sys; a failure is
-// noted with the metric.
+// warm runs fn on paths before metric is measured on sys, once what
+// earlier workloads wrote is on the disk (its writing back would take the
+// CPU from whichever system comes next); a failure is noted with the
+// metric.
 func (b *bench) warm(sys, metric string, fn func(...string) error, paths ...string) {
+	syscall.Sync()
 	if err := fn(paths...); err != nil {
 		fmt.Fprintf(os.Stderr, "  %s: %v\n", metric, err)
 		b.res.note(sys, metric+": "+err.Error())

@@ -24,6 +24,10 @@ import (
 
 const killPoll = 100 * time.Millisecond
 
+// killWatchAfter is how long a wait goes before it watches for its
+// program's kill (see onKill).
+const killWatchAfter = 20 * time.Millisecond
+
 // errCallerKilled ends a wait whose program is being killed.
 var errCallerKilled = errors.New("the program waiting was killed")
 
@@ -56,9 +60,14 @@ func callerKilled(ctx context.Context) bool {
 
 // onKill calls wake (once) if the program behind the FUSE request of ctx is
 // killed before stop is called.
+//
+// Watching ctx costs a goroutine and two wake-ups (go-fuse's context is not
+// one the context package can watch without one), on the path of every
+// small read: the watch begins only once the wait has lasted killWatchAfter,
+// which most waits never do. A kill is then noticed at most that much later.
 func onKill(ctx context.Context, wake func()) (stop func()) {
 	done := make(chan struct{})
-	after := context.AfterFunc(ctx, func() {
+	watch := func() {
 		t := time.NewTicker(killPoll)
 		defer t.Stop()
 		for {
@@ -72,10 +81,28 @@ func onKill(ctx context.Context, wake func()) (stop func()) {
 			case <-t.C:
 			}
 		}
+	}
+	var mu sync.Mutex
+	stopped := false
+	var after func() bool
+	later := time.AfterFunc(killWatchAfter, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !stopped {
+			after = context.AfterFunc(ctx, watch)
+		}
 	})
-	var once sync.Once
 	return func() {
-		after()
-		once.Do(func() { close(done) })
+		later.Stop()
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
+			return
+		}
+		stopped = true
+		if after != nil {
+			after()
+		}
+		close(done)
 	}
 }

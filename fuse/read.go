@@ -50,7 +50,8 @@ type chunk struct {
 	off    int64
 	n      int64
 	buf    []byte
-	ahead  bool // counted in raInUse
+	ahead  bool            // counted in raInUse
+	ctx    context.Context // the fetch's
 	cancel context.CancelFunc
 	refs   atomic.Int32
 	// READs waiting on the chunk: a chunk dropped from the reader's list
@@ -59,6 +60,9 @@ type chunk struct {
 	// leaves (see leave).
 	waiters atomic.Int32
 	dropped atomic.Bool
+	// abandoned: the READ fetching the chunk itself gave up (fetchHere);
+	// the fetch goes on while other READs wait on it.
+	abandoned atomic.Bool
 
 	mu    sync.Mutex
 	cond  *sync.Cond
@@ -70,10 +74,10 @@ type chunk struct {
 
 func (c *chunk) end() int64 { return c.off + c.n }
 
-// leave ends a READ's wait on the chunk; the last to leave a dropped chunk
-// stops its fetch.
+// leave ends a READ's wait on the chunk; the last to leave a dropped or
+// abandoned chunk stops its fetch.
 func (c *chunk) leave() {
-	if c.waiters.Add(-1) == 0 && c.dropped.Load() {
+	if c.waiters.Add(-1) == 0 && (c.dropped.Load() || c.abandoned.Load()) {
 		c.cancel()
 	}
 }
@@ -263,9 +267,18 @@ func (r *reader) dropChunk(c *chunk) {
 	c.unref()
 }
 
+// start returns a new chunk of [off, off+n) with its fetch running.
 func (r *reader) start(off, n int64, ahead bool) *chunk {
+	c := r.newChunk(off, n, ahead)
+	go func() { r.fetchChunk(c)() }()
+	return c
+}
+
+// newChunk returns a chunk of [off, off+n) whose fetch is to be run
+// (fetchChunk) at once, by start or by the READ that asked for it.
+func (r *reader) newChunk(off, n int64, ahead bool) *chunk {
 	ctx, cancel := context.WithCancel(r.ctx)
-	c := &chunk{off: off, n: n, buf: getBuf(n), ahead: ahead, cancel: cancel}
+	c := &chunk{off: off, n: n, buf: getBuf(n), ahead: ahead, ctx: ctx, cancel: cancel}
 	c.cond = sync.NewCond(&c.mu)
 	c.refs.Store(2) // the reader's, the fetch's
 	if ahead {
@@ -275,44 +288,85 @@ func (r *reader) start(off, n int64, ahead bool) *chunk {
 	if r.cf != nil {
 		r.cfRefs.Add(1)
 	}
-	go func() {
-		defer r.f.wg.Done()
-		defer r.unrefCache()
-		defer c.unref()
-		defer cancel()
-		var err error
-		var got int
-		var keep func()
-		if r.sh.isGone() {
-			err = vfs.ErrShareGone
-		} else {
-			got, keep, err = r.fetchThrough(ctx, off, c.buf, func(k int) {
-				c.mu.Lock()
-				c.avail = int64(k)
-				c.mu.Unlock()
-				c.cond.Broadcast()
-			})
-			if err == nil && int64(got) < n {
-				// Chunks never reach beyond the size the file had at
-				// open: less is data that cannot be had, not the end.
-				err = vfs.ErrShortBody
-			}
+	return c
+}
+
+// fetchChunk fills c and returns what is left once the READs waiting have
+// their bytes: storing them in the cache, releasing the fetch's references.
+func (r *reader) fetchChunk(c *chunk) (finish func()) {
+	var err error
+	var got int
+	var keep func()
+	if r.sh.isGone() {
+		err = vfs.ErrShareGone
+	} else {
+		got, keep, err = r.fetchThrough(c.ctx, c.off, c.buf, func(k int) {
+			c.mu.Lock()
+			c.avail = int64(k)
+			c.mu.Unlock()
+			c.cond.Broadcast()
+		})
+		if err == nil && int64(got) < c.n {
+			// Chunks never reach beyond the size the file had at
+			// open: less is data that cannot be had, not the end.
+			err = vfs.ErrShortBody
 		}
-		c.mu.Lock()
-		c.avail = int64(got)
-		c.err = err
-		c.eof = err == nil && int64(got) < n
-		c.done = true
-		c.mu.Unlock()
-		c.cond.Broadcast()
+	}
+	c.mu.Lock()
+	c.avail = int64(got)
+	c.err = err
+	c.eof = err == nil && int64(got) < c.n
+	c.done = true
+	c.mu.Unlock()
+	c.cond.Broadcast()
+	return func() {
 		if keep != nil {
 			// Stored once the chunk is done: it no longer counts as a
 			// fetch in flight, and read-ahead goes on meanwhile (the
 			// buffer is the fetch's until it returns).
 			keep()
 		}
-	}()
-	return c
+		c.cancel()
+		c.unref()
+		r.unrefCache()
+		r.f.wg.Done()
+	}
+}
+
+// fetchHere runs the fetch of c, a chunk the READ of ctx asked for alone,
+// in the READ's goroutine: a random read waits for no other goroutine to
+// be scheduled. As in wait, the READ gives up at deadline or when its
+// program is killed: it leaves the chunk then (an error returned means it
+// has), whose fetch stops unless other READs wait on it, until the last
+// of them leaves.
+func (r *reader) fetchHere(ctx context.Context, c *chunk, deadline time.Time) error {
+	var mu sync.Mutex
+	var cause error
+	ended := false
+	abandon := func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if !ended && cause == nil {
+			cause = err
+			c.abandoned.Store(true)
+			c.leave()
+		}
+	}
+	t := time.AfterFunc(time.Until(deadline), func() { abandon(errReadTooSlow) })
+	stop := onKill(ctx, func() { abandon(errCallerKilled) })
+	finish := r.fetchChunk(c)
+	stop()
+	t.Stop()
+	mu.Lock()
+	ended = true // a late timer or kill changes nothing now
+	err := cause
+	mu.Unlock()
+	if r.cf != nil {
+		go finish() // storing in the cache is not the READ's to wait for
+	} else {
+		finish()
+	}
+	return err
 }
 
 // fetchThrough is fetch behind the content cache: the leading blocks it
@@ -557,8 +611,10 @@ func (r *reader) track(off, end int64) bool {
 }
 
 // plan decides the access pattern, starts the fetches needed for [off, end)
-// plus read-ahead, and returns the chunks covering [off, end) in order.
-func (r *reader) plan(off, end int64) []*chunk {
+// plus read-ahead, and returns the chunks covering [off, end) in order. A
+// random read's first new chunk is not started: it is returned as here, for
+// the READ to fetch itself (fetchHere).
+func (r *reader) plan(off, end int64) (cover []*chunk, here *chunk) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	seq := r.track(off, end)
@@ -645,14 +701,19 @@ func (r *reader) plan(off, end int64) []*chunk {
 			}
 			n = stop - start
 		}
-		c := r.start(start, n, start+n > end)
+		var c *chunk
+		if !seq && here == nil {
+			c = r.newChunk(start, n, start+n > end)
+			here = c
+		} else {
+			c = r.start(start, n, start+n > end)
+		}
 		inflight++
 		r.chunks = append(r.chunks, nil)
 		copy(r.chunks[i+1:], r.chunks[i:])
 		r.chunks[i] = c
 		pos = start + n
 	}
-	var cover []*chunk
 	for _, c := range r.chunks {
 		if c.end() > off && c.off < end {
 			c.refs.Add(1) // released by read
@@ -660,7 +721,7 @@ func (r *reader) plan(off, end int64) []*chunk {
 			cover = append(cover, c)
 		}
 	}
-	return cover
+	return cover, here
 }
 
 // read serves a kernel READ; ctx is the request's (for its interrupt only).
@@ -678,7 +739,18 @@ func (r *reader) read(ctx context.Context, dest []byte, off int64) (fuse.ReadRes
 		}
 	}
 	deadline := time.Now().Add(r.f.o.Timeout + time.Duration(end-off)*time.Second/minReadRate)
-	cover := r.plan(off, end)
+	cover, here := r.plan(off, end)
+	if here != nil {
+		if err := r.fetchHere(ctx, here, deadline); err != nil {
+			for _, c := range cover {
+				if c != here {
+					c.leave()
+				}
+				c.unref()
+			}
+			return nil, r.fail(err)
+		}
+	}
 	if len(cover) == 1 && cover[0].off <= off {
 		c := cover[0]
 		want := min(end, c.end()) - c.off

@@ -2,11 +2,13 @@ package ocmfs
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -87,13 +89,7 @@ func TestRandomReads(t *testing.T) {
 	e := newEnv(t)
 	const size = 16 << 20
 	data := pattern(size, 9)
-	e.srv.write("/shares/big.bin", data)
-	e.fs.SetEntries([]Entry{e.file("s1", "big.bin", "/shares/big.bin", false)})
-	fh, err := os.Open(e.path("big.bin"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fh.Close()
+	fh := e.openShared(t, "big.bin", data)
 	e.srv.resetLog()
 	rng := rand.New(rand.NewPCG(1, 2))
 	buf := make([]byte, 4096)
@@ -111,6 +107,67 @@ func TestRandomReads(t *testing.T) {
 	t.Logf("%d random 4 KiB reads transferred %d bytes", reads, sent)
 	if sent > reads*256<<10 {
 		t.Errorf("random reads transferred %d bytes", sent)
+	}
+}
+
+// openShared serves data as the file share name and opens it in the mount
+// (closed at the test's end).
+func (e *env) openShared(t *testing.T, name string, data []byte) *os.File {
+	e.srv.write("/shares/"+name, data)
+	e.fs.SetEntries([]Entry{e.file("s1", name, "/shares/"+name, false)})
+	fh, err := os.Open(e.path(name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fh.Close() })
+	return fh
+}
+
+// A random read's GET is made by the goroutine serving the READ, not
+// handed to another one to wait for: each hand-over is a wake-up on the
+// path of every small read. Seen from the server, in the same process: the
+// goroutine in GetRange is inside the READ's reader.read.
+func TestRandomReadFetchedByTheRead(t *testing.T) {
+	e := newEnv(t)
+	data := pattern(4<<20, 3)
+	fh := e.openShared(t, "r.bin", data)
+	var mu sync.Mutex
+	var fetchers []string // the stacks of the goroutines in GetRange
+	e.srv.set(func(s *davServer) {
+		s.intercept = func(_ http.ResponseWriter, r *http.Request) bool {
+			if r.Method != http.MethodGet {
+				return false
+			}
+			buf := make([]byte, 1<<20)
+			buf = buf[:runtime.Stack(buf, true)]
+			mu.Lock()
+			defer mu.Unlock()
+			for _, g := range strings.Split(string(buf), "\n\n") {
+				if strings.Contains(g, "vfs.(*Client).GetRange(") {
+					fetchers = append(fetchers, g)
+				}
+			}
+			return false
+		}
+	})
+	buf := make([]byte, 4096)
+	for _, off := range []int64{3 << 20, 1 << 20, 2<<20 + 8192} {
+		if _, err := fh.ReadAt(buf, off); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(buf, data[off:off+4096]) {
+			t.Fatalf("wrong bytes at %d", off)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(fetchers) == 0 {
+		t.Fatal("no goroutine was seen in GetRange")
+	}
+	for _, g := range fetchers {
+		if !strings.Contains(g, ".(*reader).read(") {
+			t.Errorf("a random read's GET was made outside the READ:\n%s", g)
+		}
 	}
 }
 
@@ -386,5 +443,23 @@ func TestKernelReadAheadMakesLargeReads(t *testing.T) {
 	}
 	if n := strings.Count(e.logs.String(), "op=readh.Read off="); n == 0 || !strings.Contains(e.logs.String(), "size=1048576") {
 		t.Fatalf("no READ of 1 MiB among %d", n)
+	}
+}
+
+// A chunk whose own READ gave up (killed, or past its deadline) is fetched
+// on for the other READs waiting on it, and stopped when the last leaves.
+func TestAbandonedChunkStopsWhenTheLastWaiterLeaves(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c := &chunk{cancel: cancel}
+	c.waiters.Store(2)
+	c.abandoned.Store(true)
+	c.leave() // the READ fetching it
+	if ctx.Err() != nil {
+		t.Fatal("the fetch stopped while another READ waits on it")
+	}
+	c.leave()
+	if ctx.Err() == nil {
+		t.Fatal("the fetch goes on with nobody waiting")
 	}
 }

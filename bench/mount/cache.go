@@ -125,6 +125,7 @@ func (b *bench) cacheWorkloads(ctx context.Context, mnt string) error {
 			if err != nil {
 				return err
 			}
+			b.warm("ocm-agent", mPin, warmFiles, b.served(pinDir)...)
 			step(mPin, func() (float64, error) {
 				out, err := m.command("pin " + pinDir)
 				if err != nil {
@@ -154,6 +155,10 @@ func (b *bench) curlPinOnce(step stepFunc) {
 		return
 	}
 	defer os.RemoveAll(out)
+	if err := warmFiles(b.served(pinDir)...); err != nil {
+		step(mPin, 0, err)
+		return
+	}
 	t0 := time.Now()
 	_, _, err := b.curl([]string{fmt.Sprintf("url = %q\nrequest = \"PROPFIND\"\nheader = \"Depth: 1\"\noutput = \"/dev/null\"\n", b.dav.url("/"+pinDir+"/"))})
 	if err == nil {

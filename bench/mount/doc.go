@@ -11,6 +11,11 @@
 // entry. It prints a markdown table (each workload, each system, the
 // target as a ratio to the reference) and a last line of ratios.
 //
+// Every system meets the same machine: before each workload, what earlier
+// ones wrote is synced and the files it reads (the folders it lists) are
+// read (stat'ed) once on the server's side, so that none is timed against
+// a disk another was spared (the cached re-read empties the page cache).
+//
 //	go run ./bench/mount              # full size (1 GiB files, 10,000 entries, ...)
 //	go run ./bench/mount -scale 0.1   # a quick run
 //	make bench                        # with bench/receiver

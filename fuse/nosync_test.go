@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -211,4 +212,74 @@ func copySpool(t *testing.T, from, to string) {
 			t.Error(err)
 		}
 	}
+}
+
+// After the upload of a file never fsync'd, nothing is rewritten in the
+// spool: the data file's name goes (a record without data is dropped on
+// start) and the record is left as it was (on ext4 a record renamed over
+// the old one starts a write-back before close returns). A write after that
+// puts the data back in the spool under a record of its own, so that a
+// killed agent still loses nothing.
+func TestSpoolUploadDropsDataName(t *testing.T) {
+	e := rwEnv(t)
+	fh, err := os.Create(e.path("RW", "d.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
+	if _, err := fh.Write([]byte("one")); err != nil {
+		t.Fatal(err)
+	}
+	_, m := spoolFiles(t, e.spool)
+	if len(m) != 1 {
+		t.Fatalf("records while written: %q", m)
+	}
+	before := inode(t, m[0])
+	if err := fh.Sync(); err != nil {
+		t.Fatalf("fsync: %v", err)
+	}
+	if got, err := e.srv.read("/shares/rw/d.txt"); err != nil || string(got) != "one" {
+		t.Fatalf("server copy after fsync: %q, %v", got, err)
+	}
+	d, m := spoolFiles(t, e.spool)
+	if len(d) != 0 || len(m) != 1 {
+		t.Fatalf("spool after the upload: data %q, records %q (want the record alone)", d, m)
+	}
+	if inode(t, m[0]) != before {
+		t.Error("record rewritten after the upload")
+	}
+
+	if _, err := fh.Write([]byte(" two")); err != nil {
+		t.Fatal(err)
+	}
+	d, m = spoolFiles(t, e.spool)
+	if len(d) != 1 || len(m) != 1 {
+		t.Fatalf("spool after a write: data %q, records %q", d, m)
+	}
+	if got, err := os.ReadFile(d[0]); err != nil || string(got) != "one two" {
+		t.Errorf("spooled data: %q, %v", got, err)
+	}
+	if r, ok := vfs.ReadRecord(m[0]); !ok || r.Clean || r.Created || len(r.Path) != 1 || r.Path[0] != "d.txt" ||
+		strings.TrimSuffix(filepath.Base(m[0]), ".json") != strings.TrimSuffix(filepath.Base(d[0]), ".data") {
+		t.Errorf("record %s after a write: %+v, %v (want pending, for d.txt, beside %s)", m[0], r, ok, d[0])
+	}
+	if err := fh.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if got, err := e.srv.read("/shares/rw/d.txt"); err != nil || string(got) != "one two" {
+		t.Fatalf("server copy after close: %q, %v", got, err)
+	}
+	eventually(t, 10*time.Second, "spool empty", func() bool {
+		d, m := spoolFiles(t, e.spool)
+		return len(d) == 0 && len(m) == 0
+	})
+}
+
+func inode(t *testing.T, p string) uint64 {
+	t.Helper()
+	st, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Sys().(*syscall.Stat_t).Ino
 }

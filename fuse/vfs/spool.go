@@ -36,8 +36,12 @@ import (
 //     killed agent loses nothing from the page cache) and uploads it; a
 //     start after a power cut cannot tell a torn copy, or one the server
 //     already has, from a good one, so it keeps it in lost+found rather
-//     than upload it (no spurious conflicted copy, no overwrite). The
-//     removals after uploads are made durable in the background, batched;
+//     than upload it (no spurious conflicted copy, no overwrite). After
+//     the upload of such a file its data file's name is removed at once
+//     (the record goes with the last handle): a record without data is
+//     dropped on start, and no record is rewritten, which on ext4 would
+//     start a write-back of the new record (auto_da_alloc) before close
+//     returns. The removals are made durable in the background, batched;
 //   - when an upload fails, or a program calls fsync(2) on a file that
 //     cannot be uploaded, the data, its record and the directory are
 //     fsync'd before close(2) or fsync(2) return; a stream (stream.go)
@@ -193,6 +197,11 @@ type WriteSession struct {
 	readyErr  error
 	// entryDurable: the data file's directory entry is on disk.
 	entryDurable bool
+	// detached: the data file's name was removed after an upload of a
+	// copy never fsync'd (the server has it); the descriptor still reads
+	// it. A change copies it back under a new key (reattachLocked).
+	detached bool
+	retired  []*os.File // data files replaced by reattachLocked, closed with the session
 	// boot is the boot id while the data and record are not fsync'd ("" once
 	// they are, or when the boot is unknown): see Record.Boot.
 	boot     string
@@ -794,8 +803,17 @@ func (s *Spool) Close() {
 			_ = ws.file.Close()
 			ws.file = nil
 		}
+		ws.closeRetiredLocked()
 		ws.mu.Unlock()
 	}
+}
+
+// closeRetiredLocked closes the data files reattachLocked replaced. ws.mu is held.
+func (ws *WriteSession) closeRetiredLocked() {
+	for _, f := range ws.retired {
+		_ = f.Close()
+	}
+	ws.retired = nil
 }
 
 // streaming returns the sessions whose upload runs while they are written.
@@ -860,6 +878,11 @@ func (s *Spool) writeMetaLocked(ws *WriteSession) error {
 
 // markDirty notes that the local copy differs from the server's. ws.mu is held.
 func (ws *WriteSession) markDirty() error {
+	if ws.detached {
+		if err := ws.reattachLocked(); err != nil {
+			return err
+		}
+	}
 	ws.gen++
 	if ws.dirty && !ws.metaStale {
 		return nil
@@ -870,6 +893,43 @@ func (ws *WriteSession) markDirty() error {
 		ws.dirty = was
 		return err
 	}
+	return nil
+}
+
+// detachLocked removes the data file's name after an upload: the server has
+// the content, and a crash from now on leaves at most a record without
+// data, which the next start drops. Only for a copy never fsync'd (a
+// durable one keeps a durable clean record). ws.mu is held.
+func (ws *WriteSession) detachLocked() bool {
+	if ws.boot == "" || ws.detached {
+		return ws.detached
+	}
+	if err := os.Remove(ws.sp.dataPath(ws.key)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return false
+	}
+	ws.detached = true
+	return true
+}
+
+// reattachLocked gives the content of a detached session a data file in the
+// spool again before it changes: a copy under a new key, whose record
+// markDirty writes. The old record, which names no data, goes. ws.mu is held.
+func (ws *WriteSession) reattachLocked() error {
+	s := ws.sp
+	key := newKey()
+	file, err := os.OpenFile(s.dataPath(key), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	if _, err := io.Copy(file, io.NewSectionReader(ws.file, 0, ws.size)); err != nil {
+		_ = file.Close()
+		_ = os.Remove(s.dataPath(key))
+		return fmt.Errorf("spool: %w", err)
+	}
+	_ = os.Remove(s.metaPath(ws.key))
+	// Readers may still hold the old descriptor: it closes with the session.
+	ws.retired = append(ws.retired, ws.file)
+	ws.file, ws.key, ws.detached, ws.entryDurable = file, key, false, false
 	return nil
 }
 
@@ -1105,7 +1165,7 @@ func (ws *WriteSession) FlushAt(ctx context.Context) (in Info, moved []string, e
 	if ws.gen == gen && !ws.unlinked {
 		ws.dirty = false
 	}
-	if !ws.unlinked {
+	if !ws.unlinked && (ws.dirty || !ws.detachLocked()) {
 		if werr := sp.writeMetaLocked(ws); werr != nil {
 			// A stale record only means an upload again after a crash.
 			sp.log.Warn("spool record not updated", "share", shareID, "err", werr)
@@ -1152,8 +1212,13 @@ func (s *Spool) Conflicts() []string {
 // descriptors keep working. Data first: a crash in between leaves a record
 // without data, which the next start drops.
 func (ws *WriteSession) unlinkFiles() {
-	_ = os.Remove(ws.sp.dataPath(ws.key))
-	_ = os.Remove(ws.sp.metaPath(ws.key))
+	ws.mu.Lock()
+	key, detached := ws.key, ws.detached
+	ws.mu.Unlock()
+	if !detached {
+		_ = os.Remove(ws.sp.dataPath(key))
+	}
+	_ = os.Remove(ws.sp.metaPath(key))
 }
 
 // remove closes and deletes the session's files. The removal of files never
@@ -1165,6 +1230,7 @@ func (ws *WriteSession) remove() {
 		_ = ws.file.Close()
 		ws.file = nil
 	}
+	ws.closeRetiredLocked()
 	lazy := ws.boot != ""
 	ws.mu.Unlock()
 	ws.unlinkFiles()

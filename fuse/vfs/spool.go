@@ -1,6 +1,7 @@
 package vfs
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -1292,6 +1293,14 @@ func (s *Spool) upload(ctx context.Context, sh Share, segs []string, file *os.Fi
 			ShareID: sh.ID(),
 			Header:  h,
 			Body: func() (io.Reader, int64, error) {
+				if size <= SmallBody {
+					// From memory: sent with the headers (see smallInMemory).
+					b := make([]byte, size)
+					if _, err := file.ReadAt(b, 0); err != nil {
+						return nil, 0, fmt.Errorf("spool read: %w", err)
+					}
+					return bytes.NewReader(b), size, nil
+				}
 				return io.NewSectionReader(file, 0, size), size, nil
 			},
 		})

@@ -202,6 +202,7 @@ type WriteSession struct {
 	// copy never fsync'd (the server has it); the descriptor still reads
 	// it. A change copies it back under a new key (reattachLocked).
 	detached bool
+	recorded bool       // a record was written under key
 	retired  []*os.File // data files replaced by reattachLocked, closed with the session
 	// boot is the boot id while the data and record are not fsync'd ("" once
 	// they are, or when the boot is unknown): see Record.Boot.
@@ -324,7 +325,7 @@ func (s *Spool) load() error {
 		ws := &WriteSession{
 			sp: s, key: key, shareID: m.Share, entry: m.Entry, segs: m.Path, file: file,
 			size: st.Size(), mtime: m.Mtime, dirty: true, created: m.Created, base: m.Base,
-			ready: make(chan struct{}), boot: m.Boot,
+			ready: make(chan struct{}), boot: m.Boot, recorded: true,
 		}
 		ws.synced = ws.gen
 		if m.Error != "" {
@@ -479,7 +480,7 @@ func (s *Spool) Acquire(ctx context.Context, sh Share, segs []string, trunc, cre
 		return ws, nil
 	}
 	key := newKey()
-	file, err := os.OpenFile(s.dataPath(key), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	file, err := openFile(s.dataPath(key), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		s.mu.Unlock()
 		return nil, fmt.Errorf("spool: %w", err)
@@ -846,13 +847,21 @@ func (s *Spool) writeMetaLocked(ws *WriteSession) error {
 	if err != nil {
 		return fmt.Errorf("spool record: %w", err)
 	}
-	tmp := s.metaPath(ws.key) + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	// A record of data not fsync'd is not fsync'd either (see Record.Boot).
+	durable := ws.boot == ""
+	final := s.metaPath(ws.key)
+	p := final + ".tmp"
+	if !durable && !ws.recorded {
+		// The first record of a copy never fsync'd is written in place: torn
+		// by a crash, it leaves data no record accounts for, as a crash
+		// before a renamed one would (kept in lost+found, or dropped when
+		// empty); a power cut sends such a copy there anyway.
+		p = final
+	}
+	f, err := openFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return fmt.Errorf("spool record: %w", err)
 	}
-	// A record of data not fsync'd is not fsync'd either (see Record.Boot).
-	durable := ws.boot == ""
 	_, err = f.Write(b)
 	if err == nil && durable {
 		err = SyncFile(f)
@@ -860,17 +869,17 @@ func (s *Spool) writeMetaLocked(ws *WriteSession) error {
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil {
-		err = os.Rename(tmp, s.metaPath(ws.key))
+	if err == nil && p != final {
+		err = os.Rename(p, final)
 	}
 	if err == nil && durable {
 		err = syncDir(s.dir)
 	}
 	if err != nil {
-		_ = os.Remove(tmp)
+		_ = os.Remove(p)
 		return fmt.Errorf("spool record: %w", err)
 	}
-	ws.metaStale = false
+	ws.metaStale, ws.recorded = false, true
 	if durable {
 		ws.entryDurable = true // the directory was fsync'd after the data file was created
 	}
@@ -918,7 +927,7 @@ func (ws *WriteSession) detachLocked() bool {
 func (ws *WriteSession) reattachLocked() error {
 	s := ws.sp
 	key := newKey()
-	file, err := os.OpenFile(s.dataPath(key), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	file, err := openFile(s.dataPath(key), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return fmt.Errorf("spool: %w", err)
 	}
@@ -930,7 +939,7 @@ func (ws *WriteSession) reattachLocked() error {
 	_ = os.Remove(s.metaPath(ws.key))
 	// Readers may still hold the old descriptor: it closes with the session.
 	ws.retired = append(ws.retired, ws.file)
-	ws.file, ws.key, ws.detached, ws.entryDurable = file, key, false, false
+	ws.file, ws.key, ws.detached, ws.entryDurable, ws.recorded = file, key, false, false, false
 	return nil
 }
 

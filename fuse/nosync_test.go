@@ -174,6 +174,72 @@ func TestSpoolKilledBeforeUploadSameBoot(t *testing.T) {
 	}
 }
 
+// The agent is killed after the server took a new file but before the spool
+// let it go (same boot): the next start finds it pending, its conditional
+// upload is refused (the file exists), and the server's copy is this very
+// content. No conflicted copy is made, and the spool empties.
+func TestSpoolKilledAfterUploadSameBoot(t *testing.T) {
+	e, data := restartAfterUpload(t, "c.bin", nil)
+	if n := conflictedCopies(t, e); len(n) != 0 {
+		t.Errorf("conflicted copies %q made of content the server has", n)
+	}
+	if got, err := e.srv.read("/shares/rw/c.bin"); err != nil || !bytes.Equal(got, data) {
+		t.Errorf("server copy: %d bytes, %v", len(got), err)
+	}
+	if c := e.fs.spool.Conflicts(); len(c) != 0 {
+		t.Errorf("conflicts reported: %q", c)
+	}
+}
+
+// As above, but the server's file changed since: the local version is a
+// conflicted copy beside it.
+func TestSpoolKilledAfterUploadChangedSince(t *testing.T) {
+	theirs := []byte("changed on the server since")
+	e, data := restartAfterUpload(t, "d.bin", theirs)
+	n := conflictedCopies(t, e)
+	if len(n) != 1 {
+		t.Fatalf("conflicted copies %q, want one", n)
+	}
+	if got, err := e.srv.read("/shares/rw/" + n[0]); err != nil || !bytes.Equal(got, data) {
+		t.Errorf("conflicted copy: %d bytes, %v", len(got), err)
+	}
+	if got, err := e.srv.read("/shares/rw/d.bin"); err != nil || !bytes.Equal(got, theirs) {
+		t.Errorf("server copy: %q, %v", got, err)
+	}
+}
+
+// restartAfterUpload writes name through the mount, then starts again with
+// the spool as it was when the server took it (the same boot); theirs, if
+// set, replaces the server's copy before the start. It returns once the
+// spool is empty.
+func restartAfterUpload(t *testing.T, name string, theirs []byte) (*env, []byte) {
+	t.Helper()
+	e := rwEnv(t)
+	data := pattern(4<<10, 13)
+	aside := spoolAtPut(t, e, name, data)
+	copySpool(t, aside, e.spool)
+	if theirs != nil {
+		e.srv.write("/shares/rw/"+name, theirs)
+	}
+	e.mount()
+	e.fs.SetEntries([]Entry{e.folder("s1", "RW", "/shares/rw", true)})
+	eventually(t, 20*time.Second, "spool empty", func() bool {
+		d, m := spoolFiles(t, e.spool)
+		return len(d) == 0 && len(m) == 0
+	})
+	return e, data
+}
+
+func conflictedCopies(t *testing.T, e *env) []string {
+	var out []string
+	for _, n := range listNames(t, filepath.Join(e.srv.dir, "shares", "rw")) {
+		if strings.Contains(n, "conflicted copy") {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
 // spoolAtPut writes data to RW/name through the mount and unmounts; it
 // returns a copy of the spool as it was when the PUT reached the server:
 // what the disk may hold if the power goes from then on.

@@ -204,6 +204,9 @@ type WriteSession struct {
 	detached bool
 	recorded bool       // a record was written under key
 	retired  []*os.File // data files replaced by reattachLocked, closed with the session
+	// recovered: found in the spool on start, not uploaded since; the
+	// server may already have it (see sameOnServer).
+	recovered bool
 	// boot is the boot id while the data and record are not fsync'd ("" once
 	// they are, or when the boot is unknown): see Record.Boot.
 	boot     string
@@ -325,7 +328,7 @@ func (s *Spool) load() error {
 		ws := &WriteSession{
 			sp: s, key: key, shareID: m.Share, entry: m.Entry, segs: m.Path, file: file,
 			size: st.Size(), mtime: m.Mtime, dirty: true, created: m.Created, base: m.Base,
-			ready: make(chan struct{}), boot: m.Boot, recorded: true,
+			ready: make(chan struct{}), boot: m.Boot, recorded: true, recovered: true,
 		}
 		ws.synced = ws.gen
 		if m.Error != "" {
@@ -1108,6 +1111,7 @@ func (ws *WriteSession) FlushAt(ctx context.Context) (in Info, moved []string, e
 		}
 	}
 	shareID, segs, size, mtime, gen, file := ws.shareID, append([]string(nil), ws.segs...), ws.size, ws.mtime, ws.gen, ws.file
+	recovered := ws.recovered
 	cond := precondition{ifNoneMatch: ws.created, ifMatch: ws.base}
 	// The data is durable: a stream running may end at this size.
 	st := ws.stream
@@ -1134,6 +1138,13 @@ func (ws *WriteSession) FlushAt(ctx context.Context) (in Info, moved []string, e
 	} else {
 		if !streamed {
 			in, err = sp.upload(ctx, sh, segs, file, size, mtime, cond)
+		}
+		if errors.Is(err, ErrRemoteChanged) && recovered {
+			// Found on start: the server may hold this very content, from
+			// an upload answered just before the agent stopped.
+			if etag, same := sp.sameOnServer(ctx, sh, segs, file, size); same {
+				in, err = Info{Size: size, Mtime: mtime, ETag: etag}, nil
+			}
 		}
 		if errors.Is(err, ErrRemoteChanged) {
 			if len(segs) == 0 {
@@ -1170,7 +1181,7 @@ func (ws *WriteSession) FlushAt(ctx context.Context) (in Info, moved []string, e
 		return Info{}, nil, err
 	}
 	ws.lastErr = nil
-	ws.created = false
+	ws.created, ws.recovered = false, false
 	ws.base = in.ETag
 	if ws.gen == gen && !ws.unlinked {
 		ws.dirty = false
@@ -1375,6 +1386,48 @@ func (s *Spool) uploadConflicted(ctx context.Context, sh Share, segs []string, f
 		}
 	}
 	return nil, Info{}, fmt.Errorf("conflicted copy: %w", err)
+}
+
+// sameOnServer reports whether the server's file at segs holds exactly the
+// size bytes of file, and its ETag. Only for a copy found on start whose
+// conditional upload was refused: the agent may have stopped between the
+// server's answer and the spool's letting the copy go, and a conflicted
+// copy of identical content must not be made.
+func (s *Spool) sameOnServer(ctx context.Context, sh Share, segs []string, file *os.File, size int64) (string, bool) {
+	resp, err := s.dav.Do(ctx, Request{Method: http.MethodGet, URL: sh.FileURL(segs), ShareID: sh.ID()})
+	if err != nil {
+		return "", false
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || (resp.ContentLength >= 0 && resp.ContentLength != size) {
+		return "", false
+	}
+	if !sameContent(resp.Body, io.NewSectionReader(file, 0, size)) {
+		return "", false
+	}
+	return responseETag(resp), true
+}
+
+// sameContent reports whether a and b hold the same bytes, reading both to
+// their end or to the first difference.
+func sameContent(a, b io.Reader) bool {
+	const chunk = 64 << 10
+	ba, bb := make([]byte, chunk), make([]byte, chunk)
+	for {
+		na, ea := io.ReadFull(a, ba)
+		nb, eb := io.ReadFull(b, bb)
+		if na != nb || !bytes.Equal(ba[:na], bb[:nb]) {
+			return false
+		}
+		aEnd := ea == io.EOF || ea == io.ErrUnexpectedEOF
+		bEnd := eb == io.EOF || eb == io.ErrUnexpectedEOF
+		if (ea != nil && !aEnd) || (eb != nil && !bEnd) {
+			return false
+		}
+		if aEnd || bEnd {
+			return aEnd && bEnd
+		}
+	}
 }
 
 // download copies the whole remote file at segs into w and returns its

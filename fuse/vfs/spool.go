@@ -28,7 +28,8 @@ import (
 // upload had not succeeded, and uploads it:
 //
 //   - a record is written to a temporary file, fsync'd, renamed into place,
-//     and the directory fsync'd;
+//     and the directory fsync'd (the first record of a copy never fsync'd
+//     is written in place, see writeMetaLocked);
 //   - a file written from nothing or from the server's copy is uploaded at
 //     close without any fsync: when the server answers 2xx it has the
 //     data, and the spool entry goes. Until its data is fsync'd its record
@@ -42,7 +43,10 @@ import (
 //     (the record goes with the last handle): a record without data is
 //     dropped on start, and no record is rewritten, which on ext4 would
 //     start a write-back of the new record (auto_da_alloc) before close
-//     returns. The removals are made durable in the background, batched;
+//     returns. The removals are made durable in the background, batched.
+//     A copy found on start whose conditional upload is refused is first
+//     compared with the server's file: the agent may have stopped between
+//     the server's answer and the removal (sameOnServer);
 //   - when an upload fails, or a program calls fsync(2) on a file that
 //     cannot be uploaded, the data, its record and the directory are
 //     fsync'd before close(2) or fsync(2) return; a stream (stream.go)

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -173,6 +174,72 @@ func TestSpoolKilledBeforeUploadSameBoot(t *testing.T) {
 	}
 }
 
+// The agent is killed after the server took a new file but before the spool
+// let it go (same boot): the next start finds it pending, its conditional
+// upload is refused (the file exists), and the server's copy is this very
+// content. No conflicted copy is made, and the spool empties.
+func TestSpoolKilledAfterUploadSameBoot(t *testing.T) {
+	e, data := restartAfterUpload(t, "c.bin", nil)
+	if n := conflictedCopies(t, e); len(n) != 0 {
+		t.Errorf("conflicted copies %q made of content the server has", n)
+	}
+	if got, err := e.srv.read("/shares/rw/c.bin"); err != nil || !bytes.Equal(got, data) {
+		t.Errorf("server copy: %d bytes, %v", len(got), err)
+	}
+	if c := e.fs.spool.Conflicts(); len(c) != 0 {
+		t.Errorf("conflicts reported: %q", c)
+	}
+}
+
+// As above, but the server's file changed since: the local version is a
+// conflicted copy beside it.
+func TestSpoolKilledAfterUploadChangedSince(t *testing.T) {
+	theirs := []byte("changed on the server since")
+	e, data := restartAfterUpload(t, "d.bin", theirs)
+	n := conflictedCopies(t, e)
+	if len(n) != 1 {
+		t.Fatalf("conflicted copies %q, want one", n)
+	}
+	if got, err := e.srv.read("/shares/rw/" + n[0]); err != nil || !bytes.Equal(got, data) {
+		t.Errorf("conflicted copy: %d bytes, %v", len(got), err)
+	}
+	if got, err := e.srv.read("/shares/rw/d.bin"); err != nil || !bytes.Equal(got, theirs) {
+		t.Errorf("server copy: %q, %v", got, err)
+	}
+}
+
+// restartAfterUpload writes name through the mount, then starts again with
+// the spool as it was when the server took it (the same boot); theirs, if
+// set, replaces the server's copy before the start. It returns once the
+// spool is empty.
+func restartAfterUpload(t *testing.T, name string, theirs []byte) (*env, []byte) {
+	t.Helper()
+	e := rwEnv(t)
+	data := pattern(4<<10, 13)
+	aside := spoolAtPut(t, e, name, data)
+	copySpool(t, aside, e.spool)
+	if theirs != nil {
+		e.srv.write("/shares/rw/"+name, theirs)
+	}
+	e.mount()
+	e.fs.SetEntries([]Entry{e.folder("s1", "RW", "/shares/rw", true)})
+	eventually(t, 20*time.Second, "spool empty", func() bool {
+		d, m := spoolFiles(t, e.spool)
+		return len(d) == 0 && len(m) == 0
+	})
+	return e, data
+}
+
+func conflictedCopies(t *testing.T, e *env) []string {
+	var out []string
+	for _, n := range listNames(t, filepath.Join(e.srv.dir, "shares", "rw")) {
+		if strings.Contains(n, "conflicted copy") {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
 // spoolAtPut writes data to RW/name through the mount and unmounts; it
 // returns a copy of the spool as it was when the PUT reached the server:
 // what the disk may hold if the power goes from then on.
@@ -211,4 +278,74 @@ func copySpool(t *testing.T, from, to string) {
 			t.Error(err)
 		}
 	}
+}
+
+// After the upload of a file never fsync'd, nothing is rewritten in the
+// spool: the data file's name goes (a record without data is dropped on
+// start) and the record is left as it was (on ext4 a record renamed over
+// the old one starts a write-back before close returns). A write after that
+// puts the data back in the spool under a record of its own, so that a
+// killed agent still loses nothing.
+func TestSpoolUploadDropsDataName(t *testing.T) {
+	e := rwEnv(t)
+	fh, err := os.Create(e.path("RW", "d.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
+	if _, err := fh.Write([]byte("one")); err != nil {
+		t.Fatal(err)
+	}
+	_, m := spoolFiles(t, e.spool)
+	if len(m) != 1 {
+		t.Fatalf("records while written: %q", m)
+	}
+	before := inode(t, m[0])
+	if err := fh.Sync(); err != nil {
+		t.Fatalf("fsync: %v", err)
+	}
+	if got, err := e.srv.read("/shares/rw/d.txt"); err != nil || string(got) != "one" {
+		t.Fatalf("server copy after fsync: %q, %v", got, err)
+	}
+	d, m := spoolFiles(t, e.spool)
+	if len(d) != 0 || len(m) != 1 {
+		t.Fatalf("spool after the upload: data %q, records %q (want the record alone)", d, m)
+	}
+	if inode(t, m[0]) != before {
+		t.Error("record rewritten after the upload")
+	}
+
+	if _, err := fh.Write([]byte(" two")); err != nil {
+		t.Fatal(err)
+	}
+	d, m = spoolFiles(t, e.spool)
+	if len(d) != 1 || len(m) != 1 {
+		t.Fatalf("spool after a write: data %q, records %q", d, m)
+	}
+	if got, err := os.ReadFile(d[0]); err != nil || string(got) != "one two" {
+		t.Errorf("spooled data: %q, %v", got, err)
+	}
+	if r, ok := vfs.ReadRecord(m[0]); !ok || r.Clean || r.Created || len(r.Path) != 1 || r.Path[0] != "d.txt" ||
+		strings.TrimSuffix(filepath.Base(m[0]), ".json") != strings.TrimSuffix(filepath.Base(d[0]), ".data") {
+		t.Errorf("record %s after a write: %+v, %v (want pending, for d.txt, beside %s)", m[0], r, ok, d[0])
+	}
+	if err := fh.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if got, err := e.srv.read("/shares/rw/d.txt"); err != nil || string(got) != "one two" {
+		t.Fatalf("server copy after close: %q, %v", got, err)
+	}
+	eventually(t, 10*time.Second, "spool empty", func() bool {
+		d, m := spoolFiles(t, e.spool)
+		return len(d) == 0 && len(m) == 0
+	})
+}
+
+func inode(t *testing.T, p string) uint64 {
+	t.Helper()
+	st, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Sys().(*syscall.Stat_t).Ino
 }

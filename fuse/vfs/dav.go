@@ -1,6 +1,7 @@
 package vfs
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strconv"
 	"strings"
@@ -206,6 +208,19 @@ type wdReader struct {
 	w *watchdog
 }
 
+// SmallBody is the largest request body sent from memory with its headers,
+// in one write (within the transport's 64 KiB write buffer).
+const SmallBody = 60 << 10
+
+// smallInMemory reports whether a request body is a small one in memory.
+func smallInMemory(r io.Reader, n int64) bool {
+	switch r.(type) {
+	case *bytes.Reader, *strings.Reader:
+		return n >= 0 && n <= SmallBody
+	}
+	return false
+}
+
 // answerFactor is how many timeouts a server may take to answer an upload
 // it has received completely.
 const answerFactor = 6
@@ -298,7 +313,18 @@ func (c *Client) once(ctx context.Context, r Request) (*http.Response, error) {
 			w.stop()
 			return nil, err
 		}
-		body, length = &wdReader{r: b, w: w}, n
+		if smallInMemory(b, n) {
+			// net/http flushes the headers on their own before any other
+			// body: this one goes with them, in one write. The answer gets
+			// its longer time once the request is written, as wdReader
+			// gives it at the body's end.
+			body, length = b, n
+			wctx = httptrace.WithClientTrace(wctx, &httptrace.ClientTrace{
+				WroteRequest: func(httptrace.WroteRequestInfo) { w.t.Reset(w.d * answerFactor) },
+			})
+		} else {
+			body, length = &wdReader{r: b, w: w}, n
+		}
 	}
 	req, err := http.NewRequestWithContext(wctx, r.Method, r.URL, body)
 	if err != nil {

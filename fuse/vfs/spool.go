@@ -1,6 +1,7 @@
 package vfs
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -27,7 +28,8 @@ import (
 // upload had not succeeded, and uploads it:
 //
 //   - a record is written to a temporary file, fsync'd, renamed into place,
-//     and the directory fsync'd;
+//     and the directory fsync'd (the first record of a copy never fsync'd
+//     is written in place, see writeMetaLocked);
 //   - a file written from nothing or from the server's copy is uploaded at
 //     close without any fsync: when the server answers 2xx it has the
 //     data, and the spool entry goes. Until its data is fsync'd its record
@@ -36,8 +38,15 @@ import (
 //     killed agent loses nothing from the page cache) and uploads it; a
 //     start after a power cut cannot tell a torn copy, or one the server
 //     already has, from a good one, so it keeps it in lost+found rather
-//     than upload it (no spurious conflicted copy, no overwrite). The
-//     removals after uploads are made durable in the background, batched;
+//     than upload it (no spurious conflicted copy, no overwrite). After
+//     the upload of such a file its data file's name is removed at once
+//     (the record goes with the last handle): a record without data is
+//     dropped on start, and no record is rewritten, which on ext4 would
+//     start a write-back of the new record (auto_da_alloc) before close
+//     returns. The removals are made durable in the background, batched.
+//     A copy found on start whose conditional upload is refused is first
+//     compared with the server's file: the agent may have stopped between
+//     the server's answer and the removal (sameOnServer);
 //   - when an upload fails, or a program calls fsync(2) on a file that
 //     cannot be uploaded, the data, its record and the directory are
 //     fsync'd before close(2) or fsync(2) return; a stream (stream.go)
@@ -193,6 +202,15 @@ type WriteSession struct {
 	readyErr  error
 	// entryDurable: the data file's directory entry is on disk.
 	entryDurable bool
+	// detached: the data file's name was removed after an upload of a
+	// copy never fsync'd (the server has it); the descriptor still reads
+	// it. A change copies it back under a new key (reattachLocked).
+	detached bool
+	recorded bool       // a record was written under key
+	retired  []*os.File // data files replaced by reattachLocked, closed with the session
+	// recovered: found in the spool on start, not uploaded since; the
+	// server may already have it (see sameOnServer).
+	recovered bool
 	// boot is the boot id while the data and record are not fsync'd ("" once
 	// they are, or when the boot is unknown): see Record.Boot.
 	boot     string
@@ -314,7 +332,7 @@ func (s *Spool) load() error {
 		ws := &WriteSession{
 			sp: s, key: key, shareID: m.Share, entry: m.Entry, segs: m.Path, file: file,
 			size: st.Size(), mtime: m.Mtime, dirty: true, created: m.Created, base: m.Base,
-			ready: make(chan struct{}), boot: m.Boot,
+			ready: make(chan struct{}), boot: m.Boot, recorded: true, recovered: true,
 		}
 		ws.synced = ws.gen
 		if m.Error != "" {
@@ -469,7 +487,7 @@ func (s *Spool) Acquire(ctx context.Context, sh Share, segs []string, trunc, cre
 		return ws, nil
 	}
 	key := newKey()
-	file, err := os.OpenFile(s.dataPath(key), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	file, err := openFile(s.dataPath(key), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		s.mu.Unlock()
 		return nil, fmt.Errorf("spool: %w", err)
@@ -794,8 +812,17 @@ func (s *Spool) Close() {
 			_ = ws.file.Close()
 			ws.file = nil
 		}
+		ws.closeRetiredLocked()
 		ws.mu.Unlock()
 	}
+}
+
+// closeRetiredLocked closes the data files reattachLocked replaced. ws.mu is held.
+func (ws *WriteSession) closeRetiredLocked() {
+	for _, f := range ws.retired {
+		_ = f.Close()
+	}
+	ws.retired = nil
 }
 
 // streaming returns the sessions whose upload runs while they are written.
@@ -827,13 +854,21 @@ func (s *Spool) writeMetaLocked(ws *WriteSession) error {
 	if err != nil {
 		return fmt.Errorf("spool record: %w", err)
 	}
-	tmp := s.metaPath(ws.key) + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	// A record of data not fsync'd is not fsync'd either (see Record.Boot).
+	durable := ws.boot == ""
+	final := s.metaPath(ws.key)
+	p := final + ".tmp"
+	if !durable && !ws.recorded {
+		// The first record of a copy never fsync'd is written in place: torn
+		// by a crash, it leaves data no record accounts for, as a crash
+		// before a renamed one would (kept in lost+found, or dropped when
+		// empty); a power cut sends such a copy there anyway.
+		p = final
+	}
+	f, err := openFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return fmt.Errorf("spool record: %w", err)
 	}
-	// A record of data not fsync'd is not fsync'd either (see Record.Boot).
-	durable := ws.boot == ""
 	_, err = f.Write(b)
 	if err == nil && durable {
 		err = SyncFile(f)
@@ -841,17 +876,17 @@ func (s *Spool) writeMetaLocked(ws *WriteSession) error {
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil {
-		err = os.Rename(tmp, s.metaPath(ws.key))
+	if err == nil && p != final {
+		err = os.Rename(p, final)
 	}
 	if err == nil && durable {
 		err = syncDir(s.dir)
 	}
 	if err != nil {
-		_ = os.Remove(tmp)
+		_ = os.Remove(p)
 		return fmt.Errorf("spool record: %w", err)
 	}
-	ws.metaStale = false
+	ws.metaStale, ws.recorded = false, true
 	if durable {
 		ws.entryDurable = true // the directory was fsync'd after the data file was created
 	}
@@ -860,6 +895,11 @@ func (s *Spool) writeMetaLocked(ws *WriteSession) error {
 
 // markDirty notes that the local copy differs from the server's. ws.mu is held.
 func (ws *WriteSession) markDirty() error {
+	if ws.detached {
+		if err := ws.reattachLocked(); err != nil {
+			return err
+		}
+	}
 	ws.gen++
 	if ws.dirty && !ws.metaStale {
 		return nil
@@ -870,6 +910,43 @@ func (ws *WriteSession) markDirty() error {
 		ws.dirty = was
 		return err
 	}
+	return nil
+}
+
+// detachLocked removes the data file's name after an upload: the server has
+// the content, and a crash from now on leaves at most a record without
+// data, which the next start drops. Only for a copy never fsync'd (a
+// durable one keeps a durable clean record). ws.mu is held.
+func (ws *WriteSession) detachLocked() bool {
+	if ws.boot == "" || ws.detached {
+		return ws.detached
+	}
+	if err := os.Remove(ws.sp.dataPath(ws.key)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return false
+	}
+	ws.detached = true
+	return true
+}
+
+// reattachLocked gives the content of a detached session a data file in the
+// spool again before it changes: a copy under a new key, whose record
+// markDirty writes. The old record, which names no data, goes. ws.mu is held.
+func (ws *WriteSession) reattachLocked() error {
+	s := ws.sp
+	key := newKey()
+	file, err := openFile(s.dataPath(key), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	if _, err := io.Copy(file, io.NewSectionReader(ws.file, 0, ws.size)); err != nil {
+		_ = file.Close()
+		_ = os.Remove(s.dataPath(key))
+		return fmt.Errorf("spool: %w", err)
+	}
+	_ = os.Remove(s.metaPath(ws.key))
+	// Readers may still hold the old descriptor: it closes with the session.
+	ws.retired = append(ws.retired, ws.file)
+	ws.file, ws.key, ws.detached, ws.entryDurable, ws.recorded = file, key, false, false, false
 	return nil
 }
 
@@ -1038,6 +1115,7 @@ func (ws *WriteSession) FlushAt(ctx context.Context) (in Info, moved []string, e
 		}
 	}
 	shareID, segs, size, mtime, gen, file := ws.shareID, append([]string(nil), ws.segs...), ws.size, ws.mtime, ws.gen, ws.file
+	recovered := ws.recovered
 	cond := precondition{ifNoneMatch: ws.created, ifMatch: ws.base}
 	// The data is durable: a stream running may end at this size.
 	st := ws.stream
@@ -1064,6 +1142,13 @@ func (ws *WriteSession) FlushAt(ctx context.Context) (in Info, moved []string, e
 	} else {
 		if !streamed {
 			in, err = sp.upload(ctx, sh, segs, file, size, mtime, cond)
+		}
+		if errors.Is(err, ErrRemoteChanged) && recovered {
+			// Found on start: the server may hold this very content, from
+			// an upload answered just before the agent stopped.
+			if etag, same := sp.sameOnServer(ctx, sh, segs, file, size); same {
+				in, err = Info{Size: size, Mtime: mtime, ETag: etag}, nil
+			}
 		}
 		if errors.Is(err, ErrRemoteChanged) {
 			if len(segs) == 0 {
@@ -1100,12 +1185,12 @@ func (ws *WriteSession) FlushAt(ctx context.Context) (in Info, moved []string, e
 		return Info{}, nil, err
 	}
 	ws.lastErr = nil
-	ws.created = false
+	ws.created, ws.recovered = false, false
 	ws.base = in.ETag
 	if ws.gen == gen && !ws.unlinked {
 		ws.dirty = false
 	}
-	if !ws.unlinked {
+	if !ws.unlinked && (ws.dirty || !ws.detachLocked()) {
 		if werr := sp.writeMetaLocked(ws); werr != nil {
 			// A stale record only means an upload again after a crash.
 			sp.log.Warn("spool record not updated", "share", shareID, "err", werr)
@@ -1152,8 +1237,13 @@ func (s *Spool) Conflicts() []string {
 // descriptors keep working. Data first: a crash in between leaves a record
 // without data, which the next start drops.
 func (ws *WriteSession) unlinkFiles() {
-	_ = os.Remove(ws.sp.dataPath(ws.key))
-	_ = os.Remove(ws.sp.metaPath(ws.key))
+	ws.mu.Lock()
+	key, detached := ws.key, ws.detached
+	ws.mu.Unlock()
+	if !detached {
+		_ = os.Remove(ws.sp.dataPath(key))
+	}
+	_ = os.Remove(ws.sp.metaPath(key))
 }
 
 // remove closes and deletes the session's files. The removal of files never
@@ -1165,6 +1255,7 @@ func (ws *WriteSession) remove() {
 		_ = ws.file.Close()
 		ws.file = nil
 	}
+	ws.closeRetiredLocked()
 	lazy := ws.boot != ""
 	ws.mu.Unlock()
 	ws.unlinkFiles()
@@ -1226,6 +1317,14 @@ func (s *Spool) upload(ctx context.Context, sh Share, segs []string, file *os.Fi
 			ShareID: sh.ID(),
 			Header:  h,
 			Body: func() (io.Reader, int64, error) {
+				if size <= SmallBody {
+					// From memory: sent with the headers (see smallInMemory).
+					b := make([]byte, size)
+					if _, err := file.ReadAt(b, 0); err != nil {
+						return nil, 0, fmt.Errorf("spool read: %w", err)
+					}
+					return bytes.NewReader(b), size, nil
+				}
 				return io.NewSectionReader(file, 0, size), size, nil
 			},
 		})
@@ -1291,6 +1390,48 @@ func (s *Spool) uploadConflicted(ctx context.Context, sh Share, segs []string, f
 		}
 	}
 	return nil, Info{}, fmt.Errorf("conflicted copy: %w", err)
+}
+
+// sameOnServer reports whether the server's file at segs holds exactly the
+// size bytes of file, and its ETag. Only for a copy found on start whose
+// conditional upload was refused: the agent may have stopped between the
+// server's answer and the spool's letting the copy go, and a conflicted
+// copy of identical content must not be made.
+func (s *Spool) sameOnServer(ctx context.Context, sh Share, segs []string, file *os.File, size int64) (string, bool) {
+	resp, err := s.dav.Do(ctx, Request{Method: http.MethodGet, URL: sh.FileURL(segs), ShareID: sh.ID()})
+	if err != nil {
+		return "", false
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || (resp.ContentLength >= 0 && resp.ContentLength != size) {
+		return "", false
+	}
+	if !sameContent(resp.Body, io.NewSectionReader(file, 0, size)) {
+		return "", false
+	}
+	return responseETag(resp), true
+}
+
+// sameContent reports whether a and b hold the same bytes, reading both to
+// their end or to the first difference.
+func sameContent(a, b io.Reader) bool {
+	const chunk = 64 << 10
+	ba, bb := make([]byte, chunk), make([]byte, chunk)
+	for {
+		na, ea := io.ReadFull(a, ba)
+		nb, eb := io.ReadFull(b, bb)
+		if na != nb || !bytes.Equal(ba[:na], bb[:nb]) {
+			return false
+		}
+		aEnd := ea == io.EOF || ea == io.ErrUnexpectedEOF
+		bEnd := eb == io.EOF || eb == io.ErrUnexpectedEOF
+		if (ea != nil && !aEnd) || (eb != nil && !bEnd) {
+			return false
+		}
+		if aEnd || bEnd {
+			return aEnd && bEnd
+		}
+	}
 }
 
 // download copies the whole remote file at segs into w and returns its

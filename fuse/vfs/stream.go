@@ -89,9 +89,11 @@ func (ws *WriteSession) startStreamLocked() {
 		st.wake.Broadcast()
 		ws.mu.Unlock()
 	})
+	// What the request names is taken now, under ws.mu.
+	segs, mtime := append([]string(nil), ws.segs...), ws.mtime
 	go func() {
 		defer stop()
-		st.run(sh, append([]string(nil), ws.segs...), ws.mtime)
+		st.run(sh, segs, mtime)
 	}()
 }
 

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -262,6 +263,37 @@ func TestAcceptInviteFailures(t *testing.T) {
 	}
 	if l, _ := td.Agent.Contacts(ctx); len(l) != 1 {
 		t.Fatalf("failures added contacts: %+v", l)
+	}
+}
+
+// A peer whose invite-accepted end point redirects the POST (307) to
+// another server does not get the invite's token sent there.
+func TestAcceptInviteRedirectElsewhereNotFollowed(t *testing.T) {
+	td := startDaemon(t, insecurePeers())
+	var elsewhere atomic.Int32
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		elsewhere.Add(1)
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(other.Close)
+	var srv *httptest.Server
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/.well-known/ocm" {
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintf(w, `{"enabled":true,"apiVersion":"1.1.0","endPoint":"%s/ocm","resourceTypes":[{"name":"file","shareTypes":["user"],"protocols":{"webdav":"/webdav/"}}]}`, srv.URL)
+			return
+		}
+		http.Redirect(w, r, other.URL+r.URL.Path, http.StatusTemporaryRedirect)
+	}))
+	t.Cleanup(srv.Close)
+	err := td.client.Do(context.Background(), http.MethodPost, "/v1/invites/accept",
+		control.AcceptInviteRequest{Token: "secret-token-r", Provider: strings.TrimPrefix(srv.URL, "http://")}, nil)
+	var ae *control.APIError
+	if !errors.As(err, &ae) || ae.Status != http.StatusBadGateway || !strings.Contains(ae.Message, "another server") || strings.Contains(ae.Message, "secret-token-r") {
+		t.Fatalf("accepting through a redirect elsewhere: %v, want a 502 saying it was not followed", err)
+	}
+	if n := elsewhere.Load(); n != 0 {
+		t.Fatalf("the other server got %d requests", n)
 	}
 }
 

@@ -297,8 +297,13 @@ func (a *Agent) setupTrust(ctx context.Context) (*trust, []byte, error) {
 		skew: a.cfg.MaxClockSkew.Duration, replay: httpsig.NewReplayCache(2*a.cfg.MaxClockSkew.Duration, 100000)}
 	base := dc.HTTPClient()
 	pc := &http.Client{
-		Timeout:       30 * time.Second,
-		CheckRedirect: base.CheckRedirect,
+		Timeout: 30 * time.Second,
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if err := base.CheckRedirect(req, via); err != nil {
+				return err
+			}
+			return sameOriginBody(req, via[0])
+		},
 		Transport: &signingTransport{base: base.Transport, discovery: dc, keys: func() Keys {
 			a.mu.Lock()
 			defer a.mu.Unlock()
@@ -354,4 +359,23 @@ func (a *Agent) ResolveWebDAV(ctx context.Context, peer, uri string) (string, er
 		return "", fmt.Errorf("share URI: %w", errForeignOrigin)
 	}
 	return full, nil
+}
+
+// sameOriginBody refuses a redirect that would send a request's body (an
+// invite's token, a notification about a share) again to another origin
+// than the one it was addressed to: a 307 or 308 repeats a POST wherever it
+// points. Redirects that drop the body (301, 302, 303 to a GET) are left to
+// the client's other rules.
+func sameOriginBody(req, first *http.Request) error {
+	if req.Method == http.MethodGet || req.Method == http.MethodHead {
+		return nil
+	}
+	to, err := originKey(req.URL.String())
+	if err != nil {
+		return err
+	}
+	if from, err := originKey(first.URL.String()); err != nil || from != to {
+		return fmt.Errorf("%s to %s redirected to %s, another server: not followed", req.Method, first.URL.Host, req.URL.Host)
+	}
+	return nil
 }

@@ -36,6 +36,10 @@ type dirNode struct {
 	kfl       *vfs.Flight
 	kstale    bool
 	kdropping bool // the kernel is being told to drop its copy
+
+	// Listings kept for offline use (keepListing): one at a time, the newest.
+	keepMu  sync.Mutex
+	keepSeq atomic.Uint64
 }
 
 // newDirNode returns the node of a directory of sh, isRoot for the share's.
@@ -146,7 +150,7 @@ func (d *dirNode) fetch(old *vfs.Listing, onChild func(string, vfs.Info)) (*vfs.
 	if l.HasSelf && !l.Self.Dir && len(l.Items) == 0 {
 		return nil, syscall.ENOTDIR
 	}
-	f.keepListing(d.sh, segs, l)
+	f.keepListing(d.sh, d, segs, l)
 	d.setInfo(l.Self)
 	if d.isRoot {
 		d.sh.mu.Lock()

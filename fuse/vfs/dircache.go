@@ -171,6 +171,13 @@ func (c *DirCache) Item(l *Listing, name string) (Info, bool) {
 	return in, ok
 }
 
+// Read runs fn on l, a listing from this cache, while no Patch changes it.
+func (c *DirCache) Read(l *Listing, fn func(*Listing)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	fn(l)
+}
+
 // Current returns the cached listing, however old, or nil.
 func (c *DirCache) Current() *Listing {
 	c.mu.Lock()

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -140,7 +141,9 @@ func ParseStreamMax(r io.Reader, reqURL string, maxEntries int, onChild func(nam
 		}
 	}
 	sc := xmlScanner{h: &b}
-	buf := make([]byte, 0, 64<<10)
+	pooled := readBufs.Get().(*[]byte)
+	defer readBufs.Put(pooled) // nothing parsed keeps a part of it
+	buf := (*pooled)[:0]
 	var total int64
 	for {
 		if len(buf) == cap(buf) {
@@ -177,6 +180,16 @@ type toldChildren struct {
 	names    []string
 	accepted int
 }
+
+// readBufs are the read buffers of ParseStreamMax: a walk lists many
+// small folders, each a buffer to allocate and clear otherwise. One grown
+// for a large token is not kept.
+var readBufs = sync.Pool{New: func() any {
+	b := make([]byte, 0, readBufSize)
+	return &b
+}}
+
+const readBufSize = 64 << 10
 
 // msBuilder collects the responses of a multistatus from element events,
 // matching elements by local name (namespace prefixes vary by server).

@@ -319,7 +319,7 @@ func (d *dirNode) walkAhead() {
 	if l == nil {
 		return
 	}
-	for _, sib := range pd.cache.DirsAfter(l, name, walkAheadDirs) {
+	for _, sib := range pd.cache.DirsAhead(l, name, walkAheadDirs) {
 		if ch := parent.GetChild(sib); ch != nil {
 			if sd, ok := ch.Operations().(*dirNode); ok {
 				sd.cache.Prefetch(ttl)

@@ -24,6 +24,7 @@ type DirCache struct {
 	// lastFl is the flight that brought the listing, of version lastFlVer.
 	lastFl    *Flight
 	lastFlVer uint64
+	ahead     aheadState // of DirsAhead
 }
 
 // NewDirCache returns an empty cache. fetch lists the directory (old is the
@@ -119,37 +120,68 @@ func (c *DirCache) Prefetch(maxAge time.Duration) bool {
 	return fl != nil
 }
 
-// DirsAfter returns up to n directories of l, a listing from this cache,
-// that come after name in the order a readdir of it gave them (the server's
-// order for a listing streamed as it arrived, else by name).
-func (c *DirCache) DirsAfter(l *Listing, name string, n int) []string {
+// DirsAhead returns the directories of l, a listing from this cache, among
+// the n that come after name in the order a readdir of it gave them (the
+// server's order for a listing streamed as it arrived, else by name),
+// leaving out those it returned before for l: a walk going through the
+// directories in that order is handed each once, and the calls of a whole
+// walk cost time linear in the directories (not n for each).
+func (c *DirCache) DirsAhead(l *Listing, name string, n int) []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var order []string
-	if fl := c.lastFl; fl != nil && fl.l == l && l.Streamed {
-		fl.mu.Lock()
-		order = make([]string, 0, len(fl.ents))
-		for _, e := range fl.ents {
-			order = append(order, e.Name)
-		}
-		fl.mu.Unlock()
-	} else {
-		order = l.Names
-	}
-	var out []string
-	seen := false
-	for _, nm := range order {
-		if !seen {
-			seen = nm == name
-			continue
-		}
-		if in, ok := l.Items[nm]; ok && in.Dir {
-			if out = append(out, nm); len(out) == n {
-				break
+	a := &c.ahead
+	if a.l != l {
+		// The directories in readdir order, once per listing.
+		*a = aheadState{l: l}
+		if fl := c.lastFl; fl != nil && fl.l == l && l.Streamed {
+			fl.mu.Lock()
+			for _, e := range fl.ents {
+				if in, ok := l.Items[e.Name]; ok && in.Dir {
+					a.dirs = append(a.dirs, e.Name)
+				}
+			}
+			fl.mu.Unlock()
+		} else {
+			for _, nm := range l.Names {
+				if l.Items[nm].Dir {
+					a.dirs = append(a.dirs, nm)
+				}
 			}
 		}
 	}
+	// Found from where the last one was: a walk goes forward.
+	i := -1
+	for k := range a.dirs {
+		if j := (a.hint + k) % len(a.dirs); a.dirs[j] == name {
+			i = j
+			break
+		}
+	}
+	if i < 0 {
+		return nil
+	}
+	a.hint = i
+	from, to := max(i+1, a.next), min(i+1+n, len(a.dirs))
+	if from >= to {
+		return nil
+	}
+	a.next = to
+	var out []string
+	for _, d := range a.dirs[from:to] {
+		if in, ok := l.Items[d]; ok && in.Dir { // not removed since
+			out = append(out, d)
+		}
+	}
 	return out
+}
+
+// aheadState is what DirsAhead knows of listing l: its directories in
+// readdir order, where the last name was found, and up to where
+// directories were returned.
+type aheadState struct {
+	l          *Listing
+	dirs       []string
+	hint, next int
 }
 
 // Entries returns the children of l in name order. l must be one the cache

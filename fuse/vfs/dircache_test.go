@@ -2,6 +2,8 @@ package vfs
 
 import (
 	"errors"
+	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -232,5 +234,59 @@ func TestDirCacheVersion(t *testing.T) {
 	now = now.Add(2 * time.Minute)
 	if v := open(); v == v2 {
 		t.Fatal("a new listing kept the version")
+	}
+}
+
+// A walk going through a folder's directories in readdir order is handed
+// each following directory once, never more than n ahead of where it is;
+// files are not handed out, and a listing fetched again starts afresh.
+func TestDirsAheadOncePerWalk(t *testing.T) {
+	var l *Listing
+	c := NewDirCache(func(old *Listing, onChild func(string, Info)) (*Listing, error) {
+		return l, nil
+	}, nil, nil)
+	var dirs []string
+	l = &Listing{Items: map[string]Info{}}
+	for i := range 300 {
+		name := fmt.Sprintf("n%03d", i)
+		l.Names = append(l.Names, name)
+		l.Items[name] = Info{Dir: i%3 != 0}
+		if i%3 != 0 {
+			dirs = append(dirs, name)
+		}
+	}
+	_, fl := c.Get(time.Minute)
+	if got, err := waitFlight(t, fl); err != nil || got != l {
+		t.Fatalf("fetch: %v", err)
+	}
+	const n = 8
+	seen := map[string]int{}
+	for i, d := range dirs {
+		for _, a := range c.DirsAhead(l, d, n) {
+			seen[a]++
+			j := slices.Index(dirs, a)
+			if j <= i || j > i+n {
+				t.Fatalf("at %s (dir %d), %s (dir %d) handed out", d, i, a, j)
+			}
+		}
+	}
+	for _, d := range dirs[1:] {
+		if seen[d] != 1 {
+			t.Errorf("%s handed out %d times", d, seen[d])
+		}
+	}
+	if len(seen) != len(dirs)-1 {
+		t.Errorf("%d directories handed out, want %d", len(seen), len(dirs)-1)
+	}
+	// A new listing (another version) is walked afresh.
+	l = listingOf("a", "b")
+	l.Items["a"], l.Items["b"] = Info{Dir: true}, Info{Dir: true}
+	c.Invalidate()
+	_, fl = c.Get(time.Minute)
+	if _, err := waitFlight(t, fl); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.DirsAhead(l, "a", n); !slices.Equal(got, []string{"b"}) {
+		t.Fatalf("new listing: %q", got)
 	}
 }

@@ -21,9 +21,14 @@ type DirCache struct {
 	listAt time.Time
 	flight *Flight
 	ver    uint64 // changes whenever the listing's content may have
-	// lastFl is the flight that brought the listing, of version lastFlVer.
-	lastFl    *Flight
+	// lastFl is the flight that brought the listing (by ID: a flight,
+	// with its children, is not kept once its readers are done), of
+	// version lastFlVer; lastDirs are the listing's directories in the
+	// order it streamed them (nil for one not streamed).
+	lastFl    uint64
 	lastFlVer uint64
+	lastDirs  []string
+	flights   uint64     // flights started, for their IDs
 	ahead     aheadState // of DirsAhead
 }
 
@@ -68,7 +73,8 @@ func (c *DirCache) get(maxAge time.Duration, entries bool) ([]Dirent, *Listing, 
 	}
 	fl := c.flight
 	if fl == nil {
-		fl = newFlight()
+		c.flights++
+		fl = newFlight(c.flights)
 		c.flight = fl
 		old := c.list
 		c.spawn(func() { c.run(fl, old) })
@@ -87,21 +93,29 @@ func (c *DirCache) run(fl *Flight, old *Listing) {
 			c.ver++
 		}
 		c.list, c.listAt = l, c.now()
-		c.lastFl, c.lastFlVer = fl, c.ver
+		c.lastFl, c.lastFlVer, c.lastDirs = fl.id, c.ver, nil
 		if l == old || !l.Streamed {
 			all = Entries(l)
+		} else {
+			fl.mu.Lock()
+			for _, e := range fl.ents {
+				if in, ok := l.Items[e.Name]; ok && in.Dir {
+					c.lastDirs = append(c.lastDirs, e.Name)
+				}
+			}
+			fl.mu.Unlock()
 		}
 	}
 	c.mu.Unlock()
 	fl.finish(l, err, all)
 }
 
-// FlightVersion is the version of the listing fl brought, while it is the
-// cached one; 0 otherwise.
-func (c *DirCache) FlightVersion(fl *Flight) uint64 {
+// FlightVersion is the version of the listing the flight of ID id brought,
+// while it is the cached one; 0 otherwise.
+func (c *DirCache) FlightVersion(id uint64) uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if fl != c.lastFl || c.lastFlVer != c.ver {
+	if id == 0 || id != c.lastFl || c.lastFlVer != c.ver {
 		return 0
 	}
 	return c.ver
@@ -133,14 +147,8 @@ func (c *DirCache) DirsAhead(l *Listing, name string, n int) []string {
 	if a.l != l {
 		// The directories in readdir order, once per listing.
 		*a = aheadState{l: l}
-		if fl := c.lastFl; fl != nil && fl.l == l && l.Streamed {
-			fl.mu.Lock()
-			for _, e := range fl.ents {
-				if in, ok := l.Items[e.Name]; ok && in.Dir {
-					a.dirs = append(a.dirs, e.Name)
-				}
-			}
-			fl.mu.Unlock()
+		if l == c.list && c.lastDirs != nil {
+			a.dirs = c.lastDirs
 		} else {
 			for _, nm := range l.Names {
 				if l.Items[nm].Dir {
@@ -263,6 +271,7 @@ type Dirent struct {
 // answer arrives, so that a readdir can hand them out before the whole
 // (possibly large) answer is in; lookups wait for Done.
 type Flight struct {
+	id   uint64 // by its cache, from 1
 	done chan struct{}
 	l    *Listing
 	err  error
@@ -273,8 +282,8 @@ type Flight struct {
 	over bool
 }
 
-func newFlight() *Flight {
-	fl := &Flight{done: make(chan struct{})}
+func newFlight(id uint64) *Flight {
+	fl := &Flight{id: id, done: make(chan struct{})}
 	fl.cond = sync.NewCond(&fl.mu)
 	return fl
 }
@@ -298,6 +307,9 @@ func (fl *Flight) finish(l *Listing, err error, all []Dirent) {
 	fl.cond.Broadcast()
 	close(fl.done)
 }
+
+// ID identifies the flight among its cache's (FlightVersion).
+func (fl *Flight) ID() uint64 { return fl.id }
 
 // Done is closed when the flight ended.
 func (fl *Flight) Done() <-chan struct{} { return fl.done }

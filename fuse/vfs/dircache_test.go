@@ -3,11 +3,13 @@ package vfs
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+	"weak"
 )
 
 // fakeClock is a clock the test moves.
@@ -288,5 +290,44 @@ func TestDirsAheadOncePerWalk(t *testing.T) {
 	}
 	if got := c.DirsAhead(l, "a", n); !slices.Equal(got, []string{"b"}) {
 		t.Fatalf("new listing: %q", got)
+	}
+}
+
+// Once its readers are done, a streamed flight (with its copy of every
+// child) is not kept by the cache: the cached listing is the one copy. Its
+// version and the order of its directories stay known.
+func TestFlightNotKept(t *testing.T) {
+	c := NewDirCache(func(old *Listing, onChild func(string, Info)) (*Listing, error) {
+		l := &Listing{Items: map[string]Info{}, Streamed: true}
+		for _, n := range []string{"z", "y", "x"} { // the server's order
+			onChild(n, Info{Dir: true})
+			l.Items[n] = Info{Dir: true}
+		}
+		l.Names = []string{"x", "y", "z"}
+		return l, nil
+	}, nil, nil)
+	_, fl := c.Get(time.Minute)
+	l, err := waitFlight(t, fl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := fl.ID()
+	if v := c.FlightVersion(id); v == 0 {
+		t.Fatal("the flight that brought the cached listing has no version")
+	}
+	gone := weak.Make(fl)
+	fl = nil
+	deadline := time.Now().Add(10 * time.Second)
+	for gone.Value() != nil && time.Now().Before(deadline) {
+		runtime.GC()
+	}
+	if gone.Value() != nil {
+		t.Fatal("the cache keeps the flight after its readers are done")
+	}
+	if v := c.FlightVersion(id); v == 0 {
+		t.Fatal("the flight's version is forgotten with the flight")
+	}
+	if got := c.DirsAhead(l, "z", 8); !slices.Equal(got, []string{"y", "x"}) {
+		t.Fatalf("directories after z in the streamed order: %q", got)
 	}
 }

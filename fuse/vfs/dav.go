@@ -1,6 +1,7 @@
 package vfs
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strconv"
 	"strings"
@@ -235,6 +237,17 @@ func (r *wdReader) WriteTo(w io.Writer) (int64, error) {
 	return n, err
 }
 
+// smallInMemory reports whether an upload body of n bytes is one net/http
+// knows to be in memory, and small enough to be written at once (no
+// progress to watch on the way).
+func smallInMemory(b io.Reader, n int64) bool {
+	switch b.(type) {
+	case *strings.Reader, *bytes.Reader:
+		return n > 0 && n <= 64<<10
+	}
+	return false
+}
+
 // kickWriter kicks a watchdog on every write that went through.
 type kickWriter struct {
 	w  io.Writer
@@ -290,6 +303,7 @@ func (c *Client) Do(ctx context.Context, r Request) (*http.Response, error) {
 
 func (c *Client) once(ctx context.Context, r Request) (*http.Response, error) {
 	wctx, w := newWatchdog(ctx, c.timeout)
+	rctx := wctx
 	var body io.Reader
 	var length int64
 	if r.Body != nil {
@@ -299,8 +313,19 @@ func (c *Client) once(ctx context.Context, r Request) (*http.Response, error) {
 			return nil, err
 		}
 		body, length = &wdReader{r: b, w: w}, n
+		if smallInMemory(b, n) {
+			// net/http writes such a body with the headers, in one
+			// piece (any other body after flushing the headers: two
+			// writes, and a server woken twice, for every PROPFIND).
+			// The answer's longer wait starts once it is written, as
+			// wdReader's does.
+			body = b
+			rctx = httptrace.WithClientTrace(wctx, &httptrace.ClientTrace{
+				WroteRequest: func(httptrace.WroteRequestInfo) { w.t.Reset(w.d * answerFactor) },
+			})
+		}
 	}
-	req, err := http.NewRequestWithContext(wctx, r.Method, r.URL, body)
+	req, err := http.NewRequestWithContext(rctx, r.Method, r.URL, body)
 	if err != nil {
 		w.stop()
 		return nil, fmt.Errorf("webdav %s: %w", r.Method, err)

@@ -449,3 +449,72 @@ func TestCacheOfflineListingsDoNotWait(t *testing.T) {
 		return told && !off
 	})
 }
+
+// A folder listed again the same is not encoded and stored again for
+// offline use (only looked at), not even by a new mount over the same
+// cache; one that changed is, and its new entry is what an offline listing
+// shows.
+func TestCacheUnchangedListingNotStoredAgain(t *testing.T) {
+	var mu sync.Mutex
+	var kept []bool // of folder sub: stored or only looked at
+	onKept := func(dir string, stored bool) {
+		if dir == "sub" {
+			mu.Lock()
+			kept = append(kept, stored)
+			mu.Unlock()
+		}
+	}
+	hook := func(f *FS) { f.onKept.Store(&onKept) }
+	ce := newCacheEnv(t, 64<<20)
+	hook(ce.fs)
+	ce.srv.write("/shares/p/sub/a.txt", []byte("a"))
+	ce.fs.SetEntries([]Entry{ce.folder("s1", "P", "/shares/p", false)})
+	// list lists sub and returns whether keepListing stored it.
+	list := func(want string) bool {
+		t.Helper()
+		mu.Lock()
+		n := len(kept)
+		mu.Unlock()
+		if got := joined(listNames(t, ce.path("P", "sub"))); got != want {
+			t.Fatalf("sub lists %q, want %q", got, want)
+		}
+		var stored bool
+		eventually(t, 10*time.Second, "the listing of sub looked at for offline use", func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			if len(kept) > n {
+				stored = kept[n]
+				return true
+			}
+			return false
+		})
+		return stored
+	}
+	if !list("a.txt") {
+		t.Fatal("the first listing of sub was not stored for offline use")
+	}
+	for range 3 {
+		// Metadata is trusted for a nanosecond: listed again.
+		if list("a.txt") {
+			t.Fatal("the same listing was encoded and stored again")
+		}
+	}
+	ce.srv.write("/shares/p/sub/b.txt", []byte("b"))
+	if !list("a.txt|b.txt") {
+		t.Fatal("the changed listing was not stored")
+	}
+	if l := ce.fs.storedListing(ce.fs.shareByID("s1"), []string{"sub"}); l == nil || joined(l.Names) != "a.txt|b.txt" {
+		t.Fatalf("the stored listing is %+v", l)
+	}
+
+	// A new mount (as after a restart) finds the listing stored already.
+	if err := ce.fs.Unmount(); err != nil {
+		t.Fatal(err)
+	}
+	ce.mount()
+	hook(ce.fs)
+	ce.fs.SetEntries([]Entry{ce.folder("s1", "P", "/shares/p", false)})
+	if list("a.txt|b.txt") {
+		t.Fatal("a new mount encoded and stored again the listing the cache holds")
+	}
+}

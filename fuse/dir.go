@@ -31,11 +31,15 @@ type dirNode struct {
 	readdirAt atomic.Int64
 	kmu       sync.Mutex
 	// What the kernel holds of the directory's readdir: a listing version
-	// (or the flight it read), nothing, or an unknown (stale) copy.
+	// (or the ID of the flight it read), nothing, or an unknown (stale) copy.
 	kver      uint64
-	kfl       *vfs.Flight
+	kfl       uint64
 	kstale    bool
 	kdropping bool // the kernel is being told to drop its copy
+
+	// Listings kept for offline use (keepListing): one at a time, the newest.
+	keepMu  sync.Mutex
+	keepSeq atomic.Uint64
 }
 
 // newDirNode returns the node of a directory of sh, isRoot for the share's.
@@ -146,7 +150,7 @@ func (d *dirNode) fetch(old *vfs.Listing, onChild func(string, vfs.Info)) (*vfs.
 	if l.HasSelf && !l.Self.Dir && len(l.Items) == 0 {
 		return nil, syscall.ENOTDIR
 	}
-	f.keepListing(d.sh, segs, l)
+	f.keepListing(d.sh, d, segs, l)
 	d.setInfo(l.Self)
 	if d.isRoot {
 		d.sh.mu.Lock()
@@ -315,7 +319,7 @@ func (d *dirNode) walkAhead() {
 	if l == nil {
 		return
 	}
-	for _, sib := range pd.cache.DirsAfter(l, name, walkAheadDirs) {
+	for _, sib := range pd.cache.DirsAhead(l, name, walkAheadDirs) {
 		if ch := parent.GetChild(sib); ch != nil {
 			if sd, ok := ch.Operations().(*dirNode); ok {
 				sd.cache.Prefetch(ttl)
@@ -341,13 +345,13 @@ func (d *dirNode) kernelCache(ver uint64, fl *vfs.Flight, segs []string) uint32 
 	d.kmu.Lock()
 	defer d.kmu.Unlock()
 	held := d.kver
-	if d.kfl != nil {
+	if d.kfl != 0 {
 		held = d.cache.FlightVersion(d.kfl)
 		if held == 0 {
 			d.kstale = true // the flight failed or was replaced: unknown
 		}
 	}
-	d.kver, d.kfl = 0, nil
+	d.kver, d.kfl = 0, 0
 	switch {
 	case d.kdropping:
 		return 0
@@ -361,7 +365,10 @@ func (d *dirNode) kernelCache(ver uint64, fl *vfs.Flight, segs []string) uint32 
 		d.kver = ver
 		return fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE
 	}
-	d.kver, d.kfl = ver, fl
+	d.kver, d.kfl = ver, 0
+	if fl != nil {
+		d.kfl = fl.ID()
+	}
 	return fuse.FOPEN_CACHE_DIR
 }
 

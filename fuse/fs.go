@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -150,6 +151,10 @@ type FS struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	kick   chan struct{}
+
+	// onKept, if set (by tests), hears of each listing keepListing looked
+	// at: its folder and whether it was encoded and stored.
+	onKept atomic.Pointer[func(dir string, stored bool)]
 
 	nmu   sync.Mutex
 	notes []rootNote // for notifyLoop

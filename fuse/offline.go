@@ -1,8 +1,11 @@
 package ocmfs
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"hash/fnv"
+	"maps"
 	"sort"
 	"strings"
 	"syscall"
@@ -81,25 +84,97 @@ type storedListing struct {
 }
 
 // keepListing stores l, the listing of the folder at segs, for offline
-// use. l is not shared yet (it is encoded here, before the caller hands it
-// out).
-func (f *FS) keepListing(sh *share, segs []string, l *vfs.Listing) {
+// use. It works in the background, off the listing's path: the programs
+// waiting on l have it at once. A listing the same as the one the cache
+// holds (by its digest, kept as the stored listing's version) is not
+// encoded and stored again. d is the folder's node when l is its cached
+// listing (read under its lock, as Patch may change it meanwhile; the
+// newest of its listings is kept), or nil for a listing nobody changes.
+func (f *FS) keepListing(sh *share, d *dirNode, segs []string, l *vfs.Listing) {
 	c := f.o.Cache
 	if c == nil || len(l.Names) > maxOfflineEntries {
 		return
 	}
-	b, err := json.Marshal(storedListing{Self: l.Self, Items: l.Items, FileID: l.FileID})
-	if err != nil {
-		return
+	read := func(fn func(*vfs.Listing)) { fn(l) }
+	var seq uint64
+	if d != nil {
+		read = func(fn func(*vfs.Listing)) { d.cache.Read(l, fn) }
+		seq = d.keepSeq.Add(1)
 	}
 	dir := strings.Join(segs, "/")
 	f.wg.Add(1)
 	go func() {
 		defer f.wg.Done()
-		if err := c.PutListing(sh.id, dir, b); err != nil {
+		if d != nil {
+			d.keepMu.Lock()
+			defer d.keepMu.Unlock()
+			if d.keepSeq.Load() != seq {
+				return // a newer listing is on its way
+			}
+		}
+		kept, _ := c.ListingVersion(sh.id, dir)
+		var s storedListing
+		var sum uint64
+		read(func(l *vfs.Listing) {
+			if sum = listingSum(l); sum != kept {
+				s = storedListing{Self: l.Self, Items: maps.Clone(l.Items), FileID: l.FileID}
+			}
+		})
+		if sum == kept {
+			f.kept(dir, false)
+			return
+		}
+		b, err := json.Marshal(s)
+		if err == nil {
+			err = c.PutListingVersion(sh.id, dir, sum, b)
+		}
+		if err != nil {
 			f.log.Debug("cannot keep a listing for offline use", "share", sh.id, "err", err)
 		}
+		f.kept(dir, err == nil)
 	}()
+}
+
+func (f *FS) kept(dir string, stored bool) {
+	if fn := f.onKept.Load(); fn != nil {
+		(*fn)(dir, stored)
+	}
+}
+
+// listingSum is a digest of what keepListing stores of l; never 0.
+func listingSum(l *vfs.Listing) uint64 {
+	h := fnv.New64a()
+	buf := make([]byte, 0, 512)
+	str := func(s string) {
+		buf = binary.LittleEndian.AppendUint32(buf, uint32(len(s)))
+		buf = append(buf, s...)
+	}
+	info := func(in vfs.Info) {
+		b := byte(0)
+		if in.Dir {
+			b = 1
+		}
+		buf = append(buf, b)
+		buf = binary.LittleEndian.AppendUint64(buf, uint64(in.Size))
+		buf = binary.LittleEndian.AppendUint64(buf, uint64(in.Mtime.Unix()))
+		buf = binary.LittleEndian.AppendUint32(buf, uint32(in.Mtime.Nanosecond()))
+		str(in.ETag)
+		str(in.Perms)
+	}
+	if l.FileID {
+		buf = append(buf, 1)
+	}
+	info(l.Self)
+	for _, name := range l.Names {
+		str(name)
+		info(l.Items[name])
+		if len(buf) > 256 {
+			h.Write(buf)
+			buf = buf[:0]
+		}
+	}
+	h.Write(buf)
+	return max(h.Sum64(), 1)
 }
 
 // offlineFirst returns the stored listing of the folder at segs while its

@@ -55,7 +55,7 @@ func (r pinRemote) List(ctx context.Context, id, dir, u string) (*vfs.Listing, e
 	if dir != "" {
 		segs = strings.Split(dir, "/")
 	}
-	r.f.keepListing(sh, segs, l)
+	r.f.keepListing(sh, nil, segs, l)
 	return l, nil
 }
 

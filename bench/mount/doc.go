@@ -20,8 +20,8 @@
 //	go run ./bench/mount -scale 0.1   # a quick run
 //	make bench                        # with bench/receiver
 //
-// BENCH_CPUPROFILE=file profiles the ocm-agent mount's process until it is
-// unmounted; BENCH_MEMPROFILE=file writes its heap profile each time it gets
+// BENCH_CPUPROFILE=file profiles each ocm-agent mount process until it is
+// unmounted, into file.PID; BENCH_MEMPROFILE=file writes its heap profile each time it gets
 // SIGUSR1.
 //
 // It needs nginx (nginx-light, libnginx-mod-http-dav-ext), curl, fusermount3,

@@ -211,7 +211,8 @@ func serveMount(args []string) int {
 		go serveCommands(f, cache, args[2])
 	}
 	if path := os.Getenv("BENCH_CPUPROFILE"); path != "" {
-		if pf, err := os.Create(path); err == nil {
+		// One file per mount process: each rep of a workload mounts afresh.
+		if pf, err := os.Create(fmt.Sprintf("%s.%d", path, os.Getpid())); err == nil {
 			_ = pprof.StartCPUProfile(pf)
 			defer func() { pprof.StopCPUProfile(); pf.Close() }()
 		}

@@ -876,3 +876,37 @@ func TestOlderLayoutIsTakenIntoTheIndex(t *testing.T) {
 		t.Fatal("the index has no record of the file")
 	}
 }
+
+// A listing's version is kept with it, across a reopening, and replaced
+// with the listing; a listing stored again the same but with another
+// version takes that version.
+func TestListingVersionPersists(t *testing.T) {
+	dir := t.TempDir()
+	c := open(t, dir, 1<<20)
+	if _, ok := c.ListingVersion("s1", "docs"); ok {
+		t.Fatal("a version for a listing never stored")
+	}
+	if err := c.PutListingVersion("s1", "docs", 7, []byte("listing")); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	c = open(t, dir, 1<<20)
+	if v, ok := c.ListingVersion("s1", "/docs/"); !ok || v != 7 {
+		t.Fatalf("after reopening: version %d %v, want 7", v, ok)
+	}
+	if err := c.PutListingVersion("s1", "docs", 8, []byte("listing")); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := c.ListingVersion("s1", "docs"); v != 8 {
+		t.Fatalf("version %d after storing the same listing as version 8", v)
+	}
+	if err := c.PutListing("s1", "docs", []byte("other")); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := c.ListingVersion("s1", "docs"); !ok || v != 0 {
+		t.Fatalf("version %d %v after a listing stored without one", v, ok)
+	}
+	if l, ok := c.Listing("s1", "docs"); !ok || string(l) != "other" {
+		t.Fatalf("listing %q %v", l, ok)
+	}
+}

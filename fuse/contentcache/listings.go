@@ -16,6 +16,7 @@ type listing struct {
 	share, dir string
 	size       int64
 	sum        uint32 // of the data, to skip rewriting the same listing
+	ver        uint64 // the caller's version of the data (0: none)
 	at         time.Time
 }
 
@@ -23,6 +24,7 @@ type listingHeader struct {
 	Share string `json:"share"`
 	Dir   string `json:"dir"`
 	At    int64  `json:"at"` // unix nanoseconds
+	Ver   uint64 `json:"ver,omitempty"`
 }
 
 func listingID(share, dir string) string {
@@ -43,7 +45,7 @@ func (c *Cache) loadListings() error {
 			os.Remove(p)
 			continue
 		}
-		c.listings[de.Name()] = &listing{share: h.Share, dir: h.Dir, size: int64(len(body)), sum: crc32.Checksum(body, castagnoli), at: time.Unix(0, h.At)}
+		c.listings[de.Name()] = &listing{share: h.Share, dir: h.Dir, size: int64(len(body)), sum: crc32.Checksum(body, castagnoli), ver: h.Ver, at: time.Unix(0, h.At)}
 		c.listSize += int64(len(body))
 	}
 	c.trimListingsLocked()
@@ -54,17 +56,24 @@ func (c *Cache) loadListings() error {
 // share/dir, for use offline. The oldest listings go beyond
 // Options.MaxListingBytes.
 func (c *Cache) PutListing(share, dir string, data []byte) error {
+	return c.PutListingVersion(share, dir, 0, data)
+}
+
+// PutListingVersion is PutListing with the caller's version of data (a
+// digest of what it encodes, say), which ListingVersion tells: a caller
+// can then skip encoding a listing the cache holds already.
+func (c *Cache) PutListingVersion(share, dir string, ver uint64, data []byte) error {
 	dir = strings.Trim(dir, "/")
 	id := listingID(share, dir)
 	sum := crc32.Checksum(data, castagnoli)
 	c.mu.Lock()
-	if l := c.listings[id]; l != nil && l.sum == sum && l.size == int64(len(data)) {
+	if l := c.listings[id]; l != nil && l.sum == sum && l.size == int64(len(data)) && l.ver == ver {
 		c.mu.Unlock()
 		return nil
 	}
 	c.mu.Unlock()
 	now := c.o.Now()
-	rec, err := encodeRecord(kindListing, listingHeader{Share: share, Dir: dir, At: now.UnixNano()}, data)
+	rec, err := encodeRecord(kindListing, listingHeader{Share: share, Dir: dir, At: now.UnixNano(), Ver: ver}, data)
 	if err != nil {
 		return err
 	}
@@ -77,10 +86,23 @@ func (c *Cache) PutListing(share, dir string, data []byte) error {
 	if old := c.listings[id]; old != nil {
 		c.listSize -= old.size
 	}
-	c.listings[id] = &listing{share: share, dir: dir, size: int64(len(data)), sum: sum, at: now}
+	c.listings[id] = &listing{share: share, dir: dir, size: int64(len(data)), sum: sum, ver: ver, at: now}
 	c.listSize += int64(len(data))
 	c.trimListingsLocked()
 	return nil
+}
+
+// ListingVersion returns the version given with the last listing stored
+// for share/dir (0 for none given).
+func (c *Cache) ListingVersion(share, dir string) (uint64, bool) {
+	id := listingID(share, strings.Trim(dir, "/"))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	l, ok := c.listings[id]
+	if !ok {
+		return 0, false
+	}
+	return l.ver, true
 }
 
 // Listing returns the last listing stored for share/dir.

@@ -305,6 +305,7 @@ func (c *Client) Do(ctx context.Context, r Request) (*http.Response, error) {
 
 func (c *Client) once(ctx context.Context, r Request) (*http.Response, error) {
 	wctx, w := newWatchdog(ctx, c.timeout)
+	rctx := wctx
 	var body io.Reader
 	var length int64
 	if r.Body != nil {
@@ -313,20 +314,20 @@ func (c *Client) once(ctx context.Context, r Request) (*http.Response, error) {
 			w.stop()
 			return nil, err
 		}
+		body, length = &wdReader{r: b, w: w}, n
 		if smallInMemory(b, n) {
-			// net/http flushes the headers on their own before any other
-			// body: this one goes with them, in one write. The answer gets
-			// its longer time once the request is written, as wdReader
-			// gives it at the body's end.
-			body, length = b, n
-			wctx = httptrace.WithClientTrace(wctx, &httptrace.ClientTrace{
+			// net/http writes such a body with the headers, in one
+			// piece (any other body after flushing the headers: two
+			// writes, and a server woken twice, for every PROPFIND).
+			// The answer's longer wait starts once it is written, as
+			// wdReader's does.
+			body = b
+			rctx = httptrace.WithClientTrace(wctx, &httptrace.ClientTrace{
 				WroteRequest: func(httptrace.WroteRequestInfo) { w.t.Reset(w.d * answerFactor) },
 			})
-		} else {
-			body, length = &wdReader{r: b, w: w}, n
 		}
 	}
-	req, err := http.NewRequestWithContext(wctx, r.Method, r.URL, body)
+	req, err := http.NewRequestWithContext(rctx, r.Method, r.URL, body)
 	if err != nil {
 		w.stop()
 		return nil, fmt.Errorf("webdav %s: %w", r.Method, err)

@@ -21,9 +21,15 @@ type DirCache struct {
 	listAt time.Time
 	flight *Flight
 	ver    uint64 // changes whenever the listing's content may have
-	// lastFl is the flight that brought the listing, of version lastFlVer.
-	lastFl    *Flight
+	// lastFl is the flight that brought the listing (by ID: a flight,
+	// with its children, is not kept once its readers are done), of
+	// version lastFlVer; lastDirs are the listing's directories in the
+	// order it streamed them (nil for one not streamed).
+	lastFl    uint64
 	lastFlVer uint64
+	lastDirs  []string
+	flights   uint64     // flights started, for their IDs
+	ahead     aheadState // of DirsAhead
 }
 
 // NewDirCache returns an empty cache. fetch lists the directory (old is the
@@ -67,7 +73,8 @@ func (c *DirCache) get(maxAge time.Duration, entries bool) ([]Dirent, *Listing, 
 	}
 	fl := c.flight
 	if fl == nil {
-		fl = newFlight()
+		c.flights++
+		fl = newFlight(c.flights)
 		c.flight = fl
 		old := c.list
 		c.spawn(func() { c.run(fl, old) })
@@ -86,21 +93,29 @@ func (c *DirCache) run(fl *Flight, old *Listing) {
 			c.ver++
 		}
 		c.list, c.listAt = l, c.now()
-		c.lastFl, c.lastFlVer = fl, c.ver
+		c.lastFl, c.lastFlVer, c.lastDirs = fl.id, c.ver, nil
 		if l == old || !l.Streamed {
 			all = Entries(l)
+		} else {
+			fl.mu.Lock()
+			for _, e := range fl.ents {
+				if in, ok := l.Items[e.Name]; ok && in.Dir {
+					c.lastDirs = append(c.lastDirs, e.Name)
+				}
+			}
+			fl.mu.Unlock()
 		}
 	}
 	c.mu.Unlock()
 	fl.finish(l, err, all)
 }
 
-// FlightVersion is the version of the listing fl brought, while it is the
-// cached one; 0 otherwise.
-func (c *DirCache) FlightVersion(fl *Flight) uint64 {
+// FlightVersion is the version of the listing the flight of ID id brought,
+// while it is the cached one; 0 otherwise.
+func (c *DirCache) FlightVersion(id uint64) uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if fl != c.lastFl || c.lastFlVer != c.ver {
+	if id == 0 || id != c.lastFl || c.lastFlVer != c.ver {
 		return 0
 	}
 	return c.ver
@@ -119,37 +134,62 @@ func (c *DirCache) Prefetch(maxAge time.Duration) bool {
 	return fl != nil
 }
 
-// DirsAfter returns up to n directories of l, a listing from this cache,
-// that come after name in the order a readdir of it gave them (the server's
-// order for a listing streamed as it arrived, else by name).
-func (c *DirCache) DirsAfter(l *Listing, name string, n int) []string {
+// DirsAhead returns the directories of l, a listing from this cache, among
+// the n that come after name in the order a readdir of it gave them (the
+// server's order for a listing streamed as it arrived, else by name),
+// leaving out those it returned before for l: a walk going through the
+// directories in that order is handed each once, and the calls of a whole
+// walk cost time linear in the directories (not n for each).
+func (c *DirCache) DirsAhead(l *Listing, name string, n int) []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var order []string
-	if fl := c.lastFl; fl != nil && fl.l == l && l.Streamed {
-		fl.mu.Lock()
-		order = make([]string, 0, len(fl.ents))
-		for _, e := range fl.ents {
-			order = append(order, e.Name)
-		}
-		fl.mu.Unlock()
-	} else {
-		order = l.Names
-	}
-	var out []string
-	seen := false
-	for _, nm := range order {
-		if !seen {
-			seen = nm == name
-			continue
-		}
-		if in, ok := l.Items[nm]; ok && in.Dir {
-			if out = append(out, nm); len(out) == n {
-				break
+	a := &c.ahead
+	if a.l != l {
+		// The directories in readdir order, once per listing.
+		*a = aheadState{l: l}
+		if l == c.list && c.lastDirs != nil {
+			a.dirs = c.lastDirs
+		} else {
+			for _, nm := range l.Names {
+				if l.Items[nm].Dir {
+					a.dirs = append(a.dirs, nm)
+				}
 			}
 		}
 	}
+	// Found from where the last one was: a walk goes forward.
+	i := -1
+	for k := range a.dirs {
+		if j := (a.hint + k) % len(a.dirs); a.dirs[j] == name {
+			i = j
+			break
+		}
+	}
+	if i < 0 {
+		return nil
+	}
+	a.hint = i
+	from, to := max(i+1, a.next), min(i+1+n, len(a.dirs))
+	if from >= to {
+		return nil
+	}
+	a.next = to
+	var out []string
+	for _, d := range a.dirs[from:to] {
+		if in, ok := l.Items[d]; ok && in.Dir { // not removed since
+			out = append(out, d)
+		}
+	}
 	return out
+}
+
+// aheadState is what DirsAhead knows of listing l: its directories in
+// readdir order, where the last name was found, and up to where
+// directories were returned.
+type aheadState struct {
+	l          *Listing
+	dirs       []string
+	hint, next int
 }
 
 // Entries returns the children of l in name order. l must be one the cache
@@ -169,6 +209,13 @@ func (c *DirCache) Item(l *Listing, name string) (Info, bool) {
 	defer c.mu.Unlock()
 	in, ok := l.Items[name]
 	return in, ok
+}
+
+// Read runs fn on l, a listing from this cache, while no Patch changes it.
+func (c *DirCache) Read(l *Listing, fn func(*Listing)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	fn(l)
 }
 
 // Current returns the cached listing, however old, or nil.
@@ -224,6 +271,7 @@ type Dirent struct {
 // answer arrives, so that a readdir can hand them out before the whole
 // (possibly large) answer is in; lookups wait for Done.
 type Flight struct {
+	id   uint64 // by its cache, from 1
 	done chan struct{}
 	l    *Listing
 	err  error
@@ -234,8 +282,8 @@ type Flight struct {
 	over bool
 }
 
-func newFlight() *Flight {
-	fl := &Flight{done: make(chan struct{})}
+func newFlight(id uint64) *Flight {
+	fl := &Flight{id: id, done: make(chan struct{})}
 	fl.cond = sync.NewCond(&fl.mu)
 	return fl
 }
@@ -259,6 +307,9 @@ func (fl *Flight) finish(l *Listing, err error, all []Dirent) {
 	fl.cond.Broadcast()
 	close(fl.done)
 }
+
+// ID identifies the flight among its cache's (FlightVersion).
+func (fl *Flight) ID() uint64 { return fl.id }
 
 // Done is closed when the flight ended.
 func (fl *Flight) Done() <-chan struct{} { return fl.done }

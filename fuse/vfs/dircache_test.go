@@ -2,10 +2,14 @@ package vfs
 
 import (
 	"errors"
+	"fmt"
+	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+	"weak"
 )
 
 // fakeClock is a clock the test moves.
@@ -232,5 +236,98 @@ func TestDirCacheVersion(t *testing.T) {
 	now = now.Add(2 * time.Minute)
 	if v := open(); v == v2 {
 		t.Fatal("a new listing kept the version")
+	}
+}
+
+// A walk going through a folder's directories in readdir order is handed
+// each following directory once, never more than n ahead of where it is;
+// files are not handed out, and a listing fetched again starts afresh.
+func TestDirsAheadOncePerWalk(t *testing.T) {
+	var l *Listing
+	c := NewDirCache(func(old *Listing, onChild func(string, Info)) (*Listing, error) {
+		return l, nil
+	}, nil, nil)
+	var dirs []string
+	l = &Listing{Items: map[string]Info{}}
+	for i := range 300 {
+		name := fmt.Sprintf("n%03d", i)
+		l.Names = append(l.Names, name)
+		l.Items[name] = Info{Dir: i%3 != 0}
+		if i%3 != 0 {
+			dirs = append(dirs, name)
+		}
+	}
+	_, fl := c.Get(time.Minute)
+	if got, err := waitFlight(t, fl); err != nil || got != l {
+		t.Fatalf("fetch: %v", err)
+	}
+	const n = 8
+	seen := map[string]int{}
+	for i, d := range dirs {
+		for _, a := range c.DirsAhead(l, d, n) {
+			seen[a]++
+			j := slices.Index(dirs, a)
+			if j <= i || j > i+n {
+				t.Fatalf("at %s (dir %d), %s (dir %d) handed out", d, i, a, j)
+			}
+		}
+	}
+	for _, d := range dirs[1:] {
+		if seen[d] != 1 {
+			t.Errorf("%s handed out %d times", d, seen[d])
+		}
+	}
+	if len(seen) != len(dirs)-1 {
+		t.Errorf("%d directories handed out, want %d", len(seen), len(dirs)-1)
+	}
+	// A new listing (another version) is walked afresh.
+	l = listingOf("a", "b")
+	l.Items["a"], l.Items["b"] = Info{Dir: true}, Info{Dir: true}
+	c.Invalidate()
+	_, fl = c.Get(time.Minute)
+	if _, err := waitFlight(t, fl); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.DirsAhead(l, "a", n); !slices.Equal(got, []string{"b"}) {
+		t.Fatalf("new listing: %q", got)
+	}
+}
+
+// Once its readers are done, a streamed flight (with its copy of every
+// child) is not kept by the cache: the cached listing is the one copy. Its
+// version and the order of its directories stay known.
+func TestFlightNotKept(t *testing.T) {
+	c := NewDirCache(func(old *Listing, onChild func(string, Info)) (*Listing, error) {
+		l := &Listing{Items: map[string]Info{}, Streamed: true}
+		for _, n := range []string{"z", "y", "x"} { // the server's order
+			onChild(n, Info{Dir: true})
+			l.Items[n] = Info{Dir: true}
+		}
+		l.Names = []string{"x", "y", "z"}
+		return l, nil
+	}, nil, nil)
+	_, fl := c.Get(time.Minute)
+	l, err := waitFlight(t, fl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := fl.ID()
+	if v := c.FlightVersion(id); v == 0 {
+		t.Fatal("the flight that brought the cached listing has no version")
+	}
+	gone := weak.Make(fl)
+	fl = nil
+	deadline := time.Now().Add(10 * time.Second)
+	for gone.Value() != nil && time.Now().Before(deadline) {
+		runtime.GC()
+	}
+	if gone.Value() != nil {
+		t.Fatal("the cache keeps the flight after its readers are done")
+	}
+	if v := c.FlightVersion(id); v == 0 {
+		t.Fatal("the flight's version is forgotten with the flight")
+	}
+	if got := c.DirsAhead(l, "z", 8); !slices.Equal(got, []string{"y", "x"}) {
+		t.Fatalf("directories after z in the streamed order: %q", got)
 	}
 }

@@ -145,8 +145,20 @@ func UniqueName(name, origin string, isDir bool, taken func(string) bool) string
 // local directory entry unchanged. Entries that cannot are left out of the
 // mount rather than renamed, so local and remote names always agree.
 func ValidRemoteName(s string) bool {
-	return s != "" && s != "." && s != ".." && len(s) <= MaxNameBytes &&
-		!strings.ContainsAny(s, "/\x00") && utf8.ValidString(s) && !hasFormatChar(s)
+	if s == "" || s == "." || s == ".." || len(s) > MaxNameBytes {
+		return false
+	}
+	ascii := true
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '/' || c == 0:
+			return false
+		case c >= utf8.RuneSelf:
+			ascii = false
+		}
+	}
+	// ASCII holds no format characters; most names are ASCII.
+	return ascii || (utf8.ValidString(s) && !hasFormatChar(s))
 }
 
 // hasFormatChar reports Unicode format characters, which would make a

@@ -113,3 +113,18 @@ func TestNamesCannotSpoof(t *testing.T) {
 		}
 	}
 }
+
+// ValidRemoteName's fast path for ASCII names agrees with the full rules.
+func TestValidRemoteNameRules(t *testing.T) {
+	cases := map[string]bool{
+		"a.txt": true, "Ünïcode.txt": true, "日本.txt": true, "x\u00ady": false, "a\u200bb": false,
+		"": false, ".": false, "..": false, "...": true, "a/b": false, "a\x00b": false,
+		"bad\xffutf8": false, "tab\tname": true, strings.Repeat("n", MaxNameBytes): true,
+		strings.Repeat("n", MaxNameBytes+1): false, "é/x": false,
+	}
+	for n, want := range cases {
+		if got := ValidRemoteName(n); got != want {
+			t.Errorf("ValidRemoteName(%q) = %v, want %v", n, got, want)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -100,30 +101,36 @@ func ParseStreamMax(r io.Reader, reqURL string, maxEntries int, onChild func(nam
 	if onChild != nil {
 		// Children are told once the resource itself has been seen (servers
 		// send it first): without it the listing falls back to other rules.
-		seen := map[string]bool{}
-		selfSeen := false
+		// The children told are the listing's (the same rules pick them),
+		// gathered here rather than once more at the end.
+		told := &toldChildren{items: map[string]Info{}}
 		var early []davResponse
 		tell := func(rsp *davResponse) {
 			if !rsp.ok || rsp.rel != relChild {
 				return
 			}
+			told.accepted++
 			name := rsp.name
-			if !ValidRemoteName(name) || seen[name] {
+			if !ValidRemoteName(name) {
 				return
 			}
-			seen[name] = true
+			if _, dup := told.items[name]; dup {
+				return
+			}
 			in := rsp.in
 			if in.Dir {
 				in.Size = 0
 			}
+			told.items[name] = in
+			told.names = append(told.names, name)
 			onChild(name, in)
 		}
 		b.onResponse = func(rsp *davResponse) {
 			switch {
-			case selfSeen:
+			case b.told != nil:
 				tell(rsp)
 			case rsp.rel == relSelf:
-				selfSeen = true
+				b.told = told
 				for i := range early {
 					tell(&early[i])
 				}
@@ -134,7 +141,9 @@ func ParseStreamMax(r io.Reader, reqURL string, maxEntries int, onChild func(nam
 		}
 	}
 	sc := xmlScanner{h: &b}
-	buf := make([]byte, 0, 64<<10)
+	pooled := readBufs.Get().(*[]byte)
+	defer readBufs.Put(pooled) // nothing parsed keeps a part of it
+	buf := (*pooled)[:0]
 	var total int64
 	for {
 		if len(buf) == cap(buf) {
@@ -165,13 +174,31 @@ func ParseStreamMax(r io.Reader, reqURL string, maxEntries int, onChild func(nam
 	return b.listing(reqSegs)
 }
 
+// toldChildren are the children of a listing handed out as they came.
+type toldChildren struct {
+	items    map[string]Info
+	names    []string
+	accepted int
+}
+
+// readBufs are the read buffers of ParseStreamMax: a walk lists many
+// small folders, each a buffer to allocate and clear otherwise. One grown
+// for a large token is not kept.
+var readBufs = sync.Pool{New: func() any {
+	b := make([]byte, 0, readBufSize)
+	return &b
+}}
+
+const readBufSize = 64 << 10
+
 // msBuilder collects the responses of a multistatus from element events,
 // matching elements by local name (namespace prefixes vary by server).
 type msBuilder struct {
 	onResponse func(*davResponse)
-	req        []string // segments of the requested URL
-	max        int      // entries besides the resource itself
-	count      int      // response elements seen
+	told       *toldChildren // once the resource itself came, when streaming
+	req        []string      // segments of the requested URL
+	max        int           // entries besides the resource itself
+	count      int           // response elements seen
 	resps      []davResponse
 	cur        *davResponse
 	stack      []string
@@ -298,6 +325,10 @@ func (b *msBuilder) end(text []byte) error {
 			b.resps = b.resps[:len(b.resps)-1]
 		} else if b.onResponse != nil {
 			b.onResponse(cur)
+			if b.told != nil && cur.rel != relSelf {
+				// Told and in the listing already: its slot is reused.
+				b.resps = b.resps[:len(b.resps)-1]
+			}
 		}
 		b.cur = nil
 	}
@@ -334,7 +365,6 @@ func (b *msBuilder) listing(reqSegs []string) (*Listing, error) {
 	if len(resps) == 0 {
 		return nil, ErrNoResponse
 	}
-	l := &Listing{Items: make(map[string]Info, len(resps))}
 	selfIdx := -1
 	for i := range resps {
 		if resps[i].rel == relSelf {
@@ -347,10 +377,18 @@ func (b *msBuilder) listing(reqSegs []string) (*Listing, error) {
 		selfIdx = 0
 	}
 	self := resps[selfIdx]
-	l.Self, l.HasSelf, l.FileID = self.in, true, self.id
+	l := &Listing{Self: self.in, HasSelf: true, FileID: self.id}
 	if l.Self.Dir {
 		l.Self.Size = 0
 	}
+	if t := b.told; t != nil {
+		// Streamed: the children are those told (the same rules as
+		// below, the resource itself being the first relSelf entry).
+		l.Items, l.Names, l.Accepted = t.items, t.names, t.accepted
+		sort.Strings(l.Names)
+		return l, nil
+	}
+	l.Items = make(map[string]Info, len(resps))
 	for i := range resps {
 		if i == selfIdx {
 			continue

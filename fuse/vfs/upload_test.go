@@ -12,22 +12,11 @@ import (
 	"time"
 )
 
-// countingConn counts the writes on a connection.
-type countingConn struct {
-	net.Conn
-	writes *atomic.Int32
-}
-
-func (c countingConn) Write(p []byte) (int, error) {
-	c.writes.Add(1)
-	return c.Conn.Write(p)
-}
-
 // smallFileSpool is a spool uploading to srv through a transport that counts
 // its writes, and a new file in it holding data.
-func smallFileSpool(t *testing.T, srv *httptest.Server, timeout time.Duration, data string) (*WriteSession, *atomic.Int32) {
+func smallFileSpool(t *testing.T, srv *httptest.Server, timeout time.Duration, data string) (*WriteSession, *atomic.Int64) {
 	t.Helper()
-	writes := &atomic.Int32{}
+	writes := &atomic.Int64{}
 	var d net.Dialer
 	tr := &http.Transport{WriteBufferSize: 64 << 10, DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 		c, err := d.DialContext(ctx, network, addr)

@@ -2,6 +2,7 @@ package ocmfs
 
 import (
 	"bytes"
+	"fmt"
 	"io/fs"
 	"net/http"
 	"os"
@@ -355,6 +356,41 @@ func TestCacheOfflineWritesStayInSpool(t *testing.T) {
 		got, err := ce.srv.read("/shares/rw/new.txt")
 		return err == nil && bytes.Equal(got, data)
 	})
+}
+
+// A folder whose listing is not stored for offline use (too large here;
+// or not stored yet, as storing runs in the background) still answers from
+// the listing the mount holds in memory when its server goes away: a new
+// file can be written into it, and waits in the spool.
+func TestCacheOfflineUsesTheListingInMemory(t *testing.T) {
+	ce := newCacheEnv(t, 64<<20)
+	dir := filepath.Join(ce.srv.dir, "shares/big")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i := range maxOfflineEntries + 1 {
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%05d", i)), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ce.fs.SetEntries([]Entry{ce.folder("s1", "Big", "/shares/big", true)})
+	if l, err := os.ReadDir(ce.path("Big")); err != nil || len(l) != maxOfflineEntries+1 {
+		t.Fatalf("listing: %d entries, %v", len(l), err)
+	}
+	ce.srv.stop()
+	data := pattern(10<<10, 3)
+	err := within(t, ce.opts.Timeout+10*time.Second, "write with the server down", func() error {
+		return os.WriteFile(ce.path("Big", "new.txt"), data, 0o644)
+	})
+	if err == nil {
+		t.Fatal("the upload succeeded with the server down")
+	}
+	if p := ce.fs.PendingUploads(); len(p) != 1 {
+		t.Fatalf("pending uploads: %q (the write failed with %v)", p, err)
+	}
+	if fi, err := os.Stat(ce.path("Big", "f00042")); err != nil || fi.IsDir() {
+		t.Fatalf("a listed file while offline: %v", err)
+	}
 }
 
 // openHere reports whether this process has path open.

@@ -115,7 +115,7 @@ func (d *dirNode) fetch(old *vfs.Listing, onChild func(string, vfs.Info)) (*vfs.
 		return nil, errno
 	}
 	u := d.sh.dirURL(segs)
-	if l := f.offlineFirst(d.sh, segs); l != nil {
+	if l := f.offlineFirst(d.sh, segs, old); l != nil {
 		return l, nil
 	}
 	// The check and the listing together are one operation for the
@@ -136,7 +136,7 @@ func (d *dirNode) fetch(old *vfs.Listing, onChild func(string, vfs.Info)) (*vfs.
 		onChild(name, in)
 	})
 	if err != nil {
-		if l := f.offlineListing(d.sh, segs, err); l != nil {
+		if l := f.offlineListing(d.sh, segs, err, old); l != nil {
 			return l, nil
 		}
 		level := slog.LevelDebug

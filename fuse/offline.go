@@ -177,13 +177,18 @@ func listingSum(l *vfs.Listing) uint64 {
 	return max(h.Sum64(), 1)
 }
 
-// offlineFirst returns the stored listing of the folder at segs while its
-// share is offline, starting a probe of its server; nil otherwise.
-func (f *FS) offlineFirst(sh *share, segs []string) *vfs.Listing {
+// offlineFirst returns the last listing of the folder at segs while its
+// share is offline, starting a probe of its server; nil otherwise. The
+// last listing is old, the one the folder has in memory, if any, or the
+// stored one.
+func (f *FS) offlineFirst(sh *share, segs []string, old *vfs.Listing) *vfs.Listing {
 	if f.o.Cache == nil || !sh.isOffline() {
 		return nil
 	}
-	l := f.storedListing(sh, segs)
+	l := old
+	if l == nil {
+		l = f.storedListing(sh, segs)
+	}
 	if l != nil {
 		f.probe(sh)
 	}
@@ -214,11 +219,16 @@ func (f *FS) probe(sh *share) {
 	}()
 }
 
-// offlineListing returns the listing stored for the folder at segs when
-// err says its server cannot be reached, or nil.
-func (f *FS) offlineListing(sh *share, segs []string, err error) *vfs.Listing {
+// offlineListing returns the last listing of the folder at segs (old, the
+// one in memory, or else the stored one) when err says its server cannot be
+// reached, or nil. The one in memory counts too: the stored one is written
+// in the background and may not be there yet when the server goes away.
+func (f *FS) offlineListing(sh *share, segs []string, err error, old *vfs.Listing) *vfs.Listing {
 	if f.o.Cache == nil || !vfs.Unreachable(err) {
 		return nil
+	}
+	if old != nil {
+		return old
 	}
 	return f.storedListing(sh, segs)
 }

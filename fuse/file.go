@@ -23,6 +23,11 @@ type fileNode struct {
 	readers   int    // read handles open (passthrough.go)
 	ptOpen    int    // of which passthrough
 	ptETag    string // the version those read
+
+	// pushMu and pushGen order what readers push into the kernel's page
+	// cache (pagecache.go) against what changes the content there.
+	pushMu  sync.RWMutex
+	pushGen uint64
 }
 
 var (
@@ -137,6 +142,7 @@ func (n *fileNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAt
 		if !n.sh.isWritable() {
 			return f.refuseWrite(n.sh, "truncate")
 		}
+		n.changePages()
 		if wh, ok := fh.(*writeHandle); ok && !wh.readOnly {
 			if err := wh.ws.Truncate(int64(size)); err != nil {
 				return f.errno(err)
@@ -242,6 +248,7 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (_ fs.FileHandle, _ u
 		if !n.sh.isWritable() {
 			return nil, 0, f.refuseWrite(n.sh, "open for writing")
 		}
+		n.changePages()
 		cur, _ := n.getInfo()
 		ws, err := f.spool.Acquire(f.ctx, n.sh, segs, flags&syscall.O_TRUNC != 0, false, cur)
 		if err != nil {
@@ -260,10 +267,16 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (_ fs.FileHandle, _ u
 		return nil, 0, errno
 	}
 	v := validator(in)
+	n.pushMu.Lock()
 	n.omu.Lock()
 	keep := n.opened && n.lastValid == v
 	n.opened, n.lastValid = true, v
 	n.omu.Unlock()
+	if !keep {
+		n.pushGen++ // the kernel drops the old content at this open
+	}
+	pt := &pageTarget{n: n, gen: n.pushGen, valid: v}
+	n.pushMu.Unlock()
 	var fuseFlags uint32
 	if keep {
 		fuseFlags |= fuse.FOPEN_KEEP_CACHE
@@ -279,6 +292,9 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (_ fs.FileHandle, _ u
 	h := &readHandle{n: n, r: newReader(f, n.sh, n.sh.fileURL(segs), in.Size, cf)}
 	if ph := n.openPassthrough(h, cf, in.ETag); ph != nil {
 		return ph, 0, 0
+	}
+	if fuseFlags&fuse.FOPEN_DIRECT_IO == 0 {
+		h.r.pt = pt
 	}
 	return h, fuseFlags, 0
 }

@@ -218,6 +218,11 @@ type reader struct {
 	pmu        sync.Mutex
 	pieces     []piece // see keepPiece
 	pieceBytes int64
+
+	// Pushing into the page cache (pagecache.go), under mu.
+	pt      *pageTarget // nil: not pushed
+	pushing bool        // pushAhead runs
+	pushed  int64       // bytes below are pushed
 }
 
 // newReader reads the file at u of the size given, through cf when not nil
@@ -594,7 +599,9 @@ func (r *reader) track(off, end int64) bool {
 	seq := r.lastEnd >= 0 && (off == r.lastEnd ||
 		(r.window > 0 && off >= r.lastEnd-r.window && off <= r.lastEnd+r.window))
 	if seq {
-		r.seqRun += end - off
+		// A READ past the last one counts the jump too: the program read
+		// what lay between from the page cache (pagecache.go).
+		r.seqRun += end - off + max(off-r.lastEnd, 0)
 		switch {
 		case r.window == 0:
 			r.window = raInitial
@@ -713,6 +720,9 @@ func (r *reader) plan(off, end int64) (cover []*chunk, here *chunk) {
 		copy(r.chunks[i+1:], r.chunks[i:])
 		r.chunks[i] = c
 		pos = start + n
+	}
+	if seq {
+		r.startPush()
 	}
 	for _, c := range r.chunks {
 		if c.end() > off && c.off < end {

@@ -245,17 +245,8 @@ func TestLargeFileReadDirect(t *testing.T) {
 	e := newEnv(t, func(o *Options) { o.DirectReadMin = DirectReadSize })
 	const size = DirectReadSize + 3<<20 + 777
 	data := pattern(size, 6)
-	e.srv.write("/shares/large.bin", data)
-	e.fs.SetEntries([]Entry{e.file("s1", "large.bin", "/shares/large.bin", false)})
-	fh, err := os.Open(e.path("large.bin"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	fh := servedAndReadInPieces(t, e, "large.bin", data, 1<<20)
 	defer fh.Close()
-	got, _ := readInPieces(t, fh, 1<<20)
-	if !bytes.Equal(got, data) {
-		t.Fatalf("content differs (%d bytes read)", len(got))
-	}
 	logs := e.logs.String()
 	if !strings.Contains(logs, "op=readh.Read off=1048576 size=1048576") {
 		t.Errorf("no 1 MiB READ request at 1 MiB in the log")
@@ -350,6 +341,25 @@ func readInPieces(t *testing.T, f *os.File, piece int) (data []byte, reads int) 
 			t.Fatal(err)
 		}
 	}
+}
+
+// servedAndReadInPieces serves data as a read-only file named name, reads
+// it whole through the mount in pieces of the size given and checks every
+// byte. The file is left open.
+func servedAndReadInPieces(t *testing.T, e *env, name string, data []byte, piece int) *os.File {
+	t.Helper()
+	e.srv.write("/shares/"+name, data)
+	e.fs.SetEntries([]Entry{e.file("s1", name, "/shares/"+name, false)})
+	fh, err := os.Open(e.path(name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := readInPieces(t, fh, piece)
+	if !bytes.Equal(got, data) {
+		fh.Close()
+		t.Fatalf("content differs (%d bytes read)", len(got))
+	}
+	return fh
 }
 
 // Two threads reading one open file at places far apart: the second read

@@ -121,35 +121,10 @@ func TestSpoolPowerLossAfterUpload(t *testing.T) {
 	if len(d) != 1 || len(m) != 1 {
 		t.Fatalf("spool during the upload: data %q, records %q", d, m)
 	}
-	copySpool(t, aside, e.spool)
 	newer := []byte("changed on the server since")
 	e.srv.write("/shares/rw/a.bin", newer)
-	e.srv.resetLog()
-
-	old := vfs.BootID
-	vfs.BootID = func() string { return "another-boot" }
-	t.Cleanup(func() { vfs.BootID = old })
-	e.mount()
-	e.fs.SetEntries([]Entry{e.folder("s1", "RW", "/shares/rw", true)})
-	lost := e.fs.LostFound()
-	if len(lost) != 1 {
-		t.Fatalf("LostFound = %q, want the one leftover copy", lost)
-	}
-	if got, err := os.ReadFile(strings.Fields(lost[0])[0]); err != nil || !bytes.Equal(got, data) {
-		t.Errorf("lost+found: %d bytes, %v", len(got), err)
-	}
-	e.fs.spool.RetryPending(t.Context())
-	if n, _ := e.srv.count("PUT", ""); n != 0 {
-		t.Errorf("%d PUTs after the restart, want none", n)
-	}
-	if got, err := e.srv.read("/shares/rw/a.bin"); err != nil || !bytes.Equal(got, newer) {
-		t.Errorf("server copy: %q, %v (want the newer version)", got, err)
-	}
-	for _, n := range listNames(t, filepath.Join(e.srv.dir, "shares", "rw")) {
-		if strings.Contains(n, "conflicted copy") {
-			t.Errorf("conflicted copy %s made", n)
-		}
-	}
+	restartOtherBoot(t, e, aside)
+	keptNotUploaded(t, e, "a.bin", data, newer)
 }
 
 // A killed agent (same boot) loses nothing of a file not yet fsync'd: the

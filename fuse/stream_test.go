@@ -52,40 +52,35 @@ func writeStreaming(t *testing.T, e *env, name string, data []byte) *os.File {
 }
 
 // A file written from empty goes to the server while it is written, in one
-// chunked PUT whose body ends only after the spool has the data on disk;
-// close returns once the server has every byte.
+// chunked PUT; close returns once the server has every byte. As for a small
+// file, the spooled copy is neither fsync'd nor pushed to the disk on the
+// way (the server's disk is busy with its own copy): its record carries the
+// boot id, so that a power cut sends it to lost+found, never to the server.
 func TestStreamedUpload(t *testing.T) {
-	var mu sync.Mutex
-	synced := map[string]bool{}
-	old := vfs.SyncFile
-	vfs.SyncFile = func(f *os.File) error {
-		err := old(f)
-		mu.Lock()
-		synced[f.Name()] = true
-		mu.Unlock()
-		return err
-	}
-	t.Cleanup(func() { vfs.SyncFile = old })
+	files, _ := countSyncs(t)
+	writeBacks := countWriteBacks(t)
 	// A timeout long enough that the stream never waits out the writer
 	// here (see TestStreamWriterPauses).
 	e := rwEnv(t, func(o *Options) { o.Timeout = 20 * time.Second })
 	var chunked atomic.Int32
-	var syncedAtEnd atomic.Bool
+	var atEnd atomic.Pointer[vfs.Record]
 	e.srv.set(func(s *davServer) {
 		s.intercept = func(w http.ResponseWriter, r *http.Request) bool {
 			if r.Method == http.MethodPut && r.ContentLength == -1 {
 				chunked.Add(1)
-				r.Body = &endHook{r: r.Body, at: func() {
-					d, _ := spoolFiles(t, e.spool)
-					mu.Lock()
-					syncedAtEnd.Store(len(d) == 1 && synced[d[0]])
-					mu.Unlock()
+				r.Body = &bodyHook{r: r.Body, at: -1, fn: func() {
+					if _, m := spoolFiles(t, e.spool); len(m) == 1 {
+						if rec, ok := vfs.ReadRecord(m[0]); ok {
+							atEnd.Store(&rec)
+						}
+					}
 				}}
 			}
 			return false
 		}
 	})
-	data := pattern(5<<20+123, 3)
+	// Larger than the step of the write-back a durable stream starts.
+	data := pattern(9<<20+123, 3)
 	fh := writeStreaming(t, e, "video.bin", data)
 	if _, err := fh.Write([]byte("tail")); err != nil {
 		t.Fatal(err)
@@ -100,8 +95,14 @@ func TestStreamedUpload(t *testing.T) {
 	if n, sent := e.srv.count("PUT", "/shares/rw/video.bin"); n != 1 || chunked.Load() != 1 {
 		t.Errorf("%d PUTs (%d chunked, %d bytes answered): want the one stream", n, chunked.Load(), sent)
 	}
-	if !syncedAtEnd.Load() {
-		t.Errorf("the body ended before the spooled data was fsync'd")
+	if n := files(); n != 0 {
+		t.Errorf("%d fsyncs of spool files, want 0: the server has the data", n)
+	}
+	if n := writeBacks(); n != 0 {
+		t.Errorf("%d write-backs of the spooled data started, want 0", n)
+	}
+	if r := atEnd.Load(); r == nil || r.Boot == "" || r.Clean || !r.Created {
+		t.Errorf("record when the body ended: %+v (want pending, of this boot: not fsync'd)", r)
 	}
 	eventually(t, 5*time.Second, "spool empty", func() bool {
 		d, m := spoolFiles(t, e.spool)
@@ -112,22 +113,89 @@ func TestStreamedUpload(t *testing.T) {
 	}
 }
 
-// endHook calls at when the body it wraps ends.
-type endHook struct {
+// countWriteBacks counts the write-backs of spooled data started ahead of
+// an fsync.
+func countWriteBacks(t *testing.T) func() int {
+	var n atomic.Int32
+	old := vfs.StartWriteBack
+	vfs.StartWriteBack = func(f *os.File, off, size int64) {
+		n.Add(1)
+		old(f, off, size)
+	}
+	t.Cleanup(func() { vfs.StartWriteBack = old })
+	return func() int { return int(n.Load()) }
+}
+
+// Where the boot cannot be known, every copy is fsync'd before its upload:
+// a stream's body ends only after the spooled data is on disk, its
+// write-back started on the way.
+func TestStreamUnknownBootSyncsFirst(t *testing.T) {
+	var mu sync.Mutex
+	synced := map[string]bool{}
+	old := vfs.SyncFile
+	vfs.SyncFile = func(f *os.File) error {
+		err := old(f)
+		mu.Lock()
+		synced[f.Name()] = true
+		mu.Unlock()
+		return err
+	}
+	t.Cleanup(func() { vfs.SyncFile = old })
+	oldBoot := vfs.BootID
+	vfs.BootID = func() string { return "" }
+	t.Cleanup(func() { vfs.BootID = oldBoot })
+	writeBacks := countWriteBacks(t)
+	e := rwEnv(t, func(o *Options) { o.Timeout = 20 * time.Second })
+	var syncedAtEnd atomic.Bool
+	e.srv.set(func(s *davServer) {
+		s.intercept = func(w http.ResponseWriter, r *http.Request) bool {
+			if r.Method == http.MethodPut && r.ContentLength == -1 {
+				r.Body = &bodyHook{r: r.Body, at: -1, fn: func() {
+					d, _ := spoolFiles(t, e.spool)
+					mu.Lock()
+					syncedAtEnd.Store(len(d) == 1 && synced[d[0]])
+					mu.Unlock()
+				}}
+			}
+			return false
+		}
+	})
+	data := pattern(9<<20+5, 7)
+	fh := writeStreaming(t, e, "video.bin", data)
+	if err := fh.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if got, err := e.srv.read("/shares/rw/video.bin"); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("server copy: %d bytes, %v", len(got), err)
+	}
+	if !syncedAtEnd.Load() {
+		t.Errorf("the body ended before the spooled data was fsync'd")
+	}
+	if writeBacks() == 0 {
+		t.Errorf("no write-back started ahead of the fsync")
+	}
+}
+
+// bodyHook calls fn once the body it wraps has given at bytes, or at its
+// end when at is negative.
+type bodyHook struct {
 	r    io.ReadCloser
-	at   func()
+	at   int64
+	n    int64
+	fn   func()
 	once sync.Once
 }
 
-func (h *endHook) Read(p []byte) (int, error) {
+func (h *bodyHook) Read(p []byte) (int, error) {
 	n, err := h.r.Read(p)
-	if err == io.EOF {
-		h.once.Do(h.at)
+	h.n += int64(n)
+	if (h.at < 0 && err == io.EOF) || (h.at >= 0 && h.n >= h.at) {
+		h.once.Do(h.fn)
 	}
 	return n, err
 }
 
-func (h *endHook) Close() error { return h.r.Close() }
+func (h *bodyHook) Close() error { return h.r.Close() }
 
 // A write below what the stream already sent does not cut it (a server may
 // keep what a cut connection sent): the stream ends at close, and the spool

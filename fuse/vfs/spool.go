@@ -49,8 +49,9 @@ import (
 //     the server's answer and the removal (sameOnServer);
 //   - when an upload fails, or a program calls fsync(2) on a file that
 //     cannot be uploaded, the data, its record and the directory are
-//     fsync'd before close(2) or fsync(2) return; a stream (stream.go)
-//     and a file fsync'd once are fsync'd before every upload as well;
+//     fsync'd before close(2) or fsync(2) return; the same holds for a
+//     file uploaded while it is written (stream.go). A file fsync'd once
+//     is fsync'd before every upload;
 //   - on start, data that no record accounts for is never deleted: it is
 //     moved to the lost+found directory and reported (LostFound).
 //
@@ -1091,8 +1092,8 @@ func (ws *WriteSession) Flush(ctx context.Context) (Info, error) {
 }
 
 // FlushAt uploads the local copy if it differs from the server's. A copy
-// never fsync'd is uploaded first and fsync'd only when the upload fails;
-// others (fsync'd once, streamed) are made durable first. The upload is
+// never fsync'd (streamed or not) is uploaded first and fsync'd only when
+// the upload fails; others (fsync'd once) are made durable first. The upload is
 // conditional on the server still having the version the copy started
 // from; when it has another, the local version is uploaded beside it as a
 // conflicted copy, the session moves to that name and moved is its path. On
@@ -1108,7 +1109,7 @@ func (ws *WriteSession) FlushAt(ctx context.Context) (in Info, moved []string, e
 		ws.mu.Unlock()
 		return in, nil, nil
 	}
-	if ws.boot == "" || ws.metaStale || ws.stream != nil {
+	if ws.boot == "" || ws.metaStale {
 		if err := ws.syncLocked(); err != nil {
 			ws.mu.Unlock()
 			return Info{}, nil, err
@@ -1117,7 +1118,7 @@ func (ws *WriteSession) FlushAt(ctx context.Context) (in Info, moved []string, e
 	shareID, segs, size, mtime, gen, file := ws.shareID, append([]string(nil), ws.segs...), ws.size, ws.mtime, ws.gen, ws.file
 	recovered := ws.recovered
 	cond := precondition{ifNoneMatch: ws.created, ifMatch: ws.base}
-	// The data is durable: a stream running may end at this size.
+	// A stream running ends at this size (see stream.go).
 	st := ws.stream
 	ws.stream = nil
 	// An empty file flushed (a descriptor closed before the writes, as dd

@@ -17,10 +17,18 @@ import (
 // known yet) follows the spool file behind the writer. The spool stays the
 // copy that counts:
 //
-//   - close (FlushAt) makes the data durable in the spool first, then lets
-//     the body end at the file's size, and waits for the server's answer;
-//     a server cannot keep a body whose last chunk never came, so nothing
-//     reaches it before the spool has it all;
+//   - close (FlushAt) lets the body end at the file's size and waits for
+//     the server's answer. Like any copy never fsync'd (see Record.Boot),
+//     the spool's is not fsync'd on the way: when the server answers 2xx
+//     and holds the whole file, close returns and the data never has to
+//     reach the disk (the server's disk is busy with its own copy); when
+//     the upload fails, the data, its record and the directory are fsync'd
+//     before close returns the error. A power cut before then sends the
+//     copy to lost+found on the next start, never to the server; a killed
+//     agent finds it whole in the page cache and uploads it. A copy that
+//     was fsync'd once (or of an unknown boot) is fsync'd before the body
+//     ends, its write-back started behind the body (writeBack), so that a
+//     server never has more of the file than the disk;
 //   - a write below what the body already took, or a truncation below it,
 //     makes the stream stale: it still ends normally at close (a server
 //     that keeps whatever a cut connection sent must not be left with a
@@ -51,6 +59,10 @@ type upStream struct {
 	cancel context.CancelFunc
 	wake   *sync.Cond // on ws.mu
 	done   chan struct{}
+
+	// syncAhead: the data is fsync'd before the body ends (the copy is
+	// not one of this boot never fsync'd). Set by next, under ws.mu.
+	syncAhead bool
 
 	// Guarded by ws.mu.
 	claimed int64 // bytes of the file handed to the body (or being read for it)
@@ -221,6 +233,7 @@ func (st *upStream) next(max int) (off int64, n int, err error) {
 	ws := st.ws
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
+	st.syncAhead = ws.boot == ""
 	for {
 		if st.over || st.ctx.Err() != nil {
 			return 0, 0, errStreamEnded
@@ -266,13 +279,18 @@ func (st *upStream) next(max int) (off int64, n int, err error) {
 // started: close then fsyncs only the last of it.
 const writeBackStep = 8 << 20
 
+// StartWriteBack starts writing n bytes of f at off to disk (a variable so
+// that tests can see when the spool's data is pushed to the disk).
+var StartWriteBack = startWriteBack
+
 // writeBack starts writing the spool file to disk up to end, in steps,
-// without waiting: the fsync at close finds most of it done.
+// without waiting, when close will fsync it: the fsync finds most of it
+// done. A copy that close does not fsync is left to the page cache.
 func (st *upStream) writeBack(end int64) {
-	if end-st.queued < writeBackStep {
+	if !st.syncAhead || end-st.queued < writeBackStep {
 		return
 	}
-	startWriteBack(st.file, st.queued, end-st.queued)
+	StartWriteBack(st.file, st.queued, end-st.queued)
 	st.queued = end
 }
 
@@ -316,7 +334,7 @@ func (b streamBody) WriteTo(w io.Writer) (int64, error) {
 	}
 }
 
-// finish ends the body at size (the data is durable in the spool) and waits
+// finish ends the body at size (the data is in the spool) and waits
 // for the server's answer. used is false when the stream did not deliver the
 // file and the spool must be uploaded; then cond is what that upload must be
 // conditional on (the stream may have left a version of its own).

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -281,8 +282,14 @@ func (c *Client) Do(ctx context.Context, r Request) (*http.Response, error) {
 	if strings.HasPrefix(r.URL, UnresolvedURL) {
 		return nil, ErrShareUnreachable
 	}
+	retried := false
 	for attempt := 0; ; attempt++ {
 		resp, err := c.once(ctx, r)
+		if err != nil && !retried && ctx.Err() == nil && keptAliveLost(r.Method, err) {
+			retried = true
+			c.log.Debug("webdav: a kept-alive connection was closed under the request; sending it again", "share", r.ShareID, "method", r.Method)
+			resp, err = c.once(ctx, r)
+		}
 		if err != nil {
 			if c.OnReach != nil && !errors.Is(ctx.Err(), context.Canceled) && Unreachable(err) {
 				c.OnReach(r.ShareID, false)
@@ -638,3 +645,17 @@ func (c *Client) Move(ctx context.Context, shareID, src, dst string, overwrite b
 
 // Listings returns the listings of shareID in flight or waiting for a turn.
 func (c *Client) Listings(shareID string) int { return c.listings.count(shareID) }
+
+// keptAliveLost reports whether a request failed because the server closed
+// the kept-alive connection it was sent on, and may be sent again on a new
+// one: a connection closed while idle, before the request went (any
+// method: the server saw nothing), or an end of connection instead of the
+// answer to a PROPFIND (it changes nothing). net/http sends such requests
+// again only for GET, HEAD, OPTIONS and TRACE. A server that is gone then
+// refuses the new connection, which says so.
+func keptAliveLost(method string, err error) bool {
+	if strings.Contains(err.Error(), "http: server closed idle connection") {
+		return true
+	}
+	return method == "PROPFIND" && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET))
+}

@@ -1,7 +1,9 @@
 package vfs
 
 import (
+	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -95,5 +97,52 @@ func TestRangeStartsAt(t *testing.T) {
 		if got := RangeStartsAt(c.header, c.off); got != c.want {
 			t.Errorf("RangeStartsAt(%q, %d) = %v", c.header, c.off, got)
 		}
+	}
+}
+
+// A PROPFIND sent on a kept-alive connection that the server closes instead
+// of answering (its keep-alive ended as the request came) is sent again on a
+// new connection: a listing does not fail for it.
+func TestPropfindAgainAfterKeptAliveConnectionLost(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	const body = `<d:multistatus xmlns:d="DAV:"><d:response><d:href>/a/</d:href><d:propstat><d:prop><d:resourcetype><d:collection/></d:resourcetype></d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response></d:multistatus>`
+	answer := fmt.Sprintf("HTTP/1.1 207 Multi-Status\r\nContent-Type: application/xml\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	var conns atomic.Int64
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			n := conns.Add(1)
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for i := 0; ; i++ {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					io.Copy(io.Discard, req.Body)
+					if n == 1 && i == 1 {
+						return // the first connection's second request: closed unanswered
+					}
+					io.WriteString(c, answer)
+				}
+			}()
+		}
+	}()
+	c := NewClient(nil, bearer{}, 10*time.Second, DefaultMaxEntries, nil)
+	for i := range 3 {
+		if _, _, err := c.Propfind(context.Background(), "s", "http://"+ln.Addr().String()+"/a/", "1", nil); err != nil {
+			t.Fatalf("PROPFIND %d: %v", i, err)
+		}
+	}
+	if n := conns.Load(); n != 2 {
+		t.Errorf("%d connections, want 2 (the lost one, then a new one)", n)
 	}
 }

@@ -29,7 +29,7 @@ type davServer struct {
 	mu         sync.Mutex
 	srv        *http.Server
 	token      string
-	reqs       []davReq
+	reqs       []*davReq
 	putStatus  int             // answer PUTs with this status
 	putReset   bool            // drop the connection in the middle of PUT bodies
 	putBlock   chan struct{}   // PUTs read a little, then wait for this to close
@@ -133,7 +133,11 @@ func (s *davServer) read(p string) ([]byte, error) {
 func (s *davServer) log() []davReq {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]davReq(nil), s.reqs...)
+	l := make([]davReq, len(s.reqs))
+	for i, r := range s.reqs {
+		l[i] = *r
+	}
+	return l
 }
 
 func (s *davServer) resetLog() {
@@ -155,25 +159,39 @@ func (s *davServer) count(method, path string) (int, int64) {
 	return n, b
 }
 
+// countingWriter notes an answer's status and body bytes in its log entry.
 type countingWriter struct {
 	http.ResponseWriter
-	status int
-	sent   int64
+	s *davServer
+	e *davReq
+}
+
+func (w *countingWriter) note(fn func(e *davReq)) {
+	w.s.mu.Lock()
+	fn(w.e)
+	w.s.mu.Unlock()
 }
 
 func (w *countingWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
+	w.note(func(e *davReq) {
+		if e.Status == 0 {
+			e.Status = code
+		}
+	})
 	w.ResponseWriter.WriteHeader(code)
 }
 
 func (w *countingWriter) Write(p []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
+	w.note(func(e *davReq) {
+		if e.Status == 0 {
+			e.Status = http.StatusOK
+		}
+		e.Sent += int64(len(p))
+	})
 	n, err := w.ResponseWriter.Write(p)
-	w.sent += int64(n)
+	if n < len(p) {
+		w.note(func(e *davReq) { e.Sent -= int64(len(p) - n) })
+	}
 	return n, err
 }
 
@@ -190,16 +208,16 @@ func (w *countingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 
 func (s *davServer) wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		cw := &countingWriter{ResponseWriter: w}
-		defer func() {
-			s.mu.Lock()
-			s.reqs = append(s.reqs, davReq{
-				Method: r.Method, Path: r.URL.Path, Depth: r.Header.Get("Depth"), Range: r.Header.Get("Range"),
-				Status: cw.status, Sent: cw.sent, Mtime: r.Header.Get("X-OC-Mtime"),
-				Cond: r.Header.Get("If-Match") + r.Header.Get("If-None-Match"),
-			})
-			s.mu.Unlock()
-		}()
+		// Logged as it comes, its status and bytes counted before they
+		// go: a client that has the answer finds its request in the log.
+		e := &davReq{
+			Method: r.Method, Path: r.URL.Path, Depth: r.Header.Get("Depth"), Range: r.Header.Get("Range"),
+			Mtime: r.Header.Get("X-OC-Mtime"), Cond: r.Header.Get("If-Match") + r.Header.Get("If-None-Match"),
+		}
+		s.mu.Lock()
+		s.reqs = append(s.reqs, e)
+		s.mu.Unlock()
+		cw := &countingWriter{ResponseWriter: w, s: s, e: e}
 		s.mu.Lock()
 		token, hang, refuse, onRequest := s.token, s.hang, s.refuse[r.Method+" "+r.URL.Path], s.onRequest
 		putStatus, putReset, putBlock, putStarted := s.putStatus, s.putReset, s.putBlock, s.putStarted

@@ -223,10 +223,13 @@ func serveMount(args []string) int {
 		signal.Notify(usr, syscall.SIGUSR1)
 		go func() {
 			for range usr {
-				if pf, err := os.Create(path); err == nil {
+				// Written aside and renamed: a reader sees it whole.
+				if pf, err := os.Create(path + ".tmp"); err == nil {
 					runtime.GC()
 					_ = pprof.WriteHeapProfile(pf)
-					pf.Close()
+					if pf.Close() == nil {
+						_ = os.Rename(path+".tmp", path)
+					}
 				}
 			}
 		}()

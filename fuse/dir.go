@@ -146,8 +146,8 @@ func (d *dirNode) fetch(old *vfs.Listing, onChild func(string, vfs.Info)) (*vfs.
 		f.log.Log(f.ctx, level, "listing failed", "share", d.sh.id, "entry", d.sh.name, "err", err)
 		return nil, err
 	}
-	l.Streamed = streamed || len(l.Names) == 0
-	if l.HasSelf && !l.Self.Dir && len(l.Items) == 0 {
+	l.Streamed = streamed || l.Len() == 0
+	if l.HasSelf && !l.Self.Dir && l.Len() == 0 {
 		return nil, syscall.ENOTDIR
 	}
 	f.keepListing(d.sh, d, segs, l)

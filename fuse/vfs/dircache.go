@@ -1,7 +1,6 @@
 package vfs
 
 import (
-	"sort"
 	"sync"
 	"time"
 )
@@ -99,7 +98,7 @@ func (c *DirCache) run(fl *Flight, old *Listing) {
 		} else {
 			fl.mu.Lock()
 			for _, e := range fl.ents {
-				if in, ok := l.Items[e.Name]; ok && in.Dir {
+				if l.IsDir(e.Name) {
 					c.lastDirs = append(c.lastDirs, e.Name)
 				}
 			}
@@ -150,9 +149,9 @@ func (c *DirCache) DirsAhead(l *Listing, name string, n int) []string {
 		if l == c.list && c.lastDirs != nil {
 			a.dirs = c.lastDirs
 		} else {
-			for _, nm := range l.Names {
-				if l.Items[nm].Dir {
-					a.dirs = append(a.dirs, nm)
+			for _, e := range l.ents {
+				if e.in.IsDir() {
+					a.dirs = append(a.dirs, e.name)
 				}
 			}
 		}
@@ -176,7 +175,7 @@ func (c *DirCache) DirsAhead(l *Listing, name string, n int) []string {
 	a.next = to
 	var out []string
 	for _, d := range a.dirs[from:to] {
-		if in, ok := l.Items[d]; ok && in.Dir { // not removed since
+		if l.IsDir(d) { // not removed since
 			out = append(out, d)
 		}
 	}
@@ -195,9 +194,9 @@ type aheadState struct {
 // Entries returns the children of l in name order. l must be one the cache
 // handed out, read under its lock (see Item), or not shared yet.
 func Entries(l *Listing) []Dirent {
-	all := make([]Dirent, 0, len(l.Names))
-	for _, name := range l.Names {
-		all = append(all, Dirent{Name: name, Info: l.Items[name]})
+	all := make([]Dirent, l.Len())
+	for i := range all {
+		all[i] = l.At(i)
 	}
 	return all
 }
@@ -207,8 +206,7 @@ func Entries(l *Listing) []Dirent {
 func (c *DirCache) Item(l *Listing, name string) (Info, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	in, ok := l.Items[name]
-	return in, ok
+	return l.Lookup(name)
 }
 
 // Read runs fn on l, a listing from this cache, while no Patch changes it.
@@ -242,23 +240,11 @@ func (c *DirCache) Patch(name string, in *Info) {
 		return
 	}
 	c.ver++
-	_, had := l.Items[name]
 	if in == nil {
-		if had {
-			delete(l.Items, name)
-			if i := sort.SearchStrings(l.Names, name); i < len(l.Names) && l.Names[i] == name {
-				l.Names = append(l.Names[:i], l.Names[i+1:]...)
-			}
-		}
+		l.Remove(name)
 		return
 	}
-	l.Items[name] = *in
-	if !had {
-		i := sort.SearchStrings(l.Names, name)
-		l.Names = append(l.Names, "")
-		copy(l.Names[i+1:], l.Names[i:])
-		l.Names[i] = name
-	}
+	l.Set(name, *in)
 }
 
 // Dirent is one child of a directory.

@@ -235,7 +235,7 @@ func (d *dirNode) node(ctx context.Context, name string, in vfs.Info, out *fuse.
 }
 
 func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (_ *fs.Inode, errno syscall.Errno) {
-	defer d.sh.f.trace("dir.Lookup", "name", name)(&errno)
+	defer d.sh.f.traceName("dir.Lookup", name)(&errno)
 	in, ok, errno := d.childOf(ctx, name)
 	if errno != 0 {
 		return nil, errno
@@ -474,7 +474,7 @@ func (h *dirHandle) Readdirent(ctx context.Context) (_ *fuse.DirEntry, errno sys
 }
 
 func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (_ *fs.Inode, errno syscall.Errno) {
-	defer h.d.sh.f.trace("dirh.Lookup", "name", name)(&errno)
+	defer h.d.sh.f.traceName("dirh.Lookup", name)(&errno)
 	h.mu.Lock()
 	var e vfs.Dirent
 	found := false

@@ -225,6 +225,10 @@ func serveMount(args []string) int {
 			for range usr {
 				// Written aside and renamed: a reader sees it whole.
 				if pf, err := os.Create(path + ".tmp"); err == nil {
+					var ms runtime.MemStats
+					runtime.ReadMemStats(&ms) // before the GC: what the listing left
+					fmt.Fprintf(os.Stderr, "mount memory: heap in use %d, idle %d, released %d, goal %d, stacks %d, sys %d\n",
+						ms.HeapInuse, ms.HeapIdle, ms.HeapReleased, ms.NextGC, ms.StackInuse, ms.Sys)
 					runtime.GC()
 					_ = pprof.WriteHeapProfile(pf)
 					if pf.Close() == nil {

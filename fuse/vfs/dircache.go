@@ -86,7 +86,7 @@ func (c *DirCache) run(fl *Flight, old *Listing) {
 	l, err := c.fetch(old, fl.add)
 	c.mu.Lock()
 	c.flight = nil
-	var all []Dirent
+	var all []entry
 	if err == nil {
 		if l != c.list {
 			c.ver++
@@ -94,12 +94,13 @@ func (c *DirCache) run(fl *Flight, old *Listing) {
 		c.list, c.listAt = l, c.now()
 		c.lastFl, c.lastFlVer, c.lastDirs = fl.id, c.ver, nil
 		if l == old || !l.Streamed {
-			all = Entries(l)
+			// A copy (Patch changes l's), not nil even when empty.
+			all = append(make([]entry, 0, len(l.ents)), l.ents...)
 		} else {
 			fl.mu.Lock()
-			for _, e := range fl.ents {
-				if l.IsDir(e.Name) {
-					c.lastDirs = append(c.lastDirs, e.Name)
+			for i := range fl.ents.len() {
+				if e := fl.ents.at(i); l.IsDir(e.name) {
+					c.lastDirs = append(c.lastDirs, e.name)
 				}
 			}
 			fl.mu.Unlock()
@@ -264,8 +265,10 @@ type Flight struct {
 
 	mu   sync.Mutex
 	cond *sync.Cond
-	ents []Dirent
-	over bool
+	ents chunks[entry] // as they came
+	// whole, once not nil, replaces ents: a listing that came whole.
+	whole []entry
+	over  bool
 }
 
 func newFlight(id uint64) *Flight {
@@ -276,17 +279,17 @@ func newFlight(id uint64) *Flight {
 
 func (fl *Flight) add(name string, in Info) {
 	fl.mu.Lock()
-	fl.ents = append(fl.ents, Dirent{Name: name, Info: in})
+	fl.ents.add(entry{name: name, in: Pack(in)})
 	fl.mu.Unlock()
 	fl.cond.Broadcast()
 }
 
 // finish ends the flight; all, if not nil, replaces what was streamed (a
 // listing that came whole).
-func (fl *Flight) finish(l *Listing, err error, all []Dirent) {
+func (fl *Flight) finish(l *Listing, err error, all []entry) {
 	fl.mu.Lock()
 	if all != nil {
-		fl.ents = all
+		fl.ents, fl.whole = chunks[entry]{}, all
 	}
 	fl.l, fl.err, fl.over = l, err, true
 	fl.mu.Unlock()
@@ -316,14 +319,31 @@ func (fl *Flight) Wake() {
 func (fl *Flight) At(i int, stop func() bool) (e Dirent, ok bool, n int, l *Listing, err error, stopped bool) {
 	fl.mu.Lock()
 	defer fl.mu.Unlock()
-	for i >= len(fl.ents) && !fl.over {
+	for i >= fl.count() && !fl.over {
 		if stop() {
 			return Dirent{}, false, 0, nil, nil, true
 		}
 		fl.cond.Wait()
 	}
-	if i < len(fl.ents) {
-		return fl.ents[i], true, 0, nil, nil, false
+	if i < fl.count() {
+		e := fl.entry(i)
+		return Dirent{Name: e.name, Info: e.in.Info()}, true, 0, nil, nil, false
 	}
-	return Dirent{}, false, len(fl.ents), fl.l, fl.err, false
+	return Dirent{}, false, fl.count(), fl.l, fl.err, false
+}
+
+// count is how many children came. fl.mu is held.
+func (fl *Flight) count() int {
+	if fl.whole != nil {
+		return len(fl.whole)
+	}
+	return fl.ents.len()
+}
+
+// entry returns child i, below count. fl.mu is held.
+func (fl *Flight) entry(i int) entry {
+	if fl.whole != nil {
+		return fl.whole[i]
+	}
+	return fl.ents.at(i)
 }

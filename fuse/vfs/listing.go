@@ -28,7 +28,7 @@ type entry struct {
 
 // children gathers the children of a listing, in any order, each name once.
 type children struct {
-	ents []entry
+	ents chunks[entry]
 	seen map[string]struct{}
 }
 
@@ -41,28 +41,27 @@ func (c *children) add(name string, in Info) bool {
 		return false
 	}
 	c.seen[name] = struct{}{}
-	c.ents = append(c.ents, entry{name: name, in: Pack(in)})
+	c.ents.add(entry{name: name, in: Pack(in)})
 	return true
 }
 
 // sorted returns the children sorted by name, in a slice of their number.
 func (c *children) sorted() []entry {
-	ents := c.ents
-	if cap(ents)-len(ents) > len(ents)/16 {
-		ents = slices.Clone(ents) // no room kept for appends that will not come
-	}
+	return sortEntries(c.ents.all())
+}
+
+func sortEntries(ents []entry) []entry {
 	slices.SortFunc(ents, func(a, b entry) int { return strings.Compare(a.name, b.name) })
 	return ents
 }
 
 // SetChildren replaces the children of l with those of m.
 func (l *Listing) SetChildren(m map[string]Info) {
-	var c children
-	c.ents = make([]entry, 0, len(m))
+	ents := make([]entry, 0, len(m))
 	for name, in := range m {
-		c.ents = append(c.ents, entry{name: name, in: Pack(in)})
+		ents = append(ents, entry{name: name, in: Pack(in)})
 	}
-	l.ents = c.sorted()
+	l.ents = sortEntries(ents)
 }
 
 // Children returns the children of l by name, in a new map.

@@ -36,6 +36,28 @@ func TestListingMemory(t *testing.T) {
 	}
 }
 
+// TestListingGarbage pins what parsing a large listing allocates per
+// child, beyond what it keeps: the children gathered in chunks, not in a
+// slice and a map grown by copying (which left 400 bytes of garbage a
+// child, in the resident memory until the next collection).
+func TestListingGarbage(t *testing.T) {
+	const n = 20000
+	doc := nginxListing(n)
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	before := ms.TotalAlloc
+	l, err := ParseStream(strings.NewReader(doc), "http://127.0.0.1/wide/", func(string, Info) {})
+	if err != nil || l.Len() != n {
+		t.Fatalf("parse: %v, %d children", err, l.Len())
+	}
+	runtime.ReadMemStats(&ms)
+	per := (ms.TotalAlloc - before) / n
+	t.Logf("%d bytes allocated per child", per)
+	if per > 400 {
+		t.Errorf("parsing allocates %d bytes per child, want <= 400", per)
+	}
+}
+
 // TestListingEdits: children set, replaced and removed stay in name order,
 // each found by name.
 func TestListingEdits(t *testing.T) {

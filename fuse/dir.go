@@ -403,6 +403,7 @@ type dirHandle struct {
 	extra  []vfs.Dirent
 	extras bool
 	pos    int
+	freed  bool // the end was reached, and the garbage of a large listing collected
 }
 
 // at returns entry i, waiting for a flight to bring it (unless the program of
@@ -463,6 +464,10 @@ func (h *dirHandle) Readdirent(ctx context.Context) (_ *fuse.DirEntry, errno sys
 	defer h.mu.Unlock()
 	e, ok, errno := h.at(ctx, h.pos)
 	if errno != 0 || !ok {
+		if errno == 0 && !h.freed {
+			h.freed = true
+			h.d.sh.f.freeAfterListing(h.pos)
+		}
 		return nil, errno
 	}
 	h.pos++

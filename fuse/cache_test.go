@@ -539,7 +539,7 @@ func TestCacheUnchangedListingNotStoredAgain(t *testing.T) {
 	if !list("a.txt|b.txt") {
 		t.Fatal("the changed listing was not stored")
 	}
-	if l := ce.fs.storedListing(ce.fs.shareByID("s1"), []string{"sub"}); l == nil || joined(l.Names) != "a.txt|b.txt" {
+	if l := ce.fs.storedListing(ce.fs.shareByID("s1"), []string{"sub"}); l == nil || joined(l.Names()) != "a.txt|b.txt" {
 		t.Fatalf("the stored listing is %+v", l)
 	}
 

@@ -146,8 +146,8 @@ func (d *dirNode) fetch(old *vfs.Listing, onChild func(string, vfs.Info)) (*vfs.
 		f.log.Log(f.ctx, level, "listing failed", "share", d.sh.id, "entry", d.sh.name, "err", err)
 		return nil, err
 	}
-	l.Streamed = streamed || len(l.Names) == 0
-	if l.HasSelf && !l.Self.Dir && len(l.Items) == 0 {
+	l.Streamed = streamed || l.Len() == 0
+	if l.HasSelf && !l.Self.Dir && l.Len() == 0 {
 		return nil, syscall.ENOTDIR
 	}
 	f.keepListing(d.sh, d, segs, l)
@@ -235,7 +235,7 @@ func (d *dirNode) node(ctx context.Context, name string, in vfs.Info, out *fuse.
 }
 
 func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (_ *fs.Inode, errno syscall.Errno) {
-	defer d.sh.f.trace("dir.Lookup", "name", name)(&errno)
+	defer d.sh.f.traceName("dir.Lookup", name)(&errno)
 	in, ok, errno := d.childOf(ctx, name)
 	if errno != 0 {
 		return nil, errno
@@ -403,6 +403,7 @@ type dirHandle struct {
 	extra  []vfs.Dirent
 	extras bool
 	pos    int
+	freed  bool // the end was reached, and the garbage of a large listing collected
 }
 
 // at returns entry i, waiting for a flight to bring it (unless the program of
@@ -463,6 +464,10 @@ func (h *dirHandle) Readdirent(ctx context.Context) (_ *fuse.DirEntry, errno sys
 	defer h.mu.Unlock()
 	e, ok, errno := h.at(ctx, h.pos)
 	if errno != 0 || !ok {
+		if errno == 0 && !h.freed {
+			h.freed = true
+			h.d.sh.f.freeAfterListing(h.pos)
+		}
 		return nil, errno
 	}
 	h.pos++
@@ -474,7 +479,7 @@ func (h *dirHandle) Readdirent(ctx context.Context) (_ *fuse.DirEntry, errno sys
 }
 
 func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (_ *fs.Inode, errno syscall.Errno) {
-	defer h.d.sh.f.trace("dirh.Lookup", "name", name)(&errno)
+	defer h.d.sh.f.traceName("dirh.Lookup", name)(&errno)
 	h.mu.Lock()
 	var e vfs.Dirent
 	found := false

@@ -5,6 +5,7 @@ import (
 	"github.com/ocm-agent/ocm-agent/fuse/contentcache"
 	"github.com/ocm-agent/ocm-agent/fuse/vfs"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -13,10 +14,17 @@ import (
 )
 
 // fileNode is a remote file: a file inside a folder share, or a file share.
+// What only an opened file needs is apart (st), allocated at its first open:
+// the kernel looks up every entry of a folder listed with ls -l, most never
+// opened.
 type fileNode struct {
 	fs.Inode
 	remote
+	st atomic.Pointer[openState]
+}
 
+// openState is what a file node keeps of its opens.
+type openState struct {
 	omu       sync.Mutex
 	opened    bool
 	lastValid string // validator at the last open, for FOPEN_KEEP_CACHE
@@ -28,6 +36,15 @@ type fileNode struct {
 	// cache (pagecache.go) against what changes the content there.
 	pushMu  sync.RWMutex
 	pushGen uint64
+}
+
+// state returns the node's open state, allocated the first time.
+func (n *fileNode) state() *openState {
+	if st := n.st.Load(); st != nil {
+		return st
+	}
+	n.st.CompareAndSwap(nil, &openState{})
+	return n.st.Load()
 }
 
 var (
@@ -184,9 +201,7 @@ func (n *fileNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAt
 		}
 		cur, at := n.getInfo()
 		cur.Mtime = mtime
-		n.imu.Lock()
-		n.in, n.inAt = cur, at
-		n.imu.Unlock()
+		n.setInfoAt(cur, at)
 	}
 	var cur vfs.Info
 	if wh, ok := fh.(*writeHandle); ok {
@@ -202,9 +217,7 @@ func (n *fileNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAt
 // forget drops what is known of the file, after its local version went to a
 // conflicted copy: the next stat asks the server.
 func (n *fileNode) forget() {
-	n.imu.Lock()
-	n.inAt = time.Time{}
-	n.imu.Unlock()
+	n.staleInfo()
 	if n.isRoot {
 		return
 	}
@@ -267,16 +280,17 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (_ fs.FileHandle, _ u
 		return nil, 0, errno
 	}
 	v := validator(in)
-	n.pushMu.Lock()
-	n.omu.Lock()
-	keep := n.opened && n.lastValid == v
-	n.opened, n.lastValid = true, v
-	n.omu.Unlock()
+	st := n.state()
+	st.pushMu.Lock()
+	st.omu.Lock()
+	keep := st.opened && st.lastValid == v
+	st.opened, st.lastValid = true, v
+	st.omu.Unlock()
 	if !keep {
-		n.pushGen++ // the kernel drops the old content at this open
+		st.pushGen++ // the kernel drops the old content at this open
 	}
-	pt := &pageTarget{n: n, gen: n.pushGen, valid: v}
-	n.pushMu.Unlock()
+	pt := &pageTarget{n: n, gen: st.pushGen, valid: v}
+	st.pushMu.Unlock()
 	var fuseFlags uint32
 	if keep {
 		fuseFlags |= fuse.FOPEN_KEEP_CACHE
@@ -342,9 +356,10 @@ func (h *readHandle) Read(ctx context.Context, dest []byte, off int64) (_ fuse.R
 func (h *readHandle) Release(ctx context.Context) (errno syscall.Errno) {
 	defer h.r.f.trace("readh.Release")(&errno)
 	h.r.release()
-	h.n.omu.Lock()
-	h.n.readers--
-	h.n.omu.Unlock()
+	st := h.n.state()
+	st.omu.Lock()
+	st.readers--
+	st.omu.Unlock()
 	return 0
 }
 

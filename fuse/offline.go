@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"hash/fnv"
-	"maps"
-	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -92,7 +90,7 @@ type storedListing struct {
 // newest of its listings is kept), or nil for a listing nobody changes.
 func (f *FS) keepListing(sh *share, d *dirNode, segs []string, l *vfs.Listing) {
 	c := f.o.Cache
-	if c == nil || len(l.Names) > maxOfflineEntries {
+	if c == nil || l.Len() > maxOfflineEntries {
 		return
 	}
 	read := func(fn func(*vfs.Listing)) { fn(l) }
@@ -117,7 +115,7 @@ func (f *FS) keepListing(sh *share, d *dirNode, segs []string, l *vfs.Listing) {
 		var sum uint64
 		read(func(l *vfs.Listing) {
 			if sum = listingSum(l); sum != kept {
-				s = storedListing{Self: l.Self, Items: maps.Clone(l.Items), FileID: l.FileID}
+				s = storedListing{Self: l.Self, Items: l.Children(), FileID: l.FileID}
 			}
 		})
 		if sum == kept {
@@ -165,9 +163,10 @@ func listingSum(l *vfs.Listing) uint64 {
 		buf = append(buf, 1)
 	}
 	info(l.Self)
-	for _, name := range l.Names {
-		str(name)
-		info(l.Items[name])
+	for i := range l.Len() {
+		e := l.At(i)
+		str(e.Name)
+		info(e.Info)
 		if len(buf) > 256 {
 			h.Write(buf)
 			buf = buf[:0]
@@ -243,14 +242,8 @@ func (f *FS) storedListing(sh *share, segs []string) *vfs.Listing {
 	if json.Unmarshal(b, &s) != nil {
 		return nil
 	}
-	l := &vfs.Listing{Self: s.Self, HasSelf: true, Items: s.Items, FileID: s.FileID}
-	if l.Items == nil {
-		l.Items = map[string]vfs.Info{}
-	}
-	for name := range l.Items {
-		l.Names = append(l.Names, name)
-	}
-	sort.Strings(l.Names)
+	l := &vfs.Listing{Self: s.Self, HasSelf: true, FileID: s.FileID}
+	l.SetChildren(s.Items)
 	f.log.Debug("listing served from the cache: the server cannot be reached", "share", sh.id)
 	return l
 }

@@ -41,10 +41,10 @@ type pageTarget struct {
 // reader's open, or the node learned of another version (whose size the
 // kernel may have: a push past it would grow the file).
 func (t *pageTarget) push(off int64, b []byte) bool {
-	n := t.n
-	n.pushMu.RLock()
-	defer n.pushMu.RUnlock()
-	if cur, _ := n.getInfo(); n.pushGen != t.gen || validator(cur) != t.valid {
+	n, st := t.n, t.n.state()
+	st.pushMu.RLock()
+	defer st.pushMu.RUnlock()
+	if cur, _ := n.getInfo(); st.pushGen != t.gen || validator(cur) != t.valid {
 		return false
 	}
 	errno := n.WriteCache(off, b)
@@ -57,9 +57,10 @@ func (t *pageTarget) push(off int64, b []byte) bool {
 // changePages marks the node's page-cache content as changed: readers
 // opened before push no more. It waits for a push in progress.
 func (n *fileNode) changePages() {
-	n.pushMu.Lock()
-	n.pushGen++
-	n.pushMu.Unlock()
+	st := n.state()
+	st.pushMu.Lock()
+	st.pushGen++
+	st.pushMu.Unlock()
 }
 
 // startPush starts the pusher unless it runs or pushing is off. r.mu is held.

@@ -54,10 +54,11 @@ func (h *ptReadHandle) Release(ctx context.Context) (errno syscall.Errno) {
 	if h.pt != nil {
 		h.pt.Close()
 	}
-	h.n.omu.Lock()
-	h.n.readers--
-	h.n.ptOpen--
-	h.n.omu.Unlock()
+	st := h.n.state()
+	st.omu.Lock()
+	st.readers--
+	st.ptOpen--
+	st.omu.Unlock()
 	return 0
 }
 
@@ -65,27 +66,28 @@ func (h *ptReadHandle) Release(ctx context.Context) (errno syscall.Errno) {
 // as a passthrough handle when the kernel may (or must) read the file
 // itself; nil when h is to be used as it is. etag is the version opened.
 func (n *fileNode) openPassthrough(h *readHandle, cf *contentcache.File, etag string) *ptReadHandle {
-	n.omu.Lock()
-	defer n.omu.Unlock()
-	for deadline := time.Now().Add(ptReleaseWait); n.ptOpen > 0 && n.ptETag != etag && time.Now().Before(deadline); {
-		n.omu.Unlock()
+	st := n.state()
+	st.omu.Lock()
+	defer st.omu.Unlock()
+	for deadline := time.Now().Add(ptReleaseWait); st.ptOpen > 0 && st.ptETag != etag && time.Now().Before(deadline); {
+		st.omu.Unlock()
 		time.Sleep(5 * time.Millisecond) // polling for a Release the kernel sends after close(2)
-		n.omu.Lock()
+		st.omu.Lock()
 	}
-	n.readers++
+	st.readers++
 	switch {
-	case n.ptOpen > 0:
+	case st.ptOpen > 0:
 		// The kernel takes only passthrough opens now; go-fuse gives
 		// this one the node's backing file.
-		n.ptOpen++
+		st.ptOpen++
 		return &ptReadHandle{readHandle: h}
-	case n.readers == 1:
+	case st.readers == 1:
 		pt := n.passthroughFile(cf)
 		if pt == nil {
 			return nil
 		}
-		n.ptOpen++
-		n.ptETag = etag
+		st.ptOpen++
+		st.ptETag = etag
 		return &ptReadHandle{readHandle: h, pt: pt}
 	}
 	return nil

@@ -22,6 +22,16 @@ func (f *FS) trace(op string, args ...any) func(*syscall.Errno) {
 	}
 }
 
+// traceName is trace of an operation on a child name, allocating nothing
+// when not tracing: lookups come by the hundred thousand for a folder
+// listed with ls -l.
+func (f *FS) traceName(op, name string) func(*syscall.Errno) {
+	if !f.log.Enabled(context.Background(), slog.LevelDebug) {
+		return func(*syscall.Errno) {}
+	}
+	return f.trace(op, "name", name)
+}
+
 func errnoName(e syscall.Errno) string {
 	if e == 0 {
 		return "OK"

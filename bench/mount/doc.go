@@ -22,7 +22,7 @@
 //
 // BENCH_CPUPROFILE=file profiles each ocm-agent mount process until it is
 // unmounted, into file.PID; BENCH_MEMPROFILE=file writes its heap profile each time it gets
-// SIGUSR1.
+// SIGUSR1, which the scale workload sends once the largest folder is listed.
 //
 // It needs nginx (nginx-light, libnginx-mod-http-dav-ext), curl, fusermount3,
 // and optionally rclone and davfs2 (skipped when missing). It is not a test.

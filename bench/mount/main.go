@@ -223,10 +223,17 @@ func serveMount(args []string) int {
 		signal.Notify(usr, syscall.SIGUSR1)
 		go func() {
 			for range usr {
-				if pf, err := os.Create(path); err == nil {
+				// Written aside and renamed: a reader sees it whole.
+				if pf, err := os.Create(path + ".tmp"); err == nil {
+					var ms runtime.MemStats
+					runtime.ReadMemStats(&ms) // before the GC: what the listing left
+					fmt.Fprintf(os.Stderr, "mount memory: heap in use %d, idle %d, released %d, goal %d, stacks %d, sys %d\n",
+						ms.HeapInuse, ms.HeapIdle, ms.HeapReleased, ms.NextGC, ms.StackInuse, ms.Sys)
 					runtime.GC()
 					_ = pprof.WriteHeapProfile(pf)
-					pf.Close()
+					if pf.Close() == nil {
+						_ = os.Rename(path+".tmp", path)
+					}
 				}
 			}
 		}()

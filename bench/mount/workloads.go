@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -79,6 +80,25 @@ func (b *bench) scaleWorkloads(sys, root string) {
 			if after := rssBytes(b.mountPID); after > 0 {
 				step(mRSSEntry, func() (float64, error) { return float64(after-before) / float64(n), nil })
 			}
+			heapProfile(b.mountPID)
+		}
+	}
+}
+
+// heapProfile has the mount process write its heap profile (to
+// BENCH_MEMPROFILE, on SIGUSR1) and waits, a bounded time, until it has.
+func heapProfile(pid int) {
+	path := os.Getenv("BENCH_MEMPROFILE")
+	if path == "" || pid <= 0 {
+		return
+	}
+	_ = os.Remove(path)
+	if err := syscall.Kill(pid, syscall.SIGUSR1); err != nil {
+		return
+	}
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if _, err := os.Stat(path); err == nil {
+			return
 		}
 	}
 }

@@ -291,7 +291,7 @@ func (pn *Pinner) start(ctx context.Context, share, p string) (*walk, error) {
 		}
 		return nil, err
 	}
-	in, ok := l.Items[name]
+	in, ok := l.Lookup(name)
 	if !ok {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, p)
 	}
@@ -428,8 +428,9 @@ func (pn *Pinner) walkDir(ctx context.Context, w *walk, dir string, depth int, s
 		return err
 	}
 	var sub []string
-	for _, name := range l.Names {
-		in := l.Items[name]
+	for i := range l.Len() {
+		e := l.At(i)
+		name, in := e.Name, e.Info
 		p := name
 		if dir != "" {
 			p = dir + "/" + name

@@ -1,7 +1,6 @@
 package vfs
 
 import (
-	"sort"
 	"sync"
 	"time"
 )
@@ -87,7 +86,7 @@ func (c *DirCache) run(fl *Flight, old *Listing) {
 	l, err := c.fetch(old, fl.add)
 	c.mu.Lock()
 	c.flight = nil
-	var all []Dirent
+	var all []entry
 	if err == nil {
 		if l != c.list {
 			c.ver++
@@ -95,12 +94,13 @@ func (c *DirCache) run(fl *Flight, old *Listing) {
 		c.list, c.listAt = l, c.now()
 		c.lastFl, c.lastFlVer, c.lastDirs = fl.id, c.ver, nil
 		if l == old || !l.Streamed {
-			all = Entries(l)
+			// A copy (Patch changes l's), not nil even when empty.
+			all = append(make([]entry, 0, len(l.ents)), l.ents...)
 		} else {
 			fl.mu.Lock()
-			for _, e := range fl.ents {
-				if in, ok := l.Items[e.Name]; ok && in.Dir {
-					c.lastDirs = append(c.lastDirs, e.Name)
+			for i := range fl.ents.len() {
+				if e := fl.ents.at(i); l.IsDir(e.name) {
+					c.lastDirs = append(c.lastDirs, e.name)
 				}
 			}
 			fl.mu.Unlock()
@@ -150,9 +150,9 @@ func (c *DirCache) DirsAhead(l *Listing, name string, n int) []string {
 		if l == c.list && c.lastDirs != nil {
 			a.dirs = c.lastDirs
 		} else {
-			for _, nm := range l.Names {
-				if l.Items[nm].Dir {
-					a.dirs = append(a.dirs, nm)
+			for _, e := range l.ents {
+				if e.in.IsDir() {
+					a.dirs = append(a.dirs, e.name)
 				}
 			}
 		}
@@ -176,7 +176,7 @@ func (c *DirCache) DirsAhead(l *Listing, name string, n int) []string {
 	a.next = to
 	var out []string
 	for _, d := range a.dirs[from:to] {
-		if in, ok := l.Items[d]; ok && in.Dir { // not removed since
+		if l.IsDir(d) { // not removed since
 			out = append(out, d)
 		}
 	}
@@ -195,9 +195,9 @@ type aheadState struct {
 // Entries returns the children of l in name order. l must be one the cache
 // handed out, read under its lock (see Item), or not shared yet.
 func Entries(l *Listing) []Dirent {
-	all := make([]Dirent, 0, len(l.Names))
-	for _, name := range l.Names {
-		all = append(all, Dirent{Name: name, Info: l.Items[name]})
+	all := make([]Dirent, l.Len())
+	for i := range all {
+		all[i] = l.At(i)
 	}
 	return all
 }
@@ -207,8 +207,7 @@ func Entries(l *Listing) []Dirent {
 func (c *DirCache) Item(l *Listing, name string) (Info, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	in, ok := l.Items[name]
-	return in, ok
+	return l.Lookup(name)
 }
 
 // Read runs fn on l, a listing from this cache, while no Patch changes it.
@@ -242,23 +241,11 @@ func (c *DirCache) Patch(name string, in *Info) {
 		return
 	}
 	c.ver++
-	_, had := l.Items[name]
 	if in == nil {
-		if had {
-			delete(l.Items, name)
-			if i := sort.SearchStrings(l.Names, name); i < len(l.Names) && l.Names[i] == name {
-				l.Names = append(l.Names[:i], l.Names[i+1:]...)
-			}
-		}
+		l.Remove(name)
 		return
 	}
-	l.Items[name] = *in
-	if !had {
-		i := sort.SearchStrings(l.Names, name)
-		l.Names = append(l.Names, "")
-		copy(l.Names[i+1:], l.Names[i:])
-		l.Names[i] = name
-	}
+	l.Set(name, *in)
 }
 
 // Dirent is one child of a directory.
@@ -278,8 +265,10 @@ type Flight struct {
 
 	mu   sync.Mutex
 	cond *sync.Cond
-	ents []Dirent
-	over bool
+	ents chunks[entry] // as they came
+	// whole, once not nil, replaces ents: a listing that came whole.
+	whole []entry
+	over  bool
 }
 
 func newFlight(id uint64) *Flight {
@@ -290,17 +279,17 @@ func newFlight(id uint64) *Flight {
 
 func (fl *Flight) add(name string, in Info) {
 	fl.mu.Lock()
-	fl.ents = append(fl.ents, Dirent{Name: name, Info: in})
+	fl.ents.add(entry{name: name, in: Pack(in)})
 	fl.mu.Unlock()
 	fl.cond.Broadcast()
 }
 
 // finish ends the flight; all, if not nil, replaces what was streamed (a
 // listing that came whole).
-func (fl *Flight) finish(l *Listing, err error, all []Dirent) {
+func (fl *Flight) finish(l *Listing, err error, all []entry) {
 	fl.mu.Lock()
 	if all != nil {
-		fl.ents = all
+		fl.ents, fl.whole = chunks[entry]{}, all
 	}
 	fl.l, fl.err, fl.over = l, err, true
 	fl.mu.Unlock()
@@ -330,14 +319,31 @@ func (fl *Flight) Wake() {
 func (fl *Flight) At(i int, stop func() bool) (e Dirent, ok bool, n int, l *Listing, err error, stopped bool) {
 	fl.mu.Lock()
 	defer fl.mu.Unlock()
-	for i >= len(fl.ents) && !fl.over {
+	for i >= fl.count() && !fl.over {
 		if stop() {
 			return Dirent{}, false, 0, nil, nil, true
 		}
 		fl.cond.Wait()
 	}
-	if i < len(fl.ents) {
-		return fl.ents[i], true, 0, nil, nil, false
+	if i < fl.count() {
+		e := fl.entry(i)
+		return Dirent{Name: e.name, Info: e.in.Info()}, true, 0, nil, nil, false
 	}
-	return Dirent{}, false, len(fl.ents), fl.l, fl.err, false
+	return Dirent{}, false, fl.count(), fl.l, fl.err, false
+}
+
+// count is how many children came. fl.mu is held.
+func (fl *Flight) count() int {
+	if fl.whole != nil {
+		return len(fl.whole)
+	}
+	return fl.ents.len()
+}
+
+// entry returns child i, below count. fl.mu is held.
+func (fl *Flight) entry(i int) entry {
+	if fl.whole != nil {
+		return fl.whole[i]
+	}
+	return fl.ents.at(i)
 }

@@ -31,10 +31,9 @@ func (c *fakeClock) Advance(d time.Duration) {
 }
 
 func listingOf(names ...string) *Listing {
-	l := &Listing{Items: map[string]Info{}}
+	l := &Listing{}
 	for _, n := range names {
-		l.Names = append(l.Names, n)
-		l.Items[n] = Info{Size: 1}
+		l.Set(n, Info{Size: 1})
 	}
 	return l
 }
@@ -68,7 +67,7 @@ func TestDirCacheTTL(t *testing.T) {
 		t.Fatalf("concurrent callers do not share one fetch: %p %p", fl1, fl2)
 	}
 	close(release)
-	if l, err := waitFlight(t, fl1); err != nil || len(l.Names) != 2 {
+	if l, err := waitFlight(t, fl1); err != nil || l.Len() != 2 {
 		t.Fatalf("flight: %v, %v", l, err)
 	}
 	clock.Advance(ttl - time.Second)
@@ -248,11 +247,10 @@ func TestDirsAheadOncePerWalk(t *testing.T) {
 		return l, nil
 	}, nil, nil)
 	var dirs []string
-	l = &Listing{Items: map[string]Info{}}
+	l = &Listing{}
 	for i := range 300 {
 		name := fmt.Sprintf("n%03d", i)
-		l.Names = append(l.Names, name)
-		l.Items[name] = Info{Dir: i%3 != 0}
+		l.Set(name, Info{Dir: i%3 != 0})
 		if i%3 != 0 {
 			dirs = append(dirs, name)
 		}
@@ -282,7 +280,8 @@ func TestDirsAheadOncePerWalk(t *testing.T) {
 	}
 	// A new listing (another version) is walked afresh.
 	l = listingOf("a", "b")
-	l.Items["a"], l.Items["b"] = Info{Dir: true}, Info{Dir: true}
+	l.Set("a", Info{Dir: true})
+	l.Set("b", Info{Dir: true})
 	c.Invalidate()
 	_, fl = c.Get(time.Minute)
 	if _, err := waitFlight(t, fl); err != nil {
@@ -298,12 +297,11 @@ func TestDirsAheadOncePerWalk(t *testing.T) {
 // version and the order of its directories stay known.
 func TestFlightNotKept(t *testing.T) {
 	c := NewDirCache(func(old *Listing, onChild func(string, Info)) (*Listing, error) {
-		l := &Listing{Items: map[string]Info{}, Streamed: true}
+		l := &Listing{Streamed: true}
 		for _, n := range []string{"z", "y", "x"} { // the server's order
 			onChild(n, Info{Dir: true})
-			l.Items[n] = Info{Dir: true}
+			l.Set(n, Info{Dir: true})
 		}
-		l.Names = []string{"x", "y", "z"}
 		return l, nil
 	}, nil, nil)
 	_, fl := c.Get(time.Minute)

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,18 +21,6 @@ type Info struct {
 	Mtime time.Time
 	ETag  string
 	Perms string // oc:permissions (ownCloud/Nextcloud), e.g. "RGDNVCK"; "" when not sent
-}
-
-// Listing is the parsed answer to one PROPFIND: the resource itself and, for
-// Depth 1, its children by name.
-type Listing struct {
-	Self     Info
-	HasSelf  bool
-	Names    []string // sorted
-	Items    map[string]Info
-	FileID   bool // the server sent oc:fileid: ownCloud-lineage, folder ETags change with their content
-	Streamed bool // the children were handed out as they arrived
-	Accepted int  // children found in the document (before dropping unusable names)
 }
 
 // ErrNoResponse means a multistatus held nothing usable.
@@ -103,7 +90,7 @@ func ParseStreamMax(r io.Reader, reqURL string, maxEntries int, onChild func(nam
 		// send it first): without it the listing falls back to other rules.
 		// The children told are the listing's (the same rules pick them),
 		// gathered here rather than once more at the end.
-		told := &toldChildren{items: map[string]Info{}}
+		told := &toldChildren{}
 		var early []davResponse
 		tell := func(rsp *davResponse) {
 			if !rsp.ok || rsp.rel != relChild {
@@ -114,16 +101,13 @@ func ParseStreamMax(r io.Reader, reqURL string, maxEntries int, onChild func(nam
 			if !ValidRemoteName(name) {
 				return
 			}
-			if _, dup := told.items[name]; dup {
-				return
-			}
 			in := rsp.in
 			if in.Dir {
 				in.Size = 0
 			}
-			told.items[name] = in
-			told.names = append(told.names, name)
-			onChild(name, in)
+			if told.add(name, in) {
+				onChild(name, in)
+			}
 		}
 		b.onResponse = func(rsp *davResponse) {
 			switch {
@@ -176,8 +160,7 @@ func ParseStreamMax(r io.Reader, reqURL string, maxEntries int, onChild func(nam
 
 // toldChildren are the children of a listing handed out as they came.
 type toldChildren struct {
-	items    map[string]Info
-	names    []string
+	children
 	accepted int
 }
 
@@ -384,11 +367,10 @@ func (b *msBuilder) listing(reqSegs []string) (*Listing, error) {
 	if t := b.told; t != nil {
 		// Streamed: the children are those told (the same rules as
 		// below, the resource itself being the first relSelf entry).
-		l.Items, l.Names, l.Accepted = t.items, t.names, t.accepted
-		sort.Strings(l.Names)
+		l.ents, l.Accepted = t.sorted(), t.accepted
 		return l, nil
 	}
-	l.Items = make(map[string]Info, len(resps))
+	var c children
 	for i := range resps {
 		if i == selfIdx {
 			continue
@@ -405,17 +387,13 @@ func (b *msBuilder) listing(reqSegs []string) (*Listing, error) {
 		if !ValidRemoteName(name) {
 			continue
 		}
-		if _, dup := l.Items[name]; dup {
-			continue
-		}
 		in := rsp.in
 		if in.Dir {
 			in.Size = 0
 		}
-		l.Items[name] = in
-		l.Names = append(l.Names, name)
+		c.add(name, in)
 	}
-	sort.Strings(l.Names)
+	l.ents = c.sorted()
 	return l, nil
 }
 

@@ -86,14 +86,14 @@ func TestParseMultistatus(t *testing.T) {
 	if !l.Self.Dir || l.Self.ETag != `"dir"` {
 		t.Errorf("self = %+v", l.Self)
 	}
-	if strings.Join(l.Names, "|") != "My File.txt|sub" {
-		t.Errorf("names = %q", l.Names)
+	if strings.Join(l.Names(), "|") != "My File.txt|sub" {
+		t.Errorf("names = %q", l.Names())
 	}
-	f := l.Items["My File.txt"]
+	f, _ := l.Lookup("My File.txt")
 	if f.Dir || f.Size != 42 || f.ETag != `"e1"` || f.Mtime.Year() != 2006 {
 		t.Errorf("file = %+v", f)
 	}
-	if !l.Items["sub"].Dir {
+	if !l.IsDir("sub") {
 		t.Errorf("sub not a dir")
 	}
 	if l.FileID {
@@ -124,8 +124,8 @@ func FuzzParseMultistatus(f *testing.F) {
 		if err == nil && len(streamed) > 0 {
 			sorted := append([]string(nil), streamed...)
 			sort.Strings(sorted)
-			if !reflect.DeepEqual(sorted, l.Names) {
-				t.Fatalf("streamed %q, listed %q", streamed, l.Names)
+			if !reflect.DeepEqual(sorted, l.Names()) {
+				t.Fatalf("streamed %q, listed %q", streamed, l.Names())
 			}
 		}
 		ref, rerr := parseWithEncodingXML(doc, req)
@@ -138,14 +138,14 @@ func FuzzParseMultistatus(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if len(l.Names) != len(l.Items) {
-			t.Fatalf("%d names, %d items", len(l.Names), len(l.Items))
+		if len(l.Names()) != len(l.Children()) {
+			t.Fatalf("%d names, %d items", len(l.Names()), len(l.Children()))
 		}
-		for _, n := range l.Names {
+		for _, n := range l.Names() {
 			if !ValidRemoteName(n) {
 				t.Fatalf("unusable name %q accepted", n)
 			}
-			if _, ok := l.Items[n]; !ok {
+			if _, ok := l.Lookup(n); !ok {
 				t.Fatalf("name %q without item", n)
 			}
 		}
@@ -187,8 +187,8 @@ func BenchmarkParseMultistatus10k(b *testing.B) {
 	b.SetBytes(int64(len(doc)))
 	for b.Loop() {
 		l, err := ParseMultistatus(doc, "http://127.0.0.1/wide/")
-		if err != nil || len(l.Names) != 10000 {
-			b.Fatalf("%v %d", err, len(l.Names))
+		if err != nil || l.Len() != 10000 {
+			b.Fatalf("%v %d", err, l.Len())
 		}
 	}
 }

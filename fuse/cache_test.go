@@ -363,13 +363,16 @@ func TestCacheOfflineWritesStayInSpool(t *testing.T) {
 // the listing the mount holds in memory when its server goes away: a new
 // file can be written into it, and waits in the spool.
 func TestCacheOfflineUsesTheListingInMemory(t *testing.T) {
+	old := maxOfflineEntries
+	maxOfflineEntries = 20
+	t.Cleanup(func() { maxOfflineEntries = old })
 	ce := newCacheEnv(t, 64<<20)
 	dir := filepath.Join(ce.srv.dir, "shares/big")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	for i := range maxOfflineEntries + 1 {
-		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%05d", i)), nil, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%02d", i)), nil, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -388,7 +391,7 @@ func TestCacheOfflineUsesTheListingInMemory(t *testing.T) {
 	if p := ce.fs.PendingUploads(); len(p) != 1 {
 		t.Fatalf("pending uploads: %q (the write failed with %v)", p, err)
 	}
-	if fi, err := os.Stat(ce.path("Big", "f00042")); err != nil || fi.IsDir() {
+	if fi, err := os.Stat(ce.path("Big", "f07")); err != nil || fi.IsDir() {
 		t.Fatalf("a listed file while offline: %v", err)
 	}
 }

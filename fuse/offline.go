@@ -26,8 +26,8 @@ import (
 const probeEvery = 2 * time.Second
 
 // maxOfflineEntries bounds the listings kept for offline use: a larger one
-// costs too much to encode on every listing.
-const maxOfflineEntries = 10_000
+// costs too much to encode on every listing. A variable for tests.
+var maxOfflineEntries = 10_000
 
 // noteReach records whether a share's server answered a request, and
 // passes a change to Options.OnShareOffline.

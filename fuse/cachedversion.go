@@ -52,13 +52,5 @@ func (n *fileNode) settleVersion(ctx context.Context, segs []string, in vfs.Info
 func (f *FS) fileInfo(ctx context.Context, sh *share, segs []string) (vfs.Info, error) {
 	ctx, cancel := f.dav.WithDeadline(ctx)
 	defer cancel()
-	u := sh.fileURL(segs)
-	l, _, err := f.dav.Propfind(ctx, sh.id, u, "0", nil)
-	if err == nil {
-		return l.Self, nil
-	}
-	if vfs.KindOf(err) == vfs.KindNotSupported {
-		return f.dav.Head(ctx, sh.id, u)
-	}
-	return vfs.Info{}, err
+	return f.dav.Stat(ctx, sh.id, sh.fileURL(segs))
 }

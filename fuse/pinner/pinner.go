@@ -271,7 +271,7 @@ func (pn *Pinner) start(ctx context.Context, share, p string) (*walk, error) {
 	w := &walk{share: share, path: p, root: root, dir: rootDir}
 	if p == "" {
 		if !rootDir {
-			l, err := pn.fileInfo(ctx, share, root)
+			l, err := pn.o.Client.Stat(ctx, share, root)
 			if err != nil {
 				return nil, err
 			}
@@ -297,19 +297,6 @@ func (pn *Pinner) start(ctx context.Context, share, p string) (*walk, error) {
 	}
 	w.dir, w.self = in.Dir, in
 	return w, nil
-}
-
-// fileInfo is the metadata of a single-file share's root.
-func (pn *Pinner) fileInfo(ctx context.Context, share, u string) (vfs.Info, error) {
-	l, _, err := pn.o.Client.Propfind(ctx, share, u, "0", nil)
-	if err == nil {
-		return l.Self, nil
-	}
-	var se *vfs.StatusError
-	if errors.As(err, &se) && (se.Code == http.StatusMethodNotAllowed || se.Code == http.StatusNotImplemented || se.Code == http.StatusBadRequest) {
-		return pn.o.Client.Head(ctx, share, u)
-	}
-	return vfs.Info{}, err
 }
 
 func splitPath(p string) []string {

@@ -482,6 +482,21 @@ func mustPath(u string) string {
 	return p.Path
 }
 
+// Stat asks for the metadata of the file at u: PROPFIND Depth 0, or HEAD
+// from a server that refuses PROPFIND on it (405, 501, or 400 as seen in
+// the wild for a file share served by GET and HEAD only).
+func (c *Client) Stat(ctx context.Context, shareID, u string) (Info, error) {
+	l, _, err := c.Propfind(ctx, shareID, u, "0", nil)
+	if err == nil {
+		return l.Self, nil
+	}
+	var se *StatusError
+	if errors.As(err, &se) && (se.Code == http.StatusMethodNotAllowed || se.Code == http.StatusNotImplemented || se.Code == http.StatusBadRequest) {
+		return c.Head(ctx, shareID, u)
+	}
+	return Info{}, err
+}
+
 // Head asks for the metadata of a file with HEAD, for servers that refuse
 // PROPFIND on a single-file share.
 func (c *Client) Head(ctx context.Context, shareID, u string) (Info, error) {

@@ -391,18 +391,10 @@ func (st *upStream) finish(ctx context.Context, size int64, cond precondition) (
 // in between still makes a conflicted copy rather than being overwritten.
 // An unanswered check counts as a failure: the spool's upload then counts.
 func (st *upStream) keptAll(ctx context.Context, size int64) bool {
-	dav := st.ws.sp.dav
-	l, _, err := dav.Propfind(ctx, st.shareID, st.url, "0", nil)
-	var got Info
-	switch {
-	case err == nil && l.HasSelf:
-		got = l.Self
-	default:
-		// Servers that refuse PROPFIND on a single file answer HEAD.
-		if got, err = dav.Head(ctx, st.shareID, st.url); err != nil {
-			st.ws.sp.log.Debug("a streamed upload could not be checked; uploading from the spool", "share", st.shareID, "err", err)
-			return false
-		}
+	got, err := st.ws.sp.dav.Stat(ctx, st.shareID, st.url)
+	if err != nil {
+		st.ws.sp.log.Debug("a streamed upload could not be checked; uploading from the spool", "share", st.shareID, "err", err)
+		return false
 	}
 	if got.Size == size {
 		return true

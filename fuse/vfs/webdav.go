@@ -14,6 +14,8 @@ type WebDAV interface {
 	// they arrive when set.
 	Propfind(ctx context.Context, shareID, u, depth string, onChild func(string, Info)) (*Listing, string, error)
 	Head(ctx context.Context, shareID, u string) (Info, error)
+	// Stat is a file's metadata: PROPFIND Depth 0, or HEAD where refused.
+	Stat(ctx context.Context, shareID, u string) (Info, error)
 	// GetRange reads len(buf) bytes of u from off.
 	GetRange(ctx context.Context, shareID, u string, off int64, buf []byte, progress func(int)) (int, error)
 	GetWhole(ctx context.Context, shareID, u string) (*http.Response, error)

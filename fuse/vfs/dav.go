@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -672,5 +671,5 @@ func keptAliveLost(method string, err error) bool {
 	if strings.Contains(err.Error(), "http: server closed idle connection") {
 		return true
 	}
-	return method == "PROPFIND" && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET))
+	return method == "PROPFIND" && connectionEnded(err)
 }

@@ -186,11 +186,17 @@ func Unreachable(err error) bool {
 	// A server gone while a kept-alive connection waited: Go sends a
 	// request that is not idempotent (PROPFIND) once only, and returns
 	// EOF or the reset.
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) {
+	if connectionEnded(err) {
 		return true
 	}
 	// A credential that could not be had for want of a network (a token
 	// exchange with the same server) counts; a refused one does not.
 	var ne net.Error
 	return errors.As(err, &ne)
+}
+
+// connectionEnded reports whether err is the connection ending instead of
+// an answer: EOF, or a reset.
+func connectionEnded(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)
 }

@@ -176,18 +176,14 @@ func listingSum(l *vfs.Listing) uint64 {
 	return max(h.Sum64(), 1)
 }
 
-// offlineFirst returns the last listing of the folder at segs while its
-// share is offline, starting a probe of its server; nil otherwise. The
-// last listing is old, the one the folder has in memory, if any, or the
-// stored one.
+// offlineFirst returns the last listing of the folder at segs (see
+// lastListing) while its share is offline, starting a probe of its server;
+// nil otherwise.
 func (f *FS) offlineFirst(sh *share, segs []string, old *vfs.Listing) *vfs.Listing {
 	if f.o.Cache == nil || !sh.isOffline() {
 		return nil
 	}
-	l := old
-	if l == nil {
-		l = f.storedListing(sh, segs)
-	}
+	l := f.lastListing(sh, segs, old)
 	if l != nil {
 		f.probe(sh)
 	}
@@ -218,14 +214,20 @@ func (f *FS) probe(sh *share) {
 	}()
 }
 
-// offlineListing returns the last listing of the folder at segs (old, the
-// one in memory, or else the stored one) when err says its server cannot be
-// reached, or nil. The one in memory counts too: the stored one is written
-// in the background and may not be there yet when the server goes away.
+// offlineListing returns the last listing of the folder at segs (see
+// lastListing) when err says its server cannot be reached, or nil.
 func (f *FS) offlineListing(sh *share, segs []string, err error, old *vfs.Listing) *vfs.Listing {
 	if f.o.Cache == nil || !vfs.Unreachable(err) {
 		return nil
 	}
+	return f.lastListing(sh, segs, old)
+}
+
+// lastListing is the last listing of the folder at segs: old, the one in
+// memory, if any, else the stored one (or nil). The one in memory comes
+// first: the stored one is written in the background and may not be there
+// yet when the server goes away.
+func (f *FS) lastListing(sh *share, segs []string, old *vfs.Listing) *vfs.Listing {
 	if old != nil {
 		return old
 	}

@@ -75,7 +75,7 @@ type upStream struct {
 	in      Info  // the server's answer (ETag) ...
 	err     error // ... or why the upload failed
 
-	shareID, url string // where the body goes, set before the request
+	shareID, url string // where the body goes
 }
 
 // streamable reports whether a stream may start now. ws.mu is held.
@@ -92,8 +92,9 @@ func (ws *WriteSession) startStreamLocked() {
 		return
 	}
 	ctx, cancel := context.WithCancel(ws.sp.ctx)
+	// What the request names is taken now, under ws.mu.
 	st := &upStream{ws: ws, file: ws.file, ctx: ctx, cancel: cancel, end: -1, done: make(chan struct{}),
-		cond: precondition{ifNoneMatch: ws.created, ifMatch: ws.base}}
+		cond: precondition{ifNoneMatch: ws.created, ifMatch: ws.base}, shareID: sh.ID(), url: sh.FileURL(ws.segs)}
 	st.wake = sync.NewCond(&ws.mu)
 	ws.stream = st
 	stop := context.AfterFunc(ctx, func() {
@@ -101,11 +102,10 @@ func (ws *WriteSession) startStreamLocked() {
 		st.wake.Broadcast()
 		ws.mu.Unlock()
 	})
-	// What the request names is taken now, under ws.mu.
-	segs, mtime := append([]string(nil), ws.segs...), ws.mtime
+	mtime := ws.mtime
 	go func() {
 		defer stop()
-		st.run(sh, segs, mtime)
+		st.run(mtime)
 	}()
 }
 
@@ -165,7 +165,7 @@ func (ws *WriteSession) abortStreamLocked() {
 }
 
 // run sends the PUT and keeps its answer.
-func (st *upStream) run(sh Share, segs []string, mtime time.Time) {
+func (st *upStream) run(mtime time.Time) {
 	defer close(st.done)
 	defer st.cancel()
 	sp := st.ws.sp
@@ -177,7 +177,6 @@ func (st *upStream) run(sh Share, segs []string, mtime time.Time) {
 	}
 	st.cond.set(h)
 	given := false
-	st.shareID, st.url = sh.ID(), sh.FileURL(segs)
 	resp, err := sp.dav.Do(st.ctx, Request{
 		Method:  http.MethodPut,
 		URL:     st.url,
@@ -202,7 +201,7 @@ func (st *upStream) run(sh Share, segs []string, mtime time.Time) {
 			err = ErrRemoteChanged
 		case http.StatusBadRequest, http.StatusLengthRequired, http.StatusNotImplemented:
 			// A server that wants a Content-Length: no more streams to it.
-			sp.refuseStreams(sh.ID())
+			sp.refuseStreams(st.shareID)
 			err = &StatusError{Method: "PUT", Code: resp.StatusCode}
 		default:
 			err = &StatusError{Method: "PUT", Code: resp.StatusCode}

@@ -276,18 +276,11 @@ func TestAcceptInviteRedirectElsewhereNotFollowed(t *testing.T) {
 		w.WriteHeader(http.StatusOK)
 	}))
 	t.Cleanup(other.Close)
-	var srv *httptest.Server
-	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/.well-known/ocm" {
-			w.Header().Set("Content-Type", "application/json")
-			fmt.Fprintf(w, `{"enabled":true,"apiVersion":"1.1.0","endPoint":"%s/ocm","resourceTypes":[{"name":"file","shareTypes":["user"],"protocols":{"webdav":"/webdav/"}}]}`, srv.URL)
-			return
-		}
+	host := discoveringPeer(t, func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, other.URL+r.URL.Path, http.StatusTemporaryRedirect)
-	}))
-	t.Cleanup(srv.Close)
+	})
 	err := td.client.Do(context.Background(), http.MethodPost, "/v1/invites/accept",
-		control.AcceptInviteRequest{Token: "secret-token-r", Provider: strings.TrimPrefix(srv.URL, "http://")}, nil)
+		control.AcceptInviteRequest{Token: "secret-token-r", Provider: host}, nil)
 	var ae *control.APIError
 	if !errors.As(err, &ae) || ae.Status != http.StatusBadGateway || !strings.Contains(ae.Message, "another server") || strings.Contains(ae.Message, "secret-token-r") {
 		t.Fatalf("accepting through a redirect elsewhere: %v, want a 502 saying it was not followed", err)
@@ -302,18 +295,29 @@ func TestAcceptInviteRedirectElsewhereNotFollowed(t *testing.T) {
 // token (which must not reach the user's messages).
 func fixedStatusPeer(t *testing.T, status int) string {
 	t.Helper()
-	var srv *httptest.Server
-	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		if r.URL.Path == "/.well-known/ocm" {
-			fmt.Fprintf(w, `{"enabled":true,"apiVersion":"1.1.0","endPoint":"%s/ocm","resourceTypes":[{"name":"file","shareTypes":["user"],"protocols":{"webdav":"/webdav/"}}]}`, srv.URL)
-			return
-		}
+	return discoveringPeer(t, func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(io.LimitReader(r.Body, 4096))
 		var req ocm.InviteAccepted
 		json.Unmarshal(b, &req)
+		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(status)
 		json.NewEncoder(w).Encode(ocm.Error{Message: "refused token " + req.Token})
+	})
+}
+
+// discoveringPeer is a loopback OCM server: a discovery document naming
+// its own /ocm end point, and rest for every other request. It returns
+// its host:port.
+func discoveringPeer(t *testing.T, rest http.HandlerFunc) string {
+	t.Helper()
+	var srv *httptest.Server
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/.well-known/ocm" {
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintf(w, `{"enabled":true,"apiVersion":"1.1.0","endPoint":"%s/ocm","resourceTypes":[{"name":"file","shareTypes":["user"],"protocols":{"webdav":"/webdav/"}}]}`, srv.URL)
+			return
+		}
+		rest(w, r)
 	}))
 	t.Cleanup(srv.Close)
 	return strings.TrimPrefix(srv.URL, "http://")

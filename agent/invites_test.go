@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -20,6 +19,7 @@ import (
 	"github.com/ocm-agent/ocm-agent/config"
 	"github.com/ocm-agent/ocm-agent/control"
 	"github.com/ocm-agent/ocm-agent/internal/ocmtest"
+	"github.com/ocm-agent/ocm-agent/internal/testenv"
 	"github.com/ocm-agent/ocm-agent/ocm"
 	"github.com/ocm-agent/ocm-agent/store"
 )
@@ -229,16 +229,10 @@ func TestAcceptInviteFailures(t *testing.T) {
 	if ae := accept(control.AcceptInviteRequest{Invite: own.InviteString}); ae.Status != 400 || !strings.Contains(ae.Message, "made by this agent") {
 		t.Errorf("own invite: %d %s", ae.Status, ae.Message)
 	}
-	// Nothing listens at a closed port: 502. The port is on 127.0.0.3, where
-	// no test server listens: the daemon remembers a failed discovery for a
-	// minute, and a loopback server started later on 127.0.0.1 may be given
-	// the same port number.
-	ln, err := net.Listen("tcp", "127.0.0.3:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := ln.Addr().String()
-	ln.Close()
+	// Nothing listens at a closed port: 502. (The daemon remembers a
+	// failed discovery for a minute: the port must not be given to a test
+	// server started later.)
+	dead := testenv.ClosedAddr(t)
 	if ae := accept(control.AcceptInviteRequest{Token: "t0k", Provider: dead}); ae.Status != 502 {
 		t.Errorf("unreachable server: %d %s", ae.Status, ae.Message)
 	}

@@ -327,13 +327,7 @@ func TestDoctorAgainstRunningDaemon(t *testing.T) {
 	t.Run("public URL not served", func(t *testing.T) {
 		u := newUserEnv(t)
 		u.linkTool(t, "fusermount3")
-		// On 127.0.0.3, so the agent's own port (on 127.0.0.1) can never be it.
-		ln, err := net.Listen("tcp", "127.0.0.3:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		wrong := ln.Addr().String()
-		ln.Close()
+		wrong := testenv.ClosedAddr(t) // never the agent's own port
 		startAgent(t, bin, u, "--listen", freePort(t), "--public-url", "http://"+wrong, "--mount", "", "--secrets", "file")
 		rep, code, _ := runDoctor(t, bin, u)
 		checkReport(t, rep, map[string]want{

@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"net"
 	"os"
 	"os/exec"
 	"testing"
@@ -38,4 +39,18 @@ func FUSE(t testing.TB) {
 	_, err := os.Stat("/dev/fuse")
 	Need(t, "/dev/fuse", err)
 	Program(t, "fusermount3", "fuse3")
+}
+
+// ClosedAddr is a loopback host:port where nothing listens, on 127.0.0.3:
+// loopback test servers listen on 127.0.0.1, where the kernel may hand a
+// port just closed to the next one started, while an agent may remember
+// what it found at the closed one.
+func ClosedAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.3:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/ocm-agent/ocm-agent/config"
 	"github.com/ocm-agent/ocm-agent/control"
+	"github.com/ocm-agent/ocm-agent/internal/testenv"
 )
 
 // testDaemon is a real daemon on a loopback port with its state in a
@@ -29,23 +29,13 @@ type testDaemon struct {
 	done   chan error
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 func startDaemon(t *testing.T, mutate func(*config.Config)) *testDaemon {
 	t.Helper()
 	dir := t.TempDir()
 	t.Setenv("XDG_CONFIG_HOME", filepath.Join(dir, "config"))
 	t.Setenv("XDG_CACHE_HOME", filepath.Join(dir, "cache"))
 	cfg := config.Default()
-	cfg.Listen = freePort(t)
+	cfg.Listen = testenv.FreeAddr(t)
 	cfg.User = "bob"
 	cfg.DisplayName = "Bob Receiver"
 	cfg.StateDir = filepath.Join(dir, "state")

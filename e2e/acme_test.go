@@ -185,7 +185,7 @@ func startPebble(t *testing.T, api apiCert, dnsAddr string, validity, httpPort, 
 	bin := buildPebble(t)
 	dir := t.TempDir()
 	p := &pebbleProc{t: t, log: &testenv.Buffer{}, api: api}
-	listen, mgmt := freePort(t), freePort(t)
+	listen, mgmt := testenv.FreeAddr(t), testenv.FreeAddr(t)
 	p.dirURL, p.mgmt = "https://"+listen+"/dir", "https://"+mgmt
 	cfg := map[string]any{"pebble": map[string]any{
 		"listenAddress": listen, "managementListenAddress": mgmt,
@@ -373,7 +373,7 @@ func TestACMEObtainServeRestart(t *testing.T) {
 	a := newAgent(t)
 	_, port, _ := net.SplitHostPort(a.listen)
 	tlsPort, _ := strconv.Atoi(port)
-	closed, _ := strconv.Atoi(strings.Split(freePort(t), ":")[1])
+	closed, _ := strconv.Atoi(strings.Split(testenv.FreeAddr(t), ":")[1])
 	p := startPebble(t, api, dnsAddr, 90*24*3600, closed, tlsPort)
 	a.useACME(p)
 	a.start()
@@ -425,7 +425,7 @@ func TestACMERenewsAndSurvivesCAOutage(t *testing.T) {
 	dnsAddr := startNameServer(t)
 	a := newAgent(t)
 	_, port, _ := net.SplitHostPort(a.listen)
-	httpAddr := freePort(t)
+	httpAddr := testenv.FreeAddr(t)
 	tlsPort, _ := strconv.Atoi(port)
 	httpPort, _ := strconv.Atoi(strings.Split(httpAddr, ":")[1])
 	p := startPebble(t, api, dnsAddr, 30, httpPort, tlsPort)

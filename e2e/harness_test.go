@@ -5,7 +5,6 @@ import (
 
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -51,20 +50,10 @@ type agentProc struct {
 	extraEnv []string
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // newAgent prepares an agent for user bob with all state under a temp dir.
 func newAgent(t *testing.T, extra ...string) *agentProc {
 	dir := t.TempDir()
-	a := &agentProc{t: t, dir: dir, listen: freePort(t), socket: filepath.Join(dir, "run", "ocm-agent.sock")}
+	a := &agentProc{t: t, dir: dir, listen: testenv.FreeAddr(t), socket: filepath.Join(dir, "run", "ocm-agent.sock")}
 	a.base = "http://" + a.listen
 	a.args = append([]string{"serve", "--listen", a.listen, "--user", "bob", "--display-name", "Bob",
 		"--state-dir", filepath.Join(dir, "state"), "--socket", a.socket, "--secrets", "file",

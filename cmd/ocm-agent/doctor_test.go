@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -89,16 +88,6 @@ func (u *userEnv) linkTool(t *testing.T, name string) {
 }
 
 func (u *userEnv) socket() string { return filepath.Join(u.runtime, "ocm-agent.sock") }
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 // agentProcess is a running 'ocm-agent serve'.
 type agentProcess struct {
@@ -209,7 +198,7 @@ func TestDoctorAgainstRunningDaemon(t *testing.T) {
 	t.Run("running, file secrets, loopback", func(t *testing.T) {
 		u := newUserEnv(t)
 		u.linkTool(t, "fusermount3")
-		listen := freePort(t)
+		listen := testenv.FreeAddr(t)
 		startAgent(t, bin, u, "--listen", listen, "--mount", "", "--secrets", "file")
 		rep, code, stderr := runDoctor(t, bin, u)
 		checkReport(t, rep, map[string]want{
@@ -256,7 +245,7 @@ func TestDoctorAgainstRunningDaemon(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(u.bin, "systemctl"), []byte(stub), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		startAgent(t, bin, u, "--listen", freePort(t), "--mount", "", "--secrets", "file")
+		startAgent(t, bin, u, "--listen", testenv.FreeAddr(t), "--mount", "", "--secrets", "file")
 		rep, code, _ := runDoctor(t, bin, u)
 		checkReport(t, rep, map[string]want{doctor.CheckSystemd: {doctor.Pass, "active and enabled"}})
 		if code != 0 {
@@ -276,7 +265,7 @@ func TestDoctorAgainstRunningDaemon(t *testing.T) {
 		u := newUserEnv(t)
 		u.linkTool(t, "fusermount3")
 		u.extra = []string{"DBUS_SESSION_BUS_ADDRESS=" + env.Address}
-		startAgent(t, bin, u, "--listen", freePort(t), "--mount", "", "--secrets", "keyring")
+		startAgent(t, bin, u, "--listen", testenv.FreeAddr(t), "--mount", "", "--secrets", "keyring")
 		rep, code, stderr := runDoctor(t, bin, u)
 		checkReport(t, rep, map[string]want{doctor.CheckSecrets: {doctor.Pass, "reachable and unlocked"}})
 		if code != 0 {
@@ -296,7 +285,7 @@ func TestDoctorAgainstRunningDaemon(t *testing.T) {
 		u := newUserEnv(t)
 		u.linkTool(t, "fusermount3")
 		u.extra = []string{"DBUS_SESSION_BUS_ADDRESS=" + env.Address}
-		startAgent(t, bin, u, "--listen", freePort(t), "--mount", "", "--secrets", "auto")
+		startAgent(t, bin, u, "--listen", testenv.FreeAddr(t), "--mount", "", "--secrets", "auto")
 		rep, code, _ := runDoctor(t, bin, u)
 		res, _ := rep.Get(doctor.CheckSecrets)
 		checkReport(t, rep, map[string]want{doctor.CheckSecrets: {doctor.Warn, "falling back to the encrypted file store"}})
@@ -311,7 +300,7 @@ func TestDoctorAgainstRunningDaemon(t *testing.T) {
 	t.Run("daemon down", func(t *testing.T) {
 		u := newUserEnv(t)
 		u.linkTool(t, "fusermount3")
-		p := startAgent(t, bin, u, "--listen", freePort(t), "--mount", "", "--secrets", "file")
+		p := startAgent(t, bin, u, "--listen", testenv.FreeAddr(t), "--mount", "", "--secrets", "file")
 		p.stop(t)
 		rep, code, stderr := runDoctor(t, bin, u)
 		checkReport(t, rep, map[string]want{
@@ -328,7 +317,7 @@ func TestDoctorAgainstRunningDaemon(t *testing.T) {
 		u := newUserEnv(t)
 		u.linkTool(t, "fusermount3")
 		wrong := testenv.ClosedAddr(t) // never the agent's own port
-		startAgent(t, bin, u, "--listen", freePort(t), "--public-url", "http://"+wrong, "--mount", "", "--secrets", "file")
+		startAgent(t, bin, u, "--listen", testenv.FreeAddr(t), "--public-url", "http://"+wrong, "--mount", "", "--secrets", "file")
 		rep, code, _ := runDoctor(t, bin, u)
 		checkReport(t, rep, map[string]want{
 			doctor.CheckEndpoint:  {doctor.Pass, "listens on"},

@@ -68,7 +68,7 @@ func TestInit(t *testing.T) {
 
 	t.Run("non-interactive, then serve", func(t *testing.T) {
 		u := newUserEnv(t)
-		listen := freePort(t)
+		listen := testenv.FreeAddr(t)
 		out, stderr, code := runInit(t, bin, u, "", "--non-interactive", "--user", "alice", "--display-name", "Alice Example",
 			"--public-url", "https://ocm.example.org/", "--listen", listen, "--mount", "")
 		if code != 0 {
@@ -106,7 +106,7 @@ func TestInit(t *testing.T) {
 
 	t.Run("interactive through a pipe", func(t *testing.T) {
 		u := newUserEnv(t)
-		listen := freePort(t)
+		listen := testenv.FreeAddr(t)
 		answers := strings.Join([]string{
 			"a@b",                      // refused: asked again
 			"alice",                    // user
@@ -212,7 +212,7 @@ func TestInitNginxSnippetServesTheAgent(t *testing.T) {
 	bin := buildAgent(t)
 	u := newUserEnv(t)
 	u.linkTool(t, "fusermount3")
-	listen, proxyAddr := freePort(t), freePort(t)
+	listen, proxyAddr := testenv.FreeAddr(t), testenv.FreeAddr(t)
 	_, proxyPort, _ := net.SplitHostPort(proxyAddr)
 	public := "https://localhost:" + proxyPort
 

@@ -17,6 +17,7 @@ import (
 	"github.com/ocm-agent/ocm-agent/config"
 	"github.com/ocm-agent/ocm-agent/control"
 	"github.com/ocm-agent/ocm-agent/internal/ocmtest"
+	"github.com/ocm-agent/ocm-agent/internal/testenv"
 )
 
 // runCLIAt runs one command line against the daemon at socket.
@@ -59,7 +60,7 @@ func mountedAgent(t *testing.T) (socket, shareID string, d *agent.Daemon, peer *
 	t.Setenv("XDG_CONFIG_HOME", filepath.Join(dir, "config"))
 	t.Setenv("XDG_CACHE_HOME", filepath.Join(dir, "cache"))
 	cfg := config.Default()
-	cfg.Listen = freePort(t)
+	cfg.Listen = testenv.FreeAddr(t)
 	cfg.User = "bob"
 	cfg.StateDir = filepath.Join(dir, "state")
 	cfg.Socket = filepath.Join(dir, "run", "ocm-agent.sock")

@@ -41,13 +41,27 @@ func FUSE(t testing.TB) {
 	Program(t, "fusermount3", "fuse3")
 }
 
+// FreeAddr is a loopback host:port (127.0.0.1) free at the time of the
+// call, for a server to listen on.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	return closedPort(t, "127.0.0.1")
+}
+
 // ClosedAddr is a loopback host:port where nothing listens, on 127.0.0.3:
 // loopback test servers listen on 127.0.0.1, where the kernel may hand a
 // port just closed to the next one started, while an agent may remember
 // what it found at the closed one.
 func ClosedAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.3:0")
+	return closedPort(t, "127.0.0.3")
+}
+
+// closedPort is host with a port the kernel handed out and that is closed
+// again.
+func closedPort(t testing.TB, host string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		t.Fatal(err)
 	}
